@@ -1,0 +1,143 @@
+//! Footprint figures: stripped binary size, time from exec to the first 200
+//! on `/healthz`, and idle RSS. Run with `cargo bench --bench footprint`
+//! (`-- --quick` for a smoke run). Prints a table and writes
+//! `target/bench/footprint.json`.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const AUTHD: &str = env!("CARGO_BIN_EXE_authd");
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runs = if quick { 2 } else { 15 };
+
+    let binary_bytes = std::fs::metadata(AUTHD).expect("binary").len();
+    let musl = Path::new("target/x86_64-unknown-linux-musl/release/authd");
+    let musl_bytes = std::fs::metadata(musl).map(|m| m.len()).ok();
+
+    let mut first_start = Vec::new();
+    let mut warm_start = Vec::new();
+    let mut idle_rss_kib = Vec::new();
+    for run in 0..runs {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = 21000 + (std::process::id() % 1000) as u16 * 10 + run as u16 % 10;
+        let (elapsed, rss) = start_and_measure(dir.path(), port, !quick);
+        first_start.push(elapsed);
+        let (elapsed, rss_warm) = start_and_measure(dir.path(), port, !quick);
+        warm_start.push(elapsed);
+        idle_rss_kib.push(rss.max(rss_warm));
+    }
+
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+        values[values.len() / 2]
+    };
+    let first_ms = median(&mut first_start);
+    let warm_ms = median(&mut warm_start);
+    let mut rss: Vec<f64> = idle_rss_kib.iter().map(|&k| k as f64 / 1024.0).collect();
+    let rss_mib = median(&mut rss);
+
+    println!("{:<44} {:>12} {:>12}", "figure", "value", "limit");
+    println!(
+        "{:<44} {:>10.2}MiB {:>12}",
+        "release binary (stripped, glibc)",
+        binary_bytes as f64 / 1048576.0,
+        "20 MiB"
+    );
+    if let Some(bytes) = musl_bytes {
+        println!(
+            "{:<44} {:>10.2}MiB {:>12}",
+            "release binary (static musl)",
+            bytes as f64 / 1048576.0,
+            "20 MiB"
+        );
+    }
+    println!(
+        "{:<44} {:>10.1}ms {:>12}",
+        "exec → first 200 /healthz (first start)", first_ms, "100 ms"
+    );
+    println!(
+        "{:<44} {:>10.1}ms {:>12}",
+        "exec → first 200 /healthz (existing data)", warm_ms, "100 ms"
+    );
+    println!(
+        "{:<44} {:>10.2}MiB {:>12}",
+        "idle RSS after start (VmRSS)", rss_mib, "20 MiB"
+    );
+
+    let json = serde_json::json!({
+        "binary_bytes": binary_bytes,
+        "musl_binary_bytes": musl_bytes,
+        "startup_first_ms_median": first_ms,
+        "startup_warm_ms_median": warm_ms,
+        "idle_rss_mib_median": rss_mib,
+        "runs": runs,
+    });
+    std::fs::create_dir_all("target/bench").expect("mkdir");
+    std::fs::write(
+        "target/bench/footprint.json",
+        serde_json::to_vec_pretty(&json).expect("json"),
+    )
+    .expect("write");
+}
+
+/// Starts authd on `data` and returns (ms until the first 200, idle RSS KiB).
+fn start_and_measure(data: &Path, port: u16, settle: bool) -> (f64, u64) {
+    let started = Instant::now();
+    let mut child = Command::new(AUTHD)
+        .env("AUTHD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("AUTHD_STORAGE__DATA_DIR", data.join("data"))
+        .env("AUTHD_LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn authd");
+    let elapsed = loop {
+        if healthz_ok(port) {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "authd did not start"
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    };
+    if settle {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let rss = vm_rss_kib(child.id());
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    child.wait().expect("wait");
+    (elapsed.as_secs_f64() * 1000.0, rss)
+}
+
+fn healthz_ok(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.1 200")
+}
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds the x86_64 musl release binary and proves it is static, small, and
+# starts and answers /healthz. Used by `just release` and `.ci/run`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=x86_64-unknown-linux-musl
+rustup target add "$target" >/dev/null 2>&1 || true
+cargo build --release --locked --target "$target"
+binary="target/$target/release/authd"
+
+description=$(file -b "$binary")
+echo "file: $description"
+case "$description" in
+  *"statically linked"*|*"static-pie linked"*) ;;
+  *) echo "not a static binary" >&2; exit 1 ;;
+esac
+if ldd "$binary" >/dev/null 2>&1; then
+  echo "ldd found dynamic dependencies:" >&2; ldd "$binary" >&2; exit 1
+fi
+echo "size: $(stat -c %s "$binary") bytes"
+
+work=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+port=$(( 20000 + RANDOM % 20000 ))
+AUTHD_SERVER__LISTEN="127.0.0.1:$port" AUTHD_STORAGE__DATA_DIR="$work/data" \
+  "$binary" --config config.toml.example >"$work/log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+  if body=$(curl -fsS "http://127.0.0.1:$port/healthz" 2>/dev/null); then
+    echo "healthz: $body"
+    [ "$body" = '{"status":"ok"}' ] || { echo "unexpected body" >&2; exit 1; }
+    kill -TERM "$pid"; wait "$pid"
+    echo "static binary OK"
+    exit 0
+  fi
+  sleep 0.1
+done
+echo "static binary did not answer /healthz:" >&2; cat "$work/log" >&2; exit 1

@@ -1,0 +1,241 @@
+//! Building the server from a config and running it until a shutdown signal:
+//! data dir, database, admin token, background tasks, listener.
+
+use std::fs;
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::admin_token::{self, AdminTokenVerifier, TokenSource};
+use crate::clock;
+use crate::config::Config;
+use crate::http::{self, AppState, Shared};
+use crate::store::Store;
+
+/// How often the server looks at the admin token file for a rotation.
+const TOKEN_FILE_POLL: Duration = Duration::from_millis(250);
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    config: Arc<Config>,
+}
+
+impl Application {
+    /// Prepares everything that can fail before the first request: a second
+    /// instance on the same data dir fails here, before binding the port.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let config = Arc::new(config);
+        ensure_data_dir(&config.storage.data_dir)?;
+
+        let database_path = config.database_path();
+        let cache_bytes = config.storage.cache_mib.saturating_mul(1024 * 1024);
+        let (store, report) = Store::open(&database_path, cache_bytes, clock::now())?;
+        tracing::info!(
+            path = %database_path.display(),
+            created = report.created,
+            schema_version = report.schema_version,
+            migrated_from = report.migrated_from,
+            "database open"
+        );
+
+        let admin_token = load_admin_token(&config)?;
+
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| {
+                format!("cannot listen on {} (server.listen)", config.server.listen)
+            })?;
+
+        let state = AppState::new(Shared {
+            config: config.clone(),
+            store: Arc::new(store),
+            admin_token: Arc::new(admin_token),
+            started_at: Instant::now(),
+        });
+        Ok(Application {
+            listener,
+            state,
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish
+    /// (for at most `server.shutdown_grace`) and closes the database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let address = self.local_addr()?;
+        let (stop_sender, stop_receiver) = watch::channel(false);
+        let watcher = tokio::spawn(watch_admin_token(
+            self.state.admin_token.clone(),
+            stop_receiver.clone(),
+        ));
+
+        let router = http::router(self.state.clone());
+        let mut server_stop = stop_receiver.clone();
+        let server = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|stopped| *stopped).await;
+        });
+        let mut server = tokio::spawn(server.into_future());
+        tracing::info!(%address, public_url = %self.config.server.public_url, "authd listening");
+
+        tokio::select! {
+            result = &mut server => {
+                result.context("server task failed")?.context("server failed")?;
+            }
+            () = shutdown => {
+                tracing::info!("shutdown requested; finishing in-flight requests");
+                let _ = stop_sender.send(true);
+                let grace = self.config.server.shutdown_grace.as_std();
+                match tokio::time::timeout(grace, &mut server).await {
+                    Ok(result) => result.context("server task failed")?.context("server failed")?,
+                    Err(_) => {
+                        tracing::warn!(grace = %self.config.server.shutdown_grace, "requests still running after the grace period; closing anyway");
+                        server.abort();
+                    }
+                }
+            }
+        }
+        let _ = stop_sender.send(true);
+        let _ = watcher.await;
+        drop(self.state);
+        tracing::info!("database closed; bye");
+        Ok(())
+    }
+}
+
+/// The data dir holds the database and secrets: owner-only.
+pub fn ensure_data_dir(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        let metadata = fs::metadata(path)
+            .with_context(|| format!("storage.data_dir: cannot read {}", path.display()))?;
+        anyhow::ensure!(
+            metadata.is_dir(),
+            "storage.data_dir: {} is not a directory",
+            path.display()
+        );
+        if metadata.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "data dir was accessible to others; setting mode 0700");
+            fs::set_permissions(path, fs::Permissions::from_mode(0o700)).with_context(|| {
+                format!("storage.data_dir: cannot chmod 700 {}", path.display())
+            })?;
+        }
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("storage.data_dir: cannot create {}", path.display()))?;
+    tracing::info!(path = %path.display(), "created data dir");
+    Ok(())
+}
+
+/// Checks, without creating anything, that the server could use `path` as
+/// its data dir: for `check-config`.
+pub fn probe_data_dir(path: &Path) -> anyhow::Result<()> {
+    let mut existing = path;
+    while !existing.exists() {
+        existing = match existing.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+    }
+    anyhow::ensure!(
+        existing.is_dir(),
+        "storage.data_dir: {} cannot be created: {} is not a directory",
+        path.display(),
+        existing.display()
+    );
+    tempfile::tempfile_in(existing).with_context(|| {
+        format!(
+            "storage.data_dir: {} is not writable (checked {})",
+            path.display(),
+            existing.display()
+        )
+    })?;
+    Ok(())
+}
+
+fn load_admin_token(config: &Config) -> anyhow::Result<AdminTokenVerifier> {
+    let path = config.admin_token_path();
+    if std::env::var_os(admin_token::ENV_TOKEN).is_none() {
+        let created = admin_token::ensure_file(&path)?;
+        tracing::info!(
+            path = %path.display(),
+            created,
+            "admin token file (show it with 'authd token show')"
+        );
+    }
+    let (token, source) = admin_token::current(&path, "authd serve")?;
+    if source == TokenSource::Environment {
+        tracing::info!("admin token taken from AUTHD_TOKEN; the token file is not watched");
+    }
+    Ok(AdminTokenVerifier::new(&token, source))
+}
+
+/// Picks up `authd token rotate` while running.
+async fn watch_admin_token(verifier: Arc<AdminTokenVerifier>, mut stop: watch::Receiver<bool>) {
+    if !matches!(verifier.source(), TokenSource::File(_)) {
+        return;
+    }
+    let mut last_error: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => return,
+            () = tokio::time::sleep(TOKEN_FILE_POLL) => {}
+        }
+        let verifier = verifier.clone();
+        match tokio::task::spawn_blocking(move || verifier.reload()).await {
+            Ok(Ok(true)) => {
+                last_error = None;
+                tracing::info!("admin token file changed; the new token is now in effect");
+            }
+            Ok(Ok(false)) => last_error = None,
+            Ok(Err(error)) => {
+                let message = error.to_string();
+                if last_error.as_deref() != Some(message.as_str()) {
+                    tracing::warn!(error = %message, "cannot reload the admin token file; keeping the current token");
+                }
+                last_error = Some(message);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,555 @@
+//! The configuration: defaults ← `config.toml` ← `AUTHD_*` environment, loaded
+//! and validated once, then passed down in typed sections.
+//!
+//! Unknown keys are an error (every section is `deny_unknown_fields`), durations
+//! are written the way people say them (`"15m"`, `"7d"`), and an error always
+//! names the offending key so the operator knows what to fix.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Environment variables that are not config keys (they are read by the CLI).
+pub const ENV_CONFIG_PATH: &str = "AUTHD_CONFIG";
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub admin: AdminConfig,
+    pub tokens: TokensConfig,
+    pub sessions: SessionsConfig,
+    pub passwords: PasswordsConfig,
+    pub limits: LimitsConfig,
+    pub pat: PatConfig,
+    pub audit: AuditConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub request_timeout: HumanDuration,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: HumanDuration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub cache_mib: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// `None` means `<data_dir>/admin.token`; see [`Config::admin_token_path`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigningAlgorithm {
+    RS256,
+    EdDSA,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    pub access_ttl: HumanDuration,
+    pub refresh_ttl: HumanDuration,
+    pub id_ttl: HumanDuration,
+    pub signing_alg: SigningAlgorithm,
+    pub audience: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    pub ttl: HumanDuration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordsConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// `None` means one hash at a time per CPU core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_concurrency: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub login_per_ip_per_min: u32,
+    pub login_per_account_per_min: u32,
+    pub lockout_threshold: u32,
+    pub lockout_duration: HumanDuration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PatConfig {
+    pub prefix: String,
+    pub max_ttl_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    pub retention: HumanDuration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter directive: `info`, or `authd=debug,tower_http=info`.
+    pub level: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            public_url: "http://127.0.0.1:9090".to_owned(),
+            trusted_proxies: Vec::new(),
+            request_timeout: HumanDuration::from_secs(30),
+            max_body_bytes: 64 * 1024,
+            shutdown_grace: HumanDuration::from_secs(10),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            cache_mib: 32,
+        }
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            access_ttl: HumanDuration::from_secs(3600),
+            refresh_ttl: HumanDuration::from_secs(7 * 86400),
+            id_ttl: HumanDuration::from_secs(3600),
+            signing_alg: SigningAlgorithm::RS256,
+            audience: "authd".to_owned(),
+        }
+    }
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            ttl: HumanDuration::from_secs(30 * 86400),
+        }
+    }
+}
+
+impl Default for PasswordsConfig {
+    fn default() -> Self {
+        Self {
+            memory_kib: 65536,
+            iterations: 3,
+            parallelism: 4,
+            hash_concurrency: None,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            login_per_ip_per_min: 10,
+            login_per_account_per_min: 5,
+            lockout_threshold: 10,
+            lockout_duration: HumanDuration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl Default for PatConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "pat_authd_".to_owned(),
+            max_ttl_days: 180,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention: HumanDuration::from_secs(90 * 86400),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// A configuration problem, always naming the key (or file) to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path} not found")]
+    FileNotFound { path: PathBuf },
+    #[error("{0}")]
+    Parse(String),
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Where the config came from, for messages and `check-config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    File(PathBuf),
+    Defaults,
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigSource::File(path) => write!(f, "{}", path.display()),
+            ConfigSource::Defaults => f.write_str("built-in defaults"),
+        }
+    }
+}
+
+/// Picks the config file the way SPEC §1 says: `--config`, else
+/// `AUTHD_CONFIG`, else `./config.toml` if it exists, else the defaults.
+pub fn resolve_source(explicit: Option<&Path>) -> Result<ConfigSource, ConfigError> {
+    let named = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(ENV_CONFIG_PATH).map(PathBuf::from));
+    match named {
+        Some(path) if path.is_file() => Ok(ConfigSource::File(path)),
+        Some(path) => Err(ConfigError::FileNotFound { path }),
+        None => {
+            let local = PathBuf::from("config.toml");
+            Ok(if local.is_file() {
+                ConfigSource::File(local)
+            } else {
+                ConfigSource::Defaults
+            })
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults ← file ← `AUTHD_*` environment and validates the result.
+    pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let ConfigSource::File(path) = source {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // Only nested names are config keys; `AUTHD_TOKEN` and `AUTHD_CONFIG`
+        // belong to the CLI and must not trip `deny_unknown_fields`.
+        let env = Env::prefixed("AUTHD_")
+            .filter(|key| key.as_str().contains("__"))
+            .split("__");
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|error| ConfigError::Parse(describe_figment_error(error)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        let url = &self.server.public_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return invalid("server.public_url", "must start with http:// or https://");
+        }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return invalid("storage.data_dir", "must not be empty");
+        }
+        if self.server.max_body_bytes < 1024 {
+            return invalid("server.max_body_bytes", "must be at least 1024");
+        }
+        for (key, duration) in [
+            ("tokens.access_ttl", self.tokens.access_ttl),
+            ("tokens.refresh_ttl", self.tokens.refresh_ttl),
+            ("tokens.id_ttl", self.tokens.id_ttl),
+            ("sessions.ttl", self.sessions.ttl),
+            ("server.request_timeout", self.server.request_timeout),
+            ("audit.retention", self.audit.retention),
+        ] {
+            if duration.as_std().is_zero() {
+                return invalid(key, "must be longer than zero");
+            }
+        }
+        if self.passwords.memory_kib < 8 * self.passwords.parallelism.max(1) {
+            return invalid("passwords.memory_kib", "must be at least 8 × parallelism");
+        }
+        if self.passwords.iterations == 0 {
+            return invalid("passwords.iterations", "must be at least 1");
+        }
+        if self.passwords.parallelism == 0 {
+            return invalid("passwords.parallelism", "must be at least 1");
+        }
+        if self.passwords.hash_concurrency == Some(0) {
+            return invalid("passwords.hash_concurrency", "must be at least 1");
+        }
+        if self.pat.prefix.is_empty()
+            || !self
+                .pat
+                .prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return invalid(
+                "pat.prefix",
+                "must be non-empty ASCII letters, digits or '_'",
+            );
+        }
+        if self.pat.max_ttl_days == 0 {
+            return invalid("pat.max_ttl_days", "must be at least 1");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return invalid(
+                "log.level",
+                "is not a valid filter (try \"info\" or \"authd=debug\")",
+            );
+        }
+        Ok(())
+    }
+
+    /// The admin token file: `admin.token_file`, else `<data_dir>/admin.token`.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.admin
+            .token_file
+            .clone()
+            .unwrap_or_else(|| self.storage.data_dir.join("admin.token"))
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.storage.data_dir.join("authd.redb")
+    }
+
+    /// The number of password hashes allowed to run at once.
+    pub fn hash_concurrency(&self) -> usize {
+        self.passwords.hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(1)
+        })
+    }
+
+    /// The effective configuration as TOML, with derived defaults filled in
+    /// and any secret replaced by `[redacted]`.
+    pub fn to_effective_toml(&self) -> String {
+        let mut effective = self.clone();
+        effective.admin.token_file = Some(self.admin_token_path());
+        effective.passwords.hash_concurrency = Some(self.hash_concurrency());
+        toml_string(&effective)
+    }
+}
+
+fn toml_string(config: &Config) -> String {
+    match serde_json::to_value(config) {
+        Ok(value) => {
+            let mut out = String::new();
+            render_toml_tables(&value, &mut out);
+            out
+        }
+        Err(error) => format!("# could not render the config: {error}\n"),
+    }
+}
+
+/// Renders the two-level `section.key` shape of [`Config`] as TOML without
+/// pulling in a TOML serializer.
+fn render_toml_tables(value: &serde_json::Value, out: &mut String) {
+    let Some(sections) = value.as_object() else {
+        return;
+    };
+    for (section, body) in sections {
+        out.push_str(&format!("[{section}]\n"));
+        if let Some(keys) = body.as_object() {
+            for (key, value) in keys {
+                out.push_str(&format!("{key} = {value}\n"));
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// figment reports the key path with its own profile prefix; strip it so the
+/// message names the key exactly as it is written in `config.toml`.
+fn describe_figment_error(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| e.to_string().replace("\"default.", "\""))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A `std::time::Duration` written the way people say it: `"90s"`, `"15m"`,
+/// `"1h"`, `"7d"`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(std::time::Duration);
+
+impl HumanDuration {
+    pub const fn from_secs(seconds: u64) -> Self {
+        Self(std::time::Duration::from_secs(seconds))
+    }
+
+    pub fn as_std(self) -> std::time::Duration {
+        self.0
+    }
+
+    pub fn as_secs(self) -> u64 {
+        self.0.as_secs()
+    }
+}
+
+impl fmt::Debug for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    /// The largest unit that expresses the value exactly: `90d`, `15m`, `1500ms`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = self.0.as_millis();
+        if millis % 1000 != 0 {
+            return write!(f, "{millis}ms");
+        }
+        let seconds = millis / 1000;
+        match seconds {
+            0 => f.write_str("0s"),
+            s if s % 86400 == 0 => write!(f, "{}d", s / 86400),
+            s if s % 3600 == 0 => write!(f, "{}h", s / 3600),
+            s if s % 60 == 0 => write!(f, "{}m", s / 60),
+            s => write!(f, "{s}s"),
+        }
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(text.trim())
+            .map(HumanDuration)
+            .map_err(|_| {
+                serde::de::Error::invalid_value(
+                    serde::de::Unexpected::Str(&text),
+                    &"a duration such as \"90s\", \"15m\", \"1h\" or \"7d\"",
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_toml(text: &str) -> Result<Config, ConfigError> {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        file.write_all(text.as_bytes()).expect("write");
+        Config::load(&ConfigSource::File(file.path().to_path_buf()))
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let config = Config::default();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(config.tokens.access_ttl.as_secs(), 3600);
+        assert_eq!(config.tokens.refresh_ttl.as_secs(), 7 * 86400);
+        assert_eq!(config.sessions.ttl.as_secs(), 30 * 86400);
+        assert_eq!(config.passwords.memory_kib, 65536);
+        assert_eq!(config.limits.lockout_duration.as_secs(), 900);
+        assert_eq!(config.pat.prefix, "pat_authd_");
+        assert_eq!(config.audit.retention.as_secs(), 90 * 86400);
+        assert_eq!(
+            config.admin_token_path(),
+            PathBuf::from("./data/admin.token")
+        );
+    }
+
+    #[test]
+    fn humane_durations_parse() {
+        let config = load_toml("[tokens]\naccess_ttl = \"15m\"\nrefresh_ttl = \"7d\"\n")
+            .expect("valid config");
+        assert_eq!(config.tokens.access_ttl.as_secs(), 900);
+        assert_eq!(config.tokens.refresh_ttl.as_secs(), 7 * 86400);
+    }
+
+    #[test]
+    fn a_bad_duration_names_its_key() {
+        let error = load_toml("[tokens]\naccess_ttl = \"soon\"\n").expect_err("must fail");
+        let message = error.to_string();
+        assert!(message.contains("tokens.access_ttl"), "{message}");
+        assert!(message.contains("soon"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_key_names_itself() {
+        let error = load_toml("[server]\nlisten_port = 1\n").expect_err("must fail");
+        let message = error.to_string();
+        assert!(message.contains("listen_port"), "{message}");
+        let error = load_toml("[nonsense]\nx = 1\n").expect_err("must fail");
+        assert!(error.to_string().contains("nonsense"), "{error}");
+    }
+
+    #[test]
+    fn a_zero_ttl_is_rejected_by_key() {
+        let error = load_toml("[sessions]\nttl = \"0s\"\n").expect_err("must fail");
+        assert!(error.to_string().starts_with("sessions.ttl:"), "{error}");
+    }
+
+    #[test]
+    fn effective_toml_fills_derived_values() {
+        let text = Config::default().to_effective_toml();
+        assert!(text.contains("[server]"));
+        assert!(
+            text.contains("token_file = \"./data/admin.token\""),
+            "{text}"
+        );
+        assert!(text.contains("hash_concurrency = "), "{text}");
+        assert!(text.contains("access_ttl = \"1h\""), "{text}");
+        assert!(text.contains("retention = \"90d\""), "{text}");
+    }
+}

@@ -1,0 +1,19 @@
+//! Pure cryptographic building blocks: randomness, digests and constant-time
+//! comparison. Nothing here knows about HTTP or storage.
+
+pub mod random;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// SHA-256 of a secret, the only form in which token secrets are kept.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Compares two secrets in time independent of where they differ and of their
+/// lengths: both sides are digested first, so only equal-length digests are
+/// compared.
+pub fn secrets_equal(presented: &[u8], expected_digest: &[u8; 32]) -> bool {
+    sha256(presented).ct_eq(expected_digest).into()
+}

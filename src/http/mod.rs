@@ -1,0 +1,82 @@
+//! The only module that knows axum exists: the router with every route and
+//! layer on one screen, the extractors, and the error rendering.
+
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use error::ApiError;
+pub use state::{AppState, Shared};
+
+pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    let operator = Router::new().route("/status", get(routes::status::status));
+
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .nest("/v1", operator)
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(axum::middleware::from_fn(error::render_error_bodies))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    HeaderName::from_static("referrer-policy"),
+                    HeaderValue::from_static("no-referrer"),
+                ))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    config
+                        .server
+                        .request_timeout
+                        .as_std()
+                        .max(Duration::from_millis(100)),
+                ))
+                // Every body is read through an extractor, which enforces this.
+                .layer(DefaultBodyLimit::max(config.server.max_body_bytes)),
+        )
+}
+
+/// The span every request's log lines carry. The path only: query strings can
+/// hold credentials (`/v1/events/stream?token=`), and headers are never logged.
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+    )
+}

@@ -1,0 +1,37 @@
+//! The cheap-to-clone handle every handler receives.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::admin_token::AdminTokenVerifier;
+use crate::config::Config;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    /// The configuration the server was started with.
+    pub config: Arc<Config>,
+    /// The database; blocking, so call it through `spawn_blocking`.
+    pub store: Arc<Store>,
+    /// Checks operator bearer tokens; follows `authd token rotate`.
+    pub admin_token: Arc<AdminTokenVerifier>,
+    /// For `/v1/status` uptime.
+    pub started_at: Instant,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

@@ -1,0 +1,26 @@
+//! authd: a complete identity server in one binary, with all state in one
+//! redb file.
+//!
+//! # Layout, in reading order
+//!
+//! - [`config`]: defaults ← `config.toml` ← `AUTHD_*` env, validated once.
+//! - [`cli`]: `authd token …`, `check-config`, and the dispatch to `serve`.
+//! - [`app`]: builds the state, binds the listener, runs until shutdown.
+//! - [`http`]: the only module that knows axum; router, extractors, errors.
+//! - [`store`]: the only module that knows redb; every table and migration.
+//! - [`admin_token`]: the operator's bearer token file and its verifier.
+//! - [`crypto`]: randomness, digests, constant-time comparison.
+//! - [`clock`]: the one place that reads the wall clock.
+//! - [`telemetry`]: log output.
+//!
+//! Dependencies point one way: `cli → app → http → {store, crypto} → clock`.
+
+pub mod admin_token;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod http;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,76 @@
+//! The schema version of the database file and the steps that bring an older
+//! file up to date. Each step runs in the same write transaction as the
+//! version bump, so a crash mid-migration leaves the file at the old version.
+
+use redb::{Database, ReadableDatabase, WriteTransaction};
+
+use super::error::{StoreError, StoreResult};
+use super::tables::{read_json, write_json, META};
+use crate::clock::UnixSeconds;
+
+pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
+pub(crate) const CREATED_AT_KEY: &str = "created_at";
+pub(crate) const INSTANCE_ID_KEY: &str = "instance_id";
+
+type Migration = fn(&WriteTransaction, UnixSeconds) -> StoreResult<()>;
+
+/// `MIGRATIONS[n]` takes a file from version `n` to version `n + 1`.
+const MIGRATIONS: &[Migration] = &[to_v1_record_instance];
+
+pub const CURRENT_SCHEMA_VERSION: u64 = MIGRATIONS.len() as u64;
+
+/// v0 is a file without a version: either brand new or written before
+/// versioning. v1 records when and as which instance the file was created.
+fn to_v1_record_instance(txn: &WriteTransaction, now: UnixSeconds) -> StoreResult<()> {
+    let mut meta = txn.open_table(META)?;
+    if read_json::<UnixSeconds>(&meta, CREATED_AT_KEY)?.is_none() {
+        write_json(&mut meta, CREATED_AT_KEY, &now)?;
+    }
+    if read_json::<String>(&meta, INSTANCE_ID_KEY)?.is_none() {
+        write_json(
+            &mut meta,
+            INSTANCE_ID_KEY,
+            &uuid::Uuid::new_v4().to_string(),
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn read_version(db: &Database) -> StoreResult<u64> {
+    let txn = db.begin_read()?;
+    match txn.open_table(META) {
+        Ok(meta) => Ok(read_json::<u64>(&meta, SCHEMA_VERSION_KEY)?.unwrap_or(0)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Runs every step the file has not seen yet. Returns the versions migrated
+/// from and to.
+pub(crate) fn migrate(
+    db: &Database,
+    path: &std::path::Path,
+    now: UnixSeconds,
+) -> StoreResult<(u64, u64)> {
+    let found = read_version(db)?;
+    if found > CURRENT_SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: CURRENT_SCHEMA_VERSION,
+        });
+    }
+    for version in found..CURRENT_SCHEMA_VERSION {
+        let txn = db.begin_write()?;
+        let index = usize::try_from(version).unwrap_or(usize::MAX);
+        if let Some(step) = MIGRATIONS.get(index) {
+            step(&txn, now)?;
+        }
+        {
+            let mut meta = txn.open_table(META)?;
+            write_json(&mut meta, SCHEMA_VERSION_KEY, &(version + 1))?;
+        }
+        txn.commit()?;
+    }
+    Ok((found, CURRENT_SCHEMA_VERSION))
+}

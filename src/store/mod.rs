@@ -1,0 +1,257 @@
+//! The only module that knows redb exists. It owns the database file, every
+//! table in it, the schema version and its migrations.
+//!
+//! The store has no rules about content: it persists and finds records, and
+//! leaves deciding what is allowed to the service layer. Every write commits
+//! with `Durability::Immediate` (redb's default), so once a method returns
+//! `Ok` the change survives a `kill -9` or a power cut.
+//!
+//! All methods are blocking. Async callers run them with
+//! `tokio::task::spawn_blocking` and never hold a transaction across `.await`.
+
+mod error;
+mod migrations;
+mod tables;
+
+use std::fs;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+pub use error::{StoreError, StoreResult};
+pub use migrations::CURRENT_SCHEMA_VERSION;
+
+use crate::clock::UnixSeconds;
+use tables::{read_json, ALL_TABLES, META};
+
+#[derive(Debug)]
+pub struct Store {
+    database: Database,
+    path: PathBuf,
+}
+
+/// What opening found, for the start-up log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenReport {
+    pub created: bool,
+    pub migrated_from: u64,
+    pub schema_version: u64,
+}
+
+impl Store {
+    /// Opens (or creates, mode 0600) the database file and brings its schema
+    /// up to date. Fails at once with [`StoreError::Locked`] if another
+    /// process has it open.
+    pub fn open(
+        path: &Path,
+        cache_bytes: usize,
+        now: UnixSeconds,
+    ) -> StoreResult<(Store, OpenReport)> {
+        let open_failed = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let created = !path.exists();
+        // redb would create the file with the process umask; create it first
+        // so that it never exists, even for a moment, readable by others.
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(open_failed)?;
+        let mode = fs::metadata(path)
+            .map_err(open_failed)?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(open_failed)?;
+        }
+        let database = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|error| match error {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+                    path: path.to_path_buf(),
+                },
+                other => StoreError::Database(other.into()),
+            })?;
+        let (migrated_from, schema_version) = migrations::migrate(&database, path, now)?;
+        let store = Store {
+            database,
+            path: path.to_path_buf(),
+        };
+        Ok((
+            store,
+            OpenReport {
+                created,
+                migrated_from,
+                schema_version,
+            },
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn schema_version(&self) -> StoreResult<u64> {
+        migrations::read_version(&self.database)
+    }
+
+    /// Proves the file is readable: used by `/healthz`.
+    pub fn ping(&self) -> StoreResult<()> {
+        let txn = self.database.begin_read()?;
+        let meta = txn.open_table(META)?;
+        read_json::<u64>(&meta, migrations::SCHEMA_VERSION_KEY)?;
+        Ok(())
+    }
+
+    pub fn file_size_bytes(&self) -> u64 {
+        fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn instance_id(&self) -> StoreResult<Option<String>> {
+        let txn = self.database.begin_read()?;
+        let meta = txn.open_table(META)?;
+        read_json(&meta, migrations::INSTANCE_ID_KEY)
+    }
+
+    /// Writes a consistent copy of every table to a new database file at
+    /// `destination` (mode 0600). The copy is taken from one read snapshot,
+    /// so writes that land meanwhile are either wholly in it or wholly not.
+    pub fn backup_to(&self, destination: &Path) -> StoreResult<()> {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(destination)
+            .map_err(|source| StoreError::Open {
+                path: destination.to_path_buf(),
+                source,
+            })?;
+        let copy = Database::create(destination).map_err(|e| StoreError::Database(e.into()))?;
+        let snapshot = self.database.begin_read()?;
+        let txn = copy.begin_write()?;
+        for definition in ALL_TABLES {
+            let source = match snapshot.open_table(*definition) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => continue,
+                Err(other) => return Err(other.into()),
+            };
+            let mut target = txn.open_table(*definition)?;
+            for entry in source.iter()? {
+                let (key, value) = entry?;
+                target.insert(key.value(), value.value())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tables::write_json;
+    use super::*;
+
+    const CACHE: usize = 1 << 20;
+
+    #[test]
+    fn a_new_file_is_0600_and_at_the_current_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("authd.redb");
+        let (store, report) = Store::open(&path, CACHE, 1_700_000_000).expect("open");
+        assert!(report.created);
+        assert_eq!(report.migrated_from, 0);
+        assert_eq!(
+            store.schema_version().expect("version"),
+            CURRENT_SCHEMA_VERSION
+        );
+        assert!(store.instance_id().expect("read").is_some());
+        let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_file_from_an_older_schema_is_migrated_and_keeps_its_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("authd.redb");
+        // A v0 file: written before the schema was versioned, with a record
+        // that must survive the migration.
+        {
+            let db = Database::create(&path).expect("create");
+            let txn = db.begin_write().expect("txn");
+            {
+                let mut meta = txn.open_table(META).expect("table");
+                write_json(&mut meta, migrations::CREATED_AT_KEY, &1_600_000_000_i64)
+                    .expect("write");
+            }
+            txn.commit().expect("commit");
+        }
+        let (store, report) = Store::open(&path, CACHE, 1_700_000_000).expect("open");
+        assert!(!report.created);
+        assert_eq!(report.migrated_from, 0);
+        assert_eq!(report.schema_version, CURRENT_SCHEMA_VERSION);
+        let txn = store.database.begin_read().expect("read");
+        let meta = txn.open_table(META).expect("meta");
+        let created_at: Option<i64> = read_json(&meta, migrations::CREATED_AT_KEY).expect("read");
+        assert_eq!(created_at, Some(1_600_000_000), "old data is kept");
+        drop(meta);
+        drop(txn);
+        drop(store);
+        let (_, again) = Store::open(&path, CACHE, 1_700_000_001).expect("reopen");
+        assert_eq!(
+            again.migrated_from, CURRENT_SCHEMA_VERSION,
+            "migrations run once"
+        );
+    }
+
+    #[test]
+    fn a_file_from_a_newer_authd_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("authd.redb");
+        {
+            let db = Database::create(&path).expect("create");
+            let txn = db.begin_write().expect("txn");
+            {
+                let mut meta = txn.open_table(META).expect("table");
+                write_json(
+                    &mut meta,
+                    migrations::SCHEMA_VERSION_KEY,
+                    &(CURRENT_SCHEMA_VERSION + 5),
+                )
+                .expect("write");
+            }
+            txn.commit().expect("commit");
+        }
+        let error = Store::open(&path, CACHE, 0).expect_err("refused");
+        assert!(matches!(error, StoreError::SchemaTooNew { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_file_is_locked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("authd.redb");
+        let (_first, _) = Store::open(&path, CACHE, 0).expect("open");
+        let error = Store::open(&path, CACHE, 0).expect_err("locked");
+        assert!(matches!(error, StoreError::Locked { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_backup_is_an_openable_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open(&dir.path().join("authd.redb"), CACHE, 0).expect("open");
+        let copy_path = dir.path().join("copy.redb");
+        store.backup_to(&copy_path).expect("backup");
+        let (copy, report) = Store::open(&copy_path, CACHE, 0).expect("open copy");
+        assert_eq!(report.migrated_from, CURRENT_SCHEMA_VERSION);
+        assert_eq!(
+            copy.instance_id().expect("id"),
+            store.instance_id().expect("id")
+        );
+    }
+}

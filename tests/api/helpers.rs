@@ -1,0 +1,229 @@
+//! The one harness: [`TestServer::spawn`] starts the real binary with a temp
+//! data dir and `listen = 127.0.0.1:0`, learns the port from its log, and
+//! keeps every log line for assertions.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const AUTHD: &str = env!("CARGO_BIN_EXE_authd");
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub address: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    logs: Arc<Mutex<Vec<String>>>,
+    pub client: reqwest::Client,
+}
+
+/// Config every test server starts from; `extra` is appended, so it may add
+/// whole sections (but not repeat the ones below).
+fn base_config(data_dir: &Path, extra: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\ndata_dir = \"{}\"\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n{extra}\n",
+        data_dir.display()
+    )
+}
+
+impl TestServer {
+    pub async fn spawn() -> TestServer {
+        Self::spawn_with("").await
+    }
+
+    pub async fn spawn_with(extra_config: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(
+            &config_path,
+            base_config(&dir.path().join("data"), extra_config),
+        )
+        .expect("write config");
+        Self::start(dir, config_path, &[]).await
+    }
+
+    /// Starts the binary on an existing directory (to test restarts).
+    pub async fn start(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        env: &[(&str, &str)],
+    ) -> TestServer {
+        let mut command = Command::new(AUTHD);
+        command
+            .arg("--config")
+            .arg(&config_path)
+            .env_remove("AUTHD_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn authd");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (address_sender, address_receiver) = mpsc::channel();
+        for stream in [
+            Box::new(child.stderr.take().expect("stderr")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().expect("stdout")),
+        ] {
+            let logs = logs.clone();
+            let address_sender = address_sender.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(address) = listening_address(&line) {
+                        let _ = address_sender.send(address);
+                    }
+                    logs.lock().expect("logs").push(line);
+                }
+            });
+        }
+        let address = match address_receiver.recv_timeout(Duration::from_secs(30)) {
+            Ok(address) => address,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "authd did not start:\n{}",
+                    logs.lock().expect("logs").join("\n")
+                );
+            }
+        };
+        TestServer {
+            child: Some(child),
+            address,
+            dir,
+            config_path,
+            logs,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("admin.token"))
+            .expect("token file")
+            .trim()
+            .to_owned()
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    /// A request to the operator API with the admin token.
+    pub fn operator(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(self.admin_token())
+    }
+
+    /// `authd` with this server's config, for CLI tests.
+    pub fn cli(&self) -> Command {
+        let mut command = Command::new(AUTHD);
+        command
+            .arg("--config")
+            .arg(&self.config_path)
+            .env_remove("AUTHD_TOKEN")
+            .stdin(Stdio::null());
+        command
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("logs").join("\n")
+    }
+
+    /// SIGTERM, then wait (at most 20 s) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        wait_with_timeout(&mut child, Duration::from_secs(20))
+    }
+
+    /// Stops the server and hands back its directory for a restart.
+    pub fn stop(mut self) -> (tempfile::TempDir, PathBuf) {
+        let status = self.terminate();
+        assert!(status.success(), "clean exit: {status:?}\n{}", self.logs());
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        (dir, self.config_path.clone())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn wait_with_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn listening_address(line: &str) -> Option<SocketAddr> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = value.get("fields")?;
+    if fields.get("message")?.as_str()? != "authd listening" {
+        return None;
+    }
+    fields.get("address")?.as_str()?.parse().ok()
+}
+
+/// Runs a command to completion with `stdin` fed in, returning status, stdout
+/// and stderr as text.
+pub fn run(command: &mut Command, stdin: Option<&str>) -> (ExitStatus, String, String) {
+    use std::io::Write;
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if stdin.is_some() {
+        command.stdin(Stdio::piped());
+    }
+    let mut child = command.spawn().expect("spawn");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+    }
+    let output = child.wait_with_output().expect("output");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+pub fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}

@@ -1,0 +1,151 @@
+//! The operator API's authentication and the error bodies every client sees.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::TestServer;
+
+#[tokio::test]
+async fn healthz_is_public_and_ok() {
+    let server = TestServer::spawn().await;
+    let response = server.get("/healthz").send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.expect("body"), r#"{"status":"ok"}"#);
+}
+
+#[tokio::test]
+async fn status_without_a_header_is_401_missing() {
+    let server = TestServer::spawn().await;
+    let response = server.get("/v1/status").send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.text().await.expect("body"),
+        r#"{"error":"missing authorization header"}"#
+    );
+}
+
+#[tokio::test]
+async fn status_with_a_wrong_or_malformed_token_is_401_invalid() {
+    let server = TestServer::spawn().await;
+    let wrong = "0".repeat(64);
+    for header in [
+        format!("Bearer {wrong}"),
+        "Bearer".to_owned(),
+        "Basic dXNlcjpwYXNz".to_owned(),
+        format!("Bearer {}x", server.admin_token()),
+    ] {
+        let response = server
+            .get("/v1/status")
+            .header("Authorization", header.clone())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{header}");
+        assert_eq!(
+            response.text().await.expect("body"),
+            r#"{"error":"invalid authorization token"}"#,
+            "{header}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn status_with_the_token_reports_version_uptime_and_database() {
+    let server = TestServer::spawn().await;
+    let response = server
+        .operator(reqwest::Method::GET, "/v1/status")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(body["uptime_seconds"].is_u64());
+    let path = body["database"]["path"].as_str().expect("path");
+    assert!(path.ends_with("data/authd.redb"), "{path}");
+    assert!(body["database"]["size_bytes"].as_u64().expect("size") > 0);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors_in_their_family() {
+    let server = TestServer::spawn().await;
+    let response = server
+        .get("/v1/nothing-here")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        response.text().await.expect("body"),
+        r#"{"error":"not found"}"#
+    );
+
+    let response = server.get("/nothing-here").send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        response.text().await.expect("body"),
+        r#"{"error":"not_found","message":"not found"}"#
+    );
+
+    let response = server.post("/healthz").send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json",
+        "405 is JSON too"
+    );
+    assert_eq!(
+        response.text().await.expect("body"),
+        r#"{"error":"method not allowed"}"#
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_keeps_a_given_one() {
+    let server = TestServer::spawn().await;
+    let response = server.get("/healthz").send().await.expect("request");
+    let generated = response.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+
+    let response = server
+        .get("/v1/status")
+        .header("X-Request-Id", "trace-me-123")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.headers()["x-request-id"], "trace-me-123");
+    // The id is in the log line of that request.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(server.logs().contains("trace-me-123"));
+}
+
+#[tokio::test]
+async fn the_authorization_header_never_reaches_the_log() {
+    let server = TestServer::spawn().await;
+    let token = server.admin_token();
+    for header in [
+        format!("Bearer {token}"),
+        "Bearer not-the-token-xyz".to_owned(),
+    ] {
+        server
+            .get("/v1/status?token=query-secret-abc")
+            .header("Authorization", header)
+            .send()
+            .await
+            .expect("request");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let logs = server.logs();
+    assert!(logs.contains("/v1/status"), "requests are logged");
+    for secret in [
+        token.as_str(),
+        "not-the-token-xyz",
+        "query-secret-abc",
+        "Bearer",
+    ] {
+        assert!(!logs.contains(secret), "{secret} leaked into:\n{logs}");
+    }
+}
