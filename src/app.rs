@@ -17,6 +17,7 @@ use crate::admin_token::{self, AdminTokenVerifier, TokenSource};
 use crate::clock;
 use crate::config::Config;
 use crate::http::{self, AppState, Shared};
+use crate::service::Services;
 use crate::store::Store;
 
 /// How often the server looks at the admin token file for a rotation.
@@ -26,6 +27,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     config: Arc<Config>,
+    stop_sender: watch::Sender<bool>,
 }
 
 impl Application {
@@ -54,16 +56,22 @@ impl Application {
                 format!("cannot listen on {} (server.listen)", config.server.listen)
             })?;
 
+        let store = Arc::new(store);
+        let services = Arc::new(Services::build(config.clone(), store.clone()).await?);
+        let (stop_sender, stop_receiver) = watch::channel(false);
         let state = AppState::new(Shared {
             config: config.clone(),
-            store: Arc::new(store),
+            store,
             admin_token: Arc::new(admin_token),
             started_at: Instant::now(),
+            services,
+            shutdown: stop_receiver,
         });
         Ok(Application {
             listener,
             state,
             config,
+            stop_sender,
         })
     }
 
@@ -78,9 +86,14 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let address = self.local_addr()?;
-        let (stop_sender, stop_receiver) = watch::channel(false);
+        let stop_sender = self.stop_sender;
+        let stop_receiver = stop_sender.subscribe();
         let watcher = tokio::spawn(watch_admin_token(
             self.state.admin_token.clone(),
+            stop_receiver.clone(),
+        ));
+        let housekeeping = tokio::spawn(housekeeping(
+            self.state.services.clone(),
             stop_receiver.clone(),
         ));
 
@@ -115,6 +128,10 @@ impl Application {
         }
         let _ = stop_sender.send(true);
         let _ = watcher.await;
+        let _ = housekeeping.await;
+        if let Err(error) = self.state.services.flush_session_activity().await {
+            tracing::warn!(%error, "could not record the last session activity");
+        }
         drop(self.state);
         tracing::info!("database closed; bye");
         Ok(())
@@ -189,6 +206,37 @@ fn load_admin_token(config: &Config) -> anyhow::Result<AdminTokenVerifier> {
         tracing::info!("admin token taken from AUTHD_TOKEN; the token file is not watched");
     }
     Ok(AdminTokenVerifier::new(&token, source))
+}
+
+/// Periodic upkeep: session `last_active` (every minute), and sweeping ended
+/// sessions and audit records past retention (at start, then hourly).
+async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) {
+    let mut activity = tokio::time::interval(Duration::from_secs(
+        crate::service::sessions::ACTIVITY_FLUSH_SECONDS,
+    ));
+    let mut sweep = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = activity.tick() => {
+                if let Err(error) = services.flush_session_activity().await {
+                    tracing::warn!(%error, "could not record session activity");
+                }
+            }
+            _ = sweep.tick() => {
+                match services.sweep_sessions().await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "swept ended sessions"),
+                    Err(error) => tracing::warn!(%error, "session sweep failed"),
+                }
+                match services.prune_audit().await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "pruned audit events past retention"),
+                    Err(error) => tracing::warn!(%error, "audit pruning failed"),
+                }
+            }
+        }
+    }
 }
 
 /// Picks up `authd token rotate` while running.

@@ -7,20 +7,29 @@
 //! - [`cli`]: `authd token …`, `check-config`, and the dispatch to `serve`.
 //! - [`app`]: builds the state, binds the listener, runs until shutdown.
 //! - [`http`]: the only module that knows axum; router, extractors, errors.
+//! - [`service`]: use cases (register, login, sessions, accounts, orgs,
+//!   audit); no HTTP types.
+//! - [`domain`]: ids, emails, passwords, roles, orgs, users, sessions,
+//!   policies: parsed once, plain data.
+//! - [`audit`]: the closed set of audit event kinds and their records.
 //! - [`store`]: the only module that knows redb; every table and migration.
 //! - [`admin_token`]: the operator's bearer token file and its verifier.
 //! - [`crypto`]: randomness, digests, constant-time comparison.
 //! - [`clock`]: the one place that reads the wall clock.
 //! - [`telemetry`]: log output.
 //!
-//! Dependencies point one way: `cli → app → http → {store, crypto} → clock`.
+//! Dependencies point one way:
+//! `cli → app → http → service → {store, crypto, audit} → domain → clock`.
 
 pub mod admin_token;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod domain;
 pub mod http;
+pub mod service;
 pub mod store;
 pub mod telemetry;

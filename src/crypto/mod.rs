@@ -1,6 +1,9 @@
-//! Pure cryptographic building blocks: randomness, digests and constant-time
-//! comparison. Nothing here knows about HTTP or storage.
+//! Pure cryptographic building blocks: randomness, digests, constant-time
+//! comparison, argon2id password hashing and JWT signing. Nothing here knows
+//! about HTTP or storage.
 
+pub mod jwt;
+pub mod passwords;
 pub mod random;
 
 use sha2::{Digest, Sha256};

@@ -22,6 +22,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use crate::service::ServiceError;
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
@@ -219,6 +221,72 @@ impl ApiError {
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::InvalidFields(fields) => {
+                let names: Vec<&str> = fields.iter().map(|f| f.field).collect();
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("invalid fields: {}", names.join(", ")),
+                )
+                .with_detail("fields", serde_json::to_value(fields).unwrap_or_default())
+            }
+            ServiceError::InvalidPassword(violations) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_password",
+                "the password does not meet the password policy",
+            )
+            .with_detail(
+                "violations",
+                violations.iter().map(|v| v.code()).collect::<Vec<_>>(),
+            ),
+            ServiceError::EmailTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "an account with this email already exists in this org",
+            ),
+            ServiceError::RegistrationClosed => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "registration_closed",
+                "this org does not accept sign-ups",
+            ),
+            ServiceError::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "invalid email or password",
+            ),
+            ServiceError::RateLimited {
+                retry_after_seconds,
+            } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many attempts; retry in {retry_after_seconds} seconds"),
+            )
+            .with_retry_after(retry_after_seconds)
+            .with_detail("retry_after", retry_after_seconds),
+            ServiceError::InvalidToken => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the access token is invalid, expired or revoked",
+            ),
+            ServiceError::Forbidden => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", "forbidden")
+            }
+            ServiceError::NotFound(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} not found"),
+            ),
+            ServiceError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            ServiceError::Internal(cause) => ApiError::internal(cause),
+        }
     }
 }
 

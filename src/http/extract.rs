@@ -1,14 +1,19 @@
 //! Extractors that turn a raw request into typed, checked inputs: JSON bodies
-//! with our error shape, and the operator's bearer token.
+//! with our error shape, the client's address, and who is calling (the
+//! operator's token or a session's access token).
+
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::state::AppState;
+use crate::service::tokens::SessionPrincipal;
+use crate::service::{RequestContext, ServiceError};
 
 /// `Json<T>` whose rejections (wrong content type, malformed JSON, bad UTF-8,
 /// missing fields, too large) are rendered by [`ApiError`].
@@ -101,5 +106,100 @@ impl FromRequestParts<AppState> for Operator {
         } else {
             Err(ApiError::invalid_authorization())
         }
+    }
+}
+
+/// Who is asking: client IP (from the socket, or from `X-Forwarded-For` when
+/// the socket peer is a trusted proxy), user agent and request id.
+#[derive(Debug, Clone)]
+pub struct Client(pub RequestContext);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let ip = client_ip(peer, &parts.headers, &state.config.server.trusted_proxies);
+        let text = |name: header::HeaderName, limit: usize| {
+            parts
+                .headers
+                .get(name)
+                .map(|v| {
+                    String::from_utf8_lossy(v.as_bytes())
+                        .chars()
+                        .filter(|c| !c.is_control())
+                        .take(limit)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(Client(RequestContext {
+            ip,
+            user_agent: text(header::USER_AGENT, 512),
+            request_id: text(header::HeaderName::from_static("x-request-id"), 128),
+        }))
+    }
+}
+
+/// The client address: the socket peer, unless that peer is a trusted proxy,
+/// in which case the right-most `X-Forwarded-For` entry that is not itself a
+/// trusted proxy. Entries left of it could be forged by the client.
+pub fn client_ip(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|part| part.trim().parse().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(forwarded.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
+/// A request authenticated by a live session's access token.
+#[derive(Debug, Clone)]
+pub struct Account(pub SessionPrincipal);
+
+impl FromRequestParts<AppState> for Account {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts)
+            .map_err(|_| ApiError::from(ServiceError::InvalidToken))?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    "missing bearer token",
+                )
+            })?;
+        let principal = state
+            .services
+            .authenticate_access_token(token, crate::clock::now())
+            .await?;
+        Ok(Account(principal))
     }
 }

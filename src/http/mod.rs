@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::request_id::{
@@ -26,11 +26,53 @@ pub use state::{AppState, Shared};
 
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
-    let operator = Router::new().route("/status", get(routes::status::status));
+    use routes::{account, identity, operator};
+    let operator_api = Router::new()
+        .route("/status", get(routes::status::status))
+        .route(
+            "/users",
+            get(operator::list_users).post(operator::create_user),
+        )
+        .route(
+            "/users/{id}",
+            get(operator::get_user)
+                .patch(operator::update_user)
+                .delete(operator::delete_user),
+        )
+        .route("/users/{id}/unlock", post(operator::unlock_user))
+        .route("/users/{id}/memberships", post(operator::set_membership))
+        .route(
+            "/users/{id}/memberships/{org}",
+            delete(operator::remove_membership),
+        )
+        .route("/users/{id}/sessions", get(operator::user_sessions))
+        .route(
+            "/users/{id}/sessions/revoke",
+            post(operator::revoke_user_sessions),
+        )
+        .route("/orgs", get(operator::list_orgs).post(operator::create_org))
+        .route(
+            "/orgs/{org}",
+            get(operator::get_org)
+                .patch(operator::update_org)
+                .delete(operator::delete_org),
+        )
+        .route("/audit", get(operator::audit))
+        .route("/events/stream", get(operator::events_stream));
+    let account_api = Router::new()
+        .route("/", get(account::profile))
+        .route("/password", post(account::change_password))
+        .route("/sessions", get(account::sessions))
+        .route("/sessions/revoke-all", post(account::revoke_all))
+        .route("/sessions/{id}", delete(account::revoke_session));
 
     Router::new()
         .route("/healthz", get(routes::health::healthz))
-        .nest("/v1", operator)
+        .route("/register", post(identity::register))
+        .route("/login", post(identity::login))
+        .route("/.well-known/jwks.json", get(identity::jwks))
+        .nest("/api/account", account_api)
+        .nest("/v1", operator_api)
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)

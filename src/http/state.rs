@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::admin_token::AdminTokenVerifier;
 use crate::config::Config;
+use crate::service::Services;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -20,6 +21,10 @@ pub struct Shared {
     pub admin_token: Arc<AdminTokenVerifier>,
     /// For `/v1/status` uptime.
     pub started_at: Instant,
+    /// The use cases.
+    pub services: Arc<Services>,
+    /// Ends live streams (SSE) when the server shuts down.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {

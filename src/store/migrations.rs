@@ -5,8 +5,10 @@
 use redb::{Database, ReadableDatabase, WriteTransaction};
 
 use super::error::{StoreError, StoreResult};
-use super::tables::{read_json, write_json, META};
+use super::tables::{read_json, write_json, ALL_TABLES, META, ORGS, ORG_SLUGS};
 use crate::clock::UnixSeconds;
+use crate::domain::org::DEFAULT_ORG_SLUG;
+use crate::domain::{MfaPolicy, Org, OrgId, PasswordPolicy, RegistrationMode};
 
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
 pub(crate) const CREATED_AT_KEY: &str = "created_at";
@@ -15,7 +17,7 @@ pub(crate) const INSTANCE_ID_KEY: &str = "instance_id";
 type Migration = fn(&WriteTransaction, UnixSeconds) -> StoreResult<()>;
 
 /// `MIGRATIONS[n]` takes a file from version `n` to version `n + 1`.
-const MIGRATIONS: &[Migration] = &[to_v1_record_instance];
+const MIGRATIONS: &[Migration] = &[to_v1_record_instance, to_v2_accounts_and_default_org];
 
 pub const CURRENT_SCHEMA_VERSION: u64 = MIGRATIONS.len() as u64;
 
@@ -32,6 +34,30 @@ fn to_v1_record_instance(txn: &WriteTransaction, now: UnixSeconds) -> StoreResul
             INSTANCE_ID_KEY,
             &uuid::Uuid::new_v4().to_string(),
         )?;
+    }
+    Ok(())
+}
+
+/// v2 adds the account tables (orgs, users, sessions, tokens, keys, audit,
+/// approvals) and the `default` org that SPEC §3 says exists from the start.
+fn to_v2_accounts_and_default_org(txn: &WriteTransaction, now: UnixSeconds) -> StoreResult<()> {
+    for table in ALL_TABLES {
+        txn.open_table(*table)?;
+    }
+    let mut slugs = txn.open_table(ORG_SLUGS)?;
+    if read_json::<OrgId>(&slugs, DEFAULT_ORG_SLUG)?.is_none() {
+        let org = Org {
+            id: OrgId::random(),
+            slug: DEFAULT_ORG_SLUG.to_owned(),
+            name: "Default".to_owned(),
+            registration: RegistrationMode::Open,
+            mfa_policy: MfaPolicy::Optional,
+            password_policy: PasswordPolicy::default(),
+            max_sessions_per_user: None,
+            created_at: now,
+        };
+        write_json(&mut slugs, DEFAULT_ORG_SLUG, &org.id)?;
+        write_json(&mut txn.open_table(ORGS)?, org.id.as_str(), &org)?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 mod error;
 mod migrations;
 mod tables;
+mod txn;
 
 use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -21,14 +22,32 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use error::{StoreError, StoreResult};
 pub use migrations::CURRENT_SCHEMA_VERSION;
+pub use txn::{Approval, AuditQuery, Queries, ReadTxn, RefreshToken, StoredSigningKey, WriteTxn};
 
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::audit::AuditRecord;
 use crate::clock::UnixSeconds;
 use tables::{read_json, ALL_TABLES, META};
 
-#[derive(Debug)]
+/// How many audit records a slow live subscriber may fall behind before it
+/// misses some (it is told how many).
+const AUDIT_FEED_CAPACITY: usize = 1024;
+
 pub struct Store {
     database: Database,
     path: PathBuf,
+    audit_feed: broadcast::Sender<Arc<AuditRecord>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What opening found, for the start-up log.
@@ -83,6 +102,7 @@ impl Store {
         let store = Store {
             database,
             path: path.to_path_buf(),
+            audit_feed: broadcast::channel(AUDIT_FEED_CAPACITY).0,
         };
         Ok((
             store,
@@ -92,6 +112,42 @@ impl Store {
                 schema_version,
             },
         ))
+    }
+
+    /// Runs `work` in one write transaction and commits durably if it returns
+    /// `Ok`; on `Err` nothing it wrote is kept. Audit records it appended
+    /// are published to live subscribers after the commit.
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        work: impl FnOnce(&mut WriteTxn) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let txn = self.database.begin_write().map_err(StoreError::from)?;
+        let mut write = WriteTxn {
+            txn,
+            audit: Vec::new(),
+        };
+        let value = work(&mut write)?;
+        let WriteTxn { txn, audit } = write;
+        txn.commit().map_err(StoreError::from)?;
+        for record in audit {
+            // No subscribers is the normal case, not an error.
+            let _ = self.audit_feed.send(Arc::new(record));
+        }
+        Ok(value)
+    }
+
+    /// Runs `work` on a consistent snapshot.
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        work: impl FnOnce(&ReadTxn) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let txn = self.database.begin_read().map_err(StoreError::from)?;
+        work(&ReadTxn(txn))
+    }
+
+    /// Audit records as they are committed.
+    pub fn subscribe_audit(&self) -> broadcast::Receiver<Arc<AuditRecord>> {
+        self.audit_feed.subscribe()
     }
 
     pub fn path(&self) -> &Path {
@@ -208,6 +264,57 @@ mod tests {
             again.migrated_from, CURRENT_SCHEMA_VERSION,
             "migrations run once"
         );
+    }
+
+    #[test]
+    fn a_v1_file_gains_the_account_tables_and_the_default_org() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("authd.redb");
+        // A v1 file as the first release wrote it: only `meta`.
+        {
+            let db = Database::create(&path).expect("create");
+            let txn = db.begin_write().expect("txn");
+            {
+                let mut meta = txn.open_table(META).expect("table");
+                write_json(&mut meta, migrations::SCHEMA_VERSION_KEY, &1_u64).expect("write");
+                write_json(&mut meta, migrations::INSTANCE_ID_KEY, &"kept").expect("write");
+            }
+            txn.commit().expect("commit");
+        }
+        let (store, report) = Store::open(&path, CACHE, 1_700_000_000).expect("open");
+        assert_eq!(report.migrated_from, 1);
+        assert_eq!(store.instance_id().expect("id").as_deref(), Some("kept"));
+        let org = store
+            .read(|txn| txn.org_by_slug("default"))
+            .expect("read")
+            .expect("the default org exists");
+        assert_eq!(org.created_at, 1_700_000_000);
+        assert!(org.id.as_str().starts_with("org_"));
+    }
+
+    #[test]
+    fn a_failed_write_keeps_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open(&dir.path().join("authd.redb"), CACHE, 0).expect("open");
+        let default = store
+            .read(|txn| txn.org_by_slug("default"))
+            .expect("read")
+            .expect("org");
+        let result: Result<(), StoreError> = store.write(|txn| {
+            let mut renamed = default.clone();
+            renamed.name = "Changed".to_owned();
+            txn.put_org(&renamed)?;
+            Err(StoreError::Corrupt {
+                key: "x".into(),
+                message: "abort".into(),
+            })
+        });
+        assert!(result.is_err());
+        let after = store
+            .read(|txn| txn.org_by_slug("default"))
+            .expect("read")
+            .expect("org");
+        assert_eq!(after.name, "Default");
     }
 
     #[test]

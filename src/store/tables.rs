@@ -1,6 +1,10 @@
 //! Every redb table authd keeps, in one place, and the JSON codec for the
 //! records in them. Keys are strings; values are JSON documents so that a
 //! migration can read an older record shape with `#[serde(default)]`.
+//!
+//! Composite keys join their parts with `/`, which none of the parts (ids,
+//! normalised emails, ULIDs, hex digests) can contain, so a prefix scan over
+//! `"<first part>/"` finds exactly the rows of that first part.
 
 use redb::{ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -10,11 +14,56 @@ use super::error::{StoreError, StoreResult};
 
 pub(crate) type JsonTable = TableDefinition<'static, &'static str, &'static [u8]>;
 
-/// Schema version, instance id, creation time.
+/// Schema version, instance id, creation time, the active signing key id.
 pub(crate) const META: JsonTable = TableDefinition::new("meta");
+/// `org_id` → `Org`.
+pub(crate) const ORGS: JsonTable = TableDefinition::new("orgs");
+/// `slug` → `org_id`.
+pub(crate) const ORG_SLUGS: JsonTable = TableDefinition::new("org_slugs");
+/// `user_id` → `User` (with memberships and lockout state).
+pub(crate) const USERS: JsonTable = TableDefinition::new("users");
+/// `org_id/email` → `user_id`: an email is unique within an org.
+pub(crate) const USER_EMAILS: JsonTable = TableDefinition::new("user_emails");
+/// `org_id/user_id` → role: the members of an org, for listing.
+pub(crate) const ORG_MEMBERS: JsonTable = TableDefinition::new("org_members");
+/// `session_id` → `Session`.
+pub(crate) const SESSIONS: JsonTable = TableDefinition::new("sessions");
+/// `user_id/session_id` → expires_at.
+pub(crate) const USER_SESSIONS: JsonTable = TableDefinition::new("user_sessions");
+/// SHA-256 (hex) of a refresh token → `RefreshToken`. The token itself is never stored.
+pub(crate) const REFRESH_TOKENS: JsonTable = TableDefinition::new("refresh_tokens");
+/// `kid` → `StoredSigningKey`.
+pub(crate) const SIGNING_KEYS: JsonTable = TableDefinition::new("signing_keys");
+/// ULID → `AuditRecord`, append-only and time-ordered.
+pub(crate) const AUDIT: JsonTable = TableDefinition::new("audit");
+/// `user_id/ULID` → null: the audit events of one user.
+pub(crate) const AUDIT_BY_USER: JsonTable = TableDefinition::new("audit_by_user");
+/// `approval_id` → `Approval`.
+pub(crate) const APPROVALS: JsonTable = TableDefinition::new("approvals");
 
 /// Every table that exists at the current schema version, for backups.
-pub(crate) const ALL_TABLES: &[JsonTable] = &[META];
+pub(crate) const ALL_TABLES: &[JsonTable] = &[
+    META,
+    ORGS,
+    ORG_SLUGS,
+    USERS,
+    USER_EMAILS,
+    ORG_MEMBERS,
+    SESSIONS,
+    USER_SESSIONS,
+    REFRESH_TOKENS,
+    SIGNING_KEYS,
+    AUDIT,
+    AUDIT_BY_USER,
+    APPROVALS,
+];
+
+pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::Corrupt {
+        key: key.to_owned(),
+        message: error.to_string(),
+    })
+}
 
 pub(crate) fn read_json<T: DeserializeOwned>(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
@@ -22,12 +71,7 @@ pub(crate) fn read_json<T: DeserializeOwned>(
 ) -> StoreResult<Option<T>> {
     match table.get(key)? {
         None => Ok(None),
-        Some(guard) => serde_json::from_slice(guard.value())
-            .map(Some)
-            .map_err(|error| StoreError::Corrupt {
-                key: key.to_owned(),
-                message: error.to_string(),
-            }),
+        Some(guard) => decode(key, guard.value()).map(Some),
     }
 }
 
@@ -42,4 +86,34 @@ pub(crate) fn write_json<T: Serialize>(
     })?;
     table.insert(key, bytes.as_slice())?;
     Ok(())
+}
+
+/// Up to `limit` rows whose key starts with `prefix`, after `after` (a full
+/// key, exclusive) if given, in key order.
+pub(crate) fn scan_json<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> StoreResult<Vec<(String, T)>> {
+    let mut rows = Vec::new();
+    let start = match after {
+        Some(after) if after >= prefix => after,
+        _ => prefix,
+    };
+    for entry in table.range(start..)? {
+        let (key, value) = entry?;
+        let key = key.value();
+        if Some(key) == after {
+            continue;
+        }
+        if !key.starts_with(prefix) {
+            break;
+        }
+        rows.push((key.to_owned(), decode(key, value.value())?));
+        if rows.len() >= limit {
+            break;
+        }
+    }
+    Ok(rows)
 }

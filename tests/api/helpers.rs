@@ -23,16 +23,95 @@ pub struct TestServer {
 
 /// Config every test server starts from; `extra` is appended, so it may add
 /// whole sections (but not repeat the ones below).
+/// An `extra` with its own `[server]` section must set `listen` itself.
 fn base_config(data_dir: &Path, extra: &str) -> String {
+    let server = if extra.contains("[server]") {
+        ""
+    } else {
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n"
+    };
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\ndata_dir = \"{}\"\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n{extra}\n",
+        "{server}[storage]\ndata_dir = \"{}\"\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n{extra}\n",
         data_dir.display()
     )
 }
 
+/// Cheap argon2 parameters so that tests exercising many logins stay fast;
+/// the real defaults are covered by their own tests and the benchmarks.
+pub const FAST_HASHING: &str = "[passwords]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n";
+
+/// Limits high enough that tests which log in often never trip them.
+pub const RELAXED_LIMITS: &str =
+    "[limits]\nlogin_per_ip_per_min = 100000\nlogin_per_account_per_min = 100000\n";
+
+/// A password that satisfies the default policy.
+pub const GOOD_PASSWORD: &str = "Correct-Horse-42";
+
 impl TestServer {
     pub async fn spawn() -> TestServer {
         Self::spawn_with("").await
+    }
+
+    /// Fast hashing and relaxed limits: for tests about something else.
+    pub async fn spawn_fast() -> TestServer {
+        Self::spawn_with(&format!("{FAST_HASHING}\n{RELAXED_LIMITS}")).await
+    }
+
+    /// `POST /register` with a JSON body.
+    pub async fn register(&self, body: serde_json::Value) -> reqwest::Response {
+        self.post("/register")
+            .json(&body)
+            .send()
+            .await
+            .expect("register")
+    }
+
+    /// Registers `email` with [`GOOD_PASSWORD`] in the default org; panics unless 201.
+    pub async fn register_ok(&self, email: &str) -> serde_json::Value {
+        let response = self
+            .register(serde_json::json!({"email": email, "password": GOOD_PASSWORD}))
+            .await;
+        assert_eq!(response.status(), 201, "register {email}");
+        response.json().await.expect("json")
+    }
+
+    pub async fn login(&self, body: serde_json::Value) -> reqwest::Response {
+        self.post("/login").json(&body).send().await.expect("login")
+    }
+
+    /// Logs in with [`GOOD_PASSWORD`]; panics unless 200; returns the token set.
+    pub async fn login_ok(&self, email: &str) -> serde_json::Value {
+        let response = self
+            .login(serde_json::json!({"email": email, "password": GOOD_PASSWORD}))
+            .await;
+        assert_eq!(response.status(), 200, "login {email}");
+        response.json().await.expect("json")
+    }
+
+    /// Operator request with a JSON body.
+    pub async fn operator_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.operator(method, path)
+            .json(&body)
+            .send()
+            .await
+            .expect("operator request")
+    }
+
+    /// Audit events of one type (newest first).
+    pub async fn audit_events(&self, query: &str) -> Vec<serde_json::Value> {
+        let response = self
+            .operator(reqwest::Method::GET, &format!("/v1/audit?{query}"))
+            .send()
+            .await
+            .expect("audit");
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.expect("json");
+        body["items"].as_array().expect("items").clone()
     }
 
     pub async fn spawn_with(extra_config: &str) -> TestServer {

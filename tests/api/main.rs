@@ -5,6 +5,11 @@
 
 mod helpers;
 
+mod account;
+mod audit;
 mod cli;
 mod lifecycle;
+mod login;
 mod operator_api;
+mod operator_users;
+mod registration;

@@ -1,5 +1,8 @@
 //! Thin handlers: request DTO → service call → response DTO, one file per
 //! URL family.
 
+pub mod account;
 pub mod health;
+pub mod identity;
+pub mod operator;
 pub mod status;

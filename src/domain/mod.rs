@@ -1,0 +1,41 @@
+//! The nouns of authd, parsed once at the edge: ids, emails, roles, orgs,
+//! users, sessions and their policies. Plain data with serde; no I/O.
+
+pub mod email;
+pub mod ids;
+pub mod org;
+pub mod password_policy;
+pub mod session;
+pub mod user;
+
+pub use email::Email;
+pub use ids::{OrgId, SessionId, UserId};
+pub use org::{MfaPolicy, Org, RegistrationMode};
+pub use password_policy::PasswordPolicy;
+pub use session::Session;
+pub use user::{Membership, Role, User};
+
+/// A password as typed by a person: never printed.
+#[derive(Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(text: String) -> Self {
+        Self(text)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}

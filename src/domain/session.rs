@@ -1,0 +1,28 @@
+//! A login session: what an access token's `sid` points at. Revoking it makes
+//! every token of the session fail.
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{OrgId, SessionId, UserId};
+use crate::clock::UnixSeconds;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub ip: String,
+    pub user_agent: String,
+    pub created_at: UnixSeconds,
+    pub last_active: UnixSeconds,
+    pub expires_at: UnixSeconds,
+    pub mfa_verified: bool,
+    #[serde(default)]
+    pub revoked_at: Option<UnixSeconds>,
+}
+
+impl Session {
+    pub fn is_live(&self, now: UnixSeconds) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}

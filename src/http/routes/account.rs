@@ -1,0 +1,85 @@
+//! `/api/account`: a signed-in user's own profile, password and sessions.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::domain::{Password, SessionId};
+use crate::http::error::ApiError;
+use crate::http::extract::{Account, AppJson, Client};
+use crate::http::state::AppState;
+use crate::service::accounts::UserProfile;
+use crate::service::sessions::SessionView;
+use crate::service::ServiceError;
+
+pub async fn profile(
+    State(state): State<AppState>,
+    Account(principal): Account,
+) -> Result<Json<UserProfile>, ApiError> {
+    Ok(Json(state.services.user_profile(principal.user_id).await?))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordChange {
+    current_password: Password,
+    new_password: Password,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    Account(principal): Account,
+    Client(context): Client,
+    AppJson(body): AppJson<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .services
+        .change_password(
+            principal.user_id,
+            Some(principal.session_id),
+            body.current_password,
+            body.new_password,
+            &context,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn sessions(
+    State(state): State<AppState>,
+    Account(principal): Account,
+) -> Result<Json<Value>, ApiError> {
+    let sessions: Vec<SessionView> = state
+        .services
+        .list_sessions(principal.user_id, Some(principal.session_id))
+        .await?;
+    Ok(Json(json!({ "items": sessions })))
+}
+
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    Account(principal): Account,
+    Client(context): Client,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = SessionId::parse(&id).ok_or(ServiceError::NotFound("session"))?;
+    state
+        .services
+        .revoke_session(principal.user_id, id, &context)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Log out everywhere, this session included.
+pub async fn revoke_all(
+    State(state): State<AppState>,
+    Account(principal): Account,
+    Client(context): Client,
+) -> Result<Json<Value>, ApiError> {
+    let revoked = state
+        .services
+        .revoke_all_sessions(principal.user_id, None, "logout_everywhere", &context)
+        .await?;
+    Ok(Json(json!({ "revoked": revoked })))
+}

@@ -1,0 +1,107 @@
+//! The identity endpoints a person's browser or app calls: `POST /register`,
+//! `POST /login`, and `GET /.well-known/jwks.json`.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::domain::Password;
+use crate::http::error::ApiError;
+use crate::http::extract::{AppJson, Client};
+use crate::http::state::AppState;
+use crate::service::accounts::{NewUser, Registered};
+use crate::service::login::LoginRequest;
+use crate::service::{FieldError, ServiceError};
+
+pub async fn register(
+    State(state): State<AppState>,
+    Client(context): Client,
+    AppJson(body): AppJson<NewUser>,
+) -> Result<Response, ApiError> {
+    let body = NewUser { role: None, ..body };
+    Ok(match state.services.register(body, &context).await? {
+        Registered::Created(profile) => (StatusCode::CREATED, Json(profile)).into_response(),
+        Registered::PendingApproval { approval_id: _ } => (
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "pending_approval"})),
+        )
+            .into_response(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LoginBody {
+    email: Option<String>,
+    password: Option<Password>,
+    org: Option<String>,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    Client(context): Client,
+    AppJson(body): AppJson<LoginBody>,
+) -> Result<Response, ApiError> {
+    let missing: Vec<FieldError> = [
+        ("email", body.email.is_none()),
+        ("password", body.password.is_none()),
+    ]
+    .into_iter()
+    .filter(|(_, absent)| *absent)
+    .map(|(field, _)| FieldError {
+        field,
+        message: "is required".into(),
+    })
+    .collect();
+    let (Some(email), Some(password)) = (body.email, body.password) else {
+        return Err(ServiceError::InvalidFields(missing).into());
+    };
+    let tokens = state
+        .services
+        .login(
+            LoginRequest {
+                email,
+                password,
+                org: body.org,
+            },
+            &context,
+        )
+        .await?;
+    let mut response = Json(tokens).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Public keys of every key that may still verify a live token. Cached by
+/// clients for five minutes, revalidated by ETag.
+pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (document, etag) = state.services.keys.jwks();
+    let cache = HeaderValue::from_static("public, max-age=300");
+    let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|given| given.as_bytes() == etag.as_bytes())
+    {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag_value), (header::CACHE_CONTROL, cache)],
+        )
+            .into_response();
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, cache),
+            (header::ETAG, etag_value),
+        ],
+        document.to_string(),
+    )
+        .into_response()
+}

@@ -1,0 +1,356 @@
+//! The operator API under `/v1` (admin bearer token): users, orgs, sessions,
+//! audit and its live stream.
+
+use std::convert::Infallible;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use futures_util::stream::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::domain::UserId;
+use crate::http::error::ApiError;
+use crate::http::extract::{AppJson, Client, Operator};
+use crate::http::state::AppState;
+use crate::service::accounts::{NewUser, UserChanges, UserProfile};
+use crate::service::audit_log::parse_kind;
+use crate::service::orgs::{NewOrg, OrgChanges};
+use crate::service::ServiceError;
+use crate::store::AuditQuery;
+
+const DEFAULT_PAGE: usize = 50;
+
+#[derive(Deserialize)]
+pub struct Page {
+    cursor: Option<String>,
+    limit: Option<usize>,
+    org: Option<String>,
+}
+
+impl Page {
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(DEFAULT_PAGE).clamp(1, 500)
+    }
+}
+
+fn parse_user_id(text: &str) -> Result<UserId, ApiError> {
+    UserId::parse(text).ok_or_else(|| ServiceError::NotFound("user").into())
+}
+
+pub async fn list_users(
+    _: Operator,
+    State(state): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit();
+    let users = state
+        .services
+        .list_users(page.org, page.cursor, limit)
+        .await?;
+    let next_cursor = (users.len() == limit)
+        .then(|| users.last().map(|u| u.id.to_string()))
+        .flatten();
+    Ok(Json(json!({ "items": users, "next_cursor": next_cursor })))
+}
+
+pub async fn create_user(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    AppJson(body): AppJson<NewUser>,
+) -> Result<(StatusCode, Json<UserProfile>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.services.create_user(body, &context).await?),
+    ))
+}
+
+pub async fn get_user(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<UserProfile>, ApiError> {
+    Ok(Json(
+        state.services.user_profile(parse_user_id(&id)?).await?,
+    ))
+}
+
+pub async fn update_user(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<UserChanges>,
+) -> Result<Json<UserProfile>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .update_user(parse_user_id(&id)?, body, &context)
+            .await?,
+    ))
+}
+
+pub async fn delete_user(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .services
+        .delete_user(parse_user_id(&id)?, &context)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn unlock_user(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(id): Path<String>,
+) -> Result<Json<UserProfile>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .unlock_user(parse_user_id(&id)?, &context)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipBody {
+    org: String,
+    role: String,
+}
+
+pub async fn set_membership(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<MembershipBody>,
+) -> Result<Json<UserProfile>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .set_membership(parse_user_id(&id)?, body.org, body.role, &context)
+            .await?,
+    ))
+}
+
+pub async fn remove_membership(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path((id, org)): Path<(String, String)>,
+) -> Result<Json<UserProfile>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .remove_membership(parse_user_id(&id)?, org, &context)
+            .await?,
+    ))
+}
+
+pub async fn user_sessions(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let user = parse_user_id(&id)?;
+    state.services.user_profile(user).await?;
+    let sessions = state.services.list_sessions(user, None).await?;
+    Ok(Json(json!({ "items": sessions, "next_cursor": null })))
+}
+
+pub async fn revoke_user_sessions(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let user = parse_user_id(&id)?;
+    state.services.user_profile(user).await?;
+    let revoked = state
+        .services
+        .revoke_all_sessions(user, None, "operator", &context)
+        .await?;
+    Ok(Json(json!({ "revoked": revoked })))
+}
+
+pub async fn list_orgs(
+    _: Operator,
+    State(state): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit();
+    let orgs = state.services.list_orgs(page.cursor, limit).await?;
+    let next_cursor = (orgs.len() == limit)
+        .then(|| orgs.last().map(|o| o.id.to_string()))
+        .flatten();
+    Ok(Json(json!({ "items": orgs, "next_cursor": next_cursor })))
+}
+
+pub async fn create_org(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    AppJson(body): AppJson<NewOrg>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let org = state.services.create_org(body, &context).await?;
+    Ok((StatusCode::CREATED, Json(json!(org))))
+}
+
+pub async fn get_org(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(state.services.get_org(reference).await?)))
+}
+
+pub async fn update_org(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(reference): Path<String>,
+    AppJson(body): AppJson<OrgChanges>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(
+        state.services.update_org(reference, body, &context).await?
+    )))
+}
+
+pub async fn delete_org(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(reference): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.services.delete_org(reference, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct AuditParams {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    user: Option<String>,
+    org: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// A time given as Unix seconds or RFC 3339.
+fn parse_time(field: &'static str, text: &str) -> Result<i64, ApiError> {
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(seconds);
+    }
+    humantime::parse_rfc3339_weak(text)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .ok_or_else(|| {
+            ServiceError::field(field, "must be Unix seconds or an RFC 3339 time").into()
+        })
+}
+
+pub async fn audit(
+    _: Operator,
+    State(state): State<AppState>,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = match params.kind.as_deref() {
+        Some(text) => Some(
+            parse_kind(text)
+                .ok_or_else(|| ApiError::from(ServiceError::field("type", "unknown event type")))?,
+        ),
+        None => None,
+    };
+    let user = match params.user.as_deref() {
+        Some(text) => Some(
+            UserId::parse(text)
+                .ok_or_else(|| ApiError::from(ServiceError::field("user", "must be a user id")))?,
+        ),
+        None => None,
+    };
+    let org = match params.org.as_deref() {
+        Some(reference) => Some(state.services.get_org(reference.to_owned()).await?.id),
+        None => None,
+    };
+    let query = AuditQuery {
+        kind,
+        user,
+        org,
+        since: params
+            .since
+            .as_deref()
+            .map(|t| parse_time("since", t))
+            .transpose()?,
+        until: params
+            .until
+            .as_deref()
+            .map(|t| parse_time("until", t))
+            .transpose()?,
+        cursor: params.cursor,
+        limit: params.limit.unwrap_or(DEFAULT_PAGE),
+    };
+    let (items, next_cursor) = state.services.query_audit(query).await?;
+    Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
+}
+
+#[derive(Deserialize)]
+pub struct StreamParams {
+    token: Option<String>,
+}
+
+/// Audit events as Server-Sent Events, from the moment of subscription. The
+/// token may come as `?token=` for browser `EventSource`, which cannot set
+/// headers.
+pub async fn events_stream(
+    State(state): State<AppState>,
+    Query(params): Query<StreamParams>,
+    headers: axum::http::HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let presented = match headers.get(axum::http::header::AUTHORIZATION) {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .map(str::to_owned)
+            .ok_or_else(ApiError::invalid_authorization)?,
+        None => params.token.ok_or_else(ApiError::missing_authorization)?,
+    };
+    if !state.admin_token.verify(&presented) {
+        return Err(ApiError::invalid_authorization());
+    }
+    let mut shutdown = state.shutdown.clone();
+    let events = BroadcastStream::new(state.store.subscribe_audit())
+        .map(|item| {
+            Ok(match item {
+                Ok(record) => Event::default()
+                    .event("audit")
+                    .id(record.id.clone())
+                    .json_data(&*record)
+                    .unwrap_or_else(|_| Event::default().comment("unserialisable event")),
+                Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(missed)) => {
+                    Event::default().event("lagged").data(missed.to_string())
+                }
+            })
+        })
+        .take_until(async move {
+            let _ = shutdown.wait_for(|stopped| *stopped).await;
+        });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}

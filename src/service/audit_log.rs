@@ -1,0 +1,46 @@
+//! Reading the audit trail (filters and a cursor) and pruning it by age.
+
+use super::{ServiceResult, Services};
+use crate::audit::{AuditKind, AuditRecord};
+use crate::clock;
+use crate::store::{AuditQuery, Queries};
+
+/// The most records one page returns.
+pub const MAX_PAGE: usize = 500;
+
+/// Parses a public type name (`user.login`) into its kind.
+pub fn parse_kind(text: &str) -> Option<AuditKind> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
+}
+
+impl Services {
+    /// One page, newest first, and the cursor of the next page if there may be one.
+    pub async fn query_audit(
+        &self,
+        mut query: AuditQuery,
+    ) -> ServiceResult<(Vec<AuditRecord>, Option<String>)> {
+        query.limit = query.limit.clamp(1, MAX_PAGE);
+        let limit = query.limit;
+        let records = self.store_read(move |txn| Ok(txn.audit(&query)?)).await?;
+        let next = (records.len() == limit)
+            .then(|| records.last().map(|r| r.id.clone()))
+            .flatten();
+        Ok((records, next))
+    }
+
+    /// Deletes records older than `audit.retention`, in bounded batches so a
+    /// large backlog does not hold the write lock for long.
+    pub async fn prune_audit(&self) -> ServiceResult<usize> {
+        let before = clock::now() - self.config.audit.retention.as_secs() as i64;
+        let mut total = 0;
+        loop {
+            let removed = self
+                .store_write(move |txn| Ok(txn.prune_audit(before, 1_000)?))
+                .await?;
+            total += removed;
+            if removed < 1_000 {
+                return Ok(total);
+            }
+        }
+    }
+}

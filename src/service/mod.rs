@@ -1,0 +1,158 @@
+//! Use cases: registration, login, sessions, accounts, orgs, audit. Nothing
+//! here knows HTTP; handlers call these with parsed inputs and a
+//! [`RequestContext`], and map [`ServiceError`] to a response.
+//!
+//! Store calls are blocking and run on the blocking pool through
+//! [`Services::store_read`] / [`Services::store_write`]; password hashing runs
+//! on its own bounded pool inside [`PasswordHasher`].
+
+pub mod accounts;
+pub mod audit_log;
+pub mod keys;
+pub mod limiter;
+pub mod login;
+pub mod orgs;
+pub mod sessions;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use crate::audit::RequestOrigin;
+use crate::config::Config;
+use crate::crypto::passwords::{Argon2Params, PasswordError, PasswordHasher};
+use crate::domain::password_policy::Violation;
+use crate::store::{ReadTxn, Store, StoreError, WriteTxn};
+
+pub use keys::KeyRing;
+pub use limiter::LoginLimiter;
+pub use sessions::SessionActivity;
+
+/// What a use case may fail with. The HTTP layer decides what each looks like.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Input that parsed but is not acceptable, per field.
+    #[error("invalid fields")]
+    InvalidFields(Vec<FieldError>),
+    #[error("password does not meet the policy")]
+    InvalidPassword(Vec<Violation>),
+    #[error("email already registered in this org")]
+    EmailTaken,
+    #[error("registration is closed for this org")]
+    RegistrationClosed,
+    /// Unknown email, wrong password, locked, pending or disabled: one answer.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("too many attempts")]
+    RateLimited { retry_after_seconds: u64 },
+    /// A bearer token that is not (or no longer) valid.
+    #[error("invalid token")]
+    InvalidToken,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl ServiceError {
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        ServiceError::InvalidFields(vec![FieldError {
+            field,
+            message: message.into(),
+        }])
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        ServiceError::Internal(error.to_string())
+    }
+}
+
+impl From<PasswordError> for ServiceError {
+    fn from(error: PasswordError) -> Self {
+        ServiceError::Internal(error.to_string())
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Who is asking and from where, for audit records and rate limits.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub ip: std::net::IpAddr,
+    pub user_agent: String,
+    pub request_id: String,
+}
+
+impl RequestContext {
+    pub fn origin(&self) -> RequestOrigin {
+        RequestOrigin {
+            ip: Some(self.ip.to_string()),
+            user_agent: Some(self.user_agent.clone()).filter(|ua| !ua.is_empty()),
+            request_id: Some(self.request_id.clone()),
+        }
+    }
+}
+
+/// Everything the use cases need, built once at start.
+pub struct Services {
+    pub config: Arc<Config>,
+    pub store: Arc<Store>,
+    pub passwords: PasswordHasher,
+    pub keys: KeyRing,
+    pub limiter: LoginLimiter,
+    pub activity: SessionActivity,
+}
+
+impl Services {
+    /// Builds the services; creates the first signing key if there is none.
+    pub async fn build(config: Arc<Config>, store: Arc<Store>) -> anyhow::Result<Services> {
+        let params = Argon2Params {
+            memory_kib: config.passwords.memory_kib,
+            iterations: config.passwords.iterations,
+            parallelism: config.passwords.parallelism,
+        };
+        let concurrency = config.hash_concurrency();
+        let passwords =
+            tokio::task::spawn_blocking(move || PasswordHasher::new(params, concurrency)).await??;
+        let keys = KeyRing::load_or_create(&store, &config, crate::clock::now()).await?;
+        Ok(Services {
+            limiter: LoginLimiter::new(&config.limits),
+            activity: SessionActivity::default(),
+            config,
+            store,
+            passwords,
+            keys,
+        })
+    }
+
+    pub async fn store_read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&ReadTxn) -> ServiceResult<T> + Send + 'static,
+    ) -> ServiceResult<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.read(work))
+            .await
+            .map_err(|error| ServiceError::Internal(error.to_string()))?
+    }
+
+    pub async fn store_write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut WriteTxn) -> ServiceResult<T> + Send + 'static,
+    ) -> ServiceResult<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.write(work))
+            .await
+            .map_err(|error| ServiceError::Internal(error.to_string()))?
+    }
+}

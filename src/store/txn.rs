@@ -1,0 +1,523 @@
+//! Transactions as the service layer sees them: [`Queries`] (typed reads,
+//! available in both kinds) and [`WriteTxn`] (typed writes that keep every
+//! index in step with its record, plus audit records committed with them).
+
+use redb::ReadableTable;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::error::StoreResult;
+use super::tables::*;
+use crate::audit::{AuditKind, AuditRecord};
+use crate::clock::UnixSeconds;
+use crate::domain::{Email, Org, OrgId, Role, Session, SessionId, User, UserId};
+
+/// Read access to the tables from either kind of transaction.
+pub struct TableReader<'a>(ReaderInner<'a>);
+
+enum ReaderInner<'a> {
+    Read(&'a redb::ReadTransaction),
+    Write(&'a redb::WriteTransaction),
+}
+
+impl TableReader<'_> {
+    pub(crate) fn get<T: DeserializeOwned>(
+        &self,
+        table: JsonTable,
+        key: &str,
+    ) -> StoreResult<Option<T>> {
+        match &self.0 {
+            ReaderInner::Read(txn) => match txn.open_table(table) {
+                Ok(table) => read_json(&table, key),
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+                Err(other) => Err(other.into()),
+            },
+            ReaderInner::Write(txn) => read_json(&txn.open_table(table)?, key),
+        }
+    }
+
+    pub(crate) fn scan<T: DeserializeOwned>(
+        &self,
+        table: JsonTable,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, T)>> {
+        match &self.0 {
+            ReaderInner::Read(txn) => match txn.open_table(table) {
+                Ok(table) => scan_json(&table, prefix, after, limit),
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(Vec::new()),
+                Err(other) => Err(other.into()),
+            },
+            ReaderInner::Write(txn) => scan_json(&txn.open_table(table)?, prefix, after, limit),
+        }
+    }
+
+    /// Rows in reverse key order (newest first for ULID keys), before `before`.
+    pub(crate) fn scan_back<T: DeserializeOwned>(
+        &self,
+        table: JsonTable,
+        prefix: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, T)>> {
+        fn collect<T: DeserializeOwned>(
+            table: &impl ReadableTable<&'static str, &'static [u8]>,
+            prefix: &str,
+            before: Option<&str>,
+            limit: usize,
+        ) -> StoreResult<Vec<(String, T)>> {
+            let end = match before {
+                Some(before) if before.starts_with(prefix) => before.to_owned(),
+                _ => format!("{prefix}\u{10FFFF}"),
+            };
+            let mut rows = Vec::new();
+            for entry in table.range(prefix..end.as_str())?.rev() {
+                let (key, value) = entry?;
+                rows.push((key.value().to_owned(), decode(key.value(), value.value())?));
+                if rows.len() >= limit {
+                    break;
+                }
+            }
+            Ok(rows)
+        }
+        match &self.0 {
+            ReaderInner::Read(txn) => match txn.open_table(table) {
+                Ok(table) => collect(&table, prefix, before, limit),
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(Vec::new()),
+                Err(other) => Err(other.into()),
+            },
+            ReaderInner::Write(txn) => collect(&txn.open_table(table)?, prefix, before, limit),
+        }
+    }
+}
+
+/// A signing key as kept in the database.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredSigningKey {
+    pub key: crate::crypto::jwt::KeyPair,
+    /// When it stopped signing; it stays published until `retire_after`.
+    pub rotated_out_at: Option<UnixSeconds>,
+    /// After this instant no token it signed can still be valid.
+    pub retire_after: Option<UnixSeconds>,
+}
+
+/// An issued refresh token, keyed by its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshToken {
+    pub family_id: String,
+    pub session_id: SessionId,
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub issued_at: UnixSeconds,
+    pub expires_at: UnixSeconds,
+    pub used_at: Option<UnixSeconds>,
+}
+
+/// Something waiting for an operator's yes or no.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub id: String,
+    pub kind: String,
+    pub subject_user_id: Option<UserId>,
+    pub org_id: Option<OrgId>,
+    pub requested_at: UnixSeconds,
+    pub requested_by_ip: Option<String>,
+    pub requested_by_user_agent: Option<String>,
+    pub status: String,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<UnixSeconds>,
+}
+
+/// Filters for the audit log; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub kind: Option<AuditKind>,
+    pub user: Option<UserId>,
+    pub org: Option<OrgId>,
+    pub since: Option<UnixSeconds>,
+    pub until: Option<UnixSeconds>,
+    /// Return events older than this id (the previous page's `next_cursor`).
+    pub cursor: Option<String>,
+    pub limit: usize,
+}
+
+fn email_key(org: &OrgId, email: &Email) -> String {
+    format!("{org}/{}", email.as_str())
+}
+
+/// Typed reads, the same in read and write transactions.
+pub trait Queries {
+    fn reader(&self) -> TableReader<'_>;
+
+    fn org(&self, id: &OrgId) -> StoreResult<Option<Org>> {
+        self.reader().get(ORGS, id.as_str())
+    }
+
+    fn org_by_slug(&self, slug: &str) -> StoreResult<Option<Org>> {
+        match self.reader().get::<OrgId>(ORG_SLUGS, slug)? {
+            Some(id) => self.org(&id),
+            None => Ok(None),
+        }
+    }
+
+    /// Orgs in id order (creation order), after `cursor`.
+    fn orgs(&self, cursor: Option<&str>, limit: usize) -> StoreResult<Vec<Org>> {
+        Ok(self
+            .reader()
+            .scan::<Org>(ORGS, "", cursor, limit)?
+            .into_iter()
+            .map(|(_, org)| org)
+            .collect())
+    }
+
+    fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        self.reader().get(USERS, &id.to_string())
+    }
+
+    fn user_id_by_email(&self, org: &OrgId, email: &Email) -> StoreResult<Option<UserId>> {
+        self.reader().get(USER_EMAILS, &email_key(org, email))
+    }
+
+    fn user_by_email(&self, org: &OrgId, email: &Email) -> StoreResult<Option<User>> {
+        match self.user_id_by_email(org, email)? {
+            Some(id) => self.user(&id),
+            None => Ok(None),
+        }
+    }
+
+    /// Users in id order after `cursor`; with `org`, only its members.
+    fn users(
+        &self,
+        org: Option<&OrgId>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>> {
+        let reader = self.reader();
+        match org {
+            None => Ok(reader
+                .scan::<User>(USERS, "", cursor, limit)?
+                .into_iter()
+                .map(|(_, u)| u)
+                .collect()),
+            Some(org) => {
+                let prefix = format!("{org}/");
+                let after = cursor.map(|c| format!("{prefix}{c}"));
+                let members = reader.scan::<Role>(ORG_MEMBERS, &prefix, after.as_deref(), limit)?;
+                let mut users = Vec::with_capacity(members.len());
+                for (key, _) in members {
+                    let id = &key[prefix.len()..];
+                    if let Some(user) = reader.get::<User>(USERS, id)? {
+                        users.push(user);
+                    }
+                }
+                Ok(users)
+            }
+        }
+    }
+
+    fn session(&self, id: &SessionId) -> StoreResult<Option<Session>> {
+        self.reader().get(SESSIONS, &id.to_string())
+    }
+
+    /// Every session of a user (live or not), oldest first.
+    fn sessions_of_user(&self, user: &UserId) -> StoreResult<Vec<Session>> {
+        let reader = self.reader();
+        let prefix = format!("{user}/");
+        let mut sessions = Vec::new();
+        for (key, _) in reader.scan::<UnixSeconds>(USER_SESSIONS, &prefix, None, usize::MAX)? {
+            if let Some(session) = reader.get::<Session>(SESSIONS, &key[prefix.len()..])? {
+                sessions.push(session);
+            }
+        }
+        sessions.sort_by_key(|s| s.created_at);
+        Ok(sessions)
+    }
+
+    fn refresh_token(&self, digest_hex: &str) -> StoreResult<Option<RefreshToken>> {
+        self.reader().get(REFRESH_TOKENS, digest_hex)
+    }
+
+    fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
+        Ok(self
+            .reader()
+            .scan::<StoredSigningKey>(SIGNING_KEYS, "", None, usize::MAX)?
+            .into_iter()
+            .map(|(_, key)| key)
+            .collect())
+    }
+
+    fn active_signing_kid(&self) -> StoreResult<Option<String>> {
+        self.reader().get(META, ACTIVE_KID_KEY)
+    }
+
+    fn approval(&self, id: &str) -> StoreResult<Option<Approval>> {
+        self.reader().get(APPROVALS, id)
+    }
+
+    /// Audit events newest first, filtered, after the cursor.
+    fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        let reader = self.reader();
+        let limit = query.limit.max(1);
+        let upper = query
+            .until
+            .map(|until| crate::audit::cursor_at(until.saturating_add(1)));
+        let before = match (&query.cursor, &upper) {
+            (Some(cursor), Some(upper)) => Some(cursor.clone().min(upper.clone())),
+            (Some(cursor), None) => Some(cursor.clone()),
+            (None, upper) => upper.clone(),
+        };
+        let lower = query.since.map(crate::audit::cursor_at);
+        let matches = |record: &AuditRecord| {
+            query.kind.is_none_or(|kind| record.kind == kind)
+                && query
+                    .org
+                    .as_ref()
+                    .is_none_or(|org| record.org_id.as_ref() == Some(org))
+                && query.user.is_none_or(|user| record.user_id == Some(user))
+        };
+        let mut found = Vec::new();
+        let mut position = before;
+        // Scan in pages so that a selective filter does not load everything.
+        loop {
+            let batch: Vec<(String, AuditRecord)> = match &query.user {
+                Some(user) => {
+                    let prefix = format!("{user}/");
+                    let index_before = position.as_ref().map(|p| format!("{prefix}{p}"));
+                    let keys = reader.scan_back::<serde_json::Value>(
+                        AUDIT_BY_USER,
+                        &prefix,
+                        index_before.as_deref(),
+                        256,
+                    )?;
+                    let mut records = Vec::with_capacity(keys.len());
+                    for (key, _) in keys {
+                        let id = key[prefix.len()..].to_owned();
+                        if let Some(record) = reader.get::<AuditRecord>(AUDIT, &id)? {
+                            records.push((id, record));
+                        }
+                    }
+                    records
+                }
+                None => reader.scan_back::<AuditRecord>(AUDIT, "", position.as_deref(), 256)?,
+            };
+            let exhausted = batch.len() < 256;
+            for (id, record) in batch {
+                if lower.as_ref().is_some_and(|lower| &id < lower) {
+                    return Ok(found);
+                }
+                position = Some(id);
+                if matches(&record) {
+                    found.push(record);
+                    if found.len() >= limit {
+                        return Ok(found);
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(found);
+            }
+        }
+    }
+}
+
+pub(crate) const ACTIVE_KID_KEY: &str = "active_signing_kid";
+
+pub struct ReadTxn(pub(crate) redb::ReadTransaction);
+
+impl Queries for ReadTxn {
+    fn reader(&self) -> TableReader<'_> {
+        TableReader(ReaderInner::Read(&self.0))
+    }
+}
+
+/// A write transaction: typed writes, committed by [`super::Store::write`]
+/// only if the closure returns `Ok`.
+pub struct WriteTxn {
+    pub(crate) txn: redb::WriteTransaction,
+    pub(crate) audit: Vec<AuditRecord>,
+}
+
+impl Queries for WriteTxn {
+    fn reader(&self) -> TableReader<'_> {
+        TableReader(ReaderInner::Write(&self.txn))
+    }
+}
+
+impl WriteTxn {
+    fn put<T: Serialize>(&self, table: JsonTable, key: &str, value: &T) -> StoreResult<()> {
+        write_json(&mut self.txn.open_table(table)?, key, value)
+    }
+
+    fn remove(&self, table: JsonTable, key: &str) -> StoreResult<bool> {
+        Ok(self.txn.open_table(table)?.remove(key)?.is_some())
+    }
+
+    pub fn put_org(&self, org: &Org) -> StoreResult<()> {
+        if let Some(old) = self.org(&org.id)? {
+            if old.slug != org.slug {
+                self.remove(ORG_SLUGS, &old.slug)?;
+            }
+        }
+        self.put(ORG_SLUGS, &org.slug, &org.id)?;
+        self.put(ORGS, org.id.as_str(), org)
+    }
+
+    pub fn delete_org(&self, org: &Org) -> StoreResult<()> {
+        self.remove(ORG_SLUGS, &org.slug)?;
+        self.remove(ORGS, org.id.as_str())?;
+        Ok(())
+    }
+
+    /// Writes the user and brings the email and membership indexes in step
+    /// with it. Uniqueness is the caller's to check, in this transaction.
+    pub fn put_user(&self, user: &User) -> StoreResult<()> {
+        let id = user.id.to_string();
+        if let Some(old) = self.user(&user.id)? {
+            for membership in &old.memberships {
+                self.remove(USER_EMAILS, &email_key(&membership.org_id, &old.email))?;
+                self.remove(ORG_MEMBERS, &format!("{}/{id}", membership.org_id))?;
+            }
+        }
+        for membership in &user.memberships {
+            self.put(
+                USER_EMAILS,
+                &email_key(&membership.org_id, &user.email),
+                &user.id,
+            )?;
+            self.put(
+                ORG_MEMBERS,
+                &format!("{}/{id}", membership.org_id),
+                &membership.role,
+            )?;
+        }
+        self.put(USERS, &id, user)
+    }
+
+    pub fn delete_user(&self, user: &User) -> StoreResult<()> {
+        let id = user.id.to_string();
+        for membership in &user.memberships {
+            self.remove(USER_EMAILS, &email_key(&membership.org_id, &user.email))?;
+            self.remove(ORG_MEMBERS, &format!("{}/{id}", membership.org_id))?;
+        }
+        for session in self.sessions_of_user(&user.id)? {
+            self.delete_session(&session)?;
+        }
+        self.remove(USERS, &id)?;
+        Ok(())
+    }
+
+    pub fn put_session(&self, session: &Session) -> StoreResult<()> {
+        self.put(
+            USER_SESSIONS,
+            &format!("{}/{}", session.user_id, session.id),
+            &session.expires_at,
+        )?;
+        self.put(SESSIONS, &session.id.to_string(), session)
+    }
+
+    pub fn delete_session(&self, session: &Session) -> StoreResult<()> {
+        self.remove(
+            USER_SESSIONS,
+            &format!("{}/{}", session.user_id, session.id),
+        )?;
+        self.remove(SESSIONS, &session.id.to_string())?;
+        Ok(())
+    }
+
+    pub fn put_refresh_token(&self, digest_hex: &str, token: &RefreshToken) -> StoreResult<()> {
+        self.put(REFRESH_TOKENS, digest_hex, token)
+    }
+
+    pub fn put_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
+        self.put(SIGNING_KEYS, &key.key.kid, key)
+    }
+
+    pub fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
+        self.remove(SIGNING_KEYS, kid)?;
+        Ok(())
+    }
+
+    pub fn set_active_signing_kid(&self, kid: &str) -> StoreResult<()> {
+        self.put(META, ACTIVE_KID_KEY, &kid)
+    }
+
+    pub fn put_approval(&self, approval: &Approval) -> StoreResult<()> {
+        self.put(APPROVALS, &approval.id, approval)
+    }
+
+    /// Appends an audit record; it is committed with the rest of the
+    /// transaction and published to live subscribers after the commit.
+    ///
+    /// The id is assigned here: a ULID at the record's time, or one past the
+    /// newest stored id if that is later. Writes are serialised, so ids grow
+    /// in commit order even within one second, and the log reads back in the
+    /// order things happened.
+    pub fn audit(&mut self, mut record: AuditRecord) -> StoreResult<()> {
+        let newest = {
+            let table = self.txn.open_table(AUDIT)?;
+            let last = table.last()?;
+            last.and_then(|(key, _)| ulid::Ulid::from_string(key.value()).ok())
+        };
+        let at_millis = u64::try_from(record.at).unwrap_or(0).saturating_mul(1000);
+        let candidate = ulid::Ulid::from_parts(at_millis, 0);
+        record.id = match newest {
+            Some(newest) if newest >= candidate => newest.increment().unwrap_or(newest).to_string(),
+            _ => candidate.to_string(),
+        };
+        if let Some(user) = record.user_id {
+            self.put(
+                AUDIT_BY_USER,
+                &format!("{user}/{}", record.id),
+                &serde_json::Value::Null,
+            )?;
+        }
+        self.put(AUDIT, &record.id, &record)?;
+        self.audit.push(record);
+        Ok(())
+    }
+
+    /// Deletes audit records older than `before`; returns how many.
+    pub fn prune_audit(&self, before: UnixSeconds, max: usize) -> StoreResult<usize> {
+        let upper = crate::audit::cursor_at(before);
+        let old: Vec<(String, AuditRecord)> = self.reader().scan(AUDIT, "", None, max)?;
+        let mut removed = 0;
+        for (id, record) in old {
+            if id >= upper {
+                break;
+            }
+            if let Some(user) = record.user_id {
+                self.remove(AUDIT_BY_USER, &format!("{user}/{id}"))?;
+            }
+            self.remove(AUDIT, &id)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Deletes sessions (and their refresh tokens' reach) that ended before
+    /// `now`; returns how many.
+    pub fn sweep_sessions(&self, now: UnixSeconds, max: usize) -> StoreResult<usize> {
+        let all: Vec<(String, Session)> = self.reader().scan(SESSIONS, "", None, usize::MAX)?;
+        let mut removed = 0;
+        for (_, session) in all {
+            if removed >= max {
+                break;
+            }
+            let ended =
+                session.revoked_at.is_some_and(|at| at + 86400 < now) || session.expires_at <= now;
+            if ended {
+                self.delete_session(&session)?;
+                removed += 1;
+            }
+        }
+        let tokens: Vec<(String, RefreshToken)> =
+            self.reader().scan(REFRESH_TOKENS, "", None, usize::MAX)?;
+        for (key, token) in tokens {
+            if token.expires_at <= now {
+                self.remove(REFRESH_TOKENS, &key)?;
+            }
+        }
+        Ok(removed)
+    }
+}
