@@ -96,8 +96,9 @@ fn serve(explicit: Option<&Path>) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        let shutdown = app::shutdown_signal()?;
         let application = app::Application::build(config).await?;
-        application.run_until_stopped(app::shutdown_signal()).await
+        application.run_until_stopped(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
