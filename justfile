@@ -14,10 +14,12 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
 
-# Benchmarks: footprint (binary size, startup, idle RSS). `just bench --quick` for a smoke run.
+# Benchmarks: footprint (binary size, startup, idle RSS) and login (argon2id limit vs
+# logins/s, burst RSS, uniform failure timing). `just bench --quick` for a smoke run.
 bench *ARGS:
     cargo build --release --target x86_64-unknown-linux-musl
     cargo bench --bench footprint -- {{ARGS}}
+    cargo bench --bench login -- {{ARGS}}
 
 # The static x86_64 musl release binary, checked to be static and to start.
 release:

@@ -5,13 +5,15 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const AUTHD: &str = env!("CARGO_BIN_EXE_authd");
+use common::{free_port, AUTHD};
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -24,9 +26,9 @@ fn main() {
     let mut first_start = Vec::new();
     let mut warm_start = Vec::new();
     let mut idle_rss_kib = Vec::new();
-    for run in 0..runs {
+    for _ in 0..runs {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = 21000 + (std::process::id() % 1000) as u16 * 10 + run as u16 % 10;
+        let port = free_port();
         let (elapsed, rss) = start_and_measure(dir.path(), port, !quick);
         first_start.push(elapsed);
         let (elapsed, rss_warm) = start_and_measure(dir.path(), port, !quick);

@@ -112,11 +112,12 @@ impl fmt::Debug for PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// Builds the hasher and computes a dummy hash with the same params (used for unknown
-    /// users so that their timing equals a real verify).
+    /// Builds the hasher and a dummy hash with the same params (used for unknown users so
+    /// that their timing equals a real verify).
     ///
-    /// Computing the dummy hash blocks the calling thread for one full hash, so call this
-    /// at start-up rather than on a request path.
+    /// The dummy is a well-formed PHC string with a random salt and a random output rather
+    /// than the hash of anything: verifying against it costs exactly one argon2id run, and
+    /// building it costs nothing, which keeps start-up fast.
     pub fn new(params: Argon2Params, concurrency: usize) -> Result<Self, PasswordError> {
         if concurrency == 0 || concurrency > Semaphore::MAX_PERMITS {
             return Err(PasswordError::InvalidParams(format!(
@@ -134,10 +135,7 @@ impl PasswordHasher {
         )
         .map_err(|error| PasswordError::InvalidParams(error.to_string()))?;
 
-        let mut dummy_password = [0_u8; 32];
-        OsRng.fill_bytes(&mut dummy_password);
-        let dummy_phc = hash_with_params(&dummy_password, &argon2_params);
-        overwrite_with_zeros(&mut dummy_password);
+        let dummy_phc = random_phc(params);
 
         Ok(PasswordHasher {
             inner: Arc::new(PasswordHasherInner {
@@ -247,6 +245,25 @@ impl PasswordHasher {
         .await
         .map_err(|join_error| PasswordError::HashingFailed(join_error.to_string()))
     }
+}
+
+/// A PHC string with `params`, a random salt and a random output: no password matches it.
+fn random_phc(params: Argon2Params) -> Result<String, PasswordError> {
+    let salt = SaltString::generate(&mut OsRng);
+    let mut output = [0_u8; OUTPUT_LENGTH];
+    OsRng.fill_bytes(&mut output);
+    let output = argon2::password_hash::Output::new(&output)
+        .map_err(|error| PasswordError::HashingFailed(error.to_string()))?;
+    let phc = format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        salt.as_str(),
+        output
+    );
+    check_stored_hash(&phc)?;
+    Ok(phc)
 }
 
 fn hash_with_params(password: &[u8], argon2_params: &Params) -> Result<String, PasswordError> {

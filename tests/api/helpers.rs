@@ -247,6 +247,12 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- authd log ---\n{}\n--- end of authd log ---",
+                self.logs()
+            );
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
