@@ -419,7 +419,7 @@ impl Services {
                 &current,
                 None,
             ))?;
-            revoke_other_sessions(txn, user_id, keep_session, now, &origin)?;
+            revoke_other_sessions(txn, user_id, keep_session, now, "password_changed", &origin)?;
             Ok(())
         })
         .await
@@ -455,7 +455,7 @@ impl Services {
                     (false, other) => other,
                 };
                 if disabled {
-                    revoke_other_sessions(txn, user_id, None, now, &origin)?;
+                    revoke_other_sessions(txn, user_id, None, now, "user_disabled", &origin)?;
                 }
             }
             txn.put_user(&user)?;
@@ -606,11 +606,12 @@ fn revoke_other_sessions(
     user: UserId,
     keep: Option<crate::domain::SessionId>,
     now: UnixSeconds,
+    reason: &str,
     origin: &RequestOrigin,
 ) -> ServiceResult<()> {
     for session in txn.sessions_of_user(&user)? {
         if Some(session.id) != keep && session.is_live(now) {
-            super::sessions::revoke_in(txn, session, now, "password_changed", origin)?;
+            super::sessions::revoke_in(txn, session, now, reason, origin)?;
         }
     }
     Ok(())
