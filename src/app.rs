@@ -208,8 +208,9 @@ fn load_admin_token(config: &Config) -> anyhow::Result<AdminTokenVerifier> {
     Ok(AdminTokenVerifier::new(&token, source))
 }
 
-/// Periodic upkeep: session `last_active` (every minute), and sweeping ended
-/// sessions and audit records past retention (at start, then hourly).
+/// Periodic upkeep: session `last_active` and retired signing keys (every
+/// minute), and sweeping ended sessions and audit records past retention (at
+/// start, then hourly).
 async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) {
     let mut activity = tokio::time::interval(Duration::from_secs(
         crate::service::sessions::ACTIVITY_FLUSH_SECONDS,
@@ -221,6 +222,11 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
             _ = activity.tick() => {
                 if let Err(error) = services.flush_session_activity().await {
                     tracing::warn!(%error, "could not record session activity");
+                }
+                match services.keys.delete_retired().await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "deleted signing keys past their publication window"),
+                    Err(error) => tracing::warn!(%error, "could not delete retired signing keys"),
                 }
             }
             _ = sweep.tick() => {

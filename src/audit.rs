@@ -42,33 +42,20 @@ pub enum AuditKind {
     ApprovalCreated,
     #[serde(rename = "key.created")]
     KeyCreated,
+    #[serde(rename = "key.rotated")]
+    KeyRotated,
+    #[serde(rename = "key.retired")]
+    KeyRetired,
+    #[serde(rename = "token.refreshed")]
+    TokenRefreshed,
+    #[serde(rename = "token.replay_detected")]
+    TokenReplayDetected,
+    #[serde(rename = "token.revoked")]
+    TokenRevoked,
+    #[serde(rename = "session.logout")]
+    SessionLogout,
     #[serde(rename = "audit.pruned")]
     AuditPruned,
-}
-
-impl AuditKind {
-    /// The public name, as in the serde renames above.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditKind::UserCreated => "user.created",
-            AuditKind::UserUpdated => "user.updated",
-            AuditKind::UserDeleted => "user.deleted",
-            AuditKind::UserLogin => "user.login",
-            AuditKind::UserLoginFailed => "user.login_failed",
-            AuditKind::UserLocked => "user.locked",
-            AuditKind::UserUnlocked => "user.unlocked",
-            AuditKind::UserRegistrationPending => "user.registration_pending",
-            AuditKind::PasswordChanged => "password.changed",
-            AuditKind::SessionRevoked => "session.revoked",
-            AuditKind::OrgCreated => "org.created",
-            AuditKind::OrgUpdated => "org.updated",
-            AuditKind::OrgDeleted => "org.deleted",
-            AuditKind::MembershipChanged => "membership.changed",
-            AuditKind::ApprovalCreated => "approval.created",
-            AuditKind::KeyCreated => "key.created",
-            AuditKind::AuditPruned => "audit.pruned",
-        }
-    }
 }
 
 /// Who did it and from where; `None` fields were not known.

@@ -74,7 +74,13 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 
 /// The bearer credential of a request, if it has one.
 pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, ApiError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+    bearer_token_in(&parts.headers)
+}
+
+/// The bearer credential in `headers`, if there is one; a malformed header is
+/// an error, not an absence.
+pub fn bearer_token_in(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let value = value
@@ -201,5 +207,32 @@ impl FromRequestParts<AppState> for Account {
             .authenticate_access_token(token, crate::clock::now())
             .await?;
         Ok(Account(principal))
+    }
+}
+
+/// `Form<T>` whose rejections are rendered by [`ApiError`] as
+/// `invalid_request` (RFC 6749 §5.2 wants 400 for a malformed request).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppForm<T>(pub T);
+
+impl<T, S> FromRequest<S> for AppForm<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Form::<T>::from_request(request, state).await {
+            Ok(axum::Form(value)) => Ok(AppForm(value)),
+            Err(axum::extract::rejection::FormRejection::BytesRejection(rejection))
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE))
+            }
+            Err(_) => Err(ApiError::bad_request(
+                "expected an application/x-www-form-urlencoded body",
+            )),
+        }
     }
 }

@@ -26,7 +26,7 @@ pub use state::{AppState, Shared};
 
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
-    use routes::{account, identity, operator};
+    use routes::{account, identity, oauth, operator};
     let operator_api = Router::new()
         .route("/status", get(routes::status::status))
         .route(
@@ -57,6 +57,8 @@ pub fn router(state: AppState) -> Router {
                 .patch(operator::update_org)
                 .delete(operator::delete_org),
         )
+        .route("/keys", get(operator::list_keys))
+        .route("/keys/rotate", post(operator::rotate_keys))
         .route("/audit", get(operator::audit))
         .route("/events/stream", get(operator::events_stream));
     let account_api = Router::new()
@@ -70,7 +72,15 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/register", post(identity::register))
         .route("/login", post(identity::login))
+        .route("/logout", post(oauth::logout))
         .route("/.well-known/jwks.json", get(identity::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(oauth::openid_configuration),
+        )
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route("/oauth/introspect", post(oauth::introspect))
         .nest("/api/account", account_api)
         .nest("/v1", operator_api)
         .fallback(|| async { ApiError::not_found() })

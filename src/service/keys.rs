@@ -1,109 +1,309 @@
-//! The signing keys in memory: the active signer, a verifier over every
-//! published key, and the JWKS document with its ETag. Loaded from the store
-//! at start; the first start generates the key (off the async runtime).
+//! Signing keys: the active signer, a verifier over every published key, and
+//! the JWKS document with its ETag, kept in memory and rebuilt from the store
+//! whenever the set changes.
+//!
+//! Rotation makes a new key the signer; the old one stays published until
+//! `max(access_ttl, id_ttl)` after it stopped signing, when no token it signed
+//! can still be valid, and then leaves the JWKS (at once, in memory) and the
+//! database (at the next housekeeping pass). Changing `tokens.signing_alg`
+//! rotates at start-up along the same path. Key generation (RSA-2048 takes a
+//! few hundred milliseconds) runs on the blocking pool.
 
 use std::sync::{Arc, RwLock};
 
+use serde::Serialize;
+
+use super::{ServiceError, ServiceResult};
 use crate::audit::{AuditKind, AuditRecord, RequestOrigin};
-use crate::clock::UnixSeconds;
+use crate::clock::{self, UnixSeconds};
 use crate::config::{Config, SigningAlgorithm};
 use crate::crypto::jwt::{jwks_document, KeyAlgorithm, KeyPair, PublicJwk, Signer, Verifier};
-use crate::store::{Queries, Store, StoredSigningKey};
+use crate::store::{Queries, Store, StoreError, StoredSigningKey};
 
 struct KeyState {
     signer: Signer,
     verifier: Verifier,
     jwks_json: Arc<str>,
     etag: Arc<str>,
+    /// The earliest instant a published key must leave the JWKS.
+    next_retirement: Option<UnixSeconds>,
 }
 
 pub struct KeyRing {
+    store: Arc<Store>,
     state: RwLock<Arc<KeyState>>,
+    /// How long a rotated-out key stays published.
+    overlap_seconds: i64,
 }
 
-fn algorithm_of(config: &Config) -> KeyAlgorithm {
+/// A key as `GET /v1/keys` shows it: never the private part.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: KeyAlgorithm,
+    pub active: bool,
+    pub created_at: String,
+    pub rotated_out_at: Option<String>,
+    pub retire_after: Option<String>,
+}
+
+pub fn configured_algorithm(config: &Config) -> KeyAlgorithm {
     match config.tokens.signing_alg {
         SigningAlgorithm::RS256 => KeyAlgorithm::RS256,
         SigningAlgorithm::EdDSA => KeyAlgorithm::EdDSA,
     }
 }
 
+fn internal(error: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Internal(error.to_string())
+}
+
 impl KeyRing {
+    /// Loads the keys; creates the first one, or rotates to the configured
+    /// algorithm if the active key uses another.
     pub async fn load_or_create(
         store: &Arc<Store>,
         config: &Config,
         now: UnixSeconds,
     ) -> anyhow::Result<KeyRing> {
-        let algorithm = algorithm_of(config);
-        let store = store.clone();
+        let algorithm = configured_algorithm(config);
+        let overlap_seconds = config
+            .tokens
+            .access_ttl
+            .as_secs()
+            .max(config.tokens.id_ttl.as_secs()) as i64;
+        let ring_store = store.clone();
         let state = tokio::task::spawn_blocking(move || -> anyhow::Result<KeyState> {
-            let (active, keys) = store.read(|txn| Ok::<_, crate::store::StoreError>((txn.active_signing_kid()?, txn.signing_keys()?)))?;
-            let active = active.and_then(|kid| keys.iter().find(|k| k.key.kid == kid).cloned());
-            let (active, keys) = match active {
-                Some(active) => (active, keys),
-                None => {
-                    let generated = StoredSigningKey {
-                        key: KeyPair::generate(algorithm, now)?,
-                        rotated_out_at: None,
-                        retire_after: None,
-                    };
-                    let origin = RequestOrigin::default();
-                    let to_store = generated.clone();
-                    store.write(|txn| {
-                        txn.put_signing_key(&to_store)?;
-                        txn.set_active_signing_kid(&to_store.key.kid)?;
-                        txn.audit(
-                            AuditRecord::new(AuditKind::KeyCreated, now, &origin)
-                                .details(serde_json::json!({"kid": to_store.key.kid, "alg": to_store.key.algorithm})),
-                        )
-                    })?;
-                    tracing::info!(kid = %generated.key.kid, "generated the first signing key");
-                    let mut keys = keys;
-                    keys.push(generated.clone());
-                    (generated, keys)
+            let active = ring_store.read(|txn| {
+                let kid = txn.active_signing_kid()?;
+                Ok::<_, StoreError>(match kid {
+                    Some(kid) => txn.signing_keys()?.into_iter().find(|k| k.key.kid == kid),
+                    None => None,
+                })
+            })?;
+            match active {
+                Some(active) if active.key.algorithm == algorithm => {}
+                Some(_) => {
+                    let kid = install_new_key(&ring_store, algorithm, now, overlap_seconds, "algorithm_changed", &RequestOrigin::default())?;
+                    tracing::info!(%kid, alg = algorithm.as_str(), "signing algorithm changed; rotated to a new key");
                 }
-            };
-            build_state(&active, &keys, now)
+                None => {
+                    let kid = install_new_key(&ring_store, algorithm, now, overlap_seconds, "first_start", &RequestOrigin::default())?;
+                    tracing::info!(%kid, alg = algorithm.as_str(), "generated the first signing key");
+                }
+            }
+            build_state(&ring_store, now)
         })
         .await??;
         Ok(KeyRing {
+            store: store.clone(),
             state: RwLock::new(Arc::new(state)),
+            overlap_seconds,
         })
     }
 
-    fn current(&self) -> Arc<KeyState> {
+    fn snapshot(&self) -> Arc<KeyState> {
         match self.state.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    pub fn signer(&self) -> Signer {
-        self.current().signer.clone()
+    fn replace(&self, state: KeyState) {
+        match self.state.write() {
+            Ok(mut guard) => *guard = Arc::new(state),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(state),
+        }
     }
 
-    pub fn verifier(&self) -> Verifier {
-        self.current().verifier.clone()
+    /// The current state, rebuilt first if a key's publication window ended.
+    async fn current(&self) -> ServiceResult<Arc<KeyState>> {
+        let now = clock::now();
+        let state = self.snapshot();
+        if state.next_retirement.is_none_or(|at| at > now) {
+            return Ok(state);
+        }
+        let store = self.store.clone();
+        let rebuilt = tokio::task::spawn_blocking(move || build_state(&store, now))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        self.replace(rebuilt);
+        Ok(self.snapshot())
+    }
+
+    pub async fn signer(&self) -> ServiceResult<Signer> {
+        Ok(self.current().await?.signer.clone())
+    }
+
+    pub async fn verifier(&self) -> ServiceResult<Verifier> {
+        Ok(self.current().await?.verifier.clone())
     }
 
     /// The JWKS document and its ETag.
-    pub fn jwks(&self) -> (Arc<str>, Arc<str>) {
-        let state = self.current();
-        (state.jwks_json.clone(), state.etag.clone())
+    pub async fn jwks(&self) -> ServiceResult<(Arc<str>, Arc<str>)> {
+        let state = self.current().await?;
+        Ok((state.jwks_json.clone(), state.etag.clone()))
+    }
+
+    /// Makes a new key (of `algorithm`, else the active key's) the signer.
+    pub async fn rotate(
+        &self,
+        algorithm: Option<KeyAlgorithm>,
+        origin: RequestOrigin,
+    ) -> ServiceResult<KeyInfo> {
+        let store = self.store.clone();
+        let overlap = self.overlap_seconds;
+        let now = clock::now();
+        let algorithm = match algorithm {
+            Some(algorithm) => algorithm,
+            None => self.snapshot().signer.algorithm(),
+        };
+        let (kid, state) =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<(String, KeyState)> {
+                let kid = install_new_key(&store, algorithm, now, overlap, "operator", &origin)?;
+                Ok((kid, build_state(&store, now)?))
+            })
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        self.replace(state);
+        tracing::info!(%kid, alg = algorithm.as_str(), "signing key rotated");
+        self.list()
+            .await?
+            .into_iter()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| internal("the new key vanished"))
+    }
+
+    pub async fn list(&self) -> ServiceResult<Vec<KeyInfo>> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            store.read(|txn| {
+                let active = txn.active_signing_kid()?;
+                let mut keys = txn.signing_keys()?;
+                keys.sort_by_key(|k| std::cmp::Reverse(k.key.created_at));
+                Ok::<_, StoreError>(
+                    keys.into_iter()
+                        .map(|k| KeyInfo {
+                            active: active.as_deref() == Some(k.key.kid.as_str()),
+                            alg: k.key.algorithm,
+                            created_at: clock::rfc3339(k.key.created_at),
+                            rotated_out_at: k.rotated_out_at.map(clock::rfc3339),
+                            retire_after: k.retire_after.map(clock::rfc3339),
+                            kid: k.key.kid,
+                        })
+                        .collect(),
+                )
+            })
+        })
+        .await
+        .map_err(internal)?
+        .map_err(ServiceError::from)
+    }
+
+    /// Deletes keys whose window has ended (housekeeping).
+    pub async fn delete_retired(&self) -> ServiceResult<usize> {
+        let store = self.store.clone();
+        let now = clock::now();
+        let removed = tokio::task::spawn_blocking(move || {
+            store.write(|txn| {
+                let active = txn.active_signing_kid()?;
+                let mut removed = 0;
+                for key in txn.signing_keys()? {
+                    let retired = key.retire_after.is_some_and(|after| after <= now);
+                    if retired && active.as_deref() != Some(key.key.kid.as_str()) {
+                        txn.delete_signing_key(&key.key.kid)?;
+                        txn.audit(
+                            AuditRecord::new(AuditKind::KeyRetired, now, &RequestOrigin::default())
+                                .details(serde_json::json!({"kid": key.key.kid})),
+                        )?;
+                        removed += 1;
+                    }
+                }
+                Ok::<_, StoreError>(removed)
+            })
+        })
+        .await
+        .map_err(internal)??;
+        if removed > 0 {
+            self.current().await?;
+        }
+        Ok(removed)
     }
 }
 
-/// Publishes every key that may still verify a live token.
-fn build_state(
-    active: &StoredSigningKey,
-    keys: &[StoredSigningKey],
+/// Generates a key and makes it the signer, moving the old signer into its
+/// publication window, in one transaction. Blocking.
+fn install_new_key(
+    store: &Store,
+    algorithm: KeyAlgorithm,
     now: UnixSeconds,
-) -> anyhow::Result<KeyState> {
-    let published: Vec<PublicJwk> = keys
+    overlap_seconds: i64,
+    reason: &str,
+    origin: &RequestOrigin,
+) -> anyhow::Result<String> {
+    let new_key = StoredSigningKey {
+        key: KeyPair::generate(algorithm, now)?,
+        rotated_out_at: None,
+        retire_after: None,
+    };
+    let kid = new_key.key.kid.clone();
+    store.write(|txn| {
+        let previous = txn.active_signing_kid()?;
+        if let Some(previous) = &previous {
+            if let Some(mut old) = txn
+                .signing_keys()?
+                .into_iter()
+                .find(|k| &k.key.kid == previous)
+            {
+                old.rotated_out_at = Some(now);
+                old.retire_after = Some(now + overlap_seconds);
+                txn.put_signing_key(&old)?;
+            }
+        }
+        txn.put_signing_key(&new_key)?;
+        txn.set_active_signing_kid(&new_key.key.kid)?;
+        let kind = if previous.is_some() {
+            AuditKind::KeyRotated
+        } else {
+            AuditKind::KeyCreated
+        };
+        txn.audit(
+            AuditRecord::new(kind, now, origin)
+                .reason(reason)
+                .details(serde_json::json!({
+                    "kid": new_key.key.kid,
+                    "alg": new_key.key.algorithm,
+                    "previous_kid": previous,
+                })),
+        )
+    })?;
+    Ok(kid)
+}
+
+/// Publishes the active key and every key still inside its window. Blocking.
+fn build_state(store: &Store, now: UnixSeconds) -> anyhow::Result<KeyState> {
+    let (active, keys) =
+        store.read(|txn| Ok::<_, StoreError>((txn.active_signing_kid()?, txn.signing_keys()?)))?;
+    let active_kid = active.ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
+    let active = keys
         .iter()
-        .filter(|k| k.key.kid == active.key.kid || k.retire_after.is_none_or(|after| after > now))
+        .find(|k| k.key.kid == active_kid)
+        .ok_or_else(|| anyhow::anyhow!("the active signing key {active_kid} is missing"))?;
+    let live: Vec<&StoredSigningKey> = keys
+        .iter()
+        .filter(|k| k.key.kid == active_kid || k.retire_after.is_none_or(|after| after > now))
+        .collect();
+    let published: Vec<PublicJwk> = live
+        .iter()
         .map(|k| k.key.public_jwk())
         .collect::<Result<_, _>>()?;
+    let next_retirement = live
+        .iter()
+        .filter(|k| k.key.kid != active_kid)
+        .filter_map(|k| k.retire_after)
+        .min();
     let jwks_json: Arc<str> = Arc::from(jwks_document(&published).to_string());
     let etag: Arc<str> = Arc::from(format!(
         "\"{}\"",
@@ -114,5 +314,6 @@ fn build_state(
         verifier: Verifier::new(&published)?,
         jwks_json,
         etag,
+        next_retirement,
     })
 }

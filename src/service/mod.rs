@@ -12,6 +12,7 @@ pub mod keys;
 pub mod limiter;
 pub mod login;
 pub mod orgs;
+pub mod refresh;
 pub mod sessions;
 pub mod tokens;
 

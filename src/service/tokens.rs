@@ -27,13 +27,52 @@ pub struct AccessClaims {
     pub sid: SessionId,
 }
 
-/// What `/login` answers on success.
+/// The claims of an OpenID Connect ID token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdClaims {
+    pub iss: String,
+    pub sub: UserId,
+    pub aud: String,
+    pub exp: UnixSeconds,
+    pub iat: UnixSeconds,
+    pub auth_time: UnixSeconds,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub sid: SessionId,
+}
+
+/// What a login asked for beyond the access token: `scope=openid` brings an
+/// ID token for `client_id` (else the configured audience), echoing `nonce`.
+#[derive(Debug, Clone, Default)]
+pub struct TokenGrant {
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub nonce: Option<String>,
+    pub auth_time: UnixSeconds,
+}
+
+impl TokenGrant {
+    pub fn wants_id_token(&self) -> bool {
+        self.scope
+            .as_deref()
+            .is_some_and(|scope| scope.split_whitespace().any(|s| s == "openid"))
+    }
+}
+
+/// What `/login` and a refresh answer on success.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenSet {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: u64,
     pub refresh_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     pub session_id: SessionId,
 }
 
@@ -60,6 +99,7 @@ pub(crate) fn store_refresh_token(
     txn: &WriteTxn,
     session: &Session,
     family_id: &str,
+    grant: &TokenGrant,
     now: UnixSeconds,
     refresh_ttl_seconds: u64,
 ) -> ServiceResult<String> {
@@ -75,21 +115,28 @@ pub(crate) fn store_refresh_token(
             issued_at: now,
             expires_at,
             used_at: None,
+            used_by_ip: None,
+            scope: grant.scope.clone(),
+            client_id: grant.client_id.clone(),
+            auth_time: grant.auth_time,
         },
     )?;
     Ok(token)
 }
 
 impl Services {
-    /// Signs an access token for `user` in `session`, off the async runtime.
-    pub async fn sign_access_token(
+    /// Signs the access token (and the ID token if the grant asks for one)
+    /// for `user` in `session`, off the async runtime.
+    pub async fn issue_token_set(
         &self,
         user: &User,
         session: &Session,
+        refresh_token: String,
+        grant: &TokenGrant,
         now: UnixSeconds,
-    ) -> ServiceResult<(String, u64)> {
+    ) -> ServiceResult<TokenSet> {
         let ttl = self.config.tokens.access_ttl.as_secs();
-        let claims = AccessClaims {
+        let access = AccessClaims {
             sub: user.id,
             iss: self.config.server.public_url.clone(),
             aud: self.config.tokens.audience.clone(),
@@ -105,12 +152,61 @@ impl Services {
             org: session.org_id.clone(),
             sid: session.id,
         };
-        let signer = self.keys.signer();
-        let token = tokio::task::spawn_blocking(move || signer.sign(&claims))
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        Ok((token, ttl))
+        let id = grant.wants_id_token().then(|| IdClaims {
+            iss: self.config.server.public_url.clone(),
+            sub: user.id,
+            aud: grant
+                .client_id
+                .clone()
+                .unwrap_or_else(|| self.config.tokens.audience.clone()),
+            exp: now + self.config.tokens.id_ttl.as_secs() as i64,
+            iat: now,
+            auth_time: grant.auth_time,
+            nonce: grant.nonce.clone(),
+            email: user.email.as_str().to_owned(),
+            name: user.name.clone(),
+            sid: session.id,
+        });
+        let signer = self.keys.signer().await?;
+        let (access_token, id_token) = tokio::task::spawn_blocking(move || {
+            let access = signer.sign(&access)?;
+            let id = id.map(|claims| signer.sign(&claims)).transpose()?;
+            Ok::<_, crate::crypto::jwt::JwtError>((access, id))
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok(TokenSet {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ttl,
+            refresh_token,
+            id_token,
+            scope: grant.scope.clone(),
+            session_id: session.id,
+        })
+    }
+
+    /// Verifies an access token's signature and claims, without the session check.
+    pub async fn verify_access_token(
+        &self,
+        token: &str,
+        now: UnixSeconds,
+    ) -> ServiceResult<AccessClaims> {
+        self.keys
+            .verifier()
+            .await?
+            .verify(
+                token,
+                &Expectations {
+                    issuer: &self.config.server.public_url,
+                    audience: &self.config.tokens.audience,
+                    now,
+                    // authd verifies what it signed itself: one clock, no skew.
+                    leeway_seconds: 0,
+                },
+            )
+            .map_err(|_| ServiceError::InvalidToken)
     }
 
     /// Checks signature, lifetime, issuer, audience, and that the session is
@@ -120,19 +216,7 @@ impl Services {
         token: &str,
         now: UnixSeconds,
     ) -> ServiceResult<SessionPrincipal> {
-        let claims: AccessClaims = self
-            .keys
-            .verifier()
-            .verify(
-                token,
-                &Expectations {
-                    issuer: &self.config.server.public_url,
-                    audience: &self.config.tokens.audience,
-                    now,
-                    leeway_seconds: 5,
-                },
-            )
-            .map_err(|_| ServiceError::InvalidToken)?;
+        let claims = self.verify_access_token(token, now).await?;
         let session_id = claims.sid;
         let session = self
             .store_read(move |txn| Ok(txn.session(&session_id)?))

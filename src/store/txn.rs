@@ -102,7 +102,8 @@ pub struct StoredSigningKey {
     pub retire_after: Option<UnixSeconds>,
 }
 
-/// An issued refresh token, keyed by its SHA-256.
+/// An issued refresh token, keyed by its SHA-256. A family is the chain of
+/// tokens issued from one login; it lives and dies with its session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RefreshToken {
     pub family_id: String,
@@ -111,7 +112,19 @@ pub struct RefreshToken {
     pub org_id: OrgId,
     pub issued_at: UnixSeconds,
     pub expires_at: UnixSeconds,
+    /// Set when it was exchanged; a second exchange is a replay.
     pub used_at: Option<UnixSeconds>,
+    #[serde(default)]
+    pub used_by_ip: Option<String>,
+    /// What the login asked for (`openid` brings an ID token on refresh too).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The audience of ID tokens of this family.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// When the user actually authenticated (the ID token's `auth_time`).
+    #[serde(default)]
+    pub auth_time: UnixSeconds,
 }
 
 /// Something waiting for an operator's yes or no.

@@ -14,6 +14,7 @@ use crate::http::extract::{AppJson, Client};
 use crate::http::state::AppState;
 use crate::service::accounts::{NewUser, Registered};
 use crate::service::login::LoginRequest;
+use crate::service::tokens::TokenGrant;
 use crate::service::{FieldError, ServiceError};
 
 pub async fn register(
@@ -37,6 +38,10 @@ pub struct LoginBody {
     email: Option<String>,
     password: Option<Password>,
     org: Option<String>,
+    /// `openid` asks for an ID token as well.
+    scope: Option<String>,
+    client_id: Option<String>,
+    nonce: Option<String>,
 }
 
 pub async fn login(
@@ -65,6 +70,12 @@ pub async fn login(
                 email,
                 password,
                 org: body.org,
+                grant: TokenGrant {
+                    scope: body.scope,
+                    client_id: body.client_id,
+                    nonce: body.nonce,
+                    auth_time: 0,
+                },
             },
             &context,
         )
@@ -78,21 +89,21 @@ pub async fn login(
 
 /// Public keys of every key that may still verify a live token. Cached by
 /// clients for five minutes, revalidated by ETag.
-pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (document, etag) = state.services.keys.jwks();
+pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let (document, etag) = state.services.keys.jwks().await?;
     let cache = HeaderValue::from_static("public, max-age=300");
     let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
     if headers
         .get(header::IF_NONE_MATCH)
         .is_some_and(|given| given.as_bytes() == etag.as_bytes())
     {
-        return (
+        return Ok((
             StatusCode::NOT_MODIFIED,
             [(header::ETAG, etag_value), (header::CACHE_CONTROL, cache)],
         )
-            .into_response();
+            .into_response());
     }
-    (
+    Ok((
         [
             (
                 header::CONTENT_TYPE,
@@ -103,5 +114,5 @@ pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response
         ],
         document.to_string(),
     )
-        .into_response()
+        .into_response())
 }

@@ -4,5 +4,6 @@
 pub mod account;
 pub mod health;
 pub mod identity;
+pub mod oauth;
 pub mod operator;
 pub mod status;

@@ -14,7 +14,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use crate::domain::UserId;
 use crate::http::error::ApiError;
-use crate::http::extract::{AppJson, Client, Operator};
+use crate::http::extract::{bearer_token_in, AppJson, Client, Operator};
 use crate::http::state::AppState;
 use crate::service::accounts::{NewUser, UserChanges, UserProfile};
 use crate::service::audit_log::parse_kind;
@@ -319,17 +319,8 @@ pub async fn events_stream(
     Query(params): Query<StreamParams>,
     headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let presented = match headers.get(axum::http::header::AUTHORIZATION) {
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .map(str::to_owned)
-            .ok_or_else(ApiError::invalid_authorization)?,
+    let presented = match bearer_token_in(&headers)? {
+        Some(token) => token.to_owned(),
         None => params.token.ok_or_else(ApiError::missing_authorization)?,
     };
     if !state.admin_token.verify(&presented) {
@@ -353,4 +344,39 @@ pub async fn events_stream(
             let _ = shutdown.wait_for(|stopped| *stopped).await;
         });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+pub async fn list_keys(
+    _: Operator,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({ "items": state.services.keys.list().await?, "next_cursor": null }),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct RotateParams {
+    alg: Option<String>,
+}
+
+/// Makes a new key the signer (`?alg=EdDSA|RS256` to change algorithm).
+pub async fn rotate_keys(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Query(params): Query<RotateParams>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let algorithm = match params.alg.as_deref() {
+        None => None,
+        Some("RS256") => Some(crate::crypto::jwt::KeyAlgorithm::RS256),
+        Some("EdDSA") => Some(crate::crypto::jwt::KeyAlgorithm::EdDSA),
+        Some(_) => return Err(ServiceError::field("alg", "must be RS256 or EdDSA").into()),
+    };
+    let key = state
+        .services
+        .keys
+        .rotate(algorithm, context.origin())
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(key))))
 }

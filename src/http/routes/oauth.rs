@@ -1,0 +1,174 @@
+//! The OAuth 2.0 / OpenID Connect surface: `POST /oauth/token` (refresh
+//! grant), `/oauth/revoke` (RFC 7009), `/oauth/introspect` (RFC 7662),
+//! `POST /logout`, and the discovery document.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::http::error::ApiError;
+use crate::http::extract::{bearer_token_in, AppForm, Client, Operator};
+use crate::http::state::AppState;
+use crate::service::refresh::{Introspection, RefreshError};
+use crate::service::ServiceError;
+
+#[derive(Deserialize)]
+pub struct TokenRequest {
+    grant_type: Option<String>,
+    refresh_token: Option<String>,
+}
+
+fn oauth_error(code: &'static str, description: &'static str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, description)
+}
+
+/// Token responses must not be cached (RFC 6749 §5.1).
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    Client(context): Client,
+    AppForm(body): AppForm<TokenRequest>,
+) -> Result<Response, ApiError> {
+    let grant_type = body
+        .grant_type
+        .filter(|g| !g.is_empty())
+        .ok_or_else(|| oauth_error("invalid_request", "grant_type is required"))?;
+    if grant_type != "refresh_token" {
+        return Err(oauth_error(
+            "unsupported_grant_type",
+            "only grant_type=refresh_token is supported here",
+        ));
+    }
+    let presented = body
+        .refresh_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| oauth_error("invalid_request", "refresh_token is required"))?;
+    match state.services.refresh(&presented, &context).await {
+        Ok(tokens) => Ok(no_store(Json(tokens).into_response())),
+        Err(RefreshError::Refused(_)) => Err(oauth_error(
+            "invalid_grant",
+            "the refresh token is invalid, expired, revoked or already used",
+        )),
+        Err(RefreshError::Service(error)) => Err(error.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TokenParameter {
+    token: Option<String>,
+}
+
+/// RFC 7009: 200 whether or not the token was known.
+pub async fn revoke(
+    State(state): State<AppState>,
+    Client(context): Client,
+    AppForm(body): AppForm<TokenParameter>,
+) -> Result<StatusCode, ApiError> {
+    let token = body
+        .token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| oauth_error("invalid_request", "token is required"))?;
+    state.services.revoke_token(&token, &context).await?;
+    Ok(StatusCode::OK)
+}
+
+/// RFC 7662, for the operator (and, later, OAuth clients).
+pub async fn introspect(
+    _: Operator,
+    State(state): State<AppState>,
+    AppForm(body): AppForm<TokenParameter>,
+) -> Result<Response, ApiError> {
+    let token = body
+        .token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| oauth_error("invalid_request", "token is required"))?;
+    let answer: Introspection = state.services.introspect(&token).await?;
+    Ok(no_store(Json(answer).into_response()))
+}
+
+#[derive(Deserialize, Default)]
+pub struct LogoutForm {
+    refresh_token: Option<String>,
+}
+
+/// Ends the session of a Bearer access token, or of a form `refresh_token`.
+pub async fn logout(
+    State(state): State<AppState>,
+    Client(context): Client,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    if let Some(token) = bearer_token_in(&headers)? {
+        let claims = state
+            .services
+            .verify_access_token(token, crate::clock::now())
+            .await?;
+        state
+            .services
+            .logout_session(claims.sid, "logout", &context)
+            .await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let form: LogoutForm = if body.is_empty() {
+        LogoutForm::default()
+    } else {
+        serde_urlencoded::from_bytes(&body).map_err(|_| {
+            ApiError::bad_request("expected an application/x-www-form-urlencoded body")
+        })?
+    };
+    let refresh_token = form
+        .refresh_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::from(ServiceError::field(
+                "refresh_token",
+                "send a Bearer access token or a refresh_token",
+            ))
+        })?;
+    state
+        .services
+        .logout_refresh_token(&refresh_token, "logout", &context)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// OpenID Connect discovery, listing only what authd serves today.
+pub async fn openid_configuration(State(state): State<AppState>) -> Response {
+    let issuer = state
+        .config
+        .server
+        .public_url
+        .trim_end_matches('/')
+        .to_owned();
+    let algorithm = crate::service::keys::configured_algorithm(&state.config).as_str();
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"))],
+        Json(json!({
+            "issuer": state.config.server.public_url,
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "token_endpoint": format!("{issuer}/oauth/token"),
+            "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+            "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+            "end_session_endpoint": format!("{issuer}/logout"),
+            "grant_types_supported": ["refresh_token"],
+            "response_types_supported": [],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [algorithm],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "revocation_endpoint_auth_methods_supported": ["none"],
+            "introspection_endpoint_auth_methods_supported": ["bearer"],
+            "scopes_supported": ["openid", "email", "profile"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "email", "name", "roles", "org", "sid"],
+        })),
+    )
+        .into_response()
+}

@@ -1,0 +1,301 @@
+//! The refresh-token life cycle: single-use rotation within a family,
+//! replay detection (the whole family and its session die), logout,
+//! revocation (RFC 7009) and introspection (RFC 7662).
+//!
+//! Every decision about a presented refresh token is made inside one write
+//! transaction. redb runs write transactions one at a time, so of two
+//! concurrent presentations of one token exactly one sees it unused and wins;
+//! the other sees it used and is treated as the replay it is.
+
+use serde::Serialize;
+
+use super::sessions::revoke_in;
+use super::tokens::{refresh_token_digest, store_refresh_token, TokenGrant, TokenSet};
+use super::{RequestContext, ServiceError, ServiceResult, Services};
+use crate::audit::{AuditKind, AuditRecord};
+use crate::clock::{self, UnixSeconds};
+use crate::domain::user::UserStatus;
+use crate::domain::{Session, User};
+use crate::store::Queries;
+
+/// Why a refresh was refused; all become `invalid_grant` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshRefusal {
+    Unknown,
+    Expired,
+    Replayed,
+    SessionEnded,
+    UserInactive,
+}
+
+enum Exchange {
+    Rotated {
+        user: Box<User>,
+        session: Box<Session>,
+        refresh_token: String,
+        grant: TokenGrant,
+    },
+    Refused(RefreshRefusal),
+}
+
+/// RFC 7662's answer; inactive tokens say nothing else.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<UnixSeconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<UnixSeconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+impl Services {
+    /// `grant_type=refresh_token`: the presented token is spent and a new
+    /// access + refresh pair is issued in the same family and session.
+    pub async fn refresh(
+        &self,
+        presented: &str,
+        context: &RequestContext,
+    ) -> Result<TokenSet, RefreshError> {
+        let digest = refresh_token_digest(presented);
+        let now = clock::now();
+        let origin = context.origin();
+        let ip = context.ip.to_string();
+        let refresh_ttl = self.config.tokens.refresh_ttl.as_secs();
+        let exchange = self
+            .store_write(move |txn| {
+                let Some(mut record) = txn.refresh_token(&digest)? else {
+                    return Ok(Exchange::Refused(RefreshRefusal::Unknown));
+                };
+                let session = txn.session(&record.session_id)?;
+                if record.used_at.is_some() {
+                    // A spent token came back: someone holds a copy. End the
+                    // family (its session) so that neither copy works again.
+                    let first_ip = record.used_by_ip.clone();
+                    if let Some(session) = session {
+                        revoke_in(txn, session, now, "refresh_token_replay", &origin)?;
+                    }
+                    txn.audit(
+                        AuditRecord::new(AuditKind::TokenReplayDetected, now, &origin)
+                            .user(record.user_id)
+                            .org(&record.org_id)
+                            .reason("refresh_token_reused")
+                            .details(serde_json::json!({
+                                "family_id": record.family_id,
+                                "session_id": record.session_id,
+                                "first_use_ip": first_ip,
+                                "replay_ip": origin.ip,
+                            })),
+                    )?;
+                    return Ok(Exchange::Refused(RefreshRefusal::Replayed));
+                }
+                if record.expires_at <= now {
+                    return Ok(Exchange::Refused(RefreshRefusal::Expired));
+                }
+                let Some(mut session) = session.filter(|s| s.is_live(now)) else {
+                    return Ok(Exchange::Refused(RefreshRefusal::SessionEnded));
+                };
+                let user = txn.user(&record.user_id)?;
+                let Some(user) = user.filter(|u| {
+                    u.status == UserStatus::Active && !u.is_locked(now) && u.role_in(&session.org_id).is_some()
+                }) else {
+                    return Ok(Exchange::Refused(RefreshRefusal::UserInactive));
+                };
+                record.used_at = Some(now);
+                record.used_by_ip = Some(ip);
+                txn.put_refresh_token(&digest, &record)?;
+                let grant = TokenGrant {
+                    scope: record.scope.clone(),
+                    client_id: record.client_id.clone(),
+                    nonce: None,
+                    auth_time: record.auth_time,
+                };
+                let refresh_token = store_refresh_token(txn, &session, &record.family_id, &grant, now, refresh_ttl)?;
+                session.last_active = now;
+                txn.put_session(&session)?;
+                txn.audit(
+                    AuditRecord::new(AuditKind::TokenRefreshed, now, &origin)
+                        .user(user.id)
+                        .org(&session.org_id)
+                        .details(serde_json::json!({"family_id": record.family_id, "session_id": session.id})),
+                )?;
+                Ok(Exchange::Rotated {
+                    user: Box::new(user),
+                    session: Box::new(session),
+                    refresh_token,
+                    grant,
+                })
+            })
+            .await?;
+        match exchange {
+            Exchange::Refused(refusal) => Err(RefreshError::Refused(refusal)),
+            Exchange::Rotated {
+                user,
+                session,
+                refresh_token,
+                grant,
+            } => Ok(self
+                .issue_token_set(&user, &session, refresh_token, &grant, now)
+                .await?),
+        }
+    }
+
+    /// Ends the session a refresh token belongs to. Unknown tokens are not an
+    /// error: the caller wanted the token dead, and it is.
+    pub async fn logout_refresh_token(
+        &self,
+        presented: &str,
+        reason: &'static str,
+        context: &RequestContext,
+    ) -> ServiceResult<()> {
+        let digest = refresh_token_digest(presented);
+        let now = clock::now();
+        let origin = context.origin();
+        self.store_write(move |txn| {
+            let Some(record) = txn.refresh_token(&digest)? else {
+                return Ok(());
+            };
+            if let Some(session) = txn.session(&record.session_id)?.filter(|s| s.is_live(now)) {
+                end_session(txn, session, now, reason, &origin)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends the session of a verified access token.
+    pub async fn logout_session(
+        &self,
+        session_id: crate::domain::SessionId,
+        reason: &'static str,
+        context: &RequestContext,
+    ) -> ServiceResult<()> {
+        let now = clock::now();
+        let origin = context.origin();
+        self.store_write(move |txn| {
+            if let Some(session) = txn.session(&session_id)?.filter(|s| s.is_live(now)) {
+                end_session(txn, session, now, reason, &origin)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// RFC 7009: revoking either kind of token ends its session (a JWT cannot
+    /// be recalled on its own; its session can). Unknown tokens succeed.
+    pub async fn revoke_token(&self, token: &str, context: &RequestContext) -> ServiceResult<()> {
+        let now = clock::now();
+        if token.contains('.') {
+            if let Ok(claims) = self.verify_access_token(token, now).await {
+                return self
+                    .logout_session(claims.sid, "token_revoked", context)
+                    .await;
+            }
+            return Ok(());
+        }
+        self.logout_refresh_token(token, "token_revoked", context)
+            .await
+    }
+
+    /// RFC 7662 for access and refresh tokens.
+    pub async fn introspect(&self, token: &str) -> ServiceResult<Introspection> {
+        let now = clock::now();
+        if token.contains('.') {
+            return Ok(match self.authenticate_access_token(token, now).await {
+                Ok(_) => {
+                    let claims = self.verify_access_token(token, now).await?;
+                    Introspection {
+                        active: true,
+                        token_type: Some("access_token"),
+                        sub: Some(claims.sub.to_string()),
+                        exp: Some(claims.exp),
+                        iat: Some(claims.iat),
+                        iss: Some(claims.iss),
+                        aud: Some(claims.aud),
+                        sid: Some(claims.sid.to_string()),
+                        org: Some(claims.org.to_string()),
+                        username: Some(claims.email),
+                        scope: None,
+                    }
+                }
+                Err(_) => Introspection::default(),
+            });
+        }
+        let digest = refresh_token_digest(token);
+        self.store_read(move |txn| {
+            let Some(record) = txn.refresh_token(&digest)? else {
+                return Ok(Introspection::default());
+            };
+            let live_session = txn
+                .session(&record.session_id)?
+                .is_some_and(|s| s.is_live(now));
+            if record.used_at.is_some() || record.expires_at <= now || !live_session {
+                return Ok(Introspection::default());
+            }
+            let email = txn
+                .user(&record.user_id)?
+                .map(|u| u.email.as_str().to_owned());
+            Ok(Introspection {
+                active: true,
+                token_type: Some("refresh_token"),
+                sub: Some(record.user_id.to_string()),
+                exp: Some(record.expires_at),
+                iat: Some(record.issued_at),
+                sid: Some(record.session_id.to_string()),
+                org: Some(record.org_id.to_string()),
+                scope: record.scope,
+                username: email,
+                ..Introspection::default()
+            })
+        })
+        .await
+    }
+}
+
+fn end_session(
+    txn: &mut crate::store::WriteTxn,
+    session: Session,
+    now: UnixSeconds,
+    reason: &'static str,
+    origin: &crate::audit::RequestOrigin,
+) -> ServiceResult<()> {
+    let (user, org, id) = (session.user_id, session.org_id.clone(), session.id);
+    revoke_in(txn, session, now, reason, origin)?;
+    txn.audit(
+        AuditRecord::new(AuditKind::SessionLogout, now, origin)
+            .user(user)
+            .org(&org)
+            .reason(reason)
+            .details(serde_json::json!({"session_id": id})),
+    )?;
+    Ok(())
+}
+
+/// A refresh either is refused for a reason the client must not learn in
+/// detail, or fails inside.
+#[derive(Debug)]
+pub enum RefreshError {
+    Refused(RefreshRefusal),
+    Service(ServiceError),
+}
+
+impl From<ServiceError> for RefreshError {
+    fn from(error: ServiceError) -> Self {
+        RefreshError::Service(error)
+    }
+}
