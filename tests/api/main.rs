@@ -13,3 +13,4 @@ mod login;
 mod operator_api;
 mod operator_users;
 mod registration;
+mod tokens;
