@@ -20,6 +20,7 @@ bench *ARGS:
     cargo build --release --target x86_64-unknown-linux-musl
     cargo bench --bench footprint -- {{ARGS}}
     cargo bench --bench login -- {{ARGS}}
+    cargo bench --bench tokens -- {{ARGS}}
 
 # The static x86_64 musl release binary, checked to be static and to start.
 release:

@@ -39,7 +39,7 @@ async fn the_profile_needs_a_valid_access_token() {
     }
     // A token whose signature was tampered with.
     let access = tokens["access_token"].as_str().expect("access");
-    let tampered = format!("{}x", &access[..access.len() - 1]);
+    let tampered = crate::helpers::tamper_signature(access);
     let response = server
         .get("/api/account")
         .bearer_auth(tampered)

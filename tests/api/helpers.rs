@@ -304,6 +304,16 @@ pub fn run(command: &mut Command, stdin: Option<&str>) -> (ExitStatus, String, S
     )
 }
 
+/// `token` with one character in the middle of its signature changed (the
+/// last characters of base64url can be padding bits, which would not count).
+pub fn tamper_signature(token: &str) -> String {
+    let signature_start = token.rfind('.').expect("a JWT") + 1;
+    let middle = signature_start + (token.len() - signature_start) / 2;
+    let mut bytes = token.as_bytes().to_vec();
+    bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).expect("ascii")
+}
+
 pub fn mode_of(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)

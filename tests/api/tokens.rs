@@ -814,3 +814,52 @@ async fn a_refresh_token_only_ever_yields_its_own_users_tokens() {
     );
     assert_eq!(refreshed["session_id"], kim_tokens["session_id"]);
 }
+
+/// The README's Python resource-server snippet, run for real. It needs
+/// PyJWT (`pip install "pyjwt[crypto]"`, which `.ci/run` does); without it
+/// the test says so and passes only outside CI.
+#[tokio::test]
+async fn the_readme_python_verifier_accepts_our_tokens_and_rejects_a_forgery() {
+    let available = std::process::Command::new("python3")
+        .args(["-c", "import jwt, cryptography"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install pyjwt[crypto]"
+        );
+        eprintln!("skipped: python3 with PyJWT is not installed");
+        return;
+    }
+    let server = TestServer::spawn_fast().await;
+    let profile = server.register_ok("py@example.com").await;
+    let tokens = server.login_ok("py@example.com").await;
+    let access = tokens["access_token"].as_str().expect("access").to_owned();
+    let jwks_url = server.url("/.well-known/jwks.json");
+    let run = |token: String| {
+        let jwks_url = jwks_url.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("python3")
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/examples/verify_token.py"
+                ))
+                .arg(jwks_url)
+                .arg(token)
+                .output()
+                .expect("python3")
+        })
+    };
+    let output = run(access.clone()).await.expect("join");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let claims: Value = serde_json::from_slice(&output.stdout).expect("claims json");
+    assert_eq!(claims["sub"], profile["id"]);
+    let forged = crate::helpers::tamper_signature(&access);
+    let output = run(forged).await.expect("join");
+    assert!(!output.status.success(), "a forged signature must fail");
+}

@@ -1,0 +1,316 @@
+//! Tokens against their limits: JWT signs/s and verifies/s alone (RS256 and
+//! EdDSA, all cores) and redb durable commits/s alone, vs refresh rotations/s
+//! over HTTP (one sign + one durable commit each), access-token GETs/s, and
+//! JWKS GETs/s. `cargo bench --bench tokens` (`-- --quick` for a smoke run).
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authd::crypto::jwt::{KeyAlgorithm, KeyPair, Verifier};
+use common::{closed_loop, cores, header, row, save, BenchServer};
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "Correct-Horse-42";
+
+/// Signs/s and verifies/s on every core, no I/O.
+fn jwt_alone(algorithm: KeyAlgorithm, duration: Duration) -> (f64, f64) {
+    let key = KeyPair::generate(algorithm, 0).expect("key");
+    let signer = key.signer().expect("signer");
+    let verifier = Verifier::new(&[key.public_jwk().expect("jwk")]).expect("verifier");
+    let claims = json!({"sub": "00000000-0000-0000-0000-000000000000", "iss": "http://127.0.0.1:9090", "aud": "authd",
+        "exp": 4_102_444_800_i64, "iat": 0, "nbf": 0, "jti": "x", "email": "a@example.com", "roles": ["member"],
+        "org": "org_x", "sid": "00000000-0000-0000-0000-000000000000"});
+    let token = signer.sign(&claims).expect("sign");
+    let run = |work: Arc<dyn Fn() + Send + Sync>| {
+        let started = Instant::now();
+        let threads: Vec<_> = (0..cores())
+            .map(|_| {
+                let work = work.clone();
+                std::thread::spawn(move || {
+                    let mut done = 0u64;
+                    while started.elapsed() < duration {
+                        work();
+                        done += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        let total: u64 = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+        total as f64 / started.elapsed().as_secs_f64()
+    };
+    let signs = {
+        let (signer, claims) = (signer.clone(), claims.clone());
+        run(Arc::new(move || {
+            signer.sign(&claims).expect("sign");
+        }))
+    };
+    let verifies = run(Arc::new(move || {
+        let expect = authd::crypto::jwt::Expectations {
+            issuer: "http://127.0.0.1:9090",
+            audience: "authd",
+            now: 1,
+            leeway_seconds: 0,
+        };
+        verifier.verify::<Value>(&token, &expect).expect("verify");
+    }));
+    (signs, verifies)
+}
+
+/// Durable (fsync'd) redb commits/s of one small record, through the store.
+fn commits_alone(duration: Duration) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) =
+        authd::store::Store::open(&dir.path().join("bench.redb"), 32 << 20, 0).expect("store");
+    let started = Instant::now();
+    let mut commits = 0u64;
+    while started.elapsed() < duration {
+        store
+            .write(|txn| {
+                txn.put_approval(&authd::store::Approval {
+                    id: format!("apr_{commits}"),
+                    kind: "bench".into(),
+                    subject_user_id: None,
+                    org_id: None,
+                    requested_at: 0,
+                    requested_by_ip: None,
+                    requested_by_user_agent: None,
+                    status: "pending".into(),
+                    resolved_by: None,
+                    resolved_at: None,
+                })
+            })
+            .expect("commit");
+        commits += 1;
+    }
+    commits as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn over_http(algorithm: &str, duration: Duration, connections: usize) -> Value {
+    let server = BenchServer::start(&format!(
+        "[passwords]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n[limits]\nlogin_per_ip_per_min = 100000000\nlogin_per_account_per_min = 100000000\n[tokens]\nsigning_alg = \"{algorithm}\"\n"
+    ));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .expect("client");
+    let base = server.base.clone();
+    let status = client
+        .post(format!("{base}/register"))
+        .json(&json!({"email": "bench@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("register")
+        .status();
+    assert_eq!(status, 201);
+    let login = || async {
+        client
+            .post(format!("{base}/login"))
+            .json(&json!({"email": "bench@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login")
+            .json::<Value>()
+            .await
+            .expect("json")
+    };
+    // One refresh chain per connection: each request spends the previous token.
+    let mut chains = Vec::new();
+    for _ in 0..connections {
+        chains.push(tokio::sync::Mutex::new(
+            login().await["refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .to_owned(),
+        ));
+    }
+    let access = login().await["access_token"]
+        .as_str()
+        .expect("access")
+        .to_owned();
+    let chains = Arc::new(chains);
+    let refresh = {
+        let (client, base, chains) = (client.clone(), base.clone(), chains.clone());
+        move |worker: usize, _| {
+            let (client, base, chains) = (client.clone(), base.clone(), chains.clone());
+            async move {
+                let mut chain = chains[worker].lock().await;
+                let response = client
+                    .post(format!("{base}/oauth/token"))
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", chain.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.map_err(|e| e.to_string())?;
+                if let Some(next) = body["refresh_token"].as_str() {
+                    *chain = next.to_owned();
+                }
+                Ok(status)
+            }
+        }
+    };
+    let rotations = closed_loop(connections, duration, 200, refresh).await;
+    let account = {
+        let (client, base, access) = (client.clone(), base.clone(), access.clone());
+        move |_, _| {
+            let request = client
+                .get(format!("{base}/api/account"))
+                .bearer_auth(&access);
+            async move {
+                request
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    };
+    let account_gets = closed_loop(connections, duration, 200, account).await;
+    let jwks = {
+        let (client, base) = (client.clone(), base.clone());
+        move |_, _| {
+            let request = client.get(format!("{base}/.well-known/jwks.json"));
+            async move {
+                request
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    };
+    let jwks_gets = closed_loop(connections, duration, 200, jwks).await;
+    let healthz = {
+        let (client, base) = (client.clone(), base.clone());
+        move |_, _| {
+            let request = client.get(format!("{base}/healthz"));
+            async move {
+                request
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    };
+    let floor = closed_loop(connections, duration, 200, healthz).await;
+    json!({
+        "refresh_rotations": rotations.json(),
+        "access_token_gets": account_gets.json(),
+        "jwks_gets": jwks_gets.json(),
+        "healthz_gets": floor.json(),
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let duration = Duration::from_secs(if quick { 1 } else { 5 });
+    let connections = if quick { 4 } else { 32 };
+
+    let (rs_sign, rs_verify) =
+        tokio::task::spawn_blocking(move || jwt_alone(KeyAlgorithm::RS256, duration))
+            .await
+            .expect("join");
+    let (ed_sign, ed_verify) =
+        tokio::task::spawn_blocking(move || jwt_alone(KeyAlgorithm::EdDSA, duration))
+            .await
+            .expect("join");
+    let commits = tokio::task::spawn_blocking(move || commits_alone(duration))
+        .await
+        .expect("join");
+    let rs_http = over_http("RS256", duration, connections).await;
+    let ed_http = over_http("EdDSA", duration, connections).await;
+
+    let per_second = |v: &Value, key: &str| v[key]["per_second"].as_f64().unwrap_or(0.0);
+    let latency = |v: &Value, key: &str| {
+        format!(
+            "p50 {:.1} / p99 {:.1} ms",
+            v[key]["p50_ms"].as_f64().unwrap_or(0.0),
+            v[key]["p99_ms"].as_f64().unwrap_or(0.0)
+        )
+    };
+    header(&format!(
+        "tokens ({} cores, {connections} connections{})",
+        cores(),
+        if quick { ", QUICK" } else { "" }
+    ));
+    row("RS256 signs/s alone", format!("{rs_sign:.0}/s"), "-".into());
+    row(
+        "RS256 verifies/s alone",
+        format!("{rs_verify:.0}/s"),
+        "-".into(),
+    );
+    row("EdDSA signs/s alone", format!("{ed_sign:.0}/s"), "-".into());
+    row(
+        "EdDSA verifies/s alone",
+        format!("{ed_verify:.0}/s"),
+        "-".into(),
+    );
+    row(
+        "redb durable commits/s alone (one writer)",
+        format!("{commits:.0}/s"),
+        "-".into(),
+    );
+    for (name, http, sign) in [("RS256", &rs_http, rs_sign), ("EdDSA", &ed_http, ed_sign)] {
+        let rotations = per_second(http, "refresh_rotations");
+        let limit = sign.min(commits);
+        row(
+            &format!("{name}: refresh rotations/s over HTTP"),
+            format!("{rotations:.0}/s"),
+            format!(
+                "ratio {:.2} of min(sign, commit) (>= 0.8)",
+                rotations / limit
+            ),
+        );
+        row(
+            &format!("{name}:   rotation latency"),
+            latency(http, "refresh_rotations"),
+            String::new(),
+        );
+        row(
+            &format!("{name}: access-token GET /api/account/s"),
+            format!("{:.0}/s", per_second(http, "access_token_gets")),
+            format!(
+                "verify alone {:.0}/s",
+                if name == "RS256" {
+                    rs_verify
+                } else {
+                    ed_verify
+                }
+            ),
+        );
+        row(
+            &format!("{name}:   access-token GET latency"),
+            latency(http, "access_token_gets"),
+            String::new(),
+        );
+        row(
+            &format!("{name}: JWKS GETs/s"),
+            format!("{:.0}/s", per_second(http, "jwks_gets")),
+            String::new(),
+        );
+        row(
+            &format!("{name}: /healthz GETs/s (the floor)"),
+            format!("{:.0}/s", per_second(http, "healthz_gets")),
+            String::new(),
+        );
+    }
+    save(
+        "tokens",
+        &json!({
+            "quick": quick, "cores": cores(), "connections": connections,
+            "rs256": {"signs_per_second": rs_sign, "verifies_per_second": rs_verify, "http": rs_http},
+            "eddsa": {"signs_per_second": ed_sign, "verifies_per_second": ed_verify, "http": ed_http},
+            "durable_commits_per_second": commits,
+        }),
+    );
+}
