@@ -132,6 +132,9 @@ impl Application {
         if let Err(error) = self.state.services.flush_session_activity().await {
             tracing::warn!(%error, "could not record the last session activity");
         }
+        if let Err(error) = self.state.services.flush_pat_activity().await {
+            tracing::warn!(%error, "could not record the last token use");
+        }
         drop(self.state);
         tracing::info!("database closed; bye");
         Ok(())
@@ -223,6 +226,9 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
                 if let Err(error) = services.flush_session_activity().await {
                     tracing::warn!(%error, "could not record session activity");
                 }
+                if let Err(error) = services.flush_pat_activity().await {
+                    tracing::warn!(%error, "could not record token use");
+                }
                 match services.keys.delete_retired().await {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "deleted signing keys past their publication window"),
@@ -234,6 +240,11 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "swept ended sessions"),
                     Err(error) => tracing::warn!(%error, "session sweep failed"),
+                }
+                match services.sweep_pats().await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "swept expired personal access tokens"),
+                    Err(error) => tracing::warn!(%error, "token sweep failed"),
                 }
                 match services.prune_audit().await {
                     Ok(0) => {}

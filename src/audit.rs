@@ -54,6 +54,12 @@ pub enum AuditKind {
     TokenRevoked,
     #[serde(rename = "session.logout")]
     SessionLogout,
+    #[serde(rename = "pat.created")]
+    PatCreated,
+    #[serde(rename = "pat.revoked")]
+    PatRevoked,
+    #[serde(rename = "pat.used")]
+    PatUsed,
     #[serde(rename = "audit.pruned")]
     AuditPruned,
 }

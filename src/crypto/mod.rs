@@ -4,6 +4,7 @@
 
 pub mod jwt;
 pub mod passwords;
+pub mod pat;
 pub mod random;
 
 use sha2::{Digest, Sha256};

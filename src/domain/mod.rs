@@ -5,6 +5,7 @@ pub mod email;
 pub mod ids;
 pub mod org;
 pub mod password_policy;
+pub mod scope;
 pub mod session;
 pub mod user;
 
@@ -12,6 +13,7 @@ pub use email::Email;
 pub use ids::{OrgId, SessionId, UserId};
 pub use org::{MfaPolicy, Org, RegistrationMode};
 pub use password_policy::PasswordPolicy;
+pub use scope::Scope;
 pub use session::Session;
 pub use user::{Membership, Role, User};
 

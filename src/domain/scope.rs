@@ -85,10 +85,18 @@ mod tests {
     #[test]
     fn members_grant_only_their_own_sessions_and_tokens() {
         let member = Role::member();
-        let granted: Vec<Scope> = Scope::ALL.into_iter().filter(|s| s.grantable_by(&member)).collect();
+        let granted: Vec<Scope> = Scope::ALL
+            .into_iter()
+            .filter(|s| s.grantable_by(&member))
+            .collect();
         assert_eq!(
             granted,
-            [Scope::SessionsRead, Scope::SessionsWrite, Scope::TokensRead, Scope::TokensWrite]
+            [
+                Scope::SessionsRead,
+                Scope::SessionsWrite,
+                Scope::TokensRead,
+                Scope::TokensWrite
+            ]
         );
         assert!(Scope::ALL.iter().all(|s| s.grantable_by(&Role::admin())));
     }

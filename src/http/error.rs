@@ -274,9 +274,12 @@ impl From<ServiceError> for ApiError {
                 "invalid_token",
                 "the access token is invalid, expired or revoked",
             ),
-            ServiceError::Forbidden => {
-                ApiError::new(StatusCode::FORBIDDEN, "forbidden", "forbidden")
+            ServiceError::InsufficientScope(scope) => {
+                ApiError::bare(StatusCode::FORBIDDEN, "insufficient_scope")
+                    .with_detail("required", scope.as_str())
             }
+            ServiceError::OrgRequired => ApiError::bare(StatusCode::BAD_REQUEST, "org_required"),
+            ServiceError::Forbidden => ApiError::bare(StatusCode::FORBIDDEN, "forbidden"),
             ServiceError::NotFound(what) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::service::tokens::SessionPrincipal;
+use crate::service::pats::{Caller, OrgCaller};
 use crate::service::{RequestContext, ServiceError};
 
 /// `Json<T>` whose rejections (wrong content type, malformed JSON, bad UTF-8,
@@ -182,9 +182,10 @@ pub fn client_ip(
         .unwrap_or(peer)
 }
 
-/// A request authenticated by a live session's access token.
+/// A request to the account API: a live session's access token, or a PAT
+/// (whose scopes the handler checks).
 #[derive(Debug, Clone)]
-pub struct Account(pub SessionPrincipal);
+pub struct Account(pub Caller);
 
 impl FromRequestParts<AppState> for Account {
     type Rejection = ApiError;
@@ -201,12 +202,38 @@ impl FromRequestParts<AppState> for Account {
                     "invalid_token",
                     "missing bearer token",
                 )
-            })?;
-        let principal = state
-            .services
-            .authenticate_access_token(token, crate::clock::now())
-            .await?;
-        Ok(Account(principal))
+            })?
+            .to_owned();
+        let Client(context) = Client::from_request_parts(parts, state).await?;
+        let caller = state.services.authenticate_bearer(&token, &context).await?;
+        Ok(Account(caller))
+    }
+}
+
+/// A control-plane request: a bearer credential (401 without a good one),
+/// then `X-Active-Org-Id` (400 `ORG_REQUIRED` without, 403 `FORBIDDEN` for an
+/// org the caller is not in, or that a PAT was not made for).
+#[derive(Debug, Clone)]
+pub struct InOrg(pub OrgCaller);
+
+impl FromRequestParts<AppState> for InOrg {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Account(caller) = Account::from_request_parts(parts, state).await?;
+        let header = parts
+            .headers
+            .get("x-active-org-id")
+            .map(|value| {
+                value
+                    .to_str()
+                    .map_err(|_| ApiError::from(ServiceError::Forbidden))
+            })
+            .transpose()?;
+        Ok(InOrg(state.services.enter_org(caller, header).await?))
     }
 }
 

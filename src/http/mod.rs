@@ -26,7 +26,7 @@ pub use state::{AppState, Shared};
 
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
-    use routes::{account, identity, oauth, operator};
+    use routes::{account, control_plane, identity, oauth, operator};
     let operator_api = Router::new()
         .route("/status", get(routes::status::status))
         .route(
@@ -68,6 +68,27 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/revoke-all", post(account::revoke_all))
         .route("/sessions/{id}", delete(account::revoke_session));
 
+    // No /auth/refresh: control-plane sessions are not refreshable, so it is
+    // a 404 like any path that does not exist.
+    let control_plane_api = Router::new()
+        .route("/auth/login", post(control_plane::login))
+        .route("/auth/logout", post(control_plane::logout))
+        .route(
+            "/auth/api-tokens",
+            get(control_plane::list_tokens).post(control_plane::create_token),
+        )
+        .route("/auth/api-tokens/{id}", delete(control_plane::revoke_token))
+        .route("/org/memberships", get(control_plane::memberships))
+        .route(
+            "/users",
+            get(control_plane::list_users).post(control_plane::create_user),
+        )
+        .route("/users/{id}", get(control_plane::get_user))
+        .route("/users/{id}/disable", post(control_plane::disable_user))
+        .route("/sessions", get(control_plane::list_sessions))
+        .route("/sessions/{id}", delete(control_plane::revoke_session))
+        .route("/audit", get(control_plane::audit));
+
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/register", post(identity::register))
@@ -83,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth/introspect", post(oauth::introspect))
         .nest("/api/account", account_api)
         .nest("/v1", operator_api)
+        .nest("/api/v1", control_plane_api)
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)

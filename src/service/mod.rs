@@ -12,6 +12,7 @@ pub mod keys;
 pub mod limiter;
 pub mod login;
 pub mod orgs;
+pub mod pats;
 pub mod refresh;
 pub mod sessions;
 pub mod tokens;
@@ -50,6 +51,12 @@ pub enum ServiceError {
     InvalidToken,
     #[error("forbidden")]
     Forbidden,
+    /// A PAT without the scope an endpoint needs.
+    #[error("insufficient scope: {0}")]
+    InsufficientScope(crate::domain::Scope),
+    /// A control-plane call without `X-Active-Org-Id`.
+    #[error("org required")]
+    OrgRequired,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("conflict: {0}")]
@@ -113,6 +120,7 @@ pub struct Services {
     pub keys: KeyRing,
     pub limiter: LoginLimiter,
     pub activity: SessionActivity,
+    pub pat_activity: pats::PatActivity,
 }
 
 impl Services {
@@ -130,6 +138,7 @@ impl Services {
         Ok(Services {
             limiter: LoginLimiter::new(&config.limits),
             activity: SessionActivity::default(),
+            pat_activity: pats::PatActivity::default(),
             config,
             store,
             passwords,

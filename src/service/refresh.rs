@@ -150,7 +150,7 @@ impl Services {
                 refresh_token,
                 grant,
             } => Ok(self
-                .issue_token_set(&user, &session, refresh_token, &grant, now)
+                .issue_token_set(&user, &session, Some(refresh_token), &grant, now)
                 .await?),
         }
     }

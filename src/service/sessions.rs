@@ -147,6 +147,31 @@ impl Services {
         .await
     }
 
+    /// Revokes a session of `org`; with `owner`, only if it is theirs.
+    pub async fn revoke_org_session(
+        &self,
+        org: &crate::domain::OrgId,
+        owner: Option<UserId>,
+        session: SessionId,
+        context: &RequestContext,
+    ) -> ServiceResult<()> {
+        let now = clock::now();
+        let origin = context.origin();
+        let org = org.clone();
+        self.store_write(move |txn| {
+            let found = txn
+                .session(&session)?
+                .filter(|s| {
+                    s.org_id == org
+                        && s.is_live(now)
+                        && owner.is_none_or(|owner| s.user_id == owner)
+                })
+                .ok_or(ServiceError::NotFound("session"))?;
+            revoke_in(txn, found, now, "revoked", &origin)
+        })
+        .await
+    }
+
     /// Revokes every live session of `user` except `keep`; returns how many.
     pub async fn revoke_all_sessions(
         &self,

@@ -68,7 +68,9 @@ pub struct TokenSet {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: u64,
-    pub refresh_token: String,
+    /// Absent for control-plane sessions, which are not refreshable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -131,7 +133,7 @@ impl Services {
         &self,
         user: &User,
         session: &Session,
-        refresh_token: String,
+        refresh_token: Option<String>,
         grant: &TokenGrant,
         now: UnixSeconds,
     ) -> ServiceResult<TokenSet> {

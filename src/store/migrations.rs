@@ -5,7 +5,9 @@
 use redb::{Database, ReadableDatabase, WriteTransaction};
 
 use super::error::{StoreError, StoreResult};
-use super::tables::{read_json, write_json, ALL_TABLES, META, ORGS, ORG_SLUGS};
+use super::tables::{
+    read_json, write_json, ALL_TABLES, META, ORGS, ORG_SLUGS, PATS, PAT_IDS, USER_PATS,
+};
 use crate::clock::UnixSeconds;
 use crate::domain::org::DEFAULT_ORG_SLUG;
 use crate::domain::{MfaPolicy, Org, OrgId, PasswordPolicy, RegistrationMode};
@@ -17,7 +19,11 @@ pub(crate) const INSTANCE_ID_KEY: &str = "instance_id";
 type Migration = fn(&WriteTransaction, UnixSeconds) -> StoreResult<()>;
 
 /// `MIGRATIONS[n]` takes a file from version `n` to version `n + 1`.
-const MIGRATIONS: &[Migration] = &[to_v1_record_instance, to_v2_accounts_and_default_org];
+const MIGRATIONS: &[Migration] = &[
+    to_v1_record_instance,
+    to_v2_accounts_and_default_org,
+    to_v3_personal_access_tokens,
+];
 
 pub const CURRENT_SCHEMA_VERSION: u64 = MIGRATIONS.len() as u64;
 
@@ -58,6 +64,14 @@ fn to_v2_accounts_and_default_org(txn: &WriteTransaction, now: UnixSeconds) -> S
         };
         write_json(&mut slugs, DEFAULT_ORG_SLUG, &org.id)?;
         write_json(&mut txn.open_table(ORGS)?, org.id.as_str(), &org)?;
+    }
+    Ok(())
+}
+
+/// v3 adds personal access tokens.
+fn to_v3_personal_access_tokens(txn: &WriteTransaction, _now: UnixSeconds) -> StoreResult<()> {
+    for table in [PATS, PAT_IDS, USER_PATS] {
+        txn.open_table(table)?;
     }
     Ok(())
 }

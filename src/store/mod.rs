@@ -22,7 +22,10 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use error::{StoreError, StoreResult};
 pub use migrations::CURRENT_SCHEMA_VERSION;
-pub use txn::{Approval, AuditQuery, Queries, ReadTxn, RefreshToken, StoredSigningKey, WriteTxn};
+pub use txn::{
+    Approval, AuditQuery, PersonalAccessToken, Queries, ReadTxn, RefreshToken, StoredSigningKey,
+    WriteTxn,
+};
 
 use std::sync::Arc;
 

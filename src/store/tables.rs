@@ -40,6 +40,12 @@ pub(crate) const AUDIT: JsonTable = TableDefinition::new("audit");
 pub(crate) const AUDIT_BY_USER: JsonTable = TableDefinition::new("audit_by_user");
 /// `approval_id` → `Approval`.
 pub(crate) const APPROVALS: JsonTable = TableDefinition::new("approvals");
+/// SHA-256 (hex) of a personal access token → `PersonalAccessToken`.
+pub(crate) const PATS: JsonTable = TableDefinition::new("pats");
+/// `pat_id` → SHA-256 (hex) of the token, to find a token by its public id.
+pub(crate) const PAT_IDS: JsonTable = TableDefinition::new("pat_ids");
+/// `user_id/pat_id` → null: the tokens of one user.
+pub(crate) const USER_PATS: JsonTable = TableDefinition::new("user_pats");
 
 /// Every table that exists at the current schema version, for backups.
 pub(crate) const ALL_TABLES: &[JsonTable] = &[
@@ -56,6 +62,9 @@ pub(crate) const ALL_TABLES: &[JsonTable] = &[
     AUDIT,
     AUDIT_BY_USER,
     APPROVALS,
+    PATS,
+    PAT_IDS,
+    USER_PATS,
 ];
 
 pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> StoreResult<T> {

@@ -142,6 +142,19 @@ pub struct Approval {
     pub resolved_at: Option<UnixSeconds>,
 }
 
+/// A personal access token, keyed by the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonalAccessToken {
+    pub id: String,
+    pub name: String,
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub scopes: Vec<crate::domain::Scope>,
+    pub created_at: UnixSeconds,
+    pub expires_at: UnixSeconds,
+    pub last_used_at: Option<UnixSeconds>,
+}
+
 /// Filters for the audit log; all optional.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
@@ -262,6 +275,39 @@ pub trait Queries {
 
     fn active_signing_kid(&self) -> StoreResult<Option<String>> {
         self.reader().get(META, ACTIVE_KID_KEY)
+    }
+
+    fn pat(&self, digest_hex: &str) -> StoreResult<Option<PersonalAccessToken>> {
+        self.reader().get(PATS, digest_hex)
+    }
+
+    /// A token by its public id, with its digest.
+    fn pat_by_id(&self, id: &str) -> StoreResult<Option<(String, PersonalAccessToken)>> {
+        let Some(digest) = self.reader().get::<String>(PAT_IDS, id)? else {
+            return Ok(None);
+        };
+        Ok(self.pat(&digest)?.map(|pat| (digest, pat)))
+    }
+
+    /// The tokens of a user, oldest first, after `cursor` (a token id).
+    fn pats_of_user(
+        &self,
+        user: &UserId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<PersonalAccessToken>> {
+        let reader = self.reader();
+        let prefix = format!("{user}/");
+        let after = cursor.map(|c| format!("{prefix}{c}"));
+        let mut pats = Vec::new();
+        for (key, _) in
+            reader.scan::<serde_json::Value>(USER_PATS, &prefix, after.as_deref(), limit)?
+        {
+            if let Some((_, pat)) = self.pat_by_id(&key[prefix.len()..])? {
+                pats.push(pat);
+            }
+        }
+        Ok(pats)
     }
 
     fn approval(&self, id: &str) -> StoreResult<Option<Approval>> {
@@ -453,6 +499,37 @@ impl WriteTxn {
 
     pub fn set_active_signing_kid(&self, kid: &str) -> StoreResult<()> {
         self.put(META, ACTIVE_KID_KEY, &kid)
+    }
+
+    pub fn put_pat(&self, digest_hex: &str, pat: &PersonalAccessToken) -> StoreResult<()> {
+        self.put(PAT_IDS, &pat.id, &digest_hex)?;
+        self.put(
+            USER_PATS,
+            &format!("{}/{}", pat.user_id, pat.id),
+            &serde_json::Value::Null,
+        )?;
+        self.put(PATS, digest_hex, pat)
+    }
+
+    pub fn delete_pat(&self, digest_hex: &str, pat: &PersonalAccessToken) -> StoreResult<()> {
+        self.remove(PAT_IDS, &pat.id)?;
+        self.remove(USER_PATS, &format!("{}/{}", pat.user_id, pat.id))?;
+        self.remove(PATS, digest_hex)?;
+        Ok(())
+    }
+
+    /// Deletes tokens that expired before `now`; returns how many.
+    pub fn sweep_pats(&self, now: UnixSeconds) -> StoreResult<usize> {
+        let all: Vec<(String, PersonalAccessToken)> =
+            self.reader().scan(PATS, "", None, usize::MAX)?;
+        let mut removed = 0;
+        for (digest, pat) in all {
+            if pat.expires_at <= now {
+                self.delete_pat(&digest, &pat)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     pub fn put_approval(&self, approval: &Approval) -> StoreResult<()> {

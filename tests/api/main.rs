@@ -8,6 +8,7 @@ mod helpers;
 mod account;
 mod audit;
 mod cli;
+mod control_plane;
 mod lifecycle;
 mod login;
 mod operator_api;

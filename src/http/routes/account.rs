@@ -1,4 +1,7 @@
-//! `/api/account`: a signed-in user's own profile, password and sessions.
+//! `/api/account`: a signed-in user's own profile, password and sessions,
+//! with a session's access token or a PAT whose scope fits (`sessions.read`
+//! to list, `sessions.write` to revoke; changing the password needs a
+//! session).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -6,19 +9,18 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::domain::{Password, SessionId};
+use crate::domain::{Password, Scope, SessionId};
 use crate::http::error::ApiError;
 use crate::http::extract::{Account, AppJson, Client};
 use crate::http::state::AppState;
 use crate::service::accounts::UserProfile;
-use crate::service::sessions::SessionView;
 use crate::service::ServiceError;
 
 pub async fn profile(
     State(state): State<AppState>,
-    Account(principal): Account,
+    Account(caller): Account,
 ) -> Result<Json<UserProfile>, ApiError> {
-    Ok(Json(state.services.user_profile(principal.user_id).await?))
+    Ok(Json(state.services.user_profile(caller.user_id()).await?))
 }
 
 #[derive(Deserialize)]
@@ -29,15 +31,16 @@ pub struct PasswordChange {
 
 pub async fn change_password(
     State(state): State<AppState>,
-    Account(principal): Account,
+    Account(caller): Account,
     Client(context): Client,
     AppJson(body): AppJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
+    let session = caller.session()?;
     state
         .services
         .change_password(
-            principal.user_id,
-            Some(principal.session_id),
+            session.user_id,
+            Some(session.session_id),
             body.current_password,
             body.new_password,
             &context,
@@ -48,25 +51,27 @@ pub async fn change_password(
 
 pub async fn sessions(
     State(state): State<AppState>,
-    Account(principal): Account,
+    Account(caller): Account,
 ) -> Result<Json<Value>, ApiError> {
-    let sessions: Vec<SessionView> = state
+    caller.require_scope(Scope::SessionsRead)?;
+    let sessions = state
         .services
-        .list_sessions(principal.user_id, Some(principal.session_id))
+        .list_sessions(caller.user_id(), caller.session_id())
         .await?;
     Ok(Json(json!({ "items": sessions })))
 }
 
 pub async fn revoke_session(
     State(state): State<AppState>,
-    Account(principal): Account,
+    Account(caller): Account,
     Client(context): Client,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    caller.require_scope(Scope::SessionsWrite)?;
     let id = SessionId::parse(&id).ok_or(ServiceError::NotFound("session"))?;
     state
         .services
-        .revoke_session(principal.user_id, id, &context)
+        .revoke_session(caller.user_id(), id, &context)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -74,12 +79,13 @@ pub async fn revoke_session(
 /// Log out everywhere, this session included.
 pub async fn revoke_all(
     State(state): State<AppState>,
-    Account(principal): Account,
+    Account(caller): Account,
     Client(context): Client,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require_scope(Scope::SessionsWrite)?;
     let revoked = state
         .services
-        .revoke_all_sessions(principal.user_id, None, "logout_everywhere", &context)
+        .revoke_all_sessions(caller.user_id(), None, "logout_everywhere", &context)
         .await?;
     Ok(Json(json!({ "revoked": revoked })))
 }

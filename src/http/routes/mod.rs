@@ -2,6 +2,7 @@
 //! URL family.
 
 pub mod account;
+pub mod control_plane;
 pub mod health;
 pub mod identity;
 pub mod oauth;

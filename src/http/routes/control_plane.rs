@@ -1,0 +1,328 @@
+//! The control-plane API under `/api/v1` (SPEC §4): session tokens without
+//! refresh, one uniform `AUTH_FAILED`, org context from `X-Active-Org-Id`,
+//! personal access tokens with scopes, and the active org's users, sessions
+//! and audit log.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::domain::{Password, Scope, SessionId, UserId};
+use crate::http::error::ApiError;
+use crate::http::extract::{Account, AppJson, Client, InOrg};
+use crate::http::state::AppState;
+use crate::service::accounts::{NewUser, UserChanges, UserProfile};
+use crate::service::login::LoginRequest;
+use crate::service::pats::{CreatedPat, NewPat};
+use crate::service::tokens::TokenGrant;
+use crate::service::ServiceError;
+use crate::store::AuditQuery;
+
+const DEFAULT_PAGE: usize = 50;
+
+#[derive(Deserialize)]
+struct LoginBody {
+    email: String,
+    password: Password,
+    otp: Option<String>,
+    org: Option<String>,
+}
+
+/// The one answer to every failed control-plane login, whatever the cause.
+fn auth_failed() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "auth_failed",
+        "Authentication failed.",
+    )
+}
+
+/// Malformed bodies, unknown emails, wrong passwords, locked accounts, rate
+/// limits and missing codes all answer the same 401, byte for byte.
+pub async fn login(
+    State(state): State<AppState>,
+    Client(context): Client,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let Ok(body) = serde_json::from_slice::<LoginBody>(&body) else {
+        return Err(auth_failed());
+    };
+    let request = LoginRequest {
+        email: body.email,
+        password: body.password,
+        org: body.org,
+        grant: TokenGrant::default(),
+    };
+    match state
+        .services
+        .control_plane_login(request, body.otp, &context)
+        .await
+    {
+        Ok((access_token, expires_in)) => Ok(Json(
+            json!({ "access_token": access_token, "expires_in": expires_in }),
+        )),
+        Err(ServiceError::Internal(cause)) => Err(ApiError::internal(cause)),
+        Err(_) => Err(auth_failed()),
+    }
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    Client(context): Client,
+    InOrg(caller): InOrg,
+) -> Result<StatusCode, ApiError> {
+    let session = caller.caller.session()?;
+    state
+        .services
+        .logout_session(session.session_id, "logout", &context)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The one call that needs no `X-Active-Org-Id`: it is how a client finds one.
+pub async fn memberships(
+    State(state): State<AppState>,
+    Account(caller): Account,
+) -> Result<Json<Value>, ApiError> {
+    let profile = state.services.user_profile(caller.user_id()).await?;
+    let active = match &caller {
+        crate::service::pats::Caller::Pat(pat) => Some(pat.org_id.clone()),
+        crate::service::pats::Caller::Session(session) => Some(session.org_id.clone()),
+    };
+    let memberships: Vec<Value> = profile
+        .memberships
+        .iter()
+        .filter(|m| match &caller {
+            // A PAT speaks for one org only.
+            crate::service::pats::Caller::Pat(pat) => m.org_id == pat.org_id,
+            crate::service::pats::Caller::Session(_) => true,
+        })
+        .map(|m| json!({"org_id": m.org_id, "role": m.role}))
+        .collect();
+    Ok(Json(
+        json!({ "active_org_id": active, "memberships": memberships }),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct Page {
+    cursor: Option<String>,
+    limit: Option<usize>,
+    user: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+impl Page {
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(DEFAULT_PAGE).clamp(1, 500)
+    }
+}
+
+fn page<T: serde::Serialize>(
+    items: Vec<T>,
+    limit: usize,
+    cursor_of: impl Fn(&T) -> String,
+) -> Json<Value> {
+    let next_cursor = (items.len() == limit)
+        .then(|| items.last().map(&cursor_of))
+        .flatten();
+    Json(json!({ "items": items, "next_cursor": next_cursor }))
+}
+
+pub async fn create_token(
+    State(state): State<AppState>,
+    Client(context): Client,
+    InOrg(caller): InOrg,
+    AppJson(body): AppJson<NewPat>,
+) -> Result<(StatusCode, Json<CreatedPat>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.services.create_pat(&caller, body, &context).await?),
+    ))
+}
+
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    InOrg(caller): InOrg,
+    Query(params): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = params.limit();
+    let tokens = state
+        .services
+        .list_pats(&caller, params.cursor, limit)
+        .await?;
+    Ok(page(tokens, limit, |t| t.id.clone()))
+}
+
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    Client(context): Client,
+    InOrg(caller): InOrg,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.services.revoke_pat(&caller, id, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_users(
+    State(state): State<AppState>,
+    InOrg(caller): InOrg,
+    Query(params): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    caller.authorize(Scope::UsersRead)?;
+    let limit = params.limit();
+    let users = state
+        .services
+        .list_users(Some(caller.org_id.to_string()), params.cursor, limit)
+        .await?;
+    Ok(page(users, limit, |u| u.id.to_string()))
+}
+
+/// A user of the active org; users of other orgs do not exist here.
+async fn member_profile(
+    state: &AppState,
+    org: &crate::domain::OrgId,
+    id: &str,
+) -> Result<UserProfile, ApiError> {
+    let id = UserId::parse(id).ok_or(ServiceError::NotFound("user"))?;
+    let profile = state.services.user_profile(id).await?;
+    if profile.memberships.iter().any(|m| &m.org_id == org) {
+        Ok(profile)
+    } else {
+        Err(ServiceError::NotFound("user").into())
+    }
+}
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    InOrg(caller): InOrg,
+    Path(id): Path<String>,
+) -> Result<Json<UserProfile>, ApiError> {
+    caller.authorize(Scope::UsersRead)?;
+    Ok(Json(member_profile(&state, &caller.org_id, &id).await?))
+}
+
+/// Creates a user in the active org (there is no mail to invite with, so
+/// the admin sets the first password).
+pub async fn create_user(
+    State(state): State<AppState>,
+    Client(context): Client,
+    InOrg(caller): InOrg,
+    AppJson(body): AppJson<NewUser>,
+) -> Result<(StatusCode, Json<UserProfile>), ApiError> {
+    caller.authorize(Scope::UsersWrite)?;
+    let body = NewUser {
+        org: Some(caller.org_id.to_string()),
+        ..body
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(state.services.create_user(body, &context).await?),
+    ))
+}
+
+pub async fn disable_user(
+    State(state): State<AppState>,
+    Client(context): Client,
+    InOrg(caller): InOrg,
+    Path(id): Path<String>,
+) -> Result<Json<UserProfile>, ApiError> {
+    caller.authorize(Scope::UsersWrite)?;
+    let profile = member_profile(&state, &caller.org_id, &id).await?;
+    let changes = UserChanges {
+        name: None,
+        disabled: Some(true),
+    };
+    Ok(Json(
+        state
+            .services
+            .update_user(profile.id, changes, &context)
+            .await?,
+    ))
+}
+
+/// The caller's sessions; an admin may name another member with `?user=`.
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    InOrg(caller): InOrg,
+    Query(params): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    caller.authorize(Scope::SessionsRead)?;
+    let user = match params.user.as_deref() {
+        Some(other) if other != caller.caller.user_id().to_string() => {
+            caller.authorize(Scope::UsersRead)?;
+            member_profile(&state, &caller.org_id, other).await?.id
+        }
+        _ => caller.caller.user_id(),
+    };
+    let sessions = state
+        .services
+        .list_sessions(user, caller.caller.session_id())
+        .await?;
+    let sessions: Vec<_> = sessions
+        .into_iter()
+        .filter(|s| s.org_id == caller.org_id)
+        .collect();
+    Ok(Json(json!({ "items": sessions, "next_cursor": null })))
+}
+
+/// Revokes one of the caller's sessions, or (admins) any session in the org.
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    Client(context): Client,
+    InOrg(caller): InOrg,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.authorize(Scope::SessionsWrite)?;
+    let id = SessionId::parse(&id).ok_or(ServiceError::NotFound("session"))?;
+    let admin = caller.authorize(Scope::UsersWrite).is_ok();
+    state
+        .services
+        .revoke_org_session(
+            &caller.org_id,
+            (!admin).then(|| caller.caller.user_id()),
+            id,
+            &context,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn audit(
+    State(state): State<AppState>,
+    InOrg(caller): InOrg,
+    Query(params): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    caller.authorize(Scope::AuditRead)?;
+    let kind = match params.kind.as_deref() {
+        Some(text) => Some(
+            crate::service::audit_log::parse_kind(text)
+                .ok_or_else(|| ApiError::from(ServiceError::field("type", "unknown event type")))?,
+        ),
+        None => None,
+    };
+    let user = match params.user.as_deref() {
+        Some(text) => Some(
+            UserId::parse(text)
+                .ok_or_else(|| ApiError::from(ServiceError::field("user", "must be a user id")))?,
+        ),
+        None => None,
+    };
+    let query = AuditQuery {
+        kind,
+        user,
+        org: Some(caller.org_id.clone()),
+        since: params.since,
+        until: params.until,
+        limit: params.limit(),
+        cursor: params.cursor,
+    };
+    let (items, next_cursor) = state.services.query_audit(query).await?;
+    Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
+}
