@@ -132,6 +132,32 @@ async fn over_http(algorithm: &str, duration: Duration, connections: usize) -> V
         .as_str()
         .expect("access")
         .to_owned();
+    let org = client
+        .get(format!("{base}/api/v1/org/memberships"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("memberships")
+        .json::<Value>()
+        .await
+        .expect("json")["active_org_id"]
+        .as_str()
+        .expect("org")
+        .to_owned();
+    let pat = client
+        .post(format!("{base}/api/v1/auth/api-tokens"))
+        .bearer_auth(&access)
+        .header("X-Active-Org-Id", &org)
+        .json(&json!({"name": "bench", "scopes": ["sessions.read"], "expires_in_days": 1}))
+        .send()
+        .await
+        .expect("pat")
+        .json::<Value>()
+        .await
+        .expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     let chains = Arc::new(chains);
     let refresh = {
         let (client, base, chains) = (client.clone(), base.clone(), chains.clone());
@@ -174,6 +200,20 @@ async fn over_http(algorithm: &str, duration: Duration, connections: usize) -> V
         }
     };
     let account_gets = closed_loop(connections, duration, 200, account).await;
+    let pat_account = {
+        let (client, base, pat) = (client.clone(), base.clone(), pat.clone());
+        move |_, _| {
+            let request = client.get(format!("{base}/api/account")).bearer_auth(&pat);
+            async move {
+                request
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    };
+    let pat_gets = closed_loop(connections, duration, 200, pat_account).await;
     let jwks = {
         let (client, base) = (client.clone(), base.clone());
         move |_, _| {
@@ -205,6 +245,7 @@ async fn over_http(algorithm: &str, duration: Duration, connections: usize) -> V
     json!({
         "refresh_rotations": rotations.json(),
         "access_token_gets": account_gets.json(),
+        "pat_gets": pat_gets.json(),
         "jwks_gets": jwks_gets.json(),
         "healthz_gets": floor.json(),
     })
@@ -291,6 +332,16 @@ async fn main() {
         row(
             &format!("{name}:   access-token GET latency"),
             latency(http, "access_token_gets"),
+            String::new(),
+        );
+        row(
+            &format!("{name}: PAT GET /api/account/s"),
+            format!("{:.0}/s", per_second(http, "pat_gets")),
+            "target >= 20,000/s".into(),
+        );
+        row(
+            &format!("{name}:   PAT GET latency"),
+            latency(http, "pat_gets"),
             String::new(),
         );
         row(

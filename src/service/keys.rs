@@ -21,8 +21,9 @@ use crate::crypto::jwt::{jwks_document, KeyAlgorithm, KeyPair, PublicJwk, Signer
 use crate::store::{Queries, Store, StoreError, StoredSigningKey};
 
 struct KeyState {
-    signer: Signer,
-    verifier: Verifier,
+    // Shared, not cloned per request: a clone copies every key's big integers.
+    signer: Arc<Signer>,
+    verifier: Arc<Verifier>,
     jwks_json: Arc<str>,
     etag: Arc<str>,
     /// The earliest instant a published key must leave the JWKS.
@@ -132,11 +133,11 @@ impl KeyRing {
         Ok(self.snapshot())
     }
 
-    pub async fn signer(&self) -> ServiceResult<Signer> {
+    pub async fn signer(&self) -> ServiceResult<Arc<Signer>> {
         Ok(self.current().await?.signer.clone())
     }
 
-    pub async fn verifier(&self) -> ServiceResult<Verifier> {
+    pub async fn verifier(&self) -> ServiceResult<Arc<Verifier>> {
         Ok(self.current().await?.verifier.clone())
     }
 
@@ -310,8 +311,8 @@ fn build_state(store: &Store, now: UnixSeconds) -> anyhow::Result<KeyState> {
         &hex::encode(crate::crypto::sha256(jwks_json.as_bytes()))[..32]
     ));
     Ok(KeyState {
-        signer: active.key.signer()?,
-        verifier: Verifier::new(&published)?,
+        signer: Arc::new(active.key.signer()?),
+        verifier: Arc::new(Verifier::new(&published)?),
         jwks_json,
         etag,
         next_retirement,
