@@ -57,7 +57,9 @@ impl Application {
             })?;
 
         let store = Arc::new(store);
-        let services = Arc::new(Services::build(config.clone(), store.clone()).await?);
+        let server_secret = crate::server_secret::load_or_create(&config.storage.data_dir)?;
+        let services =
+            Arc::new(Services::build(config.clone(), store.clone(), &server_secret).await?);
         let (stop_sender, stop_receiver) = watch::channel(false);
         let state = AppState::new(Shared {
             config: config.clone(),

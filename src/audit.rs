@@ -60,6 +60,16 @@ pub enum AuditKind {
     PatRevoked,
     #[serde(rename = "pat.used")]
     PatUsed,
+    #[serde(rename = "mfa.enrolled")]
+    MfaEnrolled,
+    #[serde(rename = "mfa.disabled")]
+    MfaDisabled,
+    #[serde(rename = "mfa.challenge_failed")]
+    MfaChallengeFailed,
+    #[serde(rename = "mfa.recovery_code_used")]
+    MfaRecoveryCodeUsed,
+    #[serde(rename = "mfa.recovery_codes_regenerated")]
+    MfaRecoveryCodesRegenerated,
     #[serde(rename = "audit.pruned")]
     AuditPruned,
 }

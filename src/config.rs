@@ -28,7 +28,23 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub pat: PatConfig,
     pub audit: AuditConfig,
+    pub mfa: MfaConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaConfig {
+    /// The name authenticator apps show next to the account.
+    pub issuer: String,
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "authd".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -339,6 +355,9 @@ impl Config {
         }
         if self.pat.max_ttl_days == 0 {
             return invalid("pat.max_ttl_days", "must be at least 1");
+        }
+        if self.mfa.issuer.trim().is_empty() || self.mfa.issuer.contains(':') {
+            return invalid("mfa.issuer", "must be non-empty and without ':'");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(

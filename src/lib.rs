@@ -30,6 +30,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod server_secret;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -6,6 +6,8 @@ pub mod jwt;
 pub mod passwords;
 pub mod pat;
 pub mod random;
+pub mod sealed;
+pub mod totp;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;

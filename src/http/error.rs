@@ -278,6 +278,16 @@ impl From<ServiceError> for ApiError {
                 ApiError::bare(StatusCode::FORBIDDEN, "insufficient_scope")
                     .with_detail("required", scope.as_str())
             }
+            ServiceError::InvalidMfaToken => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_mfa_token",
+                "the mfa_token is unknown, expired or used up; log in again",
+            ),
+            ServiceError::InvalidMfaCode => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_mfa_code",
+                "the code is not valid",
+            ),
             ServiceError::OrgRequired => ApiError::bare(StatusCode::BAD_REQUEST, "org_required"),
             ServiceError::Forbidden => ApiError::bare(StatusCode::FORBIDDEN, "forbidden"),
             ServiceError::NotFound(what) => ApiError::new(

@@ -66,7 +66,11 @@ pub fn router(state: AppState) -> Router {
         .route("/password", post(account::change_password))
         .route("/sessions", get(account::sessions))
         .route("/sessions/revoke-all", post(account::revoke_all))
-        .route("/sessions/{id}", delete(account::revoke_session));
+        .route("/sessions/{id}", delete(account::revoke_session))
+        .route("/mfa", delete(account::mfa_disable))
+        .route("/mfa/enroll", post(account::mfa_enroll))
+        .route("/mfa/verify", post(account::mfa_verify))
+        .route("/mfa/recovery-codes", post(account::mfa_recovery_codes));
 
     // No /auth/refresh: control-plane sessions are not refreshable, so it is
     // a 404 like any path that does not exist.
@@ -93,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/register", post(identity::register))
         .route("/login", post(identity::login))
+        .route("/mfa/challenge", post(identity::mfa_challenge))
         .route("/logout", post(oauth::logout))
         .route("/.well-known/jwks.json", get(identity::jwks))
         .route(

@@ -45,6 +45,12 @@ impl FailureReason {
     }
 }
 
+/// What `/login` answers: tokens, or the MFA step for enrolled users.
+pub enum LoginOutcome {
+    Tokens(TokenSet),
+    MfaRequired(super::mfa::MfaRequired),
+}
+
 /// A verified user and where they logged in, before tokens are issued.
 pub struct Authenticated {
     pub user: User,
@@ -217,7 +223,7 @@ impl Services {
         &self,
         request: LoginRequest,
         context: &RequestContext,
-    ) -> ServiceResult<TokenSet> {
+    ) -> ServiceResult<LoginOutcome> {
         let password = request.password.clone();
         let grant = request.grant.clone();
         let authenticated = self.authenticate_password(request, context).await?;
@@ -226,16 +232,22 @@ impl Services {
         } else {
             authenticated.user
         };
-        // The MFA step (issue 5) slots in here: an enrolled user gets an
-        // mfa_token instead of a session.
-        self.start_session(user, authenticated.org, false, grant, true, context)
-            .await
+        if user.mfa_enrolled {
+            let challenge = self
+                .begin_mfa_challenge(&user, &authenticated.org, grant)
+                .await?;
+            return Ok(LoginOutcome::MfaRequired(challenge));
+        }
+        Ok(LoginOutcome::Tokens(
+            self.start_session(user, authenticated.org, false, grant, true, context)
+                .await?,
+        ))
     }
 
     /// `POST /api/v1/auth/login`: the same checks as `/login`, a session that
-    /// cannot be refreshed, and only its access token back. `otp` is the seam
-    /// for MFA-enrolled users (issue 5): until TOTP exists nobody is enrolled,
-    /// and an enrolled user without a valid code fails like any other failure.
+    /// cannot be refreshed, and only its access token back. MFA-enrolled users
+    /// send `otp` (a current TOTP code or a recovery code); missing or wrong
+    /// fails like any other failure.
     pub async fn control_plane_login(
         &self,
         request: LoginRequest,
@@ -245,10 +257,17 @@ impl Services {
         let password = request.password.clone();
         let authenticated = self.authenticate_password(request, context).await?;
         if authenticated.user.mfa_enrolled {
-            // Fail closed: until the TOTP check exists no code is good enough.
-            drop(otp);
-            return Err(ServiceError::InvalidCredentials);
+            let code = otp
+                .filter(|code| !code.trim().is_empty())
+                .ok_or(ServiceError::InvalidCredentials)?;
+            if !self
+                .check_login_otp(&authenticated.user, &authenticated.org, &code, context)
+                .await?
+            {
+                return Err(ServiceError::InvalidCredentials);
+            }
         }
+        let mfa_verified = authenticated.user.mfa_enrolled;
         let user = if authenticated.needs_rehash {
             self.upgrade_hash(authenticated.user, password).await?
         } else {
@@ -258,7 +277,7 @@ impl Services {
             .start_session(
                 user,
                 authenticated.org,
-                false,
+                mfa_verified,
                 TokenGrant::default(),
                 false,
                 context,

@@ -11,6 +11,7 @@ pub mod audit_log;
 pub mod keys;
 pub mod limiter;
 pub mod login;
+pub mod mfa;
 pub mod orgs;
 pub mod pats;
 pub mod refresh;
@@ -54,6 +55,12 @@ pub enum ServiceError {
     /// A PAT without the scope an endpoint needs.
     #[error("insufficient scope: {0}")]
     InsufficientScope(crate::domain::Scope),
+    /// An `mfa_token` that is unknown, expired, used up or spent.
+    #[error("invalid mfa token")]
+    InvalidMfaToken,
+    /// A wrong second factor for a live `mfa_token`.
+    #[error("invalid mfa code")]
+    InvalidMfaCode,
     /// A control-plane call without `X-Active-Org-Id`.
     #[error("org required")]
     OrgRequired,
@@ -121,11 +128,17 @@ pub struct Services {
     pub limiter: LoginLimiter,
     pub activity: SessionActivity,
     pub pat_activity: pats::PatActivity,
+    /// Seals TOTP seeds; derived from the server secret file, never stored.
+    pub mfa_key: Arc<crate::crypto::sealed::SealingKey>,
 }
 
 impl Services {
     /// Builds the services; creates the first signing key if there is none.
-    pub async fn build(config: Arc<Config>, store: Arc<Store>) -> anyhow::Result<Services> {
+    pub async fn build(
+        config: Arc<Config>,
+        store: Arc<Store>,
+        server_secret: &[u8],
+    ) -> anyhow::Result<Services> {
         let params = Argon2Params {
             memory_kib: config.passwords.memory_kib,
             iterations: config.passwords.iterations,
@@ -139,6 +152,7 @@ impl Services {
             limiter: LoginLimiter::new(&config.limits),
             activity: SessionActivity::default(),
             pat_activity: pats::PatActivity::default(),
+            mfa_key: Arc::new(mfa::sealing_key(server_secret)),
             config,
             store,
             passwords,

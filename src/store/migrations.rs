@@ -6,7 +6,8 @@ use redb::{Database, ReadableDatabase, WriteTransaction};
 
 use super::error::{StoreError, StoreResult};
 use super::tables::{
-    read_json, write_json, ALL_TABLES, META, ORGS, ORG_SLUGS, PATS, PAT_IDS, USER_PATS,
+    read_json, write_json, ALL_TABLES, META, MFA_CHALLENGES, MFA_FACTORS, ORGS, ORG_SLUGS, PATS,
+    PAT_IDS, USER_PATS,
 };
 use crate::clock::UnixSeconds;
 use crate::domain::org::DEFAULT_ORG_SLUG;
@@ -23,6 +24,7 @@ const MIGRATIONS: &[Migration] = &[
     to_v1_record_instance,
     to_v2_accounts_and_default_org,
     to_v3_personal_access_tokens,
+    to_v4_mfa,
 ];
 
 pub const CURRENT_SCHEMA_VERSION: u64 = MIGRATIONS.len() as u64;
@@ -71,6 +73,14 @@ fn to_v2_accounts_and_default_org(txn: &WriteTransaction, now: UnixSeconds) -> S
 /// v3 adds personal access tokens.
 fn to_v3_personal_access_tokens(txn: &WriteTransaction, _now: UnixSeconds) -> StoreResult<()> {
     for table in [PATS, PAT_IDS, USER_PATS] {
+        txn.open_table(table)?;
+    }
+    Ok(())
+}
+
+/// v4 adds MFA factors and pending MFA challenges.
+fn to_v4_mfa(txn: &WriteTransaction, _now: UnixSeconds) -> StoreResult<()> {
+    for table in [MFA_FACTORS, MFA_CHALLENGES] {
         txn.open_table(table)?;
     }
     Ok(())

@@ -23,8 +23,8 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 pub use error::{StoreError, StoreResult};
 pub use migrations::CURRENT_SCHEMA_VERSION;
 pub use txn::{
-    Approval, AuditQuery, PersonalAccessToken, Queries, ReadTxn, RefreshToken, StoredSigningKey,
-    WriteTxn,
+    Approval, AuditQuery, MfaChallenge, MfaFactors, PersonalAccessToken, Queries, ReadTxn,
+    RefreshToken, StoredSigningKey, WriteTxn,
 };
 
 use std::sync::Arc;

@@ -46,6 +46,10 @@ pub(crate) const PATS: JsonTable = TableDefinition::new("pats");
 pub(crate) const PAT_IDS: JsonTable = TableDefinition::new("pat_ids");
 /// `user_id/pat_id` → null: the tokens of one user.
 pub(crate) const USER_PATS: JsonTable = TableDefinition::new("user_pats");
+/// `user_id` → `MfaFactors` (sealed TOTP seed, recovery-code hashes).
+pub(crate) const MFA_FACTORS: JsonTable = TableDefinition::new("mfa_factors");
+/// SHA-256 (hex) of an mfa_token → `MfaChallenge`.
+pub(crate) const MFA_CHALLENGES: JsonTable = TableDefinition::new("mfa_challenges");
 
 /// Every table that exists at the current schema version, for backups.
 pub(crate) const ALL_TABLES: &[JsonTable] = &[
@@ -65,6 +69,8 @@ pub(crate) const ALL_TABLES: &[JsonTable] = &[
     PATS,
     PAT_IDS,
     USER_PATS,
+    MFA_FACTORS,
+    MFA_CHALLENGES,
 ];
 
 pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> StoreResult<T> {

@@ -155,6 +155,33 @@ pub struct PersonalAccessToken {
     pub last_used_at: Option<UnixSeconds>,
 }
 
+/// A user's second factors. The TOTP seed is sealed (see `crypto::sealed`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MfaFactors {
+    /// The active TOTP seed, sealed.
+    pub totp_sealed: Option<Vec<u8>>,
+    /// A seed being enrolled, not yet confirmed by a code.
+    pub pending_totp_sealed: Option<Vec<u8>>,
+    /// The last time step whose code was accepted: a code is good once.
+    pub totp_last_step: u64,
+    /// SHA-256 (hex) of each unused recovery code.
+    pub recovery_code_hashes: Vec<String>,
+    pub enrolled_at: Option<UnixSeconds>,
+}
+
+/// The state between a password and a second factor, keyed by the SHA-256
+/// of its `mfa_token`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MfaChallenge {
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub expires_at: UnixSeconds,
+    pub failures: u32,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub nonce: Option<String>,
+}
+
 /// Filters for the audit log; all optional.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
@@ -308,6 +335,14 @@ pub trait Queries {
             }
         }
         Ok(pats)
+    }
+
+    fn mfa_factors(&self, user: &UserId) -> StoreResult<Option<MfaFactors>> {
+        self.reader().get(MFA_FACTORS, &user.to_string())
+    }
+
+    fn mfa_challenge(&self, digest_hex: &str) -> StoreResult<Option<MfaChallenge>> {
+        self.reader().get(MFA_CHALLENGES, digest_hex)
     }
 
     fn approval(&self, id: &str) -> StoreResult<Option<Approval>> {
@@ -530,6 +565,24 @@ impl WriteTxn {
             }
         }
         Ok(removed)
+    }
+
+    pub fn put_mfa_factors(&self, user: &UserId, factors: &MfaFactors) -> StoreResult<()> {
+        self.put(MFA_FACTORS, &user.to_string(), factors)
+    }
+
+    pub fn delete_mfa_factors(&self, user: &UserId) -> StoreResult<()> {
+        self.remove(MFA_FACTORS, &user.to_string())?;
+        Ok(())
+    }
+
+    pub fn put_mfa_challenge(&self, digest_hex: &str, challenge: &MfaChallenge) -> StoreResult<()> {
+        self.put(MFA_CHALLENGES, digest_hex, challenge)
+    }
+
+    pub fn delete_mfa_challenge(&self, digest_hex: &str) -> StoreResult<()> {
+        self.remove(MFA_CHALLENGES, digest_hex)?;
+        Ok(())
     }
 
     pub fn put_approval(&self, approval: &Approval) -> StoreResult<()> {

@@ -11,6 +11,7 @@ mod cli;
 mod control_plane;
 mod lifecycle;
 mod login;
+mod mfa;
 mod operator_api;
 mod operator_users;
 mod registration;

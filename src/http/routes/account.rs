@@ -14,6 +14,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Account, AppJson, Client};
 use crate::http::state::AppState;
 use crate::service::accounts::UserProfile;
+use crate::service::mfa::{Enrollment, Proof};
 use crate::service::ServiceError;
 
 pub async fn profile(
@@ -88,4 +89,78 @@ pub async fn revoke_all(
         .revoke_all_sessions(caller.user_id(), None, "logout_everywhere", &context)
         .await?;
     Ok(Json(json!({ "revoked": revoked })))
+}
+
+/// Starts TOTP enrollment (session tokens only).
+pub async fn mfa_enroll(
+    State(state): State<AppState>,
+    Account(caller): Account,
+) -> Result<Json<Enrollment>, ApiError> {
+    let session = caller.session()?;
+    Ok(Json(state.services.enroll_totp(session.user_id).await?))
+}
+
+#[derive(Deserialize)]
+pub struct CodeBody {
+    code: Option<String>,
+}
+
+/// Confirms enrollment; the recovery codes are in this answer and nowhere else.
+pub async fn mfa_verify(
+    State(state): State<AppState>,
+    Account(caller): Account,
+    Client(context): Client,
+    AppJson(body): AppJson<CodeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let session = caller.session()?;
+    let code = body
+        .code
+        .ok_or_else(|| ServiceError::field("code", "is required"))?;
+    let codes = state
+        .services
+        .verify_totp_enrollment(session.user_id, code, &context)
+        .await?;
+    Ok(Json(json!({ "recovery_codes": codes })))
+}
+
+#[derive(Deserialize)]
+pub struct ProofBody {
+    code: Option<String>,
+    password: Option<Password>,
+}
+
+fn proof_of(body: ProofBody) -> Result<Proof, ApiError> {
+    match (body.code, body.password) {
+        (Some(code), None) => Ok(Proof::Code(code)),
+        (None, Some(password)) => Ok(Proof::Password(password)),
+        _ => Err(ServiceError::field("code", "send a current code or the password").into()),
+    }
+}
+
+pub async fn mfa_disable(
+    State(state): State<AppState>,
+    Account(caller): Account,
+    Client(context): Client,
+    AppJson(body): AppJson<ProofBody>,
+) -> Result<StatusCode, ApiError> {
+    let session = caller.session()?;
+    state
+        .services
+        .disable_mfa(session.user_id, proof_of(body)?, &context)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn mfa_recovery_codes(
+    State(state): State<AppState>,
+    Account(caller): Account,
+    Client(context): Client,
+    AppJson(body): AppJson<ProofBody>,
+) -> Result<Json<Value>, ApiError> {
+    let session = caller.session()?;
+    let codes = state
+        .services
+        .regenerate_recovery_codes(session.user_id, proof_of(body)?, &context)
+        .await?;
+    Ok(Json(json!({ "recovery_codes": codes })))
 }

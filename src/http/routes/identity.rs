@@ -13,7 +13,8 @@ use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, Client};
 use crate::http::state::AppState;
 use crate::service::accounts::{NewUser, Registered};
-use crate::service::login::LoginRequest;
+use crate::service::login::{LoginOutcome, LoginRequest};
+use crate::service::mfa::SecondFactor;
 use crate::service::tokens::TokenGrant;
 use crate::service::{FieldError, ServiceError};
 
@@ -80,7 +81,12 @@ pub async fn login(
             &context,
         )
         .await?;
-    let mut response = Json(tokens).into_response();
+    let mut response = match tokens {
+        LoginOutcome::Tokens(tokens) => Json(tokens).into_response(),
+        LoginOutcome::MfaRequired(challenge) => {
+            (StatusCode::ACCEPTED, Json(challenge)).into_response()
+        }
+    };
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -115,4 +121,41 @@ pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         document.to_string(),
     )
         .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ChallengeBody {
+    mfa_token: Option<String>,
+    code: Option<String>,
+    recovery_code: Option<String>,
+}
+
+/// `POST /mfa/challenge {mfa_token, code}` or `{mfa_token, recovery_code}`.
+pub async fn mfa_challenge(
+    State(state): State<AppState>,
+    Client(context): Client,
+    AppJson(body): AppJson<ChallengeBody>,
+) -> Result<Response, ApiError> {
+    let token = body
+        .mfa_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::from(ServiceError::field("mfa_token", "is required")))?;
+    let factor = match (body.code, body.recovery_code) {
+        (Some(code), None) => SecondFactor::Code(code),
+        (None, Some(code)) => SecondFactor::RecoveryCode(code),
+        _ => {
+            return Err(
+                ServiceError::field("code", "send exactly one of code or recovery_code").into(),
+            )
+        }
+    };
+    let tokens = state
+        .services
+        .complete_mfa_challenge(&token, factor, &context)
+        .await?;
+    let mut response = Json(tokens).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }

@@ -1,0 +1,29 @@
+//! The server secret: 32 random bytes in `<data_dir>/server.secret` (0600,
+//! beside the admin token, never in the database). Keys for sealing secrets
+//! at rest are derived from it, so a copy of `authd.redb` alone reveals none
+//! of them. Losing the file makes enrolled TOTP seeds unreadable: back it up
+//! with the database.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::admin_token;
+
+pub fn path_in(data_dir: &Path) -> PathBuf {
+    data_dir.join("server.secret")
+}
+
+/// Reads the secret, creating it (atomically, 0600) on first start.
+pub fn load_or_create(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let path = path_in(data_dir);
+    // The admin token file's format (64 lowercase hex, atomic 0600 writes)
+    // fits a 32-byte secret exactly.
+    admin_token::ensure_file(&path).with_context(|| format!("server secret {}", path.display()))?;
+    let text = admin_token::read_file(&path)
+        .with_context(|| format!("server secret {}", path.display()))?;
+    let mut secret = [0_u8; 32];
+    hex::decode_to_slice(text, &mut secret)
+        .with_context(|| format!("server secret {} is not 64 hex characters", path.display()))?;
+    Ok(secret)
+}

@@ -1,0 +1,506 @@
+//! Second factors: TOTP enrollment (nothing is active until a code confirms
+//! it), recovery codes (shown once, stored as hashes), the `mfa_token` step
+//! of login (5 minutes, single use, bound to user and org, dead after 5 wrong
+//! codes), and checking a code for the control-plane login. A TOTP code is
+//! accepted once: its time step must be later than the last accepted one.
+
+use serde::Serialize;
+
+use super::tokens::{TokenGrant, TokenSet};
+use super::{RequestContext, ServiceError, ServiceResult, Services};
+use crate::audit::{AuditKind, AuditRecord};
+use crate::clock::{self, UnixSeconds};
+use crate::crypto::passwords::Verification;
+use crate::crypto::sealed::SealingKey;
+use crate::crypto::{self, totp};
+use crate::domain::{Org, Password, User, UserId};
+use crate::store::{MfaChallenge, MfaFactors, Queries};
+
+pub const MFA_TOKEN_SECONDS: UnixSeconds = 300;
+pub const MAX_CHALLENGE_FAILURES: u32 = 5;
+pub const RECOVERY_CODES: usize = 10;
+const SEALING_PURPOSE: &str = "authd/mfa/totp-seed/v1";
+
+/// What `/api/account/mfa/enroll` shows: the only time the seed leaves.
+#[derive(Debug, Serialize)]
+pub struct Enrollment {
+    pub secret: String,
+    pub otpauth_uri: String,
+    pub qr_svg: String,
+}
+
+/// `/login`'s 202 for an enrolled user.
+#[derive(Debug, Serialize)]
+pub struct MfaRequired {
+    pub mfa_required: bool,
+    pub mfa_token: String,
+    pub methods: Vec<&'static str>,
+}
+
+/// The second factor presented at `/mfa/challenge` or for disabling.
+#[derive(Debug, Clone)]
+pub enum SecondFactor {
+    Code(String),
+    RecoveryCode(String),
+}
+
+/// What proves it is the user when changing MFA: a current code or the password.
+pub enum Proof {
+    Code(String),
+    Password(Password),
+}
+
+pub fn sealing_key(server_secret: &[u8]) -> SealingKey {
+    SealingKey::derive(server_secret, SEALING_PURPOSE)
+}
+
+fn digest(text: &str) -> String {
+    hex::encode(crypto::sha256(text.as_bytes()))
+}
+
+/// Ten codes like `k3v7q-2mxhd`: 50 bits each, typed once, never stored.
+fn new_recovery_codes() -> Vec<String> {
+    (0..RECOVERY_CODES)
+        .map(|_| {
+            let text = base32::encode(
+                base32::Alphabet::Rfc4648Lower { padding: false },
+                &crypto::random::bytes::<7>(),
+            );
+            format!("{}-{}", &text[..5], &text[5..10])
+        })
+        .collect()
+}
+
+fn normalise_recovery_code(code: &str) -> String {
+    code.trim().to_ascii_lowercase()
+}
+
+fn audit(
+    kind: AuditKind,
+    now: UnixSeconds,
+    origin: &crate::audit::RequestOrigin,
+    user: &UserId,
+    org: Option<&crate::domain::OrgId>,
+) -> AuditRecord {
+    let record = AuditRecord::new(kind, now, origin).user(*user);
+    match org {
+        Some(org) => record.org(org),
+        None => record,
+    }
+}
+
+enum CodeCheck {
+    Accepted,
+    Rejected,
+}
+
+fn open_seed(key: &SealingKey, sealed: &[u8], user: &UserId) -> ServiceResult<Vec<u8>> {
+    key.open(sealed, user.to_string().as_bytes())
+        .map_err(|error| ServiceError::Internal(error.to_string()))
+}
+
+/// Checks `factor` against `factors` and updates them (last accepted step,
+/// spent recovery code). Returns whether it was accepted and whether a
+/// recovery code was spent; auditing is the caller's.
+fn check_second_factor(
+    key: &SealingKey,
+    user: &UserId,
+    factors: &mut MfaFactors,
+    factor: &SecondFactor,
+    now: UnixSeconds,
+) -> ServiceResult<(CodeCheck, bool)> {
+    match factor {
+        SecondFactor::Code(code) => {
+            let Some(sealed) = &factors.totp_sealed else {
+                return Ok((CodeCheck::Rejected, false));
+            };
+            let seed = open_seed(key, sealed, user)?;
+            match totp::matching_step(&seed, code, now)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?
+            {
+                Some(step) if step > factors.totp_last_step => {
+                    factors.totp_last_step = step;
+                    Ok((CodeCheck::Accepted, false))
+                }
+                _ => Ok((CodeCheck::Rejected, false)),
+            }
+        }
+        SecondFactor::RecoveryCode(code) => {
+            let hash = digest(&normalise_recovery_code(code));
+            let before = factors.recovery_code_hashes.len();
+            factors.recovery_code_hashes.retain(|stored| {
+                !bool::from(subtle::ConstantTimeEq::ct_eq(
+                    stored.as_bytes(),
+                    hash.as_bytes(),
+                ))
+            });
+            if factors.recovery_code_hashes.len() < before {
+                Ok((CodeCheck::Accepted, true))
+            } else {
+                Ok((CodeCheck::Rejected, false))
+            }
+        }
+    }
+}
+
+impl Services {
+    /// Starts (or restarts) TOTP enrollment; nothing is active until verified.
+    pub async fn enroll_totp(&self, user_id: UserId) -> ServiceResult<Enrollment> {
+        let user = self
+            .store_read(move |txn| Ok(txn.user(&user_id)?))
+            .await?
+            .ok_or(ServiceError::InvalidToken)?;
+        if user.mfa_enrolled {
+            return Err(ServiceError::Conflict(
+                "TOTP is already enabled; disable it first".into(),
+            ));
+        }
+        let seed = totp::new_secret();
+        let sealed = self
+            .mfa_key
+            .seal(&seed, user_id.to_string().as_bytes())
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let otpauth_uri = totp::otpauth_uri(&seed, &self.config.mfa.issuer, user.email.as_str())
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let qr_svg =
+            totp::qr_svg(&otpauth_uri).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.store_write(move |txn| {
+            let mut factors = txn.mfa_factors(&user_id)?.unwrap_or_default();
+            factors.pending_totp_sealed = Some(sealed);
+            txn.put_mfa_factors(&user_id, &factors)?;
+            Ok(())
+        })
+        .await?;
+        Ok(Enrollment {
+            secret: totp::secret_base32(&seed),
+            otpauth_uri,
+            qr_svg,
+        })
+    }
+
+    /// Confirms enrollment with a code; returns the recovery codes, once.
+    pub async fn verify_totp_enrollment(
+        &self,
+        user_id: UserId,
+        code: String,
+        context: &RequestContext,
+    ) -> ServiceResult<Vec<String>> {
+        let now = clock::now();
+        let origin = context.origin();
+        let codes = new_recovery_codes();
+        let hashes: Vec<String> = codes.iter().map(|c| digest(c)).collect();
+        let pending = self
+            .store_read(move |txn| {
+                Ok(txn
+                    .mfa_factors(&user_id)?
+                    .and_then(|f| f.pending_totp_sealed))
+            })
+            .await?
+            .ok_or_else(|| ServiceError::field("code", "start enrollment first"))?;
+        let seed = open_seed(&self.mfa_key, &pending, &user_id)?;
+        let step = totp::matching_step(&seed, &code, now)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .ok_or_else(|| ServiceError::field("code", "is not the current code"))?;
+        self.store_write(move |txn| {
+            let mut user = txn.user(&user_id)?.ok_or(ServiceError::InvalidToken)?;
+            let mut factors = txn.mfa_factors(&user_id)?.unwrap_or_default();
+            if factors.pending_totp_sealed.as_deref() != Some(pending.as_slice()) {
+                return Err(ServiceError::Conflict(
+                    "enrollment changed meanwhile; start again".into(),
+                ));
+            }
+            factors.totp_sealed = factors.pending_totp_sealed.take();
+            factors.totp_last_step = step;
+            factors.recovery_code_hashes = hashes;
+            factors.enrolled_at = Some(now);
+            txn.put_mfa_factors(&user_id, &factors)?;
+            user.mfa_enrolled = true;
+            txn.put_user(&user)?;
+            txn.audit(
+                audit(
+                    AuditKind::MfaEnrolled,
+                    now,
+                    &origin,
+                    &user_id,
+                    user.memberships.first().map(|m| &m.org_id),
+                )
+                .details(serde_json::json!({"method": "totp"})),
+            )?;
+            Ok(())
+        })
+        .await?;
+        Ok(codes)
+    }
+
+    /// Checks a proof (current code or password) before an MFA change.
+    async fn prove(&self, user_id: UserId, proof: Proof) -> ServiceResult<()> {
+        match proof {
+            Proof::Password(password) => {
+                let hash = self
+                    .store_read(move |txn| Ok(txn.user(&user_id)?.map(|u| u.password_hash)))
+                    .await?
+                    .ok_or(ServiceError::InvalidToken)?;
+                match self
+                    .passwords
+                    .verify(password.into_inner(), Some(hash))
+                    .await?
+                {
+                    Verification::Match { .. } => Ok(()),
+                    Verification::Mismatch => {
+                        Err(ServiceError::field("password", "is not correct"))
+                    }
+                }
+            }
+            Proof::Code(code) => {
+                let now = clock::now();
+                let key = self.mfa_key.clone();
+                let accepted = self
+                    .store_write(move |txn| {
+                        let Some(mut factors) = txn.mfa_factors(&user_id)? else {
+                            return Ok(false);
+                        };
+                        let (check, _) = check_second_factor(
+                            &key,
+                            &user_id,
+                            &mut factors,
+                            &SecondFactor::Code(code),
+                            now,
+                        )?;
+                        if matches!(check, CodeCheck::Accepted) {
+                            txn.put_mfa_factors(&user_id, &factors)?;
+                            return Ok(true);
+                        }
+                        Ok(false)
+                    })
+                    .await?;
+                if accepted {
+                    Ok(())
+                } else {
+                    Err(ServiceError::field("code", "is not the current code"))
+                }
+            }
+        }
+    }
+
+    pub async fn disable_mfa(
+        &self,
+        user_id: UserId,
+        proof: Proof,
+        context: &RequestContext,
+    ) -> ServiceResult<()> {
+        self.prove(user_id, proof).await?;
+        let now = clock::now();
+        let origin = context.origin();
+        self.store_write(move |txn| {
+            let mut user = txn.user(&user_id)?.ok_or(ServiceError::InvalidToken)?;
+            txn.delete_mfa_factors(&user_id)?;
+            user.mfa_enrolled = false;
+            txn.put_user(&user)?;
+            txn.audit(audit(
+                AuditKind::MfaDisabled,
+                now,
+                &origin,
+                &user_id,
+                user.memberships.first().map(|m| &m.org_id),
+            ))?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn regenerate_recovery_codes(
+        &self,
+        user_id: UserId,
+        proof: Proof,
+        context: &RequestContext,
+    ) -> ServiceResult<Vec<String>> {
+        self.prove(user_id, proof).await?;
+        let codes = new_recovery_codes();
+        let hashes: Vec<String> = codes.iter().map(|c| digest(c)).collect();
+        let now = clock::now();
+        let origin = context.origin();
+        self.store_write(move |txn| {
+            let mut factors = txn
+                .mfa_factors(&user_id)?
+                .filter(|f| f.totp_sealed.is_some())
+                .ok_or(ServiceError::Conflict("MFA is not enabled".into()))?;
+            factors.recovery_code_hashes = hashes;
+            txn.put_mfa_factors(&user_id, &factors)?;
+            txn.audit(audit(
+                AuditKind::MfaRecoveryCodesRegenerated,
+                now,
+                &origin,
+                &user_id,
+                None,
+            ))?;
+            Ok(())
+        })
+        .await?;
+        Ok(codes)
+    }
+
+    /// After a good password for an enrolled user: the `mfa_token` step.
+    pub async fn begin_mfa_challenge(
+        &self,
+        user: &User,
+        org: &Org,
+        grant: TokenGrant,
+    ) -> ServiceResult<MfaRequired> {
+        let token = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            crypto::random::bytes::<32>(),
+        );
+        let challenge = MfaChallenge {
+            user_id: user.id,
+            org_id: org.id.clone(),
+            expires_at: clock::now() + MFA_TOKEN_SECONDS,
+            failures: 0,
+            scope: grant.scope,
+            client_id: grant.client_id,
+            nonce: grant.nonce,
+        };
+        let key = digest(&token);
+        self.store_write(move |txn| Ok(txn.put_mfa_challenge(&key, &challenge)?))
+            .await?;
+        Ok(MfaRequired {
+            mfa_required: true,
+            mfa_token: token,
+            methods: vec!["totp", "recovery_code"],
+        })
+    }
+
+    /// `POST /mfa/challenge`: the second factor for an `mfa_token`.
+    pub async fn complete_mfa_challenge(
+        &self,
+        mfa_token: &str,
+        factor: SecondFactor,
+        context: &RequestContext,
+    ) -> ServiceResult<TokenSet> {
+        let now = clock::now();
+        let key = digest(mfa_token);
+        let origin = context.origin();
+        let sealing = self.mfa_key.clone();
+        let outcome = self
+            .store_write(move |txn| {
+                let Some(mut challenge) = txn.mfa_challenge(&key)? else {
+                    return Ok(Err(ServiceError::InvalidMfaToken));
+                };
+                if challenge.expires_at <= now {
+                    txn.delete_mfa_challenge(&key)?;
+                    return Ok(Err(ServiceError::InvalidMfaToken));
+                }
+                let user = txn.user(&challenge.user_id)?;
+                let org = txn.org(&challenge.org_id)?;
+                let (Some(user), Some(org)) = (user, org) else {
+                    txn.delete_mfa_challenge(&key)?;
+                    return Ok(Err(ServiceError::InvalidMfaToken));
+                };
+                let mut factors = txn.mfa_factors(&user.id)?.unwrap_or_default();
+                let (check, used_recovery) =
+                    check_second_factor(&sealing, &user.id, &mut factors, &factor, now)?;
+                if matches!(check, CodeCheck::Rejected) {
+                    challenge.failures += 1;
+                    let method = if matches!(factor, SecondFactor::Code(_)) {
+                        "totp"
+                    } else {
+                        "recovery_code"
+                    };
+                    txn.audit(
+                        audit(
+                            AuditKind::MfaChallengeFailed,
+                            now,
+                            &origin,
+                            &user.id,
+                            Some(&org.id),
+                        )
+                        .details(
+                            serde_json::json!({"method": method, "failures": challenge.failures}),
+                        ),
+                    )?;
+                    if challenge.failures >= MAX_CHALLENGE_FAILURES {
+                        txn.delete_mfa_challenge(&key)?;
+                    } else {
+                        txn.put_mfa_challenge(&key, &challenge)?;
+                    }
+                    return Ok(Err(ServiceError::InvalidMfaCode));
+                }
+                txn.delete_mfa_challenge(&key)?;
+                txn.put_mfa_factors(&user.id, &factors)?;
+                if used_recovery {
+                    txn.audit(
+                        audit(
+                            AuditKind::MfaRecoveryCodeUsed,
+                            now,
+                            &origin,
+                            &user.id,
+                            Some(&org.id),
+                        )
+                        .details(
+                            serde_json::json!({"remaining": factors.recovery_code_hashes.len()}),
+                        ),
+                    )?;
+                }
+                let grant = TokenGrant {
+                    scope: challenge.scope,
+                    client_id: challenge.client_id,
+                    nonce: challenge.nonce,
+                    auth_time: now,
+                };
+                Ok(Ok((user, org, grant)))
+            })
+            .await?;
+        let (user, org, grant) = outcome?;
+        self.start_session(user, org, true, grant, true, context)
+            .await
+    }
+
+    /// For the control-plane login: a current TOTP code (or a recovery code)
+    /// in one call. Failures are audited like challenge failures.
+    pub async fn check_login_otp(
+        &self,
+        user: &User,
+        org: &Org,
+        otp: &str,
+        context: &RequestContext,
+    ) -> ServiceResult<bool> {
+        let now = clock::now();
+        let origin = context.origin();
+        let (user_id, org_id) = (user.id, org.id.clone());
+        let factor = if otp.contains('-') {
+            SecondFactor::RecoveryCode(otp.to_owned())
+        } else {
+            SecondFactor::Code(otp.to_owned())
+        };
+        let sealing = self.mfa_key.clone();
+        self.store_write(move |txn| {
+            let mut factors = txn.mfa_factors(&user_id)?.unwrap_or_default();
+            let (check, used_recovery) =
+                check_second_factor(&sealing, &user_id, &mut factors, &factor, now)?;
+            if matches!(check, CodeCheck::Rejected) {
+                txn.audit(
+                    audit(
+                        AuditKind::MfaChallengeFailed,
+                        now,
+                        &origin,
+                        &user_id,
+                        Some(&org_id),
+                    )
+                    .details(serde_json::json!({"method": "otp"})),
+                )?;
+                return Ok(false);
+            }
+            txn.put_mfa_factors(&user_id, &factors)?;
+            if used_recovery {
+                txn.audit(audit(
+                    AuditKind::MfaRecoveryCodeUsed,
+                    now,
+                    &origin,
+                    &user_id,
+                    Some(&org_id),
+                ))?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+}

@@ -1,0 +1,390 @@
+//! TOTP MFA through the real server, with codes computed here by an
+//! independent RFC 6238 implementation (HMAC-SHA-1 written out below, not the
+//! server's totp-rs).
+
+use hmac::{Hmac, Mac};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{mode_of, TestServer, GOOD_PASSWORD};
+
+/// RFC 6238 / RFC 4226: HMAC-SHA-1 over the big-endian step, dynamic
+/// truncation, 6 digits.
+fn totp_at(secret_base32: &str, step: u64) -> String {
+    let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_base32)
+        .expect("base32 secret");
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&secret).expect("hmac key");
+    mac.update(&step.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = (digest[19] & 0x0f) as usize;
+    let value = u32::from_be_bytes([
+        digest[offset] & 0x7f,
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]);
+    format!("{:06}", value % 1_000_000)
+}
+
+fn current_step() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs()
+        / 30
+}
+
+#[test]
+fn the_independent_totp_matches_rfc_6238() {
+    // RFC 6238 appendix B, SHA-1 seed "12345678901234567890", T = 59 s.
+    let secret = base32::encode(
+        base32::Alphabet::Rfc4648 { padding: false },
+        b"12345678901234567890",
+    );
+    assert_eq!(totp_at(&secret, 59 / 30), "287082");
+    assert_eq!(totp_at(&secret, 1_111_111_109 / 30), "081804");
+}
+
+async fn post_with(server: &TestServer, path: &str, token: &str, body: Value) -> reqwest::Response {
+    server
+        .post(path)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// Registers, logs in, enrolls and verifies TOTP (with the previous step's
+/// code); returns (secret, recovery codes).
+async fn enrolled(server: &TestServer, email: &str) -> (String, Vec<String>) {
+    server.register_ok(email).await;
+    let tokens = server.login_ok(email).await;
+    let access = tokens["access_token"].as_str().expect("access");
+    let enrollment: Value = post_with(server, "/api/account/mfa/enroll", access, json!({}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let secret = enrollment["secret"].as_str().expect("secret").to_owned();
+    let response = post_with(
+        server,
+        "/api/account/mfa/verify",
+        access,
+        json!({"code": totp_at(&secret, current_step() - 1)}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("json");
+    let codes = body["recovery_codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("code").to_owned())
+        .collect();
+    (secret, codes)
+}
+
+async fn mfa_token(server: &TestServer, email: &str) -> String {
+    let response = server
+        .login(json!({"email": email, "password": GOOD_PASSWORD}))
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["mfa_required"], true);
+    assert_eq!(body["methods"], json!(["totp", "recovery_code"]));
+    body["mfa_token"].as_str().expect("mfa token").to_owned()
+}
+
+async fn challenge(server: &TestServer, body: Value) -> reqwest::Response {
+    server
+        .post("/mfa/challenge")
+        .json(&body)
+        .send()
+        .await
+        .expect("challenge")
+}
+
+#[tokio::test]
+async fn enrollment_is_inactive_until_a_code_confirms_it() {
+    let server = TestServer::spawn_fast().await;
+    server.register_ok("amy@example.com").await;
+    let tokens = server.login_ok("amy@example.com").await;
+    let access = tokens["access_token"].as_str().expect("access");
+    let response = post_with(&server, "/api/account/mfa/enroll", access, json!({})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let enrollment: Value = response.json().await.expect("json");
+    let secret = enrollment["secret"].as_str().expect("secret");
+    assert_eq!(secret.len(), 32, "160-bit seed in base32");
+    let uri = enrollment["otpauth_uri"].as_str().expect("uri");
+    assert!(
+        uri.starts_with("otpauth://totp/authd:amy%40example.com?"),
+        "{uri}"
+    );
+    assert!(
+        uri.contains(&format!("secret={secret}")) && uri.contains("issuer=authd"),
+        "{uri}"
+    );
+    assert!(enrollment["qr_svg"].as_str().expect("svg").contains("<svg"));
+
+    server.login_ok("amy@example.com").await;
+    let response = post_with(
+        &server,
+        "/api/account/mfa/verify",
+        access,
+        json!({"code": "000000"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = post_with(
+        &server,
+        "/api/account/mfa/verify",
+        access,
+        json!({"code": totp_at(secret, current_step())}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let codes: Value = response.json().await.expect("json");
+    let codes = codes["recovery_codes"].as_array().expect("codes");
+    assert_eq!(codes.len(), 10);
+    let profile: Value = server
+        .get("/api/account")
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("profile")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(profile["mfa_enrolled"], true);
+    assert_eq!(server.audit_events("type=mfa.enrolled").await.len(), 1);
+
+    // The seed is sealed at rest, under a key that is not in the database.
+    let (dir, _) = server.stop();
+    let database = std::fs::read(dir.path().join("data/authd.redb")).expect("db");
+    assert!(!database
+        .windows(secret.len())
+        .any(|w| w == secret.as_bytes()));
+    let seed = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret).expect("seed");
+    assert!(!database.windows(seed.len()).any(|w| w == seed.as_slice()));
+    for code in codes {
+        let code = code.as_str().expect("code");
+        assert!(
+            !database.windows(code.len()).any(|w| w == code.as_bytes()),
+            "recovery codes are hashed"
+        );
+    }
+    assert_eq!(mode_of(&dir.path().join("data/server.secret")), 0o600);
+}
+
+#[tokio::test]
+async fn login_takes_the_mfa_step_and_each_code_is_good_once() {
+    let server = TestServer::spawn_fast().await;
+    let (secret, _) = enrolled(&server, "bea@example.com").await;
+
+    let token = mfa_token(&server, "bea@example.com").await;
+    let code = totp_at(&secret, current_step());
+    let response = challenge(&server, json!({"mfa_token": token, "code": code})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.expect("json");
+    let access = tokens["access_token"].as_str().expect("access");
+    assert!(tokens["refresh_token"].is_string());
+    let sessions: Value = server
+        .get("/api/account/sessions")
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("json");
+    let current = sessions["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|s| s["current"] == true)
+        .expect("current");
+    assert_eq!(current["mfa_verified"], true);
+
+    // The mfa_token is single-use.
+    let response = challenge(
+        &server,
+        json!({"mfa_token": token, "code": totp_at(&secret, current_step() + 1)}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.json::<Value>().await.expect("json")["error"],
+        "invalid_mfa_token"
+    );
+
+    // The same code again, in a fresh login: a replay.
+    let token = mfa_token(&server, "bea@example.com").await;
+    let response = challenge(&server, json!({"mfa_token": token, "code": code})).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.json::<Value>().await.expect("json")["error"],
+        "invalid_mfa_code"
+    );
+    // The next step's code (clock drift of +1 step) is still accepted.
+    let response = challenge(
+        &server,
+        json!({"mfa_token": token, "code": totp_at(&secret, current_step() + 1)}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // Two steps ahead is outside the window.
+    let token = mfa_token(&server, "bea@example.com").await;
+    let response = challenge(
+        &server,
+        json!({"mfa_token": token, "code": totp_at(&secret, current_step() + 3)}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn five_wrong_codes_kill_the_mfa_token() {
+    let server = TestServer::spawn_fast().await;
+    let (secret, _) = enrolled(&server, "cal@example.com").await;
+    let token = mfa_token(&server, "cal@example.com").await;
+    for _ in 0..5 {
+        let response = challenge(&server, json!({"mfa_token": token, "code": "123456"})).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let response = challenge(
+        &server,
+        json!({"mfa_token": token, "code": totp_at(&secret, current_step())}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.json::<Value>().await.expect("json")["error"],
+        "invalid_mfa_token"
+    );
+    assert_eq!(
+        server.audit_events("type=mfa.challenge_failed").await.len(),
+        5
+    );
+    let response = challenge(&server, json!({"mfa_token": "forged", "code": "123456"})).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_recovery_code_works_once() {
+    let server = TestServer::spawn_fast().await;
+    let (_, codes) = enrolled(&server, "dot@example.com").await;
+    let token = mfa_token(&server, "dot@example.com").await;
+    let response = challenge(
+        &server,
+        json!({"mfa_token": token, "recovery_code": codes[3].to_uppercase()}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let token = mfa_token(&server, "dot@example.com").await;
+    let response = challenge(
+        &server,
+        json!({"mfa_token": token, "recovery_code": codes[3]}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = challenge(
+        &server,
+        json!({"mfa_token": token, "recovery_code": codes[4]}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let used = server.audit_events("type=mfa.recovery_code_used").await;
+    assert_eq!(used.len(), 2);
+    assert_eq!(used[0]["details"]["remaining"], 8);
+}
+
+#[tokio::test]
+async fn disabling_and_regenerating_need_a_code_or_the_password() {
+    let server = TestServer::spawn_fast().await;
+    let (secret, old_codes) = enrolled(&server, "eve@example.com").await;
+    let token = mfa_token(&server, "eve@example.com").await;
+    let tokens: Value = challenge(
+        &server,
+        json!({"mfa_token": token, "code": totp_at(&secret, current_step())}),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    let access = tokens["access_token"].as_str().expect("access");
+
+    let response = post_with(
+        &server,
+        "/api/account/mfa/recovery-codes",
+        access,
+        json!({"password": "Wrong-password-1"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = post_with(
+        &server,
+        "/api/account/mfa/recovery-codes",
+        access,
+        json!({"password": GOOD_PASSWORD}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let fresh: Value = response.json().await.expect("json");
+    assert_eq!(fresh["recovery_codes"].as_array().expect("codes").len(), 10);
+    let token = mfa_token(&server, "eve@example.com").await;
+    let response = challenge(
+        &server,
+        json!({"mfa_token": token, "recovery_code": old_codes[0]}),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "old codes are void"
+    );
+
+    let response = server
+        .client
+        .request(Method::DELETE, server.url("/api/account/mfa"))
+        .bearer_auth(access)
+        .json(&json!({"code": "000000"}))
+        .send()
+        .await
+        .expect("disable");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = server
+        .client
+        .request(Method::DELETE, server.url("/api/account/mfa"))
+        .bearer_auth(access)
+        .json(&json!({"password": GOOD_PASSWORD}))
+        .send()
+        .await
+        .expect("disable");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    server.login_ok("eve@example.com").await;
+    assert_eq!(server.audit_events("type=mfa.disabled").await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_control_plane_login_takes_the_otp_in_the_body() {
+    let server = TestServer::spawn_fast().await;
+    let (secret, _) = enrolled(&server, "fox@example.com").await;
+    let login = |body: Value| {
+        let request = server.post("/api/v1/auth/login").json(&body);
+        async move { request.send().await.expect("login") }
+    };
+    for body in [
+        json!({"email": "fox@example.com", "password": GOOD_PASSWORD}),
+        json!({"email": "fox@example.com", "password": GOOD_PASSWORD, "otp": "000000"}),
+    ] {
+        let response = login(body).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            response.text().await.expect("body"),
+            r#"{"error":"AUTH_FAILED","message":"Authentication failed."}"#
+        );
+    }
+    let response = login(json!({"email": "fox@example.com", "password": GOOD_PASSWORD, "otp": totp_at(&secret, current_step())})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
