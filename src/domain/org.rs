@@ -40,6 +40,17 @@ pub struct Org {
     pub created_at: UnixSeconds,
 }
 
+impl MfaPolicy {
+    /// Whether a user with `role` must have a second factor to use the org.
+    pub fn requires_mfa_for(self, role: Option<&super::Role>) -> bool {
+        match self {
+            MfaPolicy::Required => true,
+            MfaPolicy::RequiredForAdmins => role.is_some_and(super::Role::is_admin),
+            MfaPolicy::Optional | MfaPolicy::Encouraged => false,
+        }
+    }
+}
+
 /// Slugs are what people type in URLs and bodies: short, lowercase, plain.
 pub fn slug_is_valid(slug: &str) -> bool {
     (1..=63).contains(&slug.len())

@@ -19,6 +19,9 @@ pub struct Session {
     pub mfa_verified: bool,
     #[serde(default)]
     pub revoked_at: Option<UnixSeconds>,
+    /// The org requires MFA the user has not enrolled: only enrollment is allowed.
+    #[serde(default)]
+    pub enrollment_only: bool,
 }
 
 impl Session {

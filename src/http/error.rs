@@ -288,6 +288,11 @@ impl From<ServiceError> for ApiError {
                 "invalid_mfa_code",
                 "the code is not valid",
             ),
+            ServiceError::MfaEnrollmentRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "mfa_enrollment_required",
+                "this org requires multi-factor authentication: enroll at /api/account/mfa/enroll first",
+            ),
             ServiceError::OrgRequired => ApiError::bare(StatusCode::BAD_REQUEST, "org_required"),
             ServiceError::Forbidden => ApiError::bare(StatusCode::FORBIDDEN, "forbidden"),
             ServiceError::NotFound(what) => ApiError::new(

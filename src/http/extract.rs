@@ -206,8 +206,29 @@ impl FromRequestParts<AppState> for Account {
             .to_owned();
         let Client(context) = Client::from_request_parts(parts, state).await?;
         let caller = state.services.authenticate_bearer(&token, &context).await?;
+        if let Caller::Session(session) = &caller {
+            if session.enrollment_only && !allowed_while_enrolling(parts) {
+                return Err(ServiceError::MfaEnrollmentRequired.into());
+            }
+        }
         Ok(Account(caller))
     }
+}
+
+/// What a session that may only enroll MFA can still do: see who it is,
+/// enroll, and confirm the enrollment. (Logout does not go through here.)
+fn allowed_while_enrolling(parts: &Parts) -> bool {
+    // Nested routers see their path without the prefix; judge the full one.
+    let path = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.path(), |original| original.0.path());
+    matches!(
+        (parts.method.as_str(), path),
+        ("GET", "/api/account")
+            | ("POST", "/api/account/mfa/enroll")
+            | ("POST", "/api/account/mfa/verify")
+    )
 }
 
 /// A control-plane request: a bearer credential (401 without a good one),

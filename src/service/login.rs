@@ -325,6 +325,8 @@ impl Services {
             expires_at: now + self.config.sessions.ttl.as_secs() as i64,
             mfa_verified,
             revoked_at: None,
+            enrollment_only: !user.mfa_enrolled
+                && org.mfa_policy.requires_mfa_for(user.role_in(&org.id)),
         };
         let origin = context.origin();
         let max_sessions = org.max_sessions_per_user;
@@ -369,7 +371,12 @@ impl Services {
                 Ok(refresh_token)
             })
             .await?;
-        self.issue_token_set(&user, &session, refresh_token, &grant, now)
-            .await
+        let mut tokens = self
+            .issue_token_set(&user, &session, refresh_token, &grant, now)
+            .await?;
+        if org.mfa_policy == crate::domain::MfaPolicy::Encouraged && !user.mfa_enrolled {
+            tokens.mfa_enrollment_encouraged = Some(true);
+        }
+        Ok(tokens)
     }
 }

@@ -179,9 +179,11 @@ impl Services {
     }
 
     /// Confirms enrollment with a code; returns the recovery codes, once.
+    /// The enrolling session (if any) leaves its enrollment-only state.
     pub async fn verify_totp_enrollment(
         &self,
         user_id: UserId,
+        session_id: Option<crate::domain::SessionId>,
         code: String,
         context: &RequestContext,
     ) -> ServiceResult<Vec<String>> {
@@ -216,6 +218,13 @@ impl Services {
             txn.put_mfa_factors(&user_id, &factors)?;
             user.mfa_enrolled = true;
             txn.put_user(&user)?;
+            if let Some(id) = session_id {
+                if let Some(mut session) = txn.session(&id)? {
+                    session.enrollment_only = false;
+                    session.mfa_verified = true;
+                    txn.put_session(&session)?;
+                }
+            }
             txn.audit(
                 audit(
                     AuditKind::MfaEnrolled,

@@ -61,6 +61,9 @@ pub enum ServiceError {
     /// A wrong second factor for a live `mfa_token`.
     #[error("invalid mfa code")]
     InvalidMfaCode,
+    /// The session may only enroll MFA (the org requires it).
+    #[error("mfa enrollment required")]
+    MfaEnrollmentRequired,
     /// A control-plane call without `X-Active-Org-Id`.
     #[error("org required")]
     OrgRequired,

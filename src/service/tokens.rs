@@ -25,6 +25,10 @@ pub struct AccessClaims {
     pub roles: Vec<String>,
     pub org: OrgId,
     pub sid: SessionId,
+    /// Present (true) while the session may only enroll MFA: the org's
+    /// policy requires a second factor the user does not have yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa_enrollment_required: bool,
 }
 
 /// The claims of an OpenID Connect ID token.
@@ -76,6 +80,13 @@ pub struct TokenSet {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     pub session_id: SessionId,
+    /// The org requires MFA and the user has none: this session may only
+    /// enroll (every other endpoint answers 403 `mfa_enrollment_required`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_enrollment_required: Option<bool>,
+    /// The org encourages MFA and the user has none: the UI should prompt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_enrollment_encouraged: Option<bool>,
 }
 
 /// A request authenticated by a live session's access token.
@@ -84,6 +95,8 @@ pub struct SessionPrincipal {
     pub user_id: UserId,
     pub session_id: SessionId,
     pub org_id: OrgId,
+    /// The session may only enroll MFA (see `AccessClaims`).
+    pub enrollment_only: bool,
 }
 
 /// A fresh opaque refresh token: 256 bits from the OS CSPRNG, base64url.
@@ -153,6 +166,7 @@ impl Services {
                 .unwrap_or_default(),
             org: session.org_id.clone(),
             sid: session.id,
+            mfa_enrollment_required: session.enrollment_only,
         };
         let id = grant.wants_id_token().then(|| IdClaims {
             iss: self.config.server.public_url.clone(),
@@ -186,6 +200,8 @@ impl Services {
             id_token,
             scope: grant.scope.clone(),
             session_id: session.id,
+            mfa_enrollment_required: session.enrollment_only.then_some(true),
+            mfa_enrollment_encouraged: None,
         })
     }
 
@@ -232,6 +248,7 @@ impl Services {
             user_id: claims.sub,
             session_id: session.id,
             org_id: session.org_id,
+            enrollment_only: session.enrollment_only,
         })
     }
 }

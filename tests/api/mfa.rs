@@ -388,3 +388,140 @@ async fn the_control_plane_login_takes_the_otp_in_the_body() {
     let response = login(json!({"email": "fox@example.com", "password": GOOD_PASSWORD, "otp": totp_at(&secret, current_step())})).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+async fn set_policy(server: &TestServer, policy: &str) {
+    let response = server
+        .operator_json(
+            Method::PATCH,
+            "/v1/orgs/default",
+            json!({"mfa_policy": policy}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn status_of(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    token: &str,
+) -> (StatusCode, Value) {
+    let response = server
+        .client
+        .request(method, server.url(path))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_required_policy_allows_only_enrollment_until_it_is_done() {
+    let server = TestServer::spawn_fast().await;
+    set_policy(&server, "required").await;
+    server.register_ok("gil@example.com").await;
+    let tokens = server.login_ok("gil@example.com").await;
+    assert_eq!(tokens["mfa_enrollment_required"], true);
+    let access = tokens["access_token"].as_str().expect("access");
+    let claims: Value = {
+        use base64::Engine;
+        let part = access.split('.').nth(1).expect("claims");
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .expect("b64"),
+        )
+        .expect("json")
+    };
+    assert_eq!(
+        claims["mfa_enrollment_required"], true,
+        "the token carries the restriction"
+    );
+
+    for (method, path) in [
+        (Method::GET, "/api/account/sessions"),
+        (Method::POST, "/api/account/sessions/revoke-all"),
+        (Method::POST, "/api/account/password"),
+        (Method::GET, "/api/v1/org/memberships"),
+    ] {
+        let (status, body) = status_of(&server, method.clone(), path, access).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+        assert_eq!(
+            body["error"].as_str().map(str::to_lowercase).as_deref(),
+            Some("mfa_enrollment_required"),
+            "{method} {path}"
+        );
+    }
+    let (status, _) = status_of(&server, Method::GET, "/api/account", access).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, enrollment) =
+        status_of(&server, Method::POST, "/api/account/mfa/enroll", access).await;
+    assert_eq!(status, StatusCode::OK);
+    let secret = enrollment["secret"].as_str().expect("secret");
+    let response = post_with(
+        &server,
+        "/api/account/mfa/verify",
+        access,
+        json!({"code": totp_at(secret, current_step())}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, _) = status_of(&server, Method::GET, "/api/account/sessions", access).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "enrollment lifts the restriction on this session"
+    );
+    // From now on, logins take the MFA step.
+    mfa_token(&server, "gil@example.com").await;
+}
+
+#[tokio::test]
+async fn required_for_admins_restricts_only_admins_and_encouraged_only_hints() {
+    let server = TestServer::spawn_fast().await;
+    set_policy(&server, "required_for_admins").await;
+    server
+        .operator_json(
+            Method::POST,
+            "/v1/users",
+            json!({"email": "boss@example.com", "password": GOOD_PASSWORD, "role": "admin"}),
+        )
+        .await;
+    server.register_ok("staff@example.com").await;
+    let admin = server.login_ok("boss@example.com").await;
+    assert_eq!(admin["mfa_enrollment_required"], true);
+    let (status, _) = status_of(
+        &server,
+        Method::GET,
+        "/api/account/sessions",
+        admin["access_token"].as_str().expect("a"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let member = server.login_ok("staff@example.com").await;
+    assert!(member.get("mfa_enrollment_required").is_none());
+    let (status, _) = status_of(
+        &server,
+        Method::GET,
+        "/api/account/sessions",
+        member["access_token"].as_str().expect("m"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    set_policy(&server, "encouraged").await;
+    let hinted = server.login_ok("staff@example.com").await;
+    assert_eq!(hinted["mfa_enrollment_encouraged"], true);
+    let (status, _) = status_of(
+        &server,
+        Method::GET,
+        "/api/account/sessions",
+        hinted["access_token"].as_str().expect("h"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "encouraged is only a hint");
+}

@@ -118,7 +118,7 @@ pub async fn mfa_verify(
         .ok_or_else(|| ServiceError::field("code", "is required"))?;
     let codes = state
         .services
-        .verify_totp_enrollment(session.user_id, code, &context)
+        .verify_totp_enrollment(session.user_id, Some(session.session_id), code, &context)
         .await?;
     Ok(Json(json!({ "recovery_codes": codes })))
 }
