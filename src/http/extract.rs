@@ -45,14 +45,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::JsonDataError(error) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
-            // serde's message names the field and what was expected; it
-            // never echoes the value of a string field.
-            format!(
-                "invalid JSON body: {}",
-                error.body_text().trim_start_matches(
-                    "Failed to deserialize the JSON body into the target type: "
-                )
-            ),
+            describe_data_error(&error.body_text()),
         ),
         JsonRejection::JsonSyntaxError(_) => ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -68,6 +61,43 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             other.status(),
             "invalid_body",
             "could not read the request body",
+        ),
+    }
+}
+
+/// Names the field and the kind of problem, but never repeats a value from
+/// the body: serde's own messages quote what was sent (`invalid type: string
+/// "…"`), and what was sent may be a secret in the wrong field.
+fn describe_data_error(text: &str) -> String {
+    let detail =
+        text.trim_start_matches("Failed to deserialize the JSON body into the target type: ");
+    let (field, problem) = match detail.split_once(": ") {
+        Some((field, problem)) if !field.contains(' ') => (Some(field), problem),
+        _ => (None, detail),
+    };
+    let kind = if problem.starts_with("missing field") {
+        // The missing field's name is in backticks and is not a value.
+        return format!(
+            "invalid JSON body: {}",
+            problem.split(" at line").next().unwrap_or(problem)
+        );
+    } else if problem.starts_with("unknown field") {
+        problem
+            .split(", expected")
+            .next()
+            .unwrap_or("unknown field")
+    } else if problem.starts_with("invalid type") {
+        "has the wrong type"
+    } else if problem.starts_with("invalid value") || problem.starts_with("unknown variant") {
+        "has a value that is not allowed"
+    } else {
+        "is not valid"
+    };
+    match field {
+        Some(field) => format!("invalid JSON body: `{field}` {kind}"),
+        None => format!(
+            "invalid JSON body: {}",
+            kind.split(" at line").next().unwrap_or(kind)
         ),
     }
 }
@@ -281,6 +311,39 @@ where
             Err(_) => Err(ApiError::bad_request(
                 "expected an application/x-www-form-urlencoded body",
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_data_error;
+
+    #[test]
+    fn data_errors_name_the_field_but_never_echo_a_value() {
+        let prefix = "Failed to deserialize the JSON body into the target type: ";
+        for (serde_text, expected) in [
+            (
+                "password: invalid type: integer `123456`, expected a string at line 1 column 20",
+                "invalid JSON body: `password` has the wrong type",
+            ),
+            (
+                "registration: unknown variant `hunter2`, expected one of `open`, `approval`, `closed` at line 1 column 9",
+                "invalid JSON body: `registration` has a value that is not allowed",
+            ),
+            ("missing field `email` at line 1 column 2", "invalid JSON body: missing field `email`"),
+            (
+                "colour: unknown field `colour`, expected `slug` at line 1 column 9",
+                "invalid JSON body: `colour` unknown field `colour`",
+            ),
+            (
+                "invalid type: string \"s3cret\", expected a map at line 1 column 8",
+                "invalid JSON body: has the wrong type",
+            ),
+        ] {
+            let described = describe_data_error(&format!("{prefix}{serde_text}"));
+            assert_eq!(described, expected);
+            assert!(!described.contains("123456") && !described.contains("hunter2") && !described.contains("s3cret"));
         }
     }
 }
