@@ -320,6 +320,108 @@ mod tests {
         assert_eq!(after.name, "Default");
     }
 
+    fn session(expires_at: i64, revoked_at: Option<i64>) -> crate::domain::Session {
+        crate::domain::Session {
+            id: crate::domain::SessionId::random(),
+            user_id: crate::domain::UserId::random(),
+            org_id: crate::domain::OrgId::random(),
+            ip: "127.0.0.1".into(),
+            user_agent: String::new(),
+            created_at: 0,
+            last_active: 0,
+            expires_at,
+            mfa_verified: false,
+            revoked_at,
+            enrollment_only: false,
+        }
+    }
+
+    #[test]
+    fn the_sweep_removes_ended_sessions_and_expired_refresh_tokens_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open(&dir.path().join("authd.redb"), CACHE, 0).expect("open");
+        let now = 1_000_000;
+        let live = session(now + 60, None);
+        let expired = session(now - 1, None);
+        let long_revoked = session(now + 60, Some(now - 2 * 86400));
+        let just_revoked = session(now + 60, Some(now - 10));
+        let token = |session: &crate::domain::Session, expires_at| RefreshToken {
+            family_id: "f".into(),
+            session_id: session.id,
+            user_id: session.user_id,
+            org_id: session.org_id.clone(),
+            issued_at: 0,
+            expires_at,
+            used_at: None,
+            used_by_ip: None,
+            scope: None,
+            client_id: None,
+            auth_time: 0,
+        };
+        store
+            .write(|txn| {
+                for s in [&live, &expired, &long_revoked, &just_revoked] {
+                    txn.put_session(s)?;
+                }
+                txn.put_refresh_token("live", &token(&live, now + 60))?;
+                txn.put_refresh_token("stale", &token(&live, now - 1))
+            })
+            .expect("write");
+        let removed = store
+            .write(|txn| txn.sweep_sessions(now, 100))
+            .expect("sweep");
+        assert_eq!(removed, 2, "the expired one and the one revoked days ago");
+        store
+            .read(|txn| {
+                assert!(txn.session(&live.id)?.is_some());
+                assert!(
+                    txn.session(&just_revoked.id)?.is_some(),
+                    "kept a day for the record"
+                );
+                assert!(txn.session(&expired.id)?.is_none());
+                assert!(
+                    txn.sessions_of_user(&expired.user_id)?.is_empty(),
+                    "its index row too"
+                );
+                assert!(txn.refresh_token("live")?.is_some());
+                assert!(txn.refresh_token("stale")?.is_none());
+                Ok::<_, StoreError>(())
+            })
+            .expect("read");
+    }
+
+    #[test]
+    fn pruning_drops_audit_records_older_than_the_cutoff_with_their_index() {
+        use crate::audit::{AuditKind, AuditRecord, RequestOrigin};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open(&dir.path().join("authd.redb"), CACHE, 0).expect("open");
+        let user = crate::domain::UserId::random();
+        store
+            .write(|txn| {
+                for at in [100, 200, 300, 400] {
+                    txn.audit(
+                        AuditRecord::new(AuditKind::UserLogin, at, &RequestOrigin::default())
+                            .user(user),
+                    )?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .expect("write");
+        let removed = store.write(|txn| txn.prune_audit(250, 100)).expect("prune");
+        assert_eq!(removed, 2);
+        let left = store
+            .read(|txn| {
+                txn.audit(&AuditQuery {
+                    user: Some(user),
+                    limit: 10,
+                    ..AuditQuery::default()
+                })
+            })
+            .expect("query");
+        let times: Vec<i64> = left.iter().map(|r| r.at).collect();
+        assert_eq!(times, [400, 300], "newest first, the old ones gone");
+    }
+
     #[test]
     fn a_file_from_a_newer_authd_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
