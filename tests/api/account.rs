@@ -227,13 +227,8 @@ async fn the_operator_lists_and_revokes_a_users_sessions() {
     let tokens = server.login_ok("lou@example.com").await;
     let id = profile["id"].as_str().expect("id");
     let listed: Value = server
-        .operator(Method::GET, &format!("/v1/users/{id}/sessions"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+        .operator_get(&format!("/v1/users/{id}/sessions"))
+        .await;
     assert_eq!(listed["items"][0]["id"], tokens["session_id"]);
     let response = server
         .operator(Method::POST, &format!("/v1/users/{id}/sessions/revoke"))

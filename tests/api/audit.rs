@@ -17,13 +17,8 @@ async fn the_audit_log_filters_by_type_and_user_and_pages_with_a_cursor() {
     assert_eq!(first.len(), 2);
     assert_eq!(first[0]["user_id"], ids[4], "newest first");
     let page: Value = server
-        .operator(Method::GET, "/v1/audit?type=user.created&limit=2")
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+        .operator_get("/v1/audit?type=user.created&limit=2")
+        .await;
     let cursor = page["next_cursor"].as_str().expect("cursor");
     let second = server
         .audit_events(&format!("type=user.created&limit=2&cursor={cursor}"))

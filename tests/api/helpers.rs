@@ -88,6 +88,28 @@ impl TestServer {
         response.json().await.expect("json")
     }
 
+    /// GET `path` with the admin token; the JSON body.
+    pub async fn operator_get(&self, path: &str) -> serde_json::Value {
+        self.operator(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("operator request")
+            .json()
+            .await
+            .expect("json body")
+    }
+
+    /// GET `path` without credentials; the JSON body.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json body")
+    }
+
     /// Operator request with a JSON body.
     pub async fn operator_json(
         &self,

@@ -203,14 +203,7 @@ async fn repeated_failures_lock_the_account_until_the_operator_unlocks_it() {
         "locked: even the right password fails"
     );
     let user_id = profile["id"].as_str().expect("id");
-    let user: Value = server
-        .operator(Method::GET, &format!("/v1/users/{user_id}"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let user: Value = server.operator_get(&format!("/v1/users/{user_id}")).await;
     assert_eq!(user["locked"], true);
     assert_eq!(server.audit_events("type=user.locked").await.len(), 1);
 

@@ -8,14 +8,7 @@ use crate::helpers::{TestServer, GOOD_PASSWORD};
 #[tokio::test]
 async fn the_default_org_exists_from_the_first_start() {
     let server = TestServer::spawn_fast().await;
-    let orgs: Value = server
-        .operator(Method::GET, "/v1/orgs")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let orgs: Value = server.operator_get("/v1/orgs").await;
     let items = orgs["items"].as_array().expect("items");
     assert_eq!(items.len(), 1);
     let org = &items[0];
@@ -48,14 +41,7 @@ async fn orgs_are_created_read_by_id_or_slug_updated_and_deleted() {
         "unspecified keys keep defaults"
     );
 
-    let by_slug: Value = server
-        .operator(Method::GET, "/v1/orgs/homelab")
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let by_slug: Value = server.operator_get("/v1/orgs/homelab").await;
     assert_eq!(by_slug["id"], org["id"]);
     let patched = server
         .operator_json(
@@ -151,23 +137,9 @@ async fn users_are_created_with_roles_listed_per_org_disabled_and_deleted() {
         .await;
     assert_eq!(weak.status(), StatusCode::BAD_REQUEST);
 
-    let listed: Value = server
-        .operator(Method::GET, "/v1/users?org=ops")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = server.operator_get("/v1/users?org=ops").await;
     assert_eq!(listed["items"].as_array().expect("items").len(), 1);
-    let none: Value = server
-        .operator(Method::GET, "/v1/users?org=default")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let none: Value = server.operator_get("/v1/users?org=default").await;
     assert!(none["items"].as_array().expect("items").is_empty());
 
     let added = server

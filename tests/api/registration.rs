@@ -291,13 +291,6 @@ async fn racing_registrations_of_one_email_create_exactly_one_account() {
         .count();
     assert_eq!(created, 1, "{statuses:?}");
     assert_eq!(conflicts, attempts - 1);
-    let users = server
-        .operator(Method::GET, "/v1/users?limit=500")
-        .send()
-        .await
-        .expect("list")
-        .json::<Value>()
-        .await
-        .expect("json");
+    let users = server.operator_get("/v1/users?limit=500").await;
     assert_eq!(users["items"].as_array().expect("items").len(), 1);
 }

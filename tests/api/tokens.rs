@@ -61,14 +61,8 @@ async fn verify_independently(
     token: &str,
     audience: &str,
 ) -> Result<Value, String> {
-    let jwks: jsonwebtoken::jwk::JwkSet = server
-        .get("/.well-known/jwks.json")
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("jwks json");
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(server.get_json("/.well-known/jwks.json").await).expect("a JWK set");
     let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
     let kid = header.kid.ok_or("no kid")?;
     let jwk = jwks.find(&kid).ok_or("kid not published")?;
@@ -409,14 +403,7 @@ async fn the_openid_scope_brings_an_id_token_for_the_client() {
 #[tokio::test]
 async fn the_jwks_follows_rfc_7517_and_discovery_lists_what_exists() {
     let server = TestServer::spawn_fast().await;
-    let jwks: Value = server
-        .get("/.well-known/jwks.json")
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json");
+    let jwks: Value = server.get_json("/.well-known/jwks.json").await;
     let key = &jwks["keys"][0];
     assert_eq!(key["kty"], "RSA");
     assert_eq!(key["alg"], "RS256");
@@ -434,14 +421,7 @@ async fn the_jwks_follows_rfc_7517_and_discovery_lists_what_exists() {
         );
     }
 
-    let discovery: Value = server
-        .get("/.well-known/openid-configuration")
-        .send()
-        .await
-        .expect("discovery")
-        .json()
-        .await
-        .expect("json");
+    let discovery: Value = server.get_json("/.well-known/openid-configuration").await;
     assert_eq!(discovery["issuer"], "http://127.0.0.1:9090");
     assert_eq!(
         discovery["id_token_signing_alg_values_supported"],
@@ -505,14 +485,7 @@ async fn a_rotated_key_stays_published_for_its_tokens_lifetime_then_leaves() {
     assert_ne!(new_kid, old_kid);
     assert_eq!(new_key["active"], true);
 
-    let keys: Value = server
-        .operator(Method::GET, "/v1/keys")
-        .send()
-        .await
-        .expect("keys")
-        .json()
-        .await
-        .expect("json");
+    let keys: Value = server.operator_get("/v1/keys").await;
     let items = keys["items"].as_array().expect("items");
     assert_eq!(items.len(), 2);
     let old = items
@@ -522,14 +495,7 @@ async fn a_rotated_key_stays_published_for_its_tokens_lifetime_then_leaves() {
     assert_eq!(old["active"], false);
     assert!(old["retire_after"].is_string() && old["rotated_out_at"].is_string());
 
-    let jwks: Value = server
-        .get("/.well-known/jwks.json")
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json");
+    let jwks: Value = server.get_json("/.well-known/jwks.json").await;
     assert_eq!(
         jwks["keys"].as_array().expect("keys").len(),
         2,
@@ -545,14 +511,7 @@ async fn a_rotated_key_stays_published_for_its_tokens_lifetime_then_leaves() {
     assert_eq!(header_of(new_access)["kid"], new_kid.as_str());
 
     tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
-    let jwks: Value = server
-        .get("/.well-known/jwks.json")
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json");
+    let jwks: Value = server.get_json("/.well-known/jwks.json").await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .expect("keys")
@@ -586,14 +545,7 @@ async fn eddsa_by_config_and_an_algorithm_switch_keeps_old_tokens_valid() {
     std::fs::write(&config, text).expect("write");
     let server = TestServer::start(dir, config, &[]).await;
 
-    let jwks: Value = server
-        .get("/.well-known/jwks.json")
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json");
+    let jwks: Value = server.get_json("/.well-known/jwks.json").await;
     let keys = jwks["keys"].as_array().expect("keys");
     assert_eq!(keys.len(), 2, "RSA stays during its window: {jwks}");
     let okp = keys
@@ -653,14 +605,7 @@ async fn forged_and_foreign_tokens_are_rejected() {
         b64(none_header.to_string().as_bytes())
     );
     // HS256 with the published RSA public key as the HMAC secret.
-    let jwks: Value = server
-        .get("/.well-known/jwks.json")
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json");
+    let jwks: Value = server.get_json("/.well-known/jwks.json").await;
     let jwk = &jwks["keys"][0];
     let decode = |field: &str| {
         rsa::BigUint::from_bytes_be(
