@@ -184,64 +184,25 @@ async fn over_http(algorithm: &str, duration: Duration, connections: usize) -> V
         }
     };
     let rotations = closed_loop(connections, duration, 200, refresh).await;
-    let account = {
-        let (client, base, access) = (client.clone(), base.clone(), access.clone());
-        move |_, _| {
-            let request = client
-                .get(format!("{base}/api/account"))
-                .bearer_auth(&access);
-            async move {
-                request
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .map_err(|e| e.to_string())
-            }
-        }
+    let get = |path: &str, bearer: Option<&str>| {
+        common::get_request(&client, format!("{base}{path}"), bearer.map(str::to_owned))
     };
-    let account_gets = closed_loop(connections, duration, 200, account).await;
-    let pat_account = {
-        let (client, base, pat) = (client.clone(), base.clone(), pat.clone());
-        move |_, _| {
-            let request = client.get(format!("{base}/api/account")).bearer_auth(&pat);
-            async move {
-                request
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .map_err(|e| e.to_string())
-            }
-        }
-    };
-    let pat_gets = closed_loop(connections, duration, 200, pat_account).await;
-    let jwks = {
-        let (client, base) = (client.clone(), base.clone());
-        move |_, _| {
-            let request = client.get(format!("{base}/.well-known/jwks.json"));
-            async move {
-                request
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .map_err(|e| e.to_string())
-            }
-        }
-    };
-    let jwks_gets = closed_loop(connections, duration, 200, jwks).await;
-    let healthz = {
-        let (client, base) = (client.clone(), base.clone());
-        move |_, _| {
-            let request = client.get(format!("{base}/healthz"));
-            async move {
-                request
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .map_err(|e| e.to_string())
-            }
-        }
-    };
-    let floor = closed_loop(connections, duration, 200, healthz).await;
+    let account_gets = closed_loop(
+        connections,
+        duration,
+        200,
+        get("/api/account", Some(&access)),
+    )
+    .await;
+    let pat_gets = closed_loop(connections, duration, 200, get("/api/account", Some(&pat))).await;
+    let jwks_gets = closed_loop(
+        connections,
+        duration,
+        200,
+        get("/.well-known/jwks.json", None),
+    )
+    .await;
+    let floor = closed_loop(connections, duration, 200, get("/healthz", None)).await;
     json!({
         "refresh_rotations": rotations.json(),
         "access_token_gets": account_gets.json(),

@@ -185,6 +185,34 @@ where
     }
 }
 
+/// A `closed_loop` request: GET `url`, with a bearer token if given.
+pub fn get_request(
+    client: &reqwest::Client,
+    url: String,
+    bearer: Option<String>,
+) -> impl Fn(
+    usize,
+    u64,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u16, String>> + Send>>
+       + Send
+       + Sync
+       + 'static {
+    let client = client.clone();
+    move |_, _| {
+        let mut request = client.get(&url);
+        if let Some(token) = &bearer {
+            request = request.bearer_auth(token);
+        }
+        Box::pin(async move {
+            request
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 /// A table row: figure, value, and what it is compared with.
 pub fn row(figure: &str, value: String, limit: String) {
     println!("{figure:<52} {value:>16} {limit:>24}");

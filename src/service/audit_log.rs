@@ -1,8 +1,9 @@
 //! Reading the audit trail (filters and a cursor) and pruning it by age.
 
-use super::{ServiceResult, Services};
+use super::{ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock;
+use crate::domain::UserId;
 use crate::store::{AuditQuery, Queries};
 
 /// The most records one page returns.
@@ -11,6 +12,24 @@ pub const MAX_PAGE: usize = 500;
 /// Parses a public type name (`user.login`) into its kind.
 pub fn parse_kind(text: &str) -> Option<AuditKind> {
     serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
+}
+
+/// The `type` and `user` filters of an audit query, as given in a URL.
+pub fn parse_filters(
+    kind: Option<&str>,
+    user: Option<&str>,
+) -> ServiceResult<(Option<AuditKind>, Option<UserId>)> {
+    let kind = kind
+        .map(|text| {
+            parse_kind(text).ok_or_else(|| ServiceError::field("type", "unknown event type"))
+        })
+        .transpose()?;
+    let user = user
+        .map(|text| {
+            UserId::parse(text).ok_or_else(|| ServiceError::field("user", "must be a user id"))
+        })
+        .transpose()?;
+    Ok((kind, user))
 }
 
 impl Services {

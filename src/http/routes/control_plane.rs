@@ -300,20 +300,8 @@ pub async fn audit(
     Query(params): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     caller.authorize(Scope::AuditRead)?;
-    let kind = match params.kind.as_deref() {
-        Some(text) => Some(
-            crate::service::audit_log::parse_kind(text)
-                .ok_or_else(|| ApiError::from(ServiceError::field("type", "unknown event type")))?,
-        ),
-        None => None,
-    };
-    let user = match params.user.as_deref() {
-        Some(text) => Some(
-            UserId::parse(text)
-                .ok_or_else(|| ApiError::from(ServiceError::field("user", "must be a user id")))?,
-        ),
-        None => None,
-    };
+    let (kind, user) =
+        crate::service::audit_log::parse_filters(params.kind.as_deref(), params.user.as_deref())?;
     let query = AuditQuery {
         kind,
         user,

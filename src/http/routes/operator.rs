@@ -17,7 +17,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{bearer_token_in, AppJson, Client, Operator};
 use crate::http::state::AppState;
 use crate::service::accounts::{NewUser, UserChanges, UserProfile};
-use crate::service::audit_log::parse_kind;
+use crate::service::audit_log::parse_filters;
 use crate::service::orgs::{NewOrg, OrgChanges};
 use crate::service::ServiceError;
 use crate::store::AuditQuery;
@@ -267,20 +267,7 @@ pub async fn audit(
     State(state): State<AppState>,
     Query(params): Query<AuditParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let kind = match params.kind.as_deref() {
-        Some(text) => Some(
-            parse_kind(text)
-                .ok_or_else(|| ApiError::from(ServiceError::field("type", "unknown event type")))?,
-        ),
-        None => None,
-    };
-    let user = match params.user.as_deref() {
-        Some(text) => Some(
-            UserId::parse(text)
-                .ok_or_else(|| ApiError::from(ServiceError::field("user", "must be a user id")))?,
-        ),
-        None => None,
-    };
+    let (kind, user) = parse_filters(params.kind.as_deref(), params.user.as_deref())?;
     let org = match params.org.as_deref() {
         Some(reference) => Some(state.services.get_org(reference.to_owned()).await?.id),
         None => None,
