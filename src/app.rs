@@ -248,6 +248,11 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
                     Ok(removed) => tracing::info!(removed, "swept expired personal access tokens"),
                     Err(error) => tracing::warn!(%error, "token sweep failed"),
                 }
+                match services.expire_approvals().await {
+                    Ok(0) => {}
+                    Ok(expired) => tracing::info!(expired, "expired pending approvals"),
+                    Err(error) => tracing::warn!(%error, "approval expiry failed"),
+                }
                 match services.prune_audit().await {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "pruned audit events past retention"),

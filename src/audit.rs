@@ -40,6 +40,10 @@ pub enum AuditKind {
     MembershipChanged,
     #[serde(rename = "approval.created")]
     ApprovalCreated,
+    #[serde(rename = "approval.resolved")]
+    ApprovalResolved,
+    #[serde(rename = "approval.expired")]
+    ApprovalExpired,
     #[serde(rename = "key.created")]
     KeyCreated,
     #[serde(rename = "key.rotated")]

@@ -29,7 +29,24 @@ pub struct Config {
     pub pat: PatConfig,
     pub audit: AuditConfig,
     pub mfa: MfaConfig,
+    pub approvals: ApprovalsConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalsConfig {
+    /// A pending approval no one resolved by then expires (and a pending
+    /// sign-up is removed).
+    pub ttl: HumanDuration,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        Self {
+            ttl: HumanDuration::from_secs(7 * 86400),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -324,6 +341,7 @@ impl Config {
             ("sessions.ttl", self.sessions.ttl),
             ("server.request_timeout", self.server.request_timeout),
             ("audit.retention", self.audit.retention),
+            ("approvals.ttl", self.approvals.ttl),
         ] {
             if duration.as_std().is_zero() {
                 return invalid(key, "must be longer than zero");

@@ -7,6 +7,7 @@
 //! on its own bounded pool inside [`PasswordHasher`].
 
 pub mod accounts;
+pub mod approvals;
 pub mod audit_log;
 pub mod keys;
 pub mod limiter;

@@ -349,6 +349,16 @@ pub trait Queries {
         self.reader().get(APPROVALS, id)
     }
 
+    /// Every approval, oldest first (ids are ULIDs).
+    fn approvals(&self) -> StoreResult<Vec<Approval>> {
+        Ok(self
+            .reader()
+            .scan::<Approval>(APPROVALS, "", None, usize::MAX)?
+            .into_iter()
+            .map(|(_, approval)| approval)
+            .collect())
+    }
+
     /// Audit events newest first, filtered, after the cursor.
     fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
         let reader = self.reader();

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod account;
+mod approvals;
 mod audit;
 mod cli;
 mod control_plane;

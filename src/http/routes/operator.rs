@@ -367,3 +367,43 @@ pub async fn rotate_keys(
         .await?;
     Ok((StatusCode::CREATED, Json(json!(key))))
 }
+
+#[derive(Deserialize)]
+pub struct ApprovalParams {
+    status: Option<String>,
+}
+
+pub async fn list_approvals(
+    _: Operator,
+    State(state): State<AppState>,
+    Query(params): Query<ApprovalParams>,
+) -> Result<Json<Value>, ApiError> {
+    let approvals = state.services.list_approvals(params.status).await?;
+    Ok(Json(json!({ "items": approvals, "next_cursor": null })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    approved: bool,
+}
+
+/// `{"approved": true|false}` with the operator token; a second resolution is 409.
+pub async fn resolve_approval(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<ResolveBody>,
+) -> Result<Json<Value>, ApiError> {
+    let approval = state
+        .services
+        .resolve_approval(
+            id,
+            body.approved,
+            crate::service::approvals::Resolver::OperatorToken,
+            &context,
+        )
+        .await?;
+    Ok(Json(json!(approval)))
+}

@@ -1,0 +1,161 @@
+//! Approvals: things that wait for an operator's yes or no (today: sign-ups
+//! in an org whose registration is `approval`). Approving activates the
+//! account; denying removes it; nobody answering within `approvals.ttl`
+//! expires it, which also removes the pending account. An approval is
+//! resolved once: the check and the change are one transaction.
+
+use super::{RequestContext, ServiceError, ServiceResult, Services};
+use crate::audit::{AuditKind, AuditRecord, RequestOrigin};
+use crate::clock::{self, UnixSeconds};
+use crate::domain::user::UserStatus;
+use crate::store::{Approval, Queries, WriteTxn};
+
+pub const PENDING: &str = "pending";
+
+/// Who resolved an approval, for the record.
+#[derive(Debug, Clone, Copy)]
+pub enum Resolver {
+    OperatorToken,
+}
+
+impl Resolver {
+    fn name(self) -> &'static str {
+        match self {
+            Resolver::OperatorToken => "operator_token",
+        }
+    }
+}
+
+fn is_expired(approval: &Approval, now: UnixSeconds, ttl: i64) -> bool {
+    approval.status == PENDING && approval.requested_at + ttl <= now
+}
+
+/// Marks `approval` expired and removes its pending account.
+fn expire(
+    txn: &mut WriteTxn,
+    mut approval: Approval,
+    now: UnixSeconds,
+    origin: &RequestOrigin,
+) -> ServiceResult<Approval> {
+    approval.status = "expired".to_owned();
+    approval.resolved_at = Some(now);
+    remove_pending_account(txn, &approval)?;
+    txn.put_approval(&approval)?;
+    let mut record = AuditRecord::new(AuditKind::ApprovalExpired, now, origin)
+        .details(serde_json::json!({"approval_id": approval.id}));
+    if let Some(user) = approval.subject_user_id {
+        record = record.user(user);
+    }
+    txn.audit(record)?;
+    Ok(approval)
+}
+
+fn remove_pending_account(txn: &WriteTxn, approval: &Approval) -> ServiceResult<()> {
+    if let Some(user_id) = approval.subject_user_id {
+        if let Some(user) = txn
+            .user(&user_id)?
+            .filter(|u| u.status == UserStatus::PendingApproval)
+        {
+            txn.delete_user(&user)?;
+        }
+    }
+    Ok(())
+}
+
+impl Services {
+    /// Approvals, newest first, optionally of one status. Pending ones past
+    /// their time are shown (and stored) as expired.
+    pub async fn list_approvals(&self, status: Option<String>) -> ServiceResult<Vec<Approval>> {
+        self.expire_approvals().await?;
+        let mut approvals = self.store_read(|txn| Ok(txn.approvals()?)).await?;
+        approvals.reverse();
+        Ok(approvals
+            .into_iter()
+            .filter(|a| status.as_deref().is_none_or(|s| a.status == s))
+            .collect())
+    }
+
+    /// Approves or denies, once; a second resolution is a conflict.
+    pub async fn resolve_approval(
+        &self,
+        id: String,
+        approved: bool,
+        resolver: Resolver,
+        context: &RequestContext,
+    ) -> ServiceResult<Approval> {
+        let now = clock::now();
+        let ttl = self.config.approvals.ttl.as_secs() as i64;
+        let origin = context.origin();
+        self.store_write(move |txn| {
+            let mut approval = txn
+                .approval(&id)?
+                .ok_or(ServiceError::NotFound("approval"))?;
+            if is_expired(&approval, now, ttl) {
+                expire(txn, approval, now, &origin)?;
+                return Err(ServiceError::Conflict("the approval has expired".into()));
+            }
+            if approval.status != PENDING {
+                return Err(ServiceError::Conflict(format!(
+                    "the approval is already {}",
+                    approval.status
+                )));
+            }
+            if approved {
+                if let Some(user_id) = approval.subject_user_id {
+                    if let Some(mut user) = txn.user(&user_id)? {
+                        user.status = UserStatus::Active;
+                        txn.put_user(&user)?;
+                    }
+                }
+            } else {
+                remove_pending_account(txn, &approval)?;
+            }
+            approval.status = if approved { "approved" } else { "denied" }.to_owned();
+            approval.resolved_by = Some(resolver.name().to_owned());
+            approval.resolved_at = Some(now);
+            txn.put_approval(&approval)?;
+            let mut record = AuditRecord::new(AuditKind::ApprovalResolved, now, &origin).details(
+                serde_json::json!({
+                    "approval_id": approval.id,
+                    "approved": approved,
+                    "resolved_by": resolver.name(),
+                }),
+            );
+            if let Some(user) = approval.subject_user_id {
+                record = record.user(user);
+            }
+            if let Some(org) = &approval.org_id {
+                record = record.org(org);
+            }
+            txn.audit(record)?;
+            Ok(approval)
+        })
+        .await
+    }
+
+    /// Expires every pending approval past `approvals.ttl` (housekeeping).
+    pub async fn expire_approvals(&self) -> ServiceResult<usize> {
+        let now = clock::now();
+        let ttl = self.config.approvals.ttl.as_secs() as i64;
+        // Most calls find nothing due: answer them from a read, without a commit.
+        let any_due = self
+            .store_read(move |txn| Ok(txn.approvals()?.iter().any(|a| is_expired(a, now, ttl))))
+            .await?;
+        if !any_due {
+            return Ok(0);
+        }
+        self.store_write(move |txn| {
+            let due: Vec<Approval> = txn
+                .approvals()?
+                .into_iter()
+                .filter(|a| is_expired(a, now, ttl))
+                .collect();
+            let count = due.len();
+            for approval in due {
+                expire(txn, approval, now, &RequestOrigin::default())?;
+            }
+            Ok(count)
+        })
+        .await
+    }
+}

@@ -1,0 +1,158 @@
+//! Approvals through the operator API: a sign-up in an `approval` org waits,
+//! is approved or denied once, and expires when nobody answers.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS};
+
+async fn gated(server: &TestServer) {
+    let response = server
+        .operator_json(
+            Method::POST,
+            "/v1/orgs",
+            json!({"slug": "gated", "name": "Gated", "registration": "approval"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+async fn sign_up(server: &TestServer, email: &str) {
+    let response = server
+        .post("/register")
+        .header("user-agent", "signup-agent/2")
+        .json(&json!({"email": email, "password": GOOD_PASSWORD, "org": "gated"}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+}
+
+async fn login_status(server: &TestServer, email: &str) -> StatusCode {
+    server
+        .login(json!({"email": email, "password": GOOD_PASSWORD, "org": "gated"}))
+        .await
+        .status()
+}
+
+async fn resolve(server: &TestServer, id: &str, approved: bool) -> reqwest::Response {
+    server
+        .operator_json(
+            Method::POST,
+            &format!("/v1/approvals/{id}/resolve"),
+            json!({"approved": approved}),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn an_approved_sign_up_can_log_in_and_a_second_resolution_conflicts() {
+    let server = TestServer::spawn_fast().await;
+    gated(&server).await;
+    sign_up(&server, "wants-in@example.com").await;
+    assert_eq!(
+        login_status(&server, "wants-in@example.com").await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let pending = server.operator_get("/v1/approvals?status=pending").await;
+    let items = pending["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1);
+    let approval = &items[0];
+    assert_eq!(approval["kind"], "registration");
+    assert_eq!(approval["status"], "pending");
+    assert_eq!(approval["requested_by_ip"], "127.0.0.1");
+    assert_eq!(approval["requested_by_user_agent"], "signup-agent/2");
+    let id = approval["id"].as_str().expect("id");
+
+    let response = server
+        .post(&format!("/v1/approvals/{id}/resolve"))
+        .json(&json!({"approved": true}))
+        .send()
+        .await
+        .expect("r");
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "the operator token is required"
+    );
+
+    let response = resolve(&server, id, true).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let resolved: Value = response.json().await.expect("json");
+    assert_eq!(resolved["status"], "approved");
+    assert_eq!(resolved["resolved_by"], "operator_token");
+    assert!(resolved["resolved_at"].is_i64());
+    assert_eq!(
+        login_status(&server, "wants-in@example.com").await,
+        StatusCode::OK
+    );
+
+    for approved in [true, false] {
+        let again = resolve(&server, id, approved).await;
+        assert_eq!(again.status(), StatusCode::CONFLICT);
+    }
+    assert_eq!(
+        login_status(&server, "wants-in@example.com").await,
+        StatusCode::OK,
+        "a late deny changes nothing"
+    );
+    assert!(
+        server.operator_get("/v1/approvals?status=pending").await["items"]
+            .as_array()
+            .expect("items")
+            .is_empty()
+    );
+    assert_eq!(server.audit_events("type=approval.resolved").await.len(), 1);
+
+    let missing = resolve(&server, "apr_nope", true).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_denied_sign_up_is_removed() {
+    let server = TestServer::spawn_fast().await;
+    gated(&server).await;
+    sign_up(&server, "no-thanks@example.com").await;
+    let id = server.operator_get("/v1/approvals").await["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let response = resolve(&server, &id, false).await;
+    assert_eq!(
+        response.json::<Value>().await.expect("json")["status"],
+        "denied"
+    );
+    assert_eq!(
+        login_status(&server, "no-thanks@example.com").await,
+        StatusCode::UNAUTHORIZED
+    );
+    let users = server.operator_get("/v1/users?org=gated").await;
+    assert!(
+        users["items"].as_array().expect("items").is_empty(),
+        "the pending account is gone"
+    );
+    sign_up(&server, "no-thanks@example.com").await;
+}
+
+#[tokio::test]
+async fn an_unanswered_approval_expires_and_its_account_goes() {
+    let server = TestServer::spawn_with(&format!(
+        "{FAST_HASHING}\n{RELAXED_LIMITS}\n[approvals]\nttl = \"1s\"\n"
+    ))
+    .await;
+    gated(&server).await;
+    sign_up(&server, "too-late@example.com").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let listed = server.operator_get("/v1/approvals").await;
+    let approval = &listed["items"][0];
+    assert_eq!(approval["status"], "expired");
+    let response = resolve(&server, approval["id"].as_str().expect("id"), true).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        login_status(&server, "too-late@example.com").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(server.audit_events("type=approval.expired").await.len(), 1);
+    sign_up(&server, "too-late@example.com").await;
+}
