@@ -7,6 +7,7 @@ pub mod passwords;
 pub mod pat;
 pub mod random;
 pub mod sealed;
+pub mod signed_link;
 pub mod totp;
 
 use sha2::{Digest, Sha256};

@@ -293,6 +293,11 @@ impl From<ServiceError> for ApiError {
                 "mfa_enrollment_required",
                 "this org requires multi-factor authentication: enroll at /api/account/mfa/enroll first",
             ),
+            ServiceError::InvalidSignature => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "invalid or expired signature",
+            ),
             ServiceError::OrgRequired => ApiError::bare(StatusCode::BAD_REQUEST, "org_required"),
             ServiceError::Forbidden => ApiError::bare(StatusCode::FORBIDDEN, "forbidden"),
             ServiceError::NotFound(what) => ApiError::new(

@@ -60,7 +60,10 @@ pub fn router(state: AppState) -> Router {
         .route("/keys", get(operator::list_keys))
         .route("/keys/rotate", post(operator::rotate_keys))
         .route("/approvals", get(operator::list_approvals))
-        .route("/approvals/{id}/resolve", post(operator::resolve_approval))
+        .route(
+            "/approvals/{id}/resolve",
+            post(operator::resolve_approval).get(operator::approval_confirmation_page),
+        )
         .route("/audit", get(operator::audit))
         .route("/events/stream", get(operator::events_stream));
     let account_api = Router::new()

@@ -16,14 +16,37 @@ pub const PENDING: &str = "pending";
 #[derive(Debug, Clone, Copy)]
 pub enum Resolver {
     OperatorToken,
+    SignedLink,
 }
 
 impl Resolver {
     fn name(self) -> &'static str {
         match self {
             Resolver::OperatorToken => "operator_token",
+            Resolver::SignedLink => "signed_link",
         }
     }
+}
+
+/// Signed approve and deny links for a pending approval (SPEC §6).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApprovalLinks {
+    pub approve: String,
+    pub deny: String,
+    pub expires_at: UnixSeconds,
+}
+
+/// An approval as listed: pending ones carry their signed links.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApprovalView {
+    #[serde(flatten)]
+    pub approval: Approval,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<ApprovalLinks>,
+}
+
+pub fn resolve_path(id: &str) -> String {
+    format!("/v1/approvals/{id}/resolve")
 }
 
 fn is_expired(approval: &Approval, now: UnixSeconds, ttl: i64) -> bool {
@@ -65,14 +88,82 @@ fn remove_pending_account(txn: &WriteTxn, approval: &Approval) -> ServiceResult<
 impl Services {
     /// Approvals, newest first, optionally of one status. Pending ones past
     /// their time are shown (and stored) as expired.
-    pub async fn list_approvals(&self, status: Option<String>) -> ServiceResult<Vec<Approval>> {
+    pub async fn list_approvals(&self, status: Option<String>) -> ServiceResult<Vec<ApprovalView>> {
         self.expire_approvals().await?;
         let mut approvals = self.store_read(|txn| Ok(txn.approvals()?)).await?;
         approvals.reverse();
         Ok(approvals
             .into_iter()
             .filter(|a| status.as_deref().is_none_or(|s| a.status == s))
+            .map(|approval| ApprovalView {
+                links: (approval.status == PENDING).then(|| self.approval_links(&approval)),
+                approval,
+            })
             .collect())
+    }
+
+    /// Links that resolve `approval` without the bearer token, valid until
+    /// the approval itself would expire.
+    pub fn approval_links(&self, approval: &Approval) -> ApprovalLinks {
+        let exp = approval.requested_at + self.config.approvals.ttl.as_secs() as i64;
+        let path = resolve_path(&approval.id);
+        let base = self.config.server.public_url.trim_end_matches('/');
+        let link = |action: &str| {
+            let sig = self.link_key.sign("POST", &path, action, exp);
+            format!("{base}{path}?action={action}&exp={exp}&sig={sig}")
+        };
+        ApprovalLinks {
+            approve: link("approve"),
+            deny: link("deny"),
+            expires_at: exp,
+        }
+    }
+
+    /// Checks a signed link without resolving anything (for the GET page).
+    pub fn check_approval_link(
+        &self,
+        id: &str,
+        method: &str,
+        action: &str,
+        exp: UnixSeconds,
+        sig: &str,
+    ) -> ServiceResult<bool> {
+        let approved = match action {
+            "approve" => true,
+            "deny" => false,
+            _ => return Err(ServiceError::InvalidSignature),
+        };
+        if self
+            .link_key
+            .verify(method, &resolve_path(id), action, exp, sig, clock::now())
+        {
+            Ok(approved)
+        } else {
+            Err(ServiceError::InvalidSignature)
+        }
+    }
+
+    /// Resolves through a signed link. A link works once: once the approval
+    /// is resolved (by this link or any other way) it is refused like a
+    /// forged one, even before it expires.
+    pub async fn resolve_approval_by_link(
+        &self,
+        id: String,
+        action: &str,
+        exp: UnixSeconds,
+        sig: &str,
+        context: &RequestContext,
+    ) -> ServiceResult<Approval> {
+        let approved = self.check_approval_link(&id, "POST", action, exp, sig)?;
+        match self
+            .resolve_approval(id, approved, Resolver::SignedLink, context)
+            .await
+        {
+            Err(ServiceError::Conflict(_) | ServiceError::NotFound(_)) => {
+                Err(ServiceError::InvalidSignature)
+            }
+            other => other,
+        }
     }
 
     /// Approves or denies, once; a second resolution is a conflict.

@@ -65,6 +65,9 @@ pub enum ServiceError {
     /// The session may only enroll MFA (the org requires it).
     #[error("mfa enrollment required")]
     MfaEnrollmentRequired,
+    /// A signed link that is forged, expired, or already used.
+    #[error("invalid or expired signature")]
+    InvalidSignature,
     /// A control-plane call without `X-Active-Org-Id`.
     #[error("org required")]
     OrgRequired,
@@ -134,6 +137,8 @@ pub struct Services {
     pub pat_activity: pats::PatActivity,
     /// Seals TOTP seeds; derived from the server secret file, never stored.
     pub mfa_key: Arc<crate::crypto::sealed::SealingKey>,
+    /// Signs approval links; derived from the server secret.
+    pub link_key: crate::crypto::signed_link::LinkKey,
 }
 
 impl Services {
@@ -157,6 +162,7 @@ impl Services {
             activity: SessionActivity::default(),
             pat_activity: pats::PatActivity::default(),
             mfa_key: Arc::new(mfa::sealing_key(server_secret)),
+            link_key: crate::crypto::signed_link::LinkKey::derive(server_secret),
             config,
             store,
             passwords,

@@ -156,3 +156,111 @@ async fn an_unanswered_approval_expires_and_its_account_goes() {
     assert_eq!(server.audit_events("type=approval.expired").await.len(), 1);
     sign_up(&server, "too-late@example.com").await;
 }
+
+/// The path and query of a link, on this test server.
+fn local(server: &TestServer, link: &Value) -> String {
+    let link = link.as_str().expect("link");
+    server.url(&link.replace("http://127.0.0.1:9090", ""))
+}
+
+const BAD_SIGNATURE: &str = r#"{"error":"invalid or expired signature"}"#;
+
+#[tokio::test]
+async fn a_signed_link_resolves_once_without_the_token() {
+    let server = TestServer::spawn_fast().await;
+    gated(&server).await;
+    sign_up(&server, "linked@example.com").await;
+    sign_up(&server, "other@example.com").await;
+    let listed = server.operator_get("/v1/approvals?status=pending").await;
+    let items = listed["items"].as_array().expect("items");
+    // Newest first: the second sign-up is listed first.
+    let (mine, other) = (&items[1], &items[0]);
+    let approve = local(&server, &mine["links"]["approve"]);
+    let deny = local(&server, &mine["links"]["deny"]);
+
+    // A GET (a link preview) shows a confirmation page and resolves nothing.
+    let page = server.client.get(&approve).send().await.expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/html"));
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .contains("default-src 'none'"));
+    let html = page.text().await.expect("html");
+    assert!(html.contains("<form method=\"post\"") && !html.contains("<script"));
+    assert_eq!(
+        login_status(&server, "linked@example.com").await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Tampering with the action, or using the link on another approval, fails.
+    let tampered = approve.replace("action=approve", "action=deny");
+    let response = server.client.post(&tampered).send().await.expect("post");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.text().await.expect("body"), BAD_SIGNATURE);
+    let other_id = other["id"].as_str().expect("id");
+    let mine_id = mine["id"].as_str().expect("id");
+    let moved = approve.replace(mine_id, other_id);
+    assert_eq!(
+        server
+            .client
+            .post(&moved)
+            .send()
+            .await
+            .expect("post")
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let response = server.client.post(&approve).send().await.expect("post");
+    assert_eq!(response.status(), StatusCode::OK);
+    let resolved: Value = response.json().await.expect("json");
+    assert_eq!(resolved["status"], "approved");
+    assert_eq!(resolved["resolved_by"], "signed_link");
+    assert_eq!(
+        login_status(&server, "linked@example.com").await,
+        StatusCode::OK
+    );
+
+    // Single use: the same link, or its deny twin, before they expire.
+    for link in [&approve, &deny] {
+        let response = server.client.post(link).send().await.expect("post");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.text().await.expect("body"), BAD_SIGNATURE);
+    }
+    let response = server
+        .client
+        .get(format!(
+            "{}?action=approve&exp=1&sig=00",
+            server.url(&format!("/v1/approvals/{mine_id}/resolve"))
+        ))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let events = server.audit_events("type=approval.resolved").await;
+    assert_eq!(events[0]["details"]["resolved_by"], "signed_link");
+}
+
+#[tokio::test]
+async fn an_expired_signed_link_is_refused() {
+    let server = TestServer::spawn_with(&format!(
+        "{FAST_HASHING}\n{RELAXED_LIMITS}\n[approvals]\nttl = \"1s\"\n"
+    ))
+    .await;
+    gated(&server).await;
+    sign_up(&server, "slow@example.com").await;
+    let listed = server.operator_get("/v1/approvals").await;
+    let approve = local(&server, &listed["items"][0]["links"]["approve"]);
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let response = server.client.post(&approve).send().await.expect("post");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.text().await.expect("body"), BAD_SIGNATURE);
+    assert_eq!(
+        login_status(&server, "slow@example.com").await,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -388,14 +388,43 @@ pub struct ResolveBody {
     approved: bool,
 }
 
-/// `{"approved": true|false}` with the operator token; a second resolution is 409.
+/// The query of a signed approval link.
+#[derive(Deserialize)]
+pub struct SignedLink {
+    sig: Option<String>,
+    exp: Option<i64>,
+    action: Option<String>,
+}
+
+/// With `?sig=&exp=&action=`: resolves through the signed link, without the
+/// bearer token (single use; a bad, expired or used link is 401). Without:
+/// the operator token and `{"approved": true|false}` (a second resolution is 409).
 pub async fn resolve_approval(
-    _: Operator,
     State(state): State<AppState>,
     Client(context): Client,
     Path(id): Path<String>,
-    AppJson(body): AppJson<ResolveBody>,
+    Query(link): Query<SignedLink>,
+    request: axum::extract::Request,
 ) -> Result<Json<Value>, ApiError> {
+    if let Some(sig) = link.sig {
+        let (Some(exp), Some(action)) = (link.exp, link.action) else {
+            return Err(ServiceError::InvalidSignature.into());
+        };
+        let approval = state
+            .services
+            .resolve_approval_by_link(id, &action, exp, &sig, &context)
+            .await?;
+        return Ok(Json(json!(approval)));
+    }
+    let (mut parts, body) = request.into_parts();
+    <Operator as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state)
+        .await?;
+    let request = axum::extract::Request::from_parts(parts, body);
+    let AppJson(body) =
+        <AppJson<ResolveBody> as axum::extract::FromRequest<AppState>>::from_request(
+            request, &state,
+        )
+        .await?;
     let approval = state
         .services
         .resolve_approval(
@@ -406,4 +435,45 @@ pub async fn resolve_approval(
         )
         .await?;
     Ok(Json(json!(approval)))
+}
+
+/// A GET on a signed link (a chat app's preview, or a person clicking)
+/// resolves nothing: it shows a page whose button POSTs the same link.
+pub async fn approval_confirmation_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(link): Query<SignedLink>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let (Some(sig), Some(exp), Some(action)) = (link.sig, link.exp, link.action) else {
+        return Err(ServiceError::InvalidSignature.into());
+    };
+    // The link must be genuine for the POST it will make.
+    state
+        .services
+        .check_approval_link(&id, "POST", &action, exp, &sig)?;
+    let verb = if action == "approve" {
+        "Approve"
+    } else {
+        "Deny"
+    };
+    let target = format!(
+        "{}?action={action}&exp={exp}&sig={sig}",
+        crate::service::approvals::resolve_path(&id)
+    );
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{verb} request</title></head><body><main><h1>{verb} request {id}?</h1><p>This link works once.</p><form method=\"post\" action=\"{target}\"><button type=\"submit\">{verb}</button></form></main></body></html>"
+    );
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
+            ),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        page,
+    )
+        .into_response())
 }
