@@ -1,0 +1,415 @@
+// The sign-in page (password, then the MFA step when the server asks for it)
+// and the registration page. Both honour ?org=<slug> in the page URL.
+
+import { el, field, messageRegion, showMessage, busy, retryCountdown, markInvalid, takeFlash } from './dom.js';
+import { request, fetchInfo, withQuery, ApiError } from './api.js';
+import { navigate } from './router.js';
+import { setTopbar, setTitle, MFA_PROMPT_KEY, passwordProblems } from './layout.js';
+import { webauthnAvailable, requestOptions, credentialJSON, ceremonyError } from './webauthn.js';
+
+const METHOD_LABELS = { totp: 'Authenticator app', webauthn: 'Security key', recovery_code: 'Recovery code' };
+const METHOD_ORDER = ['totp', 'webauthn', 'recovery_code'];
+
+function authCard(titleId, title, ...children) {
+  return el('section', { class: 'card narrow auth-card', 'aria-labelledby': titleId },
+    el('img', { class: 'auth-logo', src: '/ui/favicon.svg', alt: '' }),
+    el('h1', { id: titleId }, title),
+    ...children);
+}
+
+/** Marks empty inputs invalid and returns the first one, if any. */
+function firstEmpty(inputs) {
+  let first = null;
+  for (const input of inputs) {
+    const empty = !input.value.trim();
+    markInvalid(input, empty);
+    if (empty && !first) first = input;
+  }
+  return first;
+}
+
+/** After a complete sign-in: remember what the org wants about MFA, go to the account. */
+function finishLogin(data) {
+  const required = !!(data && data.mfa_enrollment_required);
+  const encouraged = !!(data && data.mfa_enrollment_encouraged);
+  if (required) sessionStorage.setItem(MFA_PROMPT_KEY, 'required');
+  else if (encouraged) sessionStorage.setItem(MFA_PROMPT_KEY, 'encouraged');
+  else sessionStorage.removeItem(MFA_PROMPT_KEY);
+  navigate(required ? '/account#section-mfa' : '/account');
+}
+
+export async function renderLogin(ctx) {
+  setTopbar({ mode: 'none' });
+  setTitle('Sign in');
+  const org = ctx.query.get('org') || '';
+
+  const flashBox = messageRegion('login-flash');
+  const errorBox = messageRegion('login-error', { alert: true });
+  const lead = el('p', { class: 'card-lead', id: 'login-lead' }, 'Welcome back. Sign in with your email and password.');
+  const email = el('input', {
+    id: 'login-email', name: 'email', type: 'email', autocomplete: 'username',
+    autocapitalize: 'none', spellcheck: 'false', required: true,
+  });
+  const password = el('input', {
+    id: 'login-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true,
+  });
+  const submit = el('button', { id: 'login-submit', type: 'submit', class: 'btn btn-primary btn-block' }, 'Sign in');
+  const form = el('form', { id: 'login-form', novalidate: true },
+    field('Email', email), field('Password', password), submit);
+  const footer = el('p', { class: 'auth-footer', id: 'login-footer', hidden: true },
+    'New here? ', el('a', { id: 'register-link', href: withQuery('/register', { org }) }, 'Create an account'));
+  const passwordStep = el('div', { id: 'login-password-step' }, lead, errorBox, form, footer);
+  const mfaStep = el('div', { id: 'mfa-step', hidden: true });
+  const page = el('div', { class: 'page', id: 'login-page', 'data-step': 'password' },
+    authCard('login-title', 'Sign in', flashBox, passwordStep, mfaStep));
+  ctx.main.append(page);
+
+  const flash = takeFlash();
+  if (flash) showMessage(flashBox, flash.text, flash.kind);
+  email.focus();
+
+  let info = null;
+  try {
+    info = await fetchInfo(org || undefined);
+  } catch (err) {
+    if (org && err.status === 404) showMessage(errorBox, `There is no organization called “${org}”.`);
+  }
+  if (!ctx.isCurrent()) return;
+  if (info && info.org) {
+    if (org) lead.textContent = `Sign in to ${info.org.name}.`;
+    footer.hidden = info.org.registration === 'closed';
+  }
+  const webauthnOn = !!(info && info.webauthn) && webauthnAvailable();
+
+  const backToPassword = (message) => {
+    page.dataset.step = 'password';
+    mfaStep.hidden = true;
+    mfaStep.replaceChildren();
+    passwordStep.hidden = false;
+    password.value = '';
+    showMessage(errorBox, message || '');
+    (email.value ? password : email).focus();
+  };
+
+  const startMfa = (challenge) => {
+    page.dataset.step = 'mfa';
+    passwordStep.hidden = true;
+    showMessage(flashBox, '');
+    mfaStep.replaceChildren(mfaView(challenge, {
+      email: email.value.trim(),
+      webauthnOn,
+      onExpired: () => backToPassword('This sign-in expired, start again.'),
+      onCancel: () => backToPassword(''),
+    }));
+    mfaStep.hidden = false;
+    const first = mfaStep.querySelector('[role="tabpanel"]:not([hidden]) input, [role="tabpanel"]:not([hidden]) button, input');
+    if (first) first.focus();
+  };
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    showMessage(flashBox, '');
+    const empty = firstEmpty([email, password]);
+    if (empty) {
+      showMessage(errorBox, 'Enter your email and password.');
+      empty.focus();
+      return;
+    }
+    showMessage(errorBox, '');
+    await busy(submit, async () => {
+      try {
+        const body = { email: email.value.trim(), password: password.value };
+        if (org) body.org = org;
+        const response = await request('/ui/api/login', { auth: 'public', method: 'POST', body });
+        if (response.status === 202 && response.data && response.data.mfa_required) startMfa(response.data);
+        else finishLogin(response.data);
+      } catch (err) {
+        if (err.status === 429) {
+          retryCountdown(submit, errorBox, err.retryAfter);
+        } else if (err.status === 401 || err.code === 'invalid_credentials') {
+          showMessage(errorBox, 'Email or password is incorrect.');
+          password.value = '';
+          password.focus();
+        } else {
+          showMessage(errorBox, err.message || 'Something went wrong. Please try again.');
+        }
+      }
+    });
+  });
+
+  ctx.ready('login');
+}
+
+/** The second step: a tab per method the server offers. */
+function mfaView(challenge, { email, webauthnOn, onExpired, onCancel }) {
+  const offered = METHOD_ORDER.filter((m) => (challenge.methods || ['totp']).includes(m));
+  const errorBox = messageRegion('mfa-error', { alert: true });
+
+  const complete = async (payload, button, input, kind) => {
+    try {
+      const response = await request('/ui/api/mfa', {
+        auth: 'public', method: 'POST', body: { mfa_token: challenge.mfa_token, ...payload },
+      });
+      finishLogin(response.data);
+    } catch (err) {
+      if (!(err instanceof ApiError)) {
+        showMessage(errorBox, 'Something went wrong. Please try again.');
+      } else if (err.status === 429) {
+        retryCountdown(button, errorBox, err.retryAfter);
+      } else if (err.code === 'invalid_mfa_token') {
+        onExpired();
+      } else if (err.code === 'invalid_mfa_code' || err.status === 401) {
+        showMessage(errorBox, kind === 'webauthn' ? 'That security key was not accepted. Try again.' : 'That code is not valid. Try again.');
+        if (input) { input.value = ''; input.focus(); }
+      } else {
+        showMessage(errorBox, err.message);
+      }
+    }
+  };
+
+  const panels = {
+    totp: () => {
+      const code = el('input', {
+        id: 'mfa-code', name: 'code', type: 'text', class: 'code-input', inputmode: 'numeric',
+        autocomplete: 'one-time-code', pattern: '[0-9 ]*', maxlength: '9', autocapitalize: 'none', spellcheck: 'false',
+      });
+      const submit = el('button', { id: 'mfa-submit', type: 'submit', class: 'btn btn-primary btn-block' }, 'Verify');
+      return el('form', {
+        id: 'mfa-totp-form', novalidate: true,
+        onSubmit: (event) => {
+          event.preventDefault();
+          const value = code.value.replace(/\s+/g, '');
+          if (!/^\d{6}$/.test(value)) {
+            markInvalid(code, true);
+            showMessage(errorBox, 'Enter the 6-digit code from your authenticator app.');
+            code.focus();
+            return;
+          }
+          markInvalid(code, false);
+          showMessage(errorBox, '');
+          busy(submit, () => complete({ code: value }, submit, code, 'totp'));
+        },
+      }, field('6-digit code', code, 'Open your authenticator app to see the current code.'), submit);
+    },
+    recovery_code: () => {
+      const code = el('input', {
+        id: 'mfa-recovery-code', name: 'recovery_code', type: 'text', autocomplete: 'off',
+        autocapitalize: 'none', spellcheck: 'false',
+      });
+      const submit = el('button', { id: 'mfa-recovery-submit', type: 'submit', class: 'btn btn-primary btn-block' }, 'Use recovery code');
+      return el('form', {
+        id: 'mfa-recovery-form', novalidate: true,
+        onSubmit: (event) => {
+          event.preventDefault();
+          const value = code.value.trim();
+          if (!value) {
+            markInvalid(code, true);
+            showMessage(errorBox, 'Enter one of your recovery codes.');
+            code.focus();
+            return;
+          }
+          markInvalid(code, false);
+          showMessage(errorBox, '');
+          busy(submit, () => complete({ recovery_code: value }, submit, code, 'recovery_code'));
+        },
+      }, field('Recovery code', code, 'Each recovery code works once.'), submit);
+    },
+    webauthn: () => {
+      if (!webauthnOn) {
+        return el('p', { class: 'muted' }, 'This browser cannot use security keys. Choose another method.');
+      }
+      const button = el('button', { id: 'mfa-webauthn-button', type: 'button', class: 'btn btn-primary btn-block' }, 'Use security key');
+      button.addEventListener('click', () => busy(button, async () => {
+        showMessage(errorBox, '');
+        let credential;
+        try {
+          const options = await request('/mfa/webauthn/options', {
+            auth: 'public', method: 'POST', body: { mfa_token: challenge.mfa_token },
+          });
+          credential = await navigator.credentials.get({ publicKey: requestOptions(options.data.publicKey) });
+        } catch (err) {
+          if (err instanceof ApiError) {
+            if (err.code === 'invalid_mfa_token') onExpired();
+            else if (err.status === 429) retryCountdown(button, errorBox, err.retryAfter);
+            else showMessage(errorBox, err.message);
+          } else {
+            showMessage(errorBox, ceremonyError(err));
+          }
+          return;
+        }
+        if (credential) await complete({ webauthn: credentialJSON(credential) }, button, null, 'webauthn');
+      }));
+      return el('div', null,
+        el('p', null, 'Use the security key or passkey you registered with this account.'),
+        button);
+    },
+  };
+
+  const container = el('div', { id: 'mfa-methods' });
+  const tabButtons = [];
+  const panelNodes = [];
+  offered.forEach((method, index) => {
+    const panel = el('div', { id: `mfa-panel-${method}`, 'data-method': method, hidden: index !== 0 }, panels[method]());
+    panelNodes.push(panel);
+    if (offered.length > 1) {
+      panel.setAttribute('role', 'tabpanel');
+      panel.setAttribute('aria-labelledby', `mfa-tab-${method}`);
+      tabButtons.push(el('button', {
+        type: 'button', role: 'tab', class: 'tab', id: `mfa-tab-${method}`, 'data-method': method,
+        'aria-controls': panel.id, 'aria-selected': index === 0 ? 'true' : 'false', tabindex: index === 0 ? '0' : '-1',
+      }, METHOD_LABELS[method]));
+    }
+  });
+
+  const select = (index, focus) => {
+    tabButtons.forEach((tab, i) => {
+      tab.setAttribute('aria-selected', i === index ? 'true' : 'false');
+      tab.tabIndex = i === index ? 0 : -1;
+    });
+    panelNodes.forEach((panel, i) => { panel.hidden = i !== index; });
+    showMessage(errorBox, '');
+    if (focus) tabButtons[index].focus();
+  };
+  tabButtons.forEach((tab, index) => {
+    tab.addEventListener('click', () => {
+      select(index, false);
+      const target = panelNodes[index].querySelector('input, button');
+      if (target) target.focus();
+    });
+    tab.addEventListener('keydown', (event) => {
+      const moves = { ArrowRight: 1, ArrowLeft: -1, Home: -index, End: tabButtons.length - 1 - index };
+      if (!(event.key in moves)) return;
+      event.preventDefault();
+      select((index + moves[event.key] + tabButtons.length) % tabButtons.length, true);
+    });
+  });
+
+  if (tabButtons.length) {
+    container.append(el('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Verification method', id: 'mfa-tabs' }, tabButtons));
+  }
+  container.append(...panelNodes);
+  if (!offered.length) container.append(el('p', null, 'No second factor is available for this account. Contact your administrator.'));
+
+  return el('div', null,
+    el('h2', { id: 'mfa-title' }, 'Two-step verification'),
+    el('p', { class: 'card-lead' }, email ? `Confirm it’s you, ${email}.` : 'Confirm it’s you.'),
+    errorBox,
+    container,
+    el('p', { class: 'auth-footer' },
+      el('button', { type: 'button', class: 'link-button', id: 'mfa-cancel', onClick: onCancel }, 'Start over')));
+}
+
+export async function renderRegister(ctx) {
+  setTopbar({ mode: 'none' });
+  setTitle('Create an account');
+  const org = ctx.query.get('org') || '';
+
+  const errorBox = messageRegion('register-error', { alert: true });
+  const result = el('div', { id: 'register-result', role: 'status', 'aria-live': 'polite' });
+  const lead = el('p', { class: 'card-lead', id: 'register-lead' }, 'It takes a minute.');
+  const name = el('input', { id: 'register-name', name: 'name', type: 'text', autocomplete: 'name' });
+  const email = el('input', {
+    id: 'register-email', name: 'email', type: 'email', autocomplete: 'email',
+    autocapitalize: 'none', spellcheck: 'false', required: true,
+  });
+  const password = el('input', {
+    id: 'register-password', name: 'password', type: 'password', autocomplete: 'new-password',
+    required: true, 'aria-describedby': 'register-password-hint',
+  });
+  const toggle = el('button', {
+    type: 'button', class: 'btn', id: 'register-password-toggle', 'aria-pressed': 'false', 'aria-controls': 'register-password',
+  }, 'Show');
+  toggle.addEventListener('click', () => {
+    const show = password.type === 'password';
+    password.type = show ? 'text' : 'password';
+    toggle.textContent = show ? 'Hide' : 'Show';
+    toggle.setAttribute('aria-pressed', String(show));
+  });
+  const submit = el('button', { id: 'register-submit', type: 'submit', class: 'btn btn-primary btn-block' }, 'Create account');
+  const form = el('form', { id: 'register-form', novalidate: true },
+    el('div', { class: 'field' },
+      el('label', { for: 'register-name' }, 'Name ', el('span', { class: 'optional' }, '(optional)')), name),
+    field('Email', email),
+    el('div', { class: 'field' },
+      el('label', { for: 'register-password' }, 'Password'),
+      el('div', { class: 'input-row' }, password, toggle),
+      el('div', { class: 'hint', id: 'register-password-hint' },
+        'At least 8 characters, with upper- and lowercase letters and a digit.')),
+    submit);
+  const loginHref = withQuery('/login', { org });
+  const footer = el('p', { class: 'auth-footer' }, 'Already have an account? ', el('a', { id: 'login-link', href: loginHref }, 'Sign in'));
+  ctx.main.append(el('div', { class: 'page', id: 'register-page' },
+    authCard('register-title', 'Create an account', lead, errorBox, result, form, footer)));
+  name.focus();
+
+  const showResult = (status) => {
+    form.hidden = true;
+    showMessage(errorBox, '');
+    result.dataset.status = status;
+    const heading = el('h2', { tabindex: '-1', id: 'register-result-title' },
+      status === 'pending' ? 'Request sent' : 'Your account is ready');
+    result.replaceChildren(
+      heading,
+      el('p', null, status === 'pending'
+        ? 'Your request was sent; an administrator must approve it. You can sign in once it is approved.'
+        : 'You can sign in now.'),
+      status === 'pending' ? null : el('a', { class: 'btn btn-primary btn-block', id: 'register-signin', href: loginHref }, 'Sign in'));
+    heading.focus();
+  };
+
+  try {
+    const info = await fetchInfo(org || undefined);
+    if (!ctx.isCurrent()) return;
+    if (info && info.org) {
+      if (org) lead.textContent = `Join ${info.org.name}.`;
+      if (info.org.registration === 'approval') {
+        lead.textContent = `${org ? `Join ${info.org.name}. ` : ''}An administrator reviews new accounts before they can sign in.`;
+      }
+      if (info.org.registration === 'closed') {
+        form.hidden = true;
+        result.dataset.status = 'closed';
+        showMessage(errorBox, 'This organization does not accept new accounts. Ask an administrator to create one for you.', 'info');
+      }
+    }
+  } catch (err) {
+    if (org && err.status === 404) showMessage(errorBox, `There is no organization called “${org}”.`);
+  }
+  if (!ctx.isCurrent()) return;
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const empty = firstEmpty([email, password]);
+    if (empty) {
+      showMessage(errorBox, empty === email ? 'Enter your email address.' : 'Choose a password.');
+      empty.focus();
+      return;
+    }
+    showMessage(errorBox, '');
+    await busy(submit, async () => {
+      try {
+        const body = { email: email.value.trim(), password: password.value };
+        if (name.value.trim()) body.name = name.value.trim();
+        if (org) body.org = org;
+        const response = await request('/register', { auth: 'public', method: 'POST', body });
+        showResult(response.status === 202 ? 'pending' : 'created');
+      } catch (err) {
+        if (err.status === 429) {
+          retryCountdown(submit, errorBox, err.retryAfter);
+        } else if (err.code === 'invalid_password') {
+          showMessage(errorBox, passwordProblems(err, 'register-violations'));
+          markInvalid(password, true);
+          password.focus();
+        } else if (err.code === 'email_taken') {
+          showMessage(errorBox, ['An account with this email already exists. ', el('a', { href: loginHref }, 'Sign in instead')]);
+          email.focus();
+        } else if (err.code === 'registration_closed') {
+          showMessage(errorBox, 'This organization does not accept new accounts.');
+        } else {
+          showMessage(errorBox, err.message || 'Something went wrong. Please try again.');
+        }
+      }
+    });
+  });
+
+  ctx.ready('register');
+}
