@@ -21,7 +21,7 @@ fn jwt_alone(algorithm: KeyAlgorithm, duration: Duration) -> (f64, f64) {
     let key = KeyPair::generate(algorithm, 0).expect("key");
     let signer = key.signer().expect("signer");
     let verifier = Verifier::new(&[key.public_jwk().expect("jwk")]).expect("verifier");
-    let claims = json!({"sub": "00000000-0000-0000-0000-000000000000", "iss": "http://127.0.0.1:9090", "aud": "authd",
+    let claims = json!({"sub": "00000000-0000-0000-0000-000000000000", "iss": "http://localhost:9090", "aud": "authd",
         "exp": 4_102_444_800_i64, "iat": 0, "nbf": 0, "jti": "x", "email": "a@example.com", "roles": ["member"],
         "org": "org_x", "sid": "00000000-0000-0000-0000-000000000000"});
     let token = signer.sign(&claims).expect("sign");
@@ -51,7 +51,7 @@ fn jwt_alone(algorithm: KeyAlgorithm, duration: Duration) -> (f64, f64) {
     };
     let verifies = run(Arc::new(move || {
         let expect = authd::crypto::jwt::Expectations {
-            issuer: "http://127.0.0.1:9090",
+            issuer: "http://localhost:9090",
             audience: "authd",
             now: 1,
             leeway_seconds: 0,

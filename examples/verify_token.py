@@ -2,7 +2,7 @@
 but the public keys from the JWKS endpoint.
 
     pip install "pyjwt[crypto]"
-    python3 verify_token.py http://127.0.0.1:9090/.well-known/jwks.json "$ACCESS_TOKEN"
+    python3 verify_token.py http://localhost:9090/.well-known/jwks.json "$ACCESS_TOKEN"
 
 Prints the verified claims as JSON, or exits non-zero. The test suite runs
 this file against a live server (tests/api/tokens.rs), so it stays true.
@@ -13,7 +13,7 @@ import sys
 
 import jwt  # PyJWT >= 2.4
 
-ISSUER = "http://127.0.0.1:9090"  # authd's server.public_url
+ISSUER = "http://localhost:9090"  # authd's server.public_url
 AUDIENCE = "authd"  # authd's tokens.audience
 
 

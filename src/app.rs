@@ -248,6 +248,11 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
                     Ok(removed) => tracing::info!(removed, "swept expired personal access tokens"),
                     Err(error) => tracing::warn!(%error, "token sweep failed"),
                 }
+                match services.sweep_webauthn_ceremonies().await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "swept unfinished WebAuthn registrations"),
+                    Err(error) => tracing::warn!(%error, "WebAuthn ceremony sweep failed"),
+                }
                 match services.expire_approvals().await {
                     Ok(0) => {}
                     Ok(expired) => tracing::info!(expired, "expired pending approvals"),

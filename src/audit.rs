@@ -74,6 +74,18 @@ pub enum AuditKind {
     MfaRecoveryCodeUsed,
     #[serde(rename = "mfa.recovery_codes_regenerated")]
     MfaRecoveryCodesRegenerated,
+    #[serde(rename = "webauthn.registered")]
+    WebauthnRegistered,
+    #[serde(rename = "webauthn.renamed")]
+    WebauthnRenamed,
+    #[serde(rename = "webauthn.removed")]
+    WebauthnRemoved,
+    #[serde(rename = "webhook.delivered")]
+    WebhookDelivered,
+    #[serde(rename = "webhook.failed")]
+    WebhookFailed,
+    #[serde(rename = "user.mfa_reset")]
+    UserMfaReset,
     #[serde(rename = "audit.pruned")]
     AuditPruned,
 }

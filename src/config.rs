@@ -29,7 +29,10 @@ pub struct Config {
     pub pat: PatConfig,
     pub audit: AuditConfig,
     pub mfa: MfaConfig,
+    pub webauthn: WebauthnConfig,
     pub approvals: ApprovalsConfig,
+    /// `[[webhooks]]`: where authd posts events (new approvals) as JSON.
+    pub webhooks: Vec<WebhookConfig>,
     pub log: LogConfig,
 }
 
@@ -61,6 +64,54 @@ impl Default for MfaConfig {
         Self {
             issuer: "authd".to_owned(),
         }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebauthnConfig {
+    /// The relying-party id credentials are bound to for ever (a bare domain).
+    /// Empty: the host of `server.public_url`.
+    pub rp_id: String,
+    /// Origins allowed besides `server.public_url` (scheme://host[:port]).
+    pub extra_origins: Vec<String>,
+    /// Accept any port on the allowed hosts. For development only.
+    pub allow_any_port: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Event types to send; `approval.created` is the only one so far.
+    #[serde(default = "WebhookConfig::default_events")]
+    pub events: Vec<String>,
+    /// When set, each request carries `X-Authd-Signature: sha256=<hex HMAC of the body>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Per attempt.
+    #[serde(default = "WebhookConfig::default_timeout")]
+    pub timeout: HumanDuration,
+    /// Attempts before `webhook.failed`; the pause doubles after each.
+    #[serde(default = "WebhookConfig::default_max_attempts")]
+    pub max_attempts: u32,
+    /// The pause after the first failed attempt.
+    #[serde(default = "WebhookConfig::default_backoff")]
+    pub backoff: HumanDuration,
+}
+
+impl WebhookConfig {
+    fn default_events() -> Vec<String> {
+        vec!["approval.created".to_owned()]
+    }
+    fn default_timeout() -> HumanDuration {
+        HumanDuration::from_secs(5)
+    }
+    fn default_max_attempts() -> u32 {
+        5
+    }
+    fn default_backoff() -> HumanDuration {
+        HumanDuration::from_secs(2)
     }
 }
 
@@ -164,7 +215,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
-            public_url: "http://127.0.0.1:9090".to_owned(),
+            public_url: "http://localhost:9090".to_owned(),
             trusted_proxies: Vec::new(),
             request_timeout: HumanDuration::from_secs(30),
             max_body_bytes: 64 * 1024,
@@ -377,6 +428,33 @@ impl Config {
         if self.mfa.issuer.trim().is_empty() || self.mfa.issuer.contains(':') {
             return invalid("mfa.issuer", "must be non-empty and without ':'");
         }
+        if let Err(message) = self.webauthn_origins() {
+            return Err(ConfigError::Invalid {
+                key: "webauthn.extra_origins",
+                message,
+            });
+        }
+        for webhook in &self.webhooks {
+            if !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://")) {
+                return invalid("webhooks.url", "must start with http:// or https://");
+            }
+            if webhook.max_attempts == 0 {
+                return invalid("webhooks.max_attempts", "must be at least 1");
+            }
+            if webhook.timeout.as_std().is_zero() {
+                return invalid("webhooks.timeout", "must be longer than zero");
+            }
+            if let Some(event) = webhook
+                .events
+                .iter()
+                .find(|e| e.as_str() != "approval.created")
+            {
+                return Err(ConfigError::Invalid {
+                    key: "webhooks.events",
+                    message: format!("unknown event {event:?} (known: \"approval.created\")"),
+                });
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(
                 "log.level",
@@ -398,6 +476,30 @@ impl Config {
         self.storage.data_dir.join("authd.redb")
     }
 
+    /// `webauthn.rp_id`, else the host of `server.public_url`.
+    pub fn webauthn_rp_id(&self) -> String {
+        if !self.webauthn.rp_id.is_empty() {
+            return self.webauthn.rp_id.clone();
+        }
+        url_host(&self.server.public_url).unwrap_or_default()
+    }
+
+    /// `server.public_url`'s origin and `webauthn.extra_origins`, checked.
+    pub fn webauthn_origins(&self) -> Result<Vec<String>, String> {
+        let mut origins = vec![origin_of(&self.server.public_url)];
+        for origin in &self.webauthn.extra_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || url_host(origin).is_none()
+            {
+                return Err(format!(
+                    "{origin:?} is not an origin like https://auth.example.com"
+                ));
+            }
+            origins.push(origin_of(origin));
+        }
+        Ok(origins)
+    }
+
     /// The number of password hashes allowed to run at once.
     pub fn hash_concurrency(&self) -> usize {
         self.passwords.hash_concurrency.unwrap_or_else(|| {
@@ -413,8 +515,36 @@ impl Config {
         let mut effective = self.clone();
         effective.admin.token_file = Some(self.admin_token_path());
         effective.passwords.hash_concurrency = Some(self.hash_concurrency());
+        effective.webauthn.rp_id = self.webauthn_rp_id();
+        for webhook in &mut effective.webhooks {
+            if webhook.secret.is_some() {
+                webhook.secret = Some("[redacted]".to_owned());
+            }
+        }
         toml_string(&effective)
     }
+}
+
+/// `scheme://host[:port]` of a URL (everything before the path).
+fn origin_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority_len = rest.find('/').unwrap_or(rest.len());
+    url[..url.len() - rest.len() + authority_len].to_owned()
+}
+
+/// The host of an `http(s)://` URL, without port or brackets.
+fn url_host(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = if let Some(bracketed) = authority.strip_prefix('[') {
+        bracketed.split(']').next()?
+    } else {
+        authority.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
 fn toml_string(config: &Config) -> String {
@@ -434,14 +564,27 @@ fn render_toml_tables(value: &serde_json::Value, out: &mut String) {
     let Some(sections) = value.as_object() else {
         return;
     };
-    for (section, body) in sections {
-        out.push_str(&format!("[{section}]\n"));
-        if let Some(keys) = body.as_object() {
-            for (key, value) in keys {
-                out.push_str(&format!("{key} = {value}\n"));
-            }
+    let write_keys = |keys: &serde_json::Map<String, serde_json::Value>, out: &mut String| {
+        for (key, value) in keys {
+            out.push_str(&format!("{key} = {value}\n"));
         }
         out.push('\n');
+    };
+    for (section, body) in sections {
+        match body {
+            serde_json::Value::Array(items) => {
+                for item in items.iter().filter_map(|item| item.as_object()) {
+                    out.push_str(&format!("[[{section}]]\n"));
+                    write_keys(item, out);
+                }
+            }
+            _ => {
+                out.push_str(&format!("[{section}]\n"));
+                if let Some(keys) = body.as_object() {
+                    write_keys(keys, out);
+                }
+            }
+        }
     }
 }
 
@@ -484,7 +627,7 @@ impl fmt::Display for HumanDuration {
     /// The largest unit that expresses the value exactly: `90d`, `15m`, `1500ms`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let millis = self.0.as_millis();
-        if millis % 1000 != 0 {
+        if !millis.is_multiple_of(1000) {
             return write!(f, "{millis}ms");
         }
         let seconds = millis / 1000;

@@ -14,11 +14,36 @@ pub struct LinkKey([u8; 32]);
 
 impl LinkKey {
     pub fn derive(server_secret: &[u8]) -> Self {
+        Self::derive_for(server_secret, "authd/signed-links/v1")
+    }
+
+    /// A key for another purpose: keys for different purposes are unrelated.
+    pub fn derive_for(server_secret: &[u8], purpose: &str) -> Self {
         let mut key = [0_u8; 32];
         // HKDF-Expand cannot fail for a 32-byte output.
-        let _ = hkdf::Hkdf::<Sha256>::new(None, server_secret)
-            .expand(b"authd/signed-links/v1", &mut key);
+        let _ = hkdf::Hkdf::<Sha256>::new(None, server_secret).expand(purpose.as_bytes(), &mut key);
         Self(key)
+    }
+
+    /// HMAC-SHA-256 of one message, lowercase hex.
+    pub fn tag(&self, message: &str) -> String {
+        Hmac::<Sha256>::new_from_slice(&self.0)
+            .map(|mut mac| {
+                mac.update(message.as_bytes());
+                hex::encode(mac.finalize().into_bytes())
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether `tag` is [`LinkKey::tag`] of `message`, in constant time.
+    pub fn verify_tag(&self, message: &str, tag: &str) -> bool {
+        let Ok(given) = hex::decode(tag) else {
+            return false;
+        };
+        Hmac::<Sha256>::new_from_slice(&self.0).is_ok_and(|mut mac| {
+            mac.update(message.as_bytes());
+            mac.verify_slice(&given).is_ok()
+        })
     }
 
     /// HMAC accepts keys of any length, so this is always `Some`.

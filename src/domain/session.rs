@@ -22,6 +22,9 @@ pub struct Session {
     /// The org requires MFA the user has not enrolled: only enrollment is allowed.
     #[serde(default)]
     pub enrollment_only: bool,
+    /// A browser session: SHA-256 (hex) of its cookie's secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie_digest: Option<String>,
 }
 
 impl Session {

@@ -224,18 +224,25 @@ impl FromRequestParts<AppState> for Account {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts)
+        let bearer = bearer_token(parts)
             .map_err(|_| ApiError::from(ServiceError::InvalidToken))?
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_token",
-                    "missing bearer token",
-                )
-            })?
-            .to_owned();
-        let Client(context) = Client::from_request_parts(parts, state).await?;
-        let caller = state.services.authenticate_bearer(&token, &context).await?;
+            .map(str::to_owned);
+        let caller = match bearer {
+            Some(token) => {
+                let Client(context) = Client::from_request_parts(parts, state).await?;
+                state.services.authenticate_bearer(&token, &context).await?
+            }
+            None => match cookie(&parts.headers, SESSION_COOKIE) {
+                Some(cookie) => browser_session(parts, state, cookie).await?,
+                None => {
+                    return Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_token",
+                        "missing bearer token",
+                    ))
+                }
+            },
+        };
         if let Caller::Session(session) = &caller {
             if session.enrollment_only && !allowed_while_enrolling(parts) {
                 return Err(ServiceError::MfaEnrollmentRequired.into());
@@ -243,6 +250,57 @@ impl FromRequestParts<AppState> for Account {
         }
         Ok(Account(caller))
     }
+}
+
+/// The web UI's session cookie (HttpOnly) and its CSRF token (readable by
+/// the page's script, sent back in `X-CSRF-Token`).
+pub const SESSION_COOKIE: &str = "authd_session";
+pub const CSRF_COOKIE: &str = "authd_csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The value of one cookie of the request.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// A request made with the browser's session cookie. Anything but a read
+/// must carry the session's CSRF token: a cookie alone proves only that the
+/// browser sent it, not that our page asked it to.
+async fn browser_session(
+    parts: &Parts,
+    state: &AppState,
+    cookie: &str,
+) -> Result<Caller, ApiError> {
+    let session = state
+        .services
+        .authenticate_browser_cookie(cookie, crate::clock::now())
+        .await?;
+    let safe = matches!(parts.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+    if !safe {
+        let token = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        if !state
+            .services
+            .csrf_token_is_valid(session.session_id, token)
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "missing or wrong X-CSRF-Token header",
+            ));
+        }
+    }
+    Ok(Caller::Session(session))
 }
 
 /// What a session that may only enroll MFA can still do: see who it is,
@@ -258,6 +316,9 @@ fn allowed_while_enrolling(parts: &Parts) -> bool {
         ("GET", "/api/account")
             | ("POST", "/api/account/mfa/enroll")
             | ("POST", "/api/account/mfa/verify")
+            | ("GET", "/api/account/webauthn")
+            | ("POST", "/api/account/webauthn/register")
+            | ("POST", "/api/account/webauthn")
     )
 }
 

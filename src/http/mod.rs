@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::request_id::{
@@ -26,7 +26,7 @@ pub use state::{AppState, Shared};
 
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
-    use routes::{account, control_plane, identity, oauth, operator};
+    use routes::{account, control_plane, identity, oauth, operator, ui};
     let operator_api = Router::new()
         .route("/status", get(routes::status::status))
         .route(
@@ -40,6 +40,8 @@ pub fn router(state: AppState) -> Router {
                 .delete(operator::delete_user),
         )
         .route("/users/{id}/unlock", post(operator::unlock_user))
+        .route("/users/{id}/lock", post(operator::lock_user))
+        .route("/users/{id}/mfa", delete(operator::reset_user_mfa))
         .route("/users/{id}/memberships", post(operator::set_membership))
         .route(
             "/users/{id}/memberships/{org}",
@@ -75,7 +77,16 @@ pub fn router(state: AppState) -> Router {
         .route("/mfa", delete(account::mfa_disable))
         .route("/mfa/enroll", post(account::mfa_enroll))
         .route("/mfa/verify", post(account::mfa_verify))
-        .route("/mfa/recovery-codes", post(account::mfa_recovery_codes));
+        .route("/mfa/recovery-codes", post(account::mfa_recovery_codes))
+        .route(
+            "/webauthn",
+            get(account::webauthn_keys).post(account::webauthn_register_finish),
+        )
+        .route("/webauthn/register", post(account::webauthn_register_start))
+        .route(
+            "/webauthn/{id}",
+            patch(account::webauthn_rename).delete(account::webauthn_remove),
+        );
 
     // No /auth/refresh: control-plane sessions are not refreshable, so it is
     // a 404 like any path that does not exist.
@@ -98,11 +109,27 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{id}", delete(control_plane::revoke_session))
         .route("/audit", get(control_plane::audit));
 
+    let web_ui = Router::new()
+        .route("/", get(ui::page))
+        .route("/login", get(ui::page))
+        .route("/register", get(ui::page))
+        .route("/account", get(ui::page))
+        .route("/admin", get(ui::page))
+        .route("/admin/{*section}", get(ui::page))
+        .route("/ui/{*path}", get(ui::asset))
+        .layer(tower_http::compression::CompressionLayer::new());
+
     Router::new()
+        .merge(web_ui)
+        .route("/ui/api/info", get(ui::info))
+        .route("/ui/api/login", post(ui::login))
+        .route("/ui/api/mfa", post(ui::mfa))
+        .route("/ui/api/logout", post(ui::logout))
         .route("/healthz", get(routes::health::healthz))
         .route("/register", post(identity::register))
         .route("/login", post(identity::login))
         .route("/mfa/challenge", post(identity::mfa_challenge))
+        .route("/mfa/webauthn/options", post(identity::webauthn_options))
         .route("/logout", post(oauth::logout))
         .route("/.well-known/jwks.json", get(identity::jwks))
         .route(

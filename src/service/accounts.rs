@@ -327,13 +327,19 @@ impl Services {
         .await
     }
 
+    /// Users in id order after `cursor`; `search` keeps those whose email or
+    /// name contains it (case-insensitive).
     pub async fn list_users(
         &self,
         org: Option<String>,
+        search: Option<String>,
         cursor: Option<String>,
         limit: usize,
     ) -> ServiceResult<Vec<UserProfile>> {
         let now = clock::now();
+        let search = search
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty());
         self.store_read(move |txn| {
             let org = match org {
                 Some(reference) => Some(
@@ -343,11 +349,36 @@ impl Services {
                 ),
                 None => None,
             };
-            Ok(txn
-                .users(org.as_ref(), cursor.as_deref(), limit)?
-                .iter()
-                .map(|u| UserProfile::of(u, now))
-                .collect())
+            let Some(search) = search else {
+                return Ok(txn
+                    .users(org.as_ref(), cursor.as_deref(), limit)?
+                    .iter()
+                    .map(|u| UserProfile::of(u, now))
+                    .collect());
+            };
+            let matches = |user: &User| {
+                user.email.as_str().contains(&search)
+                    || user
+                        .name
+                        .as_ref()
+                        .is_some_and(|name| name.to_lowercase().contains(&search))
+            };
+            let mut found = Vec::new();
+            let mut after = cursor;
+            loop {
+                let page = txn.users(org.as_ref(), after.as_deref(), SEARCH_BATCH)?;
+                after = page.last().map(|u| u.id.to_string());
+                let exhausted = page.len() < SEARCH_BATCH;
+                for user in page.iter().filter(|u| matches(u)) {
+                    found.push(UserProfile::of(user, now));
+                    if found.len() == limit {
+                        return Ok(found);
+                    }
+                }
+                if exhausted {
+                    return Ok(found);
+                }
+            }
         })
         .await
     }
@@ -588,6 +619,55 @@ impl Services {
                 audit_for(AuditKind::UserUnlocked, now, &origin, &user, None).reason("operator"),
             )?;
             Ok(UserProfile::of(&user, now))
+        })
+        .await
+    }
+}
+
+/// How many users a search reads at a time.
+const SEARCH_BATCH: usize = 512;
+
+impl Services {
+    /// The operator locks an account until it is unlocked; its sessions end.
+    pub async fn lock_user(
+        &self,
+        user_id: UserId,
+        context: &RequestContext,
+    ) -> ServiceResult<UserProfile> {
+        let now = clock::now();
+        let origin = context.origin();
+        self.store_write(move |txn| {
+            let mut user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
+            user.locked_until = Some(UnixSeconds::MAX);
+            txn.put_user(&user)?;
+            revoke_other_sessions(txn, user_id, None, now, "user_locked", &origin)?;
+            txn.audit(
+                audit_for(AuditKind::UserLocked, now, &origin, &user, None).reason("operator"),
+            )?;
+            Ok(UserProfile::of(&user, now))
+        })
+        .await
+    }
+
+    /// The operator removes every second factor of a user (a lost phone):
+    /// they log in with the password alone, or enroll again if the org
+    /// requires MFA.
+    pub async fn reset_user_mfa(
+        &self,
+        user_id: UserId,
+        context: &RequestContext,
+    ) -> ServiceResult<()> {
+        let now = clock::now();
+        let origin = context.origin();
+        self.store_write(move |txn| {
+            let mut user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
+            super::mfa::remove_every_factor(txn, &user_id)?;
+            user.mfa_enrolled = false;
+            txn.put_user(&user)?;
+            txn.audit(
+                audit_for(AuditKind::UserMfaReset, now, &origin, &user, None).reason("operator"),
+            )?;
+            Ok(())
         })
         .await
     }

@@ -45,6 +45,17 @@ impl FailureReason {
     }
 }
 
+/// What a login leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// `/login`: access and refresh tokens.
+    Refreshable,
+    /// The control plane: an access token only.
+    AccessOnly,
+    /// The web UI: an HttpOnly cookie (`TokenSet::browser_cookie`).
+    Browser,
+}
+
 /// What `/login` answers: tokens, or the MFA step for enrolled users.
 pub enum LoginOutcome {
     Tokens(TokenSet),
@@ -222,6 +233,7 @@ impl Services {
     pub async fn login(
         &self,
         request: LoginRequest,
+        kind: SessionKind,
         context: &RequestContext,
     ) -> ServiceResult<LoginOutcome> {
         let password = request.password.clone();
@@ -239,7 +251,7 @@ impl Services {
             return Ok(LoginOutcome::MfaRequired(challenge));
         }
         Ok(LoginOutcome::Tokens(
-            self.start_session(user, authenticated.org, false, grant, true, context)
+            self.start_session(user, authenticated.org, false, grant, kind, context)
                 .await?,
         ))
     }
@@ -279,7 +291,7 @@ impl Services {
                 authenticated.org,
                 mfa_verified,
                 TokenGrant::default(),
-                false,
+                SessionKind::AccessOnly,
                 context,
             )
             .await?;
@@ -309,13 +321,18 @@ impl Services {
         org: Org,
         mfa_verified: bool,
         mut grant: TokenGrant,
-        refreshable: bool,
+        kind: SessionKind,
         context: &RequestContext,
     ) -> ServiceResult<TokenSet> {
         let now = clock::now();
         grant.auth_time = now;
+        let session_id = SessionId::random();
+        let refreshable = kind == SessionKind::Refreshable;
+        // `<session id>.<secret>`: the id finds the session, the secret proves it.
+        let cookie_secret = (kind == SessionKind::Browser)
+            .then(|| hex::encode(crate::crypto::random::bytes::<32>()));
         let session = Session {
-            id: SessionId::random(),
+            id: session_id,
             user_id: user.id,
             org_id: org.id.clone(),
             ip: context.ip.to_string(),
@@ -327,6 +344,9 @@ impl Services {
             revoked_at: None,
             enrollment_only: !user.mfa_enrolled
                 && org.mfa_policy.requires_mfa_for(user.role_in(&org.id)),
+            cookie_digest: cookie_secret
+                .as_ref()
+                .map(|secret| hex::encode(crate::crypto::sha256(secret.as_bytes()))),
         };
         let origin = context.origin();
         let max_sessions = org.max_sessions_per_user;
@@ -377,6 +397,7 @@ impl Services {
         if org.mfa_policy == crate::domain::MfaPolicy::Encouraged && !user.mfa_enrolled {
             tokens.mfa_enrollment_encouraged = Some(true);
         }
+        tokens.browser_cookie = cookie_secret.map(|secret| format!("{session_id}.{secret}"));
         Ok(tokens)
     }
 }

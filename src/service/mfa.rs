@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::login::SessionKind;
 use super::tokens::{TokenGrant, TokenSet};
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
@@ -42,6 +43,18 @@ pub struct MfaRequired {
 pub enum SecondFactor {
     Code(String),
     RecoveryCode(String),
+    /// A WebAuthn assertion, answering `/mfa/webauthn/options`.
+    Webauthn(Box<webauthn_rs::prelude::PublicKeyCredential>),
+}
+
+impl SecondFactor {
+    fn method(&self) -> &'static str {
+        match self {
+            SecondFactor::Code(_) => "totp",
+            SecondFactor::RecoveryCode(_) => "recovery_code",
+            SecondFactor::Webauthn(_) => "webauthn",
+        }
+    }
 }
 
 /// What proves it is the user when changing MFA: a current code or the password.
@@ -56,6 +69,11 @@ pub fn sealing_key(server_secret: &[u8]) -> SealingKey {
 
 fn digest(text: &str) -> String {
     hex::encode(crypto::sha256(text.as_bytes()))
+}
+
+/// The key of an `mfa_token`'s challenge record.
+pub(crate) fn mfa_token_digest(mfa_token: &str) -> String {
+    digest(mfa_token)
 }
 
 /// Ten codes like `k3v7q-2mxhd`: 50 bits each, typed once, never stored.
@@ -87,6 +105,18 @@ fn audit(
         Some(org) => record.org(org),
         None => record,
     }
+}
+
+/// TOTP, recovery codes and security keys: all of a user's second factors.
+pub(crate) fn remove_every_factor(
+    txn: &mut crate::store::WriteTxn,
+    user_id: &UserId,
+) -> ServiceResult<()> {
+    txn.delete_mfa_factors(user_id)?;
+    for credential in txn.webauthn_credentials(user_id)? {
+        txn.delete_webauthn_credential(user_id, &credential.id)?;
+    }
+    Ok(())
 }
 
 enum CodeCheck {
@@ -125,6 +155,8 @@ fn check_second_factor(
                 _ => Ok((CodeCheck::Rejected, false)),
             }
         }
+        // Checked by the caller against the challenge's WebAuthn state.
+        SecondFactor::Webauthn(_) => Ok((CodeCheck::Rejected, false)),
         SecondFactor::RecoveryCode(code) => {
             let hash = digest(&normalise_recovery_code(code));
             let before = factors.recovery_code_hashes.len();
@@ -302,7 +334,7 @@ impl Services {
         let origin = context.origin();
         self.store_write(move |txn| {
             let mut user = txn.user(&user_id)?.ok_or(ServiceError::InvalidToken)?;
-            txn.delete_mfa_factors(&user_id)?;
+            remove_every_factor(txn, &user_id)?;
             user.mfa_enrolled = false;
             txn.put_user(&user)?;
             txn.audit(audit(
@@ -329,10 +361,11 @@ impl Services {
         let now = clock::now();
         let origin = context.origin();
         self.store_write(move |txn| {
-            let mut factors = txn
-                .mfa_factors(&user_id)?
-                .filter(|f| f.totp_sealed.is_some())
-                .ok_or(ServiceError::Conflict("MFA is not enabled".into()))?;
+            let enrolled = txn.user(&user_id)?.is_some_and(|u| u.mfa_enrolled);
+            if !enrolled {
+                return Err(ServiceError::Conflict("MFA is not enabled".into()));
+            }
+            let mut factors = txn.mfa_factors(&user_id)?.unwrap_or_default();
             factors.recovery_code_hashes = hashes;
             txn.put_mfa_factors(&user_id, &factors)?;
             txn.audit(audit(
@@ -367,14 +400,32 @@ impl Services {
             scope: grant.scope,
             client_id: grant.client_id,
             nonce: grant.nonce,
+            webauthn_state: None,
         };
         let key = digest(&token);
-        self.store_write(move |txn| Ok(txn.put_mfa_challenge(&key, &challenge)?))
+        let webauthn_on = self.webauthn.is_some();
+        let methods = self
+            .store_write(move |txn| {
+                let factors = txn.mfa_factors(&challenge.user_id)?.unwrap_or_default();
+                let has_keys = !txn.webauthn_credentials(&challenge.user_id)?.is_empty();
+                let mut methods = Vec::new();
+                if factors.totp_sealed.is_some() {
+                    methods.push("totp");
+                }
+                if has_keys && webauthn_on {
+                    methods.push("webauthn");
+                }
+                if !factors.recovery_code_hashes.is_empty() {
+                    methods.push("recovery_code");
+                }
+                txn.put_mfa_challenge(&key, &challenge)?;
+                Ok(methods)
+            })
             .await?;
         Ok(MfaRequired {
             mfa_required: true,
             mfa_token: token,
-            methods: vec!["totp", "recovery_code"],
+            methods,
         })
     }
 
@@ -383,12 +434,14 @@ impl Services {
         &self,
         mfa_token: &str,
         factor: SecondFactor,
+        kind: SessionKind,
         context: &RequestContext,
     ) -> ServiceResult<TokenSet> {
         let now = clock::now();
         let key = digest(mfa_token);
         let origin = context.origin();
         let sealing = self.mfa_key.clone();
+        let relying_party = self.webauthn.clone();
         let outcome = self
             .store_write(move |txn| {
                 let Some(mut challenge) = txn.mfa_challenge(&key)? else {
@@ -405,15 +458,30 @@ impl Services {
                     return Ok(Err(ServiceError::InvalidMfaToken));
                 };
                 let mut factors = txn.mfa_factors(&user.id)?.unwrap_or_default();
-                let (check, used_recovery) =
-                    check_second_factor(&sealing, &user.id, &mut factors, &factor, now)?;
+                let (check, used_recovery) = match (&factor, &relying_party) {
+                    (SecondFactor::Webauthn(assertion), Some(relying_party)) => {
+                        // The assertion state is good for one answer.
+                        let state = challenge.webauthn_state.take();
+                        let verified = super::webauthn::check_assertion(
+                            relying_party,
+                            txn,
+                            &user.id,
+                            state,
+                            assertion,
+                            now,
+                        )?;
+                        let check = if verified {
+                            CodeCheck::Accepted
+                        } else {
+                            CodeCheck::Rejected
+                        };
+                        (check, false)
+                    }
+                    _ => check_second_factor(&sealing, &user.id, &mut factors, &factor, now)?,
+                };
                 if matches!(check, CodeCheck::Rejected) {
                     challenge.failures += 1;
-                    let method = if matches!(factor, SecondFactor::Code(_)) {
-                        "totp"
-                    } else {
-                        "recovery_code"
-                    };
+                    let method = factor.method();
                     txn.audit(
                         audit(
                             AuditKind::MfaChallengeFailed,
@@ -459,7 +527,7 @@ impl Services {
             })
             .await?;
         let (user, org, grant) = outcome?;
-        self.start_session(user, org, true, grant, true, context)
+        self.start_session(user, org, true, grant, kind, context)
             .await
     }
 

@@ -18,6 +18,7 @@ pub mod pats;
 pub mod refresh;
 pub mod sessions;
 pub mod tokens;
+pub mod webauthn;
 
 use std::sync::Arc;
 
@@ -139,6 +140,10 @@ pub struct Services {
     pub mfa_key: Arc<crate::crypto::sealed::SealingKey>,
     /// Signs approval links; derived from the server secret.
     pub link_key: crate::crypto::signed_link::LinkKey,
+    /// Keys the browser session cookie and its CSRF token; from the server secret.
+    pub cookie_key: crate::crypto::signed_link::LinkKey,
+    /// `None` when `server.public_url` cannot be a relying party (an IP address).
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 impl Services {
@@ -157,7 +162,19 @@ impl Services {
         let passwords =
             tokio::task::spawn_blocking(move || PasswordHasher::new(params, concurrency)).await??;
         let keys = KeyRing::load_or_create(&store, &config, crate::clock::now()).await?;
+        let webauthn = match webauthn::relying_party(&config) {
+            Ok(relying_party) => Some(Arc::new(relying_party)),
+            Err(why) => {
+                tracing::warn!("WebAuthn is off: {why}; set webauthn.rp_id and server.public_url to a domain name");
+                None
+            }
+        };
         Ok(Services {
+            webauthn,
+            cookie_key: crate::crypto::signed_link::LinkKey::derive_for(
+                server_secret,
+                "authd/browser-session/v1",
+            ),
             limiter: LoginLimiter::new(&config.limits),
             activity: SessionActivity::default(),
             pat_activity: pats::PatActivity::default(),

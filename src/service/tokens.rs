@@ -87,6 +87,9 @@ pub struct TokenSet {
     /// The org encourages MFA and the user has none: the UI should prompt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mfa_enrollment_encouraged: Option<bool>,
+    /// A browser session's cookie value; never in a JSON body.
+    #[serde(skip)]
+    pub browser_cookie: Option<String>,
 }
 
 /// A request authenticated by a live session's access token.
@@ -202,6 +205,7 @@ impl Services {
             session_id: session.id,
             mfa_enrollment_required: session.enrollment_only.then_some(true),
             mfa_enrollment_encouraged: None,
+            browser_cookie: None,
         })
     }
 
@@ -229,6 +233,49 @@ impl Services {
 
     /// Checks signature, lifetime, issuer, audience, and that the session is
     /// still live (one read, no write).
+    /// A browser session's cookie: `<session id>.<secret>`, the secret
+    /// checked in constant time against the digest kept on the session.
+    pub async fn authenticate_browser_cookie(
+        &self,
+        cookie: &str,
+        now: UnixSeconds,
+    ) -> ServiceResult<SessionPrincipal> {
+        let (id, secret) = cookie.split_once('.').ok_or(ServiceError::InvalidToken)?;
+        let session_id = crate::domain::SessionId::parse(id).ok_or(ServiceError::InvalidToken)?;
+        let session = self
+            .store_read(move |txn| Ok(txn.session(&session_id)?))
+            .await?
+            .ok_or(ServiceError::InvalidToken)?;
+        let presented = hex::encode(crypto::sha256(secret.as_bytes()));
+        let genuine = session.cookie_digest.as_ref().is_some_and(|digest| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(
+                digest.as_bytes(),
+                presented.as_bytes(),
+            ))
+        });
+        if !genuine || !session.is_live(now) {
+            return Err(ServiceError::InvalidToken);
+        }
+        self.activity.touch(session.id, now);
+        Ok(SessionPrincipal {
+            user_id: session.user_id,
+            session_id: session.id,
+            org_id: session.org_id,
+            enrollment_only: session.enrollment_only,
+        })
+    }
+
+    /// The CSRF token of a browser session: readable by the page's script
+    /// (a second, non-HttpOnly cookie), sent back in `X-CSRF-Token`.
+    pub fn csrf_token(&self, session: crate::domain::SessionId) -> String {
+        self.cookie_key.tag(&format!("csrf\n{session}"))
+    }
+
+    pub fn csrf_token_is_valid(&self, session: crate::domain::SessionId, token: &str) -> bool {
+        self.cookie_key
+            .verify_tag(&format!("csrf\n{session}"), token)
+    }
+
     pub async fn authenticate_access_token(
         &self,
         token: &str,

@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, WriteTransaction};
 use super::error::{StoreError, StoreResult};
 use super::tables::{
     read_json, write_json, ALL_TABLES, META, MFA_CHALLENGES, MFA_FACTORS, ORGS, ORG_SLUGS, PATS,
-    PAT_IDS, USER_PATS,
+    PAT_IDS, USER_PATS, WEBAUTHN_CEREMONIES, WEBAUTHN_CREDENTIALS,
 };
 use crate::clock::UnixSeconds;
 use crate::domain::org::DEFAULT_ORG_SLUG;
@@ -25,6 +25,7 @@ const MIGRATIONS: &[Migration] = &[
     to_v2_accounts_and_default_org,
     to_v3_personal_access_tokens,
     to_v4_mfa,
+    to_v5_webauthn,
 ];
 
 pub const CURRENT_SCHEMA_VERSION: u64 = MIGRATIONS.len() as u64;
@@ -81,6 +82,14 @@ fn to_v3_personal_access_tokens(txn: &WriteTransaction, _now: UnixSeconds) -> St
 /// v4 adds MFA factors and pending MFA challenges.
 fn to_v4_mfa(txn: &WriteTransaction, _now: UnixSeconds) -> StoreResult<()> {
     for table in [MFA_FACTORS, MFA_CHALLENGES] {
+        txn.open_table(table)?;
+    }
+    Ok(())
+}
+
+/// v5 adds WebAuthn credentials and registration ceremonies.
+fn to_v5_webauthn(txn: &WriteTransaction, _now: UnixSeconds) -> StoreResult<()> {
+    for table in [WEBAUTHN_CREDENTIALS, WEBAUTHN_CEREMONIES] {
         txn.open_table(table)?;
     }
     Ok(())

@@ -24,7 +24,7 @@ pub use error::{StoreError, StoreResult};
 pub use migrations::CURRENT_SCHEMA_VERSION;
 pub use txn::{
     Approval, AuditQuery, MfaChallenge, MfaFactors, PersonalAccessToken, Queries, ReadTxn,
-    RefreshToken, StoredSigningKey, WriteTxn,
+    RefreshToken, StoredSigningKey, WebauthnCeremony, WebauthnCredential, WriteTxn,
 };
 
 use std::sync::Arc;
@@ -333,6 +333,7 @@ mod tests {
             mfa_verified: false,
             revoked_at,
             enrollment_only: false,
+            cookie_digest: None,
         }
     }
 

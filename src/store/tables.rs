@@ -50,6 +50,10 @@ pub(crate) const USER_PATS: JsonTable = TableDefinition::new("user_pats");
 pub(crate) const MFA_FACTORS: JsonTable = TableDefinition::new("mfa_factors");
 /// SHA-256 (hex) of an mfa_token → `MfaChallenge`.
 pub(crate) const MFA_CHALLENGES: JsonTable = TableDefinition::new("mfa_challenges");
+/// `user_id/credential_id` → `WebauthnCredential`.
+pub(crate) const WEBAUTHN_CREDENTIALS: JsonTable = TableDefinition::new("webauthn_credentials");
+/// `ceremony_id` → `WebauthnCeremony`: a registration between its two calls.
+pub(crate) const WEBAUTHN_CEREMONIES: JsonTable = TableDefinition::new("webauthn_ceremonies");
 
 /// Every table that exists at the current schema version, for backups.
 pub(crate) const ALL_TABLES: &[JsonTable] = &[
@@ -71,6 +75,8 @@ pub(crate) const ALL_TABLES: &[JsonTable] = &[
     USER_PATS,
     MFA_FACTORS,
     MFA_CHALLENGES,
+    WEBAUTHN_CREDENTIALS,
+    WEBAUTHN_CEREMONIES,
 ];
 
 pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> StoreResult<T> {

@@ -180,6 +180,32 @@ pub struct MfaChallenge {
     pub scope: Option<String>,
     pub client_id: Option<String>,
     pub nonce: Option<String>,
+    /// The WebAuthn assertion state once `/mfa/webauthn/options` was asked.
+    #[serde(default)]
+    pub webauthn_state: Option<String>,
+}
+
+/// A registered WebAuthn credential. `key` is the relying-party crate's
+/// serialised credential (public key, counter, flags); the name and dates
+/// are ours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebauthnCredential {
+    /// The credential id, base64url.
+    pub id: String,
+    pub user_id: UserId,
+    pub name: String,
+    pub created_at: UnixSeconds,
+    pub last_used_at: Option<UnixSeconds>,
+    pub key: String,
+}
+
+/// A registration ceremony between its options and its answer: used once,
+/// until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebauthnCeremony {
+    pub user_id: UserId,
+    pub state: String,
+    pub expires_at: UnixSeconds,
 }
 
 /// Filters for the audit log; all optional.
@@ -345,6 +371,38 @@ pub trait Queries {
         self.reader().get(MFA_CHALLENGES, digest_hex)
     }
 
+    fn webauthn_credentials(&self, user: &UserId) -> StoreResult<Vec<WebauthnCredential>> {
+        Ok(self
+            .reader()
+            .scan::<WebauthnCredential>(
+                WEBAUTHN_CREDENTIALS,
+                &format!("{user}/"),
+                None,
+                usize::MAX,
+            )?
+            .into_iter()
+            .map(|(_, credential)| credential)
+            .collect())
+    }
+
+    fn webauthn_credential(
+        &self,
+        user: &UserId,
+        id: &str,
+    ) -> StoreResult<Option<WebauthnCredential>> {
+        self.reader()
+            .get(WEBAUTHN_CREDENTIALS, &format!("{user}/{id}"))
+    }
+
+    fn webauthn_ceremony(&self, id: &str) -> StoreResult<Option<WebauthnCeremony>> {
+        self.reader().get(WEBAUTHN_CEREMONIES, id)
+    }
+
+    fn webauthn_ceremonies(&self) -> StoreResult<Vec<(String, WebauthnCeremony)>> {
+        self.reader()
+            .scan::<WebauthnCeremony>(WEBAUTHN_CEREMONIES, "", None, usize::MAX)
+    }
+
     fn approval(&self, id: &str) -> StoreResult<Option<Approval>> {
         self.reader().get(APPROVALS, id)
     }
@@ -507,6 +565,10 @@ impl WriteTxn {
         for session in self.sessions_of_user(&user.id)? {
             self.delete_session(&session)?;
         }
+        self.delete_mfa_factors(&user.id)?;
+        for credential in self.webauthn_credentials(&user.id)? {
+            self.delete_webauthn_credential(&user.id, &credential.id)?;
+        }
         self.remove(USERS, &id)?;
         Ok(())
     }
@@ -593,6 +655,26 @@ impl WriteTxn {
     pub fn delete_mfa_challenge(&self, digest_hex: &str) -> StoreResult<()> {
         self.remove(MFA_CHALLENGES, digest_hex)?;
         Ok(())
+    }
+
+    pub fn put_webauthn_credential(&self, credential: &WebauthnCredential) -> StoreResult<()> {
+        self.put(
+            WEBAUTHN_CREDENTIALS,
+            &format!("{}/{}", credential.user_id, credential.id),
+            credential,
+        )
+    }
+
+    pub fn delete_webauthn_credential(&self, user: &UserId, id: &str) -> StoreResult<bool> {
+        self.remove(WEBAUTHN_CREDENTIALS, &format!("{user}/{id}"))
+    }
+
+    pub fn put_webauthn_ceremony(&self, id: &str, ceremony: &WebauthnCeremony) -> StoreResult<()> {
+        self.put(WEBAUTHN_CEREMONIES, id, ceremony)
+    }
+
+    pub fn delete_webauthn_ceremony(&self, id: &str) -> StoreResult<bool> {
+        self.remove(WEBAUTHN_CEREMONIES, id)
     }
 
     pub fn put_approval(&self, approval: &Approval) -> StoreResult<()> {

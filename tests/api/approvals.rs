@@ -160,7 +160,7 @@ async fn an_unanswered_approval_expires_and_its_account_goes() {
 /// The path and query of a link, on this test server.
 fn local(server: &TestServer, link: &Value) -> String {
     let link = link.as_str().expect("link");
-    server.url(&link.replace("http://127.0.0.1:9090", ""))
+    server.url(&link.replace("http://localhost:9090", ""))
 }
 
 const BAD_SIGNATURE: &str = r#"{"error":"invalid or expired signature"}"#;

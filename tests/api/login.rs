@@ -39,7 +39,7 @@ async fn a_login_returns_the_spec_token_set_verifiable_from_the_jwks_alone() {
     assert_eq!(header["alg"], "RS256");
     assert_eq!(header["typ"], "JWT");
     assert_eq!(claims["sub"], profile["id"]);
-    assert_eq!(claims["iss"], "http://127.0.0.1:9090");
+    assert_eq!(claims["iss"], "http://localhost:9090");
     assert_eq!(claims["aud"], "authd");
     assert_eq!(claims["email"], "alice@example.com");
     assert_eq!(claims["roles"], json!(["member"]));
@@ -74,7 +74,7 @@ async fn a_login_returns_the_spec_token_set_verifiable_from_the_jwks_alone() {
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("decoding key");
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_audience(&["authd"]);
-    validation.set_issuer(&["http://127.0.0.1:9090"]);
+    validation.set_issuer(&["http://localhost:9090"]);
     let decoded = jsonwebtoken::decode::<Value>(access, &key, &validation).expect("verifies");
     assert_eq!(decoded.claims["sub"], profile["id"]);
 

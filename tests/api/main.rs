@@ -17,3 +17,5 @@ mod operator_api;
 mod operator_users;
 mod registration;
 mod tokens;
+mod web_ui;
+mod webauthn;

@@ -69,7 +69,7 @@ async fn verify_independently(
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.set_audience(&[audience]);
-    validation.set_issuer(&["http://127.0.0.1:9090"]);
+    validation.set_issuer(&["http://localhost:9090"]);
     jsonwebtoken::decode::<Value>(token, &key, &validation)
         .map(|data| data.claims)
         .map_err(|e| e.to_string())
@@ -422,7 +422,7 @@ async fn the_jwks_follows_rfc_7517_and_discovery_lists_what_exists() {
     }
 
     let discovery: Value = server.get_json("/.well-known/openid-configuration").await;
-    assert_eq!(discovery["issuer"], "http://127.0.0.1:9090");
+    assert_eq!(discovery["issuer"], "http://localhost:9090");
     assert_eq!(
         discovery["id_token_signing_alg_values_supported"],
         json!(["RS256"])
@@ -430,7 +430,7 @@ async fn the_jwks_follows_rfc_7517_and_discovery_lists_what_exists() {
     let local = |url: &Value| {
         url.as_str()
             .expect("url")
-            .replace("http://127.0.0.1:9090", "")
+            .replace("http://localhost:9090", "")
     };
     let jwks_status = server
         .get(&local(&discovery["jwks_uri"]))

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use crate::domain::{Password, Scope, SessionId};
 use crate::http::error::ApiError;
@@ -15,6 +16,7 @@ use crate::http::extract::{Account, AppJson, Client};
 use crate::http::state::AppState;
 use crate::service::accounts::UserProfile;
 use crate::service::mfa::{Enrollment, Proof};
+use crate::service::webauthn::{RegistrationOptions, WebauthnKeyView};
 use crate::service::ServiceError;
 
 pub async fn profile(
@@ -163,4 +165,93 @@ pub async fn mfa_recovery_codes(
         .regenerate_recovery_codes(session.user_id, proof_of(body)?, &context)
         .await?;
     Ok(Json(json!({ "recovery_codes": codes })))
+}
+
+/// `GET /api/account/webauthn`: the caller's security keys and passkeys.
+pub async fn webauthn_keys(
+    State(state): State<AppState>,
+    Account(caller): Account,
+) -> Result<Json<Value>, ApiError> {
+    let session = caller.session()?;
+    let items = state.services.list_webauthn_keys(session.user_id).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `POST /api/account/webauthn/register`: creation options for the browser.
+pub async fn webauthn_register_start(
+    State(state): State<AppState>,
+    Account(caller): Account,
+) -> Result<Json<RegistrationOptions>, ApiError> {
+    let session = caller.session()?;
+    Ok(Json(
+        state
+            .services
+            .begin_webauthn_registration(session.user_id)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct WebauthnRegistration {
+    ceremony_id: String,
+    name: Option<String>,
+    /// The browser's `PublicKeyCredential.toJSON()` of the new credential.
+    credential: Box<RegisterPublicKeyCredential>,
+}
+
+/// `POST /api/account/webauthn`: the authenticator's answer; 201 with the key.
+pub async fn webauthn_register_finish(
+    State(state): State<AppState>,
+    Account(caller): Account,
+    Client(context): Client,
+    AppJson(body): AppJson<WebauthnRegistration>,
+) -> Result<(StatusCode, Json<WebauthnKeyView>), ApiError> {
+    let session = caller.session()?;
+    let key = state
+        .services
+        .finish_webauthn_registration(
+            session.user_id,
+            Some(session.session_id),
+            body.ceremony_id,
+            body.name,
+            *body.credential,
+            &context,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+#[derive(Deserialize)]
+pub struct WebauthnRename {
+    name: Option<String>,
+}
+
+pub async fn webauthn_rename(
+    State(state): State<AppState>,
+    Account(caller): Account,
+    Client(context): Client,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<WebauthnRename>,
+) -> Result<Json<WebauthnKeyView>, ApiError> {
+    let session = caller.session()?;
+    Ok(Json(
+        state
+            .services
+            .rename_webauthn_key(session.user_id, id, body.name, &context)
+            .await?,
+    ))
+}
+
+pub async fn webauthn_remove(
+    State(state): State<AppState>,
+    Account(caller): Account,
+    Client(context): Client,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let session = caller.session()?;
+    state
+        .services
+        .remove_webauthn_key(session.user_id, id, &context)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -179,7 +179,7 @@ pub async fn list_users(
     let limit = params.limit();
     let users = state
         .services
-        .list_users(Some(caller.org_id.to_string()), params.cursor, limit)
+        .list_users(Some(caller.org_id.to_string()), None, params.cursor, limit)
         .await?;
     Ok(page(users, limit, |u| u.id.to_string()))
 }

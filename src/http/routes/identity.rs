@@ -7,13 +7,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
+use webauthn_rs::prelude::PublicKeyCredential;
 
 use crate::domain::Password;
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, Client};
 use crate::http::state::AppState;
 use crate::service::accounts::{NewUser, Registered};
-use crate::service::login::{LoginOutcome, LoginRequest};
+use crate::service::login::{LoginOutcome, LoginRequest, SessionKind};
 use crate::service::mfa::SecondFactor;
 use crate::service::tokens::TokenGrant;
 use crate::service::{FieldError, ServiceError};
@@ -45,41 +46,46 @@ pub struct LoginBody {
     nonce: Option<String>,
 }
 
+impl LoginBody {
+    /// The login request, or 400 naming each missing field.
+    pub fn into_request(self) -> Result<LoginRequest, ApiError> {
+        let body = self;
+        let missing: Vec<FieldError> = [
+            ("email", body.email.is_none()),
+            ("password", body.password.is_none()),
+        ]
+        .into_iter()
+        .filter(|(_, absent)| *absent)
+        .map(|(field, _)| FieldError {
+            field,
+            message: "is required".into(),
+        })
+        .collect();
+        let (Some(email), Some(password)) = (body.email, body.password) else {
+            return Err(ServiceError::InvalidFields(missing).into());
+        };
+        Ok(LoginRequest {
+            email,
+            password,
+            org: body.org,
+            grant: TokenGrant {
+                scope: body.scope,
+                client_id: body.client_id,
+                nonce: body.nonce,
+                auth_time: 0,
+            },
+        })
+    }
+}
+
 pub async fn login(
     State(state): State<AppState>,
     Client(context): Client,
     AppJson(body): AppJson<LoginBody>,
 ) -> Result<Response, ApiError> {
-    let missing: Vec<FieldError> = [
-        ("email", body.email.is_none()),
-        ("password", body.password.is_none()),
-    ]
-    .into_iter()
-    .filter(|(_, absent)| *absent)
-    .map(|(field, _)| FieldError {
-        field,
-        message: "is required".into(),
-    })
-    .collect();
-    let (Some(email), Some(password)) = (body.email, body.password) else {
-        return Err(ServiceError::InvalidFields(missing).into());
-    };
     let tokens = state
         .services
-        .login(
-            LoginRequest {
-                email,
-                password,
-                org: body.org,
-                grant: TokenGrant {
-                    scope: body.scope,
-                    client_id: body.client_id,
-                    nonce: body.nonce,
-                    auth_time: 0,
-                },
-            },
-            &context,
-        )
+        .login(body.into_request()?, SessionKind::Refreshable, &context)
         .await?;
     let mut response = match tokens {
         LoginOutcome::Tokens(tokens) => Json(tokens).into_response(),
@@ -128,32 +134,68 @@ pub struct ChallengeBody {
     mfa_token: Option<String>,
     code: Option<String>,
     recovery_code: Option<String>,
+    /// The browser's `PublicKeyCredential.toJSON()` of an assertion.
+    webauthn: Option<Box<PublicKeyCredential>>,
 }
 
-/// `POST /mfa/challenge {mfa_token, code}` or `{mfa_token, recovery_code}`.
+impl ChallengeBody {
+    /// The `mfa_token` and the one second factor sent with it.
+    pub fn into_factor(self) -> Result<(String, SecondFactor), ApiError> {
+        let token = self
+            .mfa_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::from(ServiceError::field("mfa_token", "is required")))?;
+        let factor = match (self.code, self.recovery_code, self.webauthn) {
+            (Some(code), None, None) => SecondFactor::Code(code),
+            (None, Some(code), None) => SecondFactor::RecoveryCode(code),
+            (None, None, Some(assertion)) => SecondFactor::Webauthn(assertion),
+            _ => {
+                return Err(ServiceError::field(
+                    "code",
+                    "send exactly one of code, recovery_code or webauthn",
+                )
+                .into())
+            }
+        };
+        Ok((token, factor))
+    }
+}
+
+/// `POST /mfa/challenge {mfa_token, code | recovery_code | webauthn}`.
 pub async fn mfa_challenge(
     State(state): State<AppState>,
     Client(context): Client,
     AppJson(body): AppJson<ChallengeBody>,
 ) -> Result<Response, ApiError> {
+    let (token, factor) = body.into_factor()?;
+    let tokens = state
+        .services
+        .complete_mfa_challenge(&token, factor, SessionKind::Refreshable, &context)
+        .await?;
+    let mut response = Json(tokens).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct WebauthnOptionsBody {
+    mfa_token: Option<String>,
+}
+
+/// `POST /mfa/webauthn/options {mfa_token}`: what `navigator.credentials.get`
+/// needs to sign for this login.
+pub async fn webauthn_options(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<WebauthnOptionsBody>,
+) -> Result<Response, ApiError> {
     let token = body
         .mfa_token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::from(ServiceError::field("mfa_token", "is required")))?;
-    let factor = match (body.code, body.recovery_code) {
-        (Some(code), None) => SecondFactor::Code(code),
-        (None, Some(code)) => SecondFactor::RecoveryCode(code),
-        _ => {
-            return Err(
-                ServiceError::field("code", "send exactly one of code or recovery_code").into(),
-            )
-        }
-    };
-    let tokens = state
-        .services
-        .complete_mfa_challenge(&token, factor, &context)
-        .await?;
-    let mut response = Json(tokens).into_response();
+    let options = state.services.webauthn_login_options(&token).await?;
+    let mut response = Json(options).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

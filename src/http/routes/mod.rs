@@ -8,3 +8,4 @@ pub mod identity;
 pub mod oauth;
 pub mod operator;
 pub mod status;
+pub mod ui;

@@ -29,6 +29,8 @@ pub struct Page {
     cursor: Option<String>,
     limit: Option<usize>,
     org: Option<String>,
+    /// Users whose email or name contains this.
+    q: Option<String>,
 }
 
 impl Page {
@@ -49,7 +51,7 @@ pub async fn list_users(
     let limit = page.limit();
     let users = state
         .services
-        .list_users(page.org, page.cursor, limit)
+        .list_users(page.org, page.q, page.cursor, limit)
         .await?;
     let next_cursor = (users.len() == limit)
         .then(|| users.last().map(|u| u.id.to_string()))
@@ -119,6 +121,33 @@ pub async fn unlock_user(
             .unlock_user(parse_user_id(&id)?, &context)
             .await?,
     ))
+}
+
+pub async fn lock_user(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(id): Path<String>,
+) -> Result<Json<UserProfile>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .lock_user(parse_user_id(&id)?, &context)
+            .await?,
+    ))
+}
+
+pub async fn reset_user_mfa(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .services
+        .reset_user_mfa(parse_user_id(&id)?, &context)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]
