@@ -178,6 +178,9 @@ impl Services {
         let (user, approval) = self
             .insert_user(checked, org, Role::member(), pending, context)
             .await?;
+        if let Some(approval_id) = &approval {
+            self.announce_approval(approval_id.clone()).await;
+        }
         Ok(match approval {
             Some(approval_id) => Registered::PendingApproval { approval_id },
             None => Registered::Created(UserProfile::of(&user, clock::now())),

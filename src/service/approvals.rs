@@ -102,6 +102,49 @@ impl Services {
             .collect())
     }
 
+    /// Tells the webhooks about a new approval, with its signed links and
+    /// who it is about. Never fails the request that created it.
+    pub async fn announce_approval(&self, approval_id: String) {
+        let found = self
+            .store_read(move |txn| {
+                let Some(approval) = txn.approval(&approval_id)? else {
+                    return Ok(None);
+                };
+                let user = match approval.subject_user_id {
+                    Some(id) => txn.user(&id)?,
+                    None => None,
+                };
+                let org = match &user {
+                    Some(user) => match user.memberships.first() {
+                        Some(membership) => txn.org(&membership.org_id)?,
+                        None => None,
+                    },
+                    None => None,
+                };
+                Ok(Some((approval, user, org)))
+            })
+            .await;
+        let (approval, user, org) = match found {
+            Ok(Some(found)) => found,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "could not read a new approval for its webhook");
+                return;
+            }
+        };
+        let links = self.approval_links(&approval);
+        let payload = serde_json::json!({
+            "approval": approval,
+            "subject": {
+                "email": user.as_ref().map(|u| u.email.as_str().to_owned()),
+                "name": user.as_ref().and_then(|u| u.name.clone()),
+                "org": org.as_ref().map(|o| serde_json::json!({"id": o.id, "slug": o.slug, "name": o.name})),
+            },
+            "links": links,
+        });
+        self.webhooks.notify("approval.created", payload);
+    }
+
     /// Links that resolve `approval` without the bearer token, valid until
     /// the approval itself would expire.
     pub fn approval_links(&self, approval: &Approval) -> ApprovalLinks {

@@ -19,6 +19,7 @@ pub mod refresh;
 pub mod sessions;
 pub mod tokens;
 pub mod webauthn;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -144,6 +145,8 @@ pub struct Services {
     pub cookie_key: crate::crypto::signed_link::LinkKey,
     /// `None` when `server.public_url` cannot be a relying party (an IP address).
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    /// Posts events to `[[webhooks]]` from a background worker.
+    pub webhooks: webhooks::Webhooks,
 }
 
 impl Services {
@@ -169,7 +172,9 @@ impl Services {
                 None
             }
         };
+        let webhooks = webhooks::Webhooks::start(config.webhooks.clone(), store.clone())?;
         Ok(Services {
+            webhooks,
             webauthn,
             cookie_key: crate::crypto::signed_link::LinkKey::derive_for(
                 server_secret,

@@ -19,3 +19,4 @@ mod registration;
 mod tokens;
 mod web_ui;
 mod webauthn;
+mod webhooks;
