@@ -57,12 +57,15 @@ impl Default for ApprovalsConfig {
 pub struct MfaConfig {
     /// The name authenticator apps show next to the account.
     pub issuer: String,
+    /// How long the `mfa_token` of a login's second step lives.
+    pub challenge_ttl: HumanDuration,
 }
 
 impl Default for MfaConfig {
     fn default() -> Self {
         Self {
             issuer: "authd".to_owned(),
+            challenge_ttl: HumanDuration::from_secs(300),
         }
     }
 }
@@ -393,6 +396,7 @@ impl Config {
             ("server.request_timeout", self.server.request_timeout),
             ("audit.retention", self.audit.retention),
             ("approvals.ttl", self.approvals.ttl),
+            ("mfa.challenge_ttl", self.mfa.challenge_ttl),
         ] {
             if duration.as_std().is_zero() {
                 return invalid(key, "must be longer than zero");

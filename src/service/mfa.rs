@@ -17,7 +17,6 @@ use crate::crypto::{self, totp};
 use crate::domain::{Org, Password, User, UserId};
 use crate::store::{MfaChallenge, MfaFactors, Queries};
 
-pub const MFA_TOKEN_SECONDS: UnixSeconds = 300;
 pub const MAX_CHALLENGE_FAILURES: u32 = 5;
 pub const RECOVERY_CODES: usize = 10;
 const SEALING_PURPOSE: &str = "authd/mfa/totp-seed/v1";
@@ -395,7 +394,7 @@ impl Services {
         let challenge = MfaChallenge {
             user_id: user.id,
             org_id: org.id.clone(),
-            expires_at: clock::now() + MFA_TOKEN_SECONDS,
+            expires_at: clock::now() + self.config.mfa.challenge_ttl.as_secs() as i64,
             failures: 0,
             scope: grant.scope,
             client_id: grant.client_id,

@@ -6,7 +6,7 @@ use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{mode_of, TestServer, GOOD_PASSWORD};
+use crate::helpers::{mode_of, TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS};
 
 /// RFC 6238 / RFC 4226: HMAC-SHA-1 over the big-endian step, dynamic
 /// truncation, 6 digits.
@@ -268,6 +268,39 @@ async fn five_wrong_codes_kill_the_mfa_token() {
     );
     let response = challenge(&server, json!({"mfa_token": "forged", "code": "123456"})).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_mfa_token_expires_and_is_single_use() {
+    let server = TestServer::spawn_with(&format!(
+        "{FAST_HASHING}\n{RELAXED_LIMITS}\n[mfa]\nchallenge_ttl = \"2s\"\n"
+    ))
+    .await;
+    let (secret, codes) = enrolled(&server, "late@example.com").await;
+    let token = mfa_token(&server, "late@example.com").await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let response = challenge(
+        &server,
+        json!({"mfa_token": token, "code": totp_at(&secret, current_step() + 1)}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.json::<Value>().await.expect("json")["error"],
+        "invalid_mfa_token"
+    );
+
+    // In time it works, and only once.
+    let token = mfa_token(&server, "late@example.com").await;
+    let body = json!({"mfa_token": token, "recovery_code": codes[0]});
+    assert_eq!(challenge(&server, body).await.status(), StatusCode::OK);
+    let again = json!({"mfa_token": token, "recovery_code": codes[1]});
+    let response = challenge(&server, again).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.json::<Value>().await.expect("json")["error"],
+        "invalid_mfa_token"
+    );
 }
 
 #[tokio::test]
