@@ -70,7 +70,7 @@ fn commits_alone(duration: Duration) -> f64 {
     let mut commits = 0u64;
     while started.elapsed() < duration {
         store
-            .write(|txn| {
+            .write(move |txn| {
                 txn.put_approval(&authd::store::Approval {
                     id: format!("apr_{commits}"),
                     kind: "bench".into(),

@@ -208,7 +208,7 @@ impl KeyRing {
         let store = self.store.clone();
         let now = clock::now();
         let removed = tokio::task::spawn_blocking(move || {
-            store.write(|txn| {
+            store.write(move |txn| {
                 let active = txn.active_signing_kid()?;
                 let mut removed = 0;
                 for key in txn.signing_keys()? {
@@ -250,7 +250,8 @@ fn install_new_key(
         retire_after: None,
     };
     let kid = new_key.key.kid.clone();
-    store.write(|txn| {
+    let (reason, origin) = (reason.to_owned(), origin.clone());
+    store.write(move |txn| {
         let previous = txn.active_signing_kid()?;
         if let Some(previous) = &previous {
             if let Some(mut old) = txn
@@ -271,8 +272,8 @@ fn install_new_key(
             AuditKind::KeyCreated
         };
         txn.audit(
-            AuditRecord::new(kind, now, origin)
-                .reason(reason)
+            AuditRecord::new(kind, now, &origin)
+                .reason(&reason)
                 .details(serde_json::json!({
                     "kid": new_key.key.kid,
                     "alg": new_key.key.algorithm,

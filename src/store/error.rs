@@ -24,6 +24,9 @@ pub enum StoreError {
     Corrupt { key: String, message: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The write could not be made durable, or the writer thread is gone.
+    #[error("database write failed: {0}")]
+    Writer(String),
 }
 
 macro_rules! from_redb {

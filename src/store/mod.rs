@@ -2,14 +2,16 @@
 //! table in it, the schema version and its migrations.
 //!
 //! The store has no rules about content: it persists and finds records, and
-//! leaves deciding what is allowed to the service layer. Every write commits
-//! with `Durability::Immediate` (redb's default), so once a method returns
-//! `Ok` the change survives a `kill -9` or a power cut.
+//! leaves deciding what is allowed to the service layer. Every write is
+//! durable before `Store::write` returns `Ok`, so the change survives a
+//! `kill -9` or a power cut; concurrent writes share one fsync (see
+//! `group_commit`).
 //!
 //! All methods are blocking. Async callers run them with
 //! `tokio::task::spawn_blocking` and never hold a transaction across `.await`.
 
 mod error;
+mod group_commit;
 mod migrations;
 mod tables;
 mod txn;
@@ -40,7 +42,8 @@ use tables::{read_json, ALL_TABLES, META};
 const AUDIT_FEED_CAPACITY: usize = 1024;
 
 pub struct Store {
-    database: Database,
+    database: Arc<Database>,
+    writer: group_commit::Writer,
     path: PathBuf,
     audit_feed: broadcast::Sender<Arc<AuditRecord>>,
 }
@@ -102,7 +105,9 @@ impl Store {
                 other => StoreError::Database(other.into()),
             })?;
         let (migrated_from, schema_version) = migrations::migrate(&database, path, now)?;
+        let database = Arc::new(database);
         let store = Store {
+            writer: group_commit::Writer::start(database.clone())?,
             database,
             path: path.to_path_buf(),
             audit_feed: broadcast::channel(AUDIT_FEED_CAPACITY).0,
@@ -117,26 +122,50 @@ impl Store {
         ))
     }
 
-    /// Runs `work` in one write transaction and commits durably if it returns
-    /// `Ok`; on `Err` nothing it wrote is kept. Audit records it appended
-    /// are published to live subscribers after the commit.
-    pub fn write<T, E: From<StoreError>>(
+    /// Runs `work` in one write transaction on the store's writer thread and
+    /// returns once the commit is durable; on `Err` nothing it wrote is kept.
+    /// Audit records it appended are published to live subscribers then.
+    /// Blocks the calling thread (async callers use `spawn_blocking`).
+    pub fn write<T, E>(
         &self,
-        work: impl FnOnce(&mut WriteTxn) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let txn = self.database.begin_write().map_err(StoreError::from)?;
-        let mut write = WriteTxn {
-            txn,
-            audit: Vec::new(),
-        };
-        let value = work(&mut write)?;
-        let WriteTxn { txn, audit } = write;
-        txn.commit().map_err(StoreError::from)?;
-        for record in audit {
-            // No subscribers is the normal case, not an error.
-            let _ = self.audit_feed.send(Arc::new(record));
-        }
-        Ok(value)
+        work: impl FnOnce(&mut WriteTxn) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (answer, answered) = std::sync::mpsc::sync_channel::<Result<T, E>>(1);
+        let feed = self.audit_feed.clone();
+        let job: group_commit::Job = Box::new(move |database, durability| {
+            let outcome = run_write(database, durability, work);
+            let committed = outcome.is_ok();
+            let finish: group_commit::Finisher = Box::new(move |durable| {
+                let result = match (outcome, durable) {
+                    (Ok((value, audit)), Ok(())) => {
+                        for record in audit {
+                            // No subscribers is the normal case, not an error.
+                            let _ = feed.send(Arc::new(record));
+                        }
+                        Ok(value)
+                    }
+                    (Ok(_), Err(reason)) => Err(E::from(StoreError::Writer(reason))),
+                    (Err(error), _) => Err(error),
+                };
+                let _ = answer.send(result);
+            });
+            (finish, committed)
+        });
+        self.writer.submit(job)?;
+        answered.recv().map_err(|_| {
+            E::from(StoreError::Writer(
+                "a write transaction failed on the writer thread".into(),
+            ))
+        })?
+    }
+
+    /// How many group-commit runs (durable commits) have finished.
+    pub fn durable_commits(&self) -> u64 {
+        self.writer.runs()
     }
 
     /// Runs `work` on a consistent snapshot.
@@ -210,6 +239,27 @@ impl Store {
         txn.commit()?;
         Ok(())
     }
+}
+
+/// One transaction of a group-commit run: `work`, then a commit with the
+/// durability the run asks for.
+#[allow(clippy::type_complexity)]
+fn run_write<T, E: From<StoreError>>(
+    database: &Database,
+    durability: redb::Durability,
+    work: impl FnOnce(&mut WriteTxn) -> Result<T, E>,
+) -> Result<(T, Vec<AuditRecord>), E> {
+    let mut txn = database.begin_write().map_err(StoreError::from)?;
+    txn.set_durability(durability)
+        .map_err(|error| StoreError::Writer(error.to_string()))?;
+    let mut write = WriteTxn {
+        txn,
+        audit: Vec::new(),
+    };
+    let value = work(&mut write)?;
+    let WriteTxn { txn, audit } = write;
+    txn.commit().map_err(StoreError::from)?;
+    Ok((value, audit))
 }
 
 #[cfg(test)]
@@ -296,6 +346,71 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_writes_share_fsyncs_and_each_stands_or_falls_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("authd.redb");
+        let (store, _) = Store::open(&path, CACHE, 0).expect("open");
+        let store = Arc::new(store);
+        let before = store.durable_commits();
+        let threads: Vec<_> = (0..16)
+            .map(|thread| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for n in 0..20 {
+                        let id = format!("{thread}-{n}");
+                        let fails = n % 4 == 3;
+                        let result: Result<(), StoreError> = store.write(move |txn| {
+                            txn.put_approval(&approval(&id))?;
+                            if fails {
+                                return Err(StoreError::Writer("refused".into()));
+                            }
+                            Ok(())
+                        });
+                        assert_eq!(result.is_err(), fails);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("thread");
+        }
+        // A panicking closure costs its caller an error, not the writer.
+        let answer: Result<(), StoreError> = store.write(|_| panic!("boom"));
+        assert!(matches!(answer, Err(StoreError::Writer(_))), "{answer:?}");
+        let after: Result<(), StoreError> = store.write(|txn| txn.put_approval(&approval("after")));
+        assert!(after.is_ok(), "the writer survived");
+        let runs = store.durable_commits() - before;
+        assert!(
+            runs < 321,
+            "{runs} fsyncs for 321 writes: nothing was grouped"
+        );
+        drop(store);
+
+        // Reopened: every successful write is there, no failed one is.
+        let (store, _) = Store::open(&path, CACHE, 0).expect("reopen");
+        let kept = store.read(|txn| txn.approvals()).expect("read");
+        assert_eq!(kept.len(), 16 * 15 + 1);
+        assert!(kept
+            .iter()
+            .all(|a| !a.id.ends_with("-3") && !a.id.ends_with("-7")));
+    }
+
+    fn approval(id: &str) -> Approval {
+        Approval {
+            id: id.to_owned(),
+            kind: "test".into(),
+            subject_user_id: None,
+            org_id: None,
+            requested_at: 0,
+            requested_by_ip: None,
+            requested_by_user_agent: None,
+            status: "pending".into(),
+            resolved_by: None,
+            resolved_at: None,
+        }
+    }
+
+    #[test]
     fn a_failed_write_keeps_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, _) = Store::open(&dir.path().join("authd.redb"), CACHE, 0).expect("open");
@@ -303,7 +418,7 @@ mod tests {
             .read(|txn| txn.org_by_slug("default"))
             .expect("read")
             .expect("org");
-        let result: Result<(), StoreError> = store.write(|txn| {
+        let result: Result<(), StoreError> = store.write(move |txn| {
             let mut renamed = default.clone();
             renamed.name = "Changed".to_owned();
             txn.put_org(&renamed)?;
@@ -359,17 +474,24 @@ mod tests {
             client_id: None,
             auth_time: 0,
         };
+        let (fresh, stale) = (token(&live, now + 60), token(&live, now - 1));
+        let sessions = [
+            live.clone(),
+            expired.clone(),
+            long_revoked.clone(),
+            just_revoked.clone(),
+        ];
         store
-            .write(|txn| {
-                for s in [&live, &expired, &long_revoked, &just_revoked] {
+            .write(move |txn| {
+                for s in &sessions {
                     txn.put_session(s)?;
                 }
-                txn.put_refresh_token("live", &token(&live, now + 60))?;
-                txn.put_refresh_token("stale", &token(&live, now - 1))
+                txn.put_refresh_token("live", &fresh)?;
+                txn.put_refresh_token("stale", &stale)
             })
             .expect("write");
         let removed = store
-            .write(|txn| txn.sweep_sessions(now, 100))
+            .write(move |txn| txn.sweep_sessions(now, 100))
             .expect("sweep");
         assert_eq!(removed, 2, "the expired one and the one revoked days ago");
         store
@@ -398,7 +520,7 @@ mod tests {
         let (store, _) = Store::open(&dir.path().join("authd.redb"), CACHE, 0).expect("open");
         let user = crate::domain::UserId::random();
         store
-            .write(|txn| {
+            .write(move |txn| {
                 for at in [100, 200, 300, 400] {
                     txn.audit(
                         AuditRecord::new(AuditKind::UserLogin, at, &RequestOrigin::default())
