@@ -147,6 +147,8 @@ pub struct Services {
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// Posts events to `[[webhooks]]` from a background worker.
     pub webhooks: webhooks::Webhooks,
+    /// Access tokens whose signature and claims already checked out.
+    pub verified_tokens: tokens::VerifiedTokens,
 }
 
 impl Services {
@@ -174,6 +176,7 @@ impl Services {
         };
         let webhooks = webhooks::Webhooks::start(config.webhooks.clone(), store.clone())?;
         Ok(Services {
+            verified_tokens: tokens::VerifiedTokens::default(),
             webhooks,
             webauthn,
             cookie_key: crate::crypto::signed_link::LinkKey::derive_for(

@@ -92,6 +92,43 @@ pub struct TokenSet {
     pub browser_cookie: Option<String>,
 }
 
+/// Access tokens that verified, by the SHA-256 of the whole token, until
+/// they expire. An RS256 verification costs ~130 µs of CPU; a lookup ~1 µs.
+/// Only the signature and claims checks are remembered — the session is
+/// still read on every request, so revocation is seen at once. Bounded: at
+/// capacity, expired entries go, and if that is not enough, all of them.
+#[derive(Default)]
+pub struct VerifiedTokens(std::sync::Mutex<std::collections::HashMap<[u8; 32], AccessClaims>>);
+
+const VERIFIED_TOKENS_CAPACITY: usize = 16_384;
+
+impl VerifiedTokens {
+    fn get(&self, digest: &[u8; 32], now: UnixSeconds) -> Option<AccessClaims> {
+        let cache = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache
+            .get(digest)
+            .filter(|claims| claims.nbf <= now && now < claims.exp)
+            .cloned()
+    }
+
+    fn insert(&self, digest: [u8; 32], claims: AccessClaims, now: UnixSeconds) {
+        let mut cache = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= VERIFIED_TOKENS_CAPACITY {
+            cache.retain(|_, claims| now < claims.exp);
+            if cache.len() >= VERIFIED_TOKENS_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(digest, claims);
+    }
+}
+
 /// A request authenticated by a live session's access token.
 #[derive(Debug, Clone)]
 pub struct SessionPrincipal {
@@ -215,7 +252,12 @@ impl Services {
         token: &str,
         now: UnixSeconds,
     ) -> ServiceResult<AccessClaims> {
-        self.keys
+        let digest = crypto::sha256(token.as_bytes());
+        if let Some(claims) = self.verified_tokens.get(&digest, now) {
+            return Ok(claims);
+        }
+        let claims: AccessClaims = self
+            .keys
             .verifier()
             .await?
             .verify(
@@ -228,11 +270,11 @@ impl Services {
                     leeway_seconds: 0,
                 },
             )
-            .map_err(|_| ServiceError::InvalidToken)
+            .map_err(|_| ServiceError::InvalidToken)?;
+        self.verified_tokens.insert(digest, claims.clone(), now);
+        Ok(claims)
     }
 
-    /// Checks signature, lifetime, issuer, audience, and that the session is
-    /// still live (one read, no write).
     /// A browser session's cookie: `<session id>.<secret>`, the secret
     /// checked in constant time against the digest kept on the session.
     pub async fn authenticate_browser_cookie(
@@ -276,6 +318,8 @@ impl Services {
             .verify_tag(&format!("csrf\n{session}"), token)
     }
 
+    /// Checks signature, lifetime, issuer, audience, and that the session is
+    /// still live (one read, no write).
     pub async fn authenticate_access_token(
         &self,
         token: &str,
@@ -297,5 +341,48 @@ impl Services {
             org_id: session.org_id,
             enrollment_only: session.enrollment_only,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: UnixSeconds) -> AccessClaims {
+        AccessClaims {
+            sub: UserId::random(),
+            iss: "http://localhost:9090".into(),
+            aud: "authd".into(),
+            exp,
+            iat: 0,
+            nbf: 0,
+            jti: "j".into(),
+            email: "a@example.com".into(),
+            roles: vec![],
+            org: OrgId::random(),
+            sid: SessionId::random(),
+            mfa_enrollment_required: false,
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_is_only_good_until_it_expires() {
+        let cache = VerifiedTokens::default();
+        cache.insert([1; 32], claims(100), 10);
+        assert!(cache.get(&[1; 32], 99).is_some());
+        assert!(cache.get(&[1; 32], 100).is_none(), "expired");
+        assert!(cache.get(&[2; 32], 50).is_none(), "never verified");
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let cache = VerifiedTokens::default();
+        for n in 0..(VERIFIED_TOKENS_CAPACITY as u32 * 2 + 7) {
+            let mut digest = [0; 32];
+            digest[..4].copy_from_slice(&n.to_be_bytes());
+            cache.insert(digest, claims(1_000), 10);
+        }
+        let size = cache.0.lock().map(|c| c.len()).unwrap_or(usize::MAX);
+        assert!(size <= VERIFIED_TOKENS_CAPACITY, "{size}");
     }
 }
