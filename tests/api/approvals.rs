@@ -241,6 +241,21 @@ async fn a_signed_link_resolves_once_without_the_token() {
         .await
         .expect("get");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // Pressed in a browser (the confirmation page's form): a page, not JSON.
+    let pressed = server
+        .client
+        .post(local(&server, &other["links"]["deny"]))
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(pressed.status(), StatusCode::OK);
+    assert!(pressed.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/html"));
+    assert!(pressed.text().await.expect("html").contains("Denied"));
     let events = server.audit_events("type=approval.resolved").await;
     assert_eq!(events[0]["details"]["resolved_by"], "signed_link");
 }

@@ -434,16 +434,25 @@ pub async fn resolve_approval(
     Path(id): Path<String>,
     Query(link): Query<SignedLink>,
     request: axum::extract::Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     if let Some(sig) = link.sig {
         let (Some(exp), Some(action)) = (link.exp, link.action) else {
             return Err(ServiceError::InvalidSignature.into());
         };
+        let from_a_browser = request
+            .headers()
+            .get(axum::http::header::ACCEPT)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
         let approval = state
             .services
             .resolve_approval_by_link(id, &action, exp, &sig, &context)
             .await?;
-        return Ok(Json(json!(approval)));
+        if from_a_browser {
+            return Ok(resolution_page(&approval.status));
+        }
+        return Ok(Json(json!(approval)).into_response());
     }
     let (mut parts, body) = request.into_parts();
     <Operator as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state)
@@ -463,7 +472,34 @@ pub async fn resolve_approval(
             &context,
         )
         .await?;
-    Ok(Json(json!(approval)))
+    Ok(Json(json!(approval)).into_response())
+}
+
+/// What a person who pressed the confirmation page's button sees next.
+fn resolution_page(status: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let outcome = if status == "approved" {
+        "Approved: the account can sign in now."
+    } else {
+        "Denied: the pending account was removed."
+    };
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Done · authd</title><link rel=\"stylesheet\" href=\"/ui/app.css\"></head>\
+         <body><main class=\"page narrow\"><section class=\"card auth-card\"><h1>Done</h1>\
+         <p>{outcome}</p></section></main></body></html>"
+    );
+    let mut response = (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        page,
+    )
+        .into_response();
+    super::ui::security_headers(response.headers_mut());
+    response
 }
 
 /// A GET on a signed link (a chat app's preview, or a person clicking)
@@ -490,19 +526,30 @@ pub async fn approval_confirmation_page(
         "{}?action={action}&exp={exp}&sig={sig}",
         crate::service::approvals::resolve_path(&id)
     );
+    let button = if action == "approve" {
+        "btn btn-primary btn-block"
+    } else {
+        "btn btn-danger btn-block"
+    };
+    // Styled by the UI's stylesheet; no script, so a preview bot resolves nothing.
     let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{verb} request</title></head><body><main><h1>{verb} request {id}?</h1><p>This link works once.</p><form method=\"post\" action=\"{target}\"><button type=\"submit\">{verb}</button></form></main></body></html>"
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{verb} request · authd</title><link rel=\"stylesheet\" href=\"/ui/app.css\">\
+         <link rel=\"icon\" href=\"/ui/favicon.svg\"></head><body><main class=\"page narrow\">\
+         <section class=\"card auth-card\"><h1>{verb} request</h1>\
+         <p class=\"muted\">Approval <code>{id}</code>. This link works once.</p>\
+         <form method=\"post\" action=\"{target}\"><button type=\"submit\" class=\"{button}\">{verb}</button></form>\
+         </section></main></body></html>"
     );
-    Ok((
+    let mut response = (
         [
             (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                axum::http::header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
-            ),
             (axum::http::header::CACHE_CONTROL, "no-store"),
         ],
         page,
     )
-        .into_response())
+        .into_response();
+    super::ui::security_headers(response.headers_mut());
+    Ok(response)
 }
