@@ -157,7 +157,7 @@ function sectionsFor(state, draw) {
     profileSection(state),
     passwordSection(state),
     mfaSection(state, draw),
-    showKeys ? webauthnSection() : null,
+    showKeys ? webauthnSection(state) : null,
     sessionsSection(state),
     patsSection(state),
   ].filter(Boolean);
@@ -270,7 +270,7 @@ function mfaSection(state, draw) {
       }
     }));
     return el('div', null,
-      el('p', null, badge('Off', null, 'mfa-status'), ' Two-step verification is off.'),
+      el('p', null, badge('Off', null, 'mfa-status'), ' No authenticator app is set up.'),
       el('div', { class: 'actions' }, button));
   };
 
@@ -438,6 +438,13 @@ function mfaSection(state, draw) {
 
   if (state.profile.mfa_enrolled) show(onView(), 'on');
   else show(offView(), 'off');
+  // A security key added or removed elsewhere on the page changes whether the
+  // account has a second factor at all.
+  state.mfaChanged = (enrolled) => {
+    state.profile.mfa_enrolled = enrolled;
+    state.setMfaBadge(enrolled);
+    if (!enrolled && section.dataset.state === 'on') show(offView(), 'off');
+  };
   if (state.notice) {
     showMessage(message, state.notice, 'success');
     state.notice = null;
@@ -448,7 +455,7 @@ function mfaSection(state, draw) {
 
 // ---- security keys ------------------------------------------------------------------
 
-function webauthnSection() {
+function webauthnSection(state) {
   const message = messageRegion('webauthn-message');
   const list = el('ul', { class: 'list', id: 'webauthn-list' });
   const name = el('input', { id: 'webauthn-name', type: 'text', value: 'Security key', maxlength: '64' });
@@ -482,6 +489,9 @@ function webauthnSection() {
             li.remove();
             empty();
             showMessage(message, `Removed “${item.name}”.`, 'success');
+            // Removing the last factor turns MFA off; the profile says which.
+            const profile = await api('/api/account').catch(() => null);
+            if (profile && state.mfaChanged) state.mfaChanged(!!profile.mfa_enrolled);
           } catch (err) {
             showMessage(message, err.message);
           }
@@ -549,6 +559,7 @@ function webauthnSection() {
         if (placeholder) placeholder.remove();
         list.append(row(item));
         name.value = 'Security key';
+        if (state.mfaChanged) state.mfaChanged(true);
         showMessage(message, `Added “${item.name}”.`, 'success');
       } catch (err) {
         showMessage(message, err instanceof ApiError ? err.message : ceremonyError(err));

@@ -33,6 +33,8 @@ const AUDIT_TYPES = [
   'mfa.recovery_codes_regenerated', 'audit.pruned',
 ];
 const EVENTS_CAP = 200;
+/** Audit types shown in red: failures, token replay, a lock (not an unlock). */
+const DANGER_EVENT = /failed|replay|\.locked$/;
 
 const call = (path, options = {}) => api(path, { auth: 'admin', ...options });
 
@@ -236,6 +238,7 @@ async function users(ctx, content) {
   const detailRowOf = (id) => tbody.querySelector(`tr.detail-row[data-user-id="${CSS.escape(id)}"]`);
 
   const loadSessions = async (user, detailCell) => {
+    detailCell.dataset.ready = 'false';
     detailCell.replaceChildren(loading('Loading sessions…'));
     try {
       const data = await call(`/v1/users/${encodeURIComponent(user.id)}/sessions`);
@@ -292,6 +295,9 @@ async function users(ctx, content) {
         const result = await call(`/v1/users/${encodeURIComponent(user.id)}/lock`, { method: 'POST', body: {} });
         showMessage(message, `Locked ${user.email}.`, 'success');
         await replaceWith(result, 'user-unlock');
+        // Locking signs the user out everywhere: the open list is stale.
+        const open = detailRowOf(user.id);
+        if (open) loadSessions(user, open.firstElementChild);
       }));
 
     const sessionsButton = action('user-sessions', 'Sessions', null, (b) => {
@@ -430,7 +436,7 @@ async function orgsView(ctx, content) {
       .map((key) => checkbox(`org-edit-pp-${key}`, key.replace(/_/g, ' '), { checked: !!policy[key], 'data-key': key }));
     const save = el('button', { type: 'submit', class: 'btn btn-primary', id: 'org-edit-submit' }, 'Save changes');
     const cancel = el('button', { type: 'button', class: 'btn', id: 'org-edit-cancel' }, 'Cancel');
-    const numberLabels = { min_length: 'Minimum length', max_length: 'Maximum length', history_count: 'Remembered passwords' };
+    const numberLabels = { min_length: 'Minimum length', max_length: 'Maximum length', history_count: 'Password history' };
     const form = el('form', { id: 'org-edit-form', novalidate: true },
       el('h3', null, `Edit ${org.name}`),
       formMessage,
@@ -597,7 +603,7 @@ async function audit(ctx, content) {
       : el('span', { class: 'muted' }, '—');
     return el('tr', { 'data-audit-id': record.id, 'data-type': record.type },
       cell('Time', timeEl(record.at)),
-      cell('Type', badge(record.type, /failed|replay|locked/.test(record.type) ? 'danger' : null)),
+      cell('Type', badge(record.type, DANGER_EVENT.test(record.type) ? 'danger' : null)),
       cell('User', userCell),
       cell('Org', orgLabel(orgs, record.org_id)),
       cell('IP', el('span', { title: record.user_agent || '' }, record.ip || '—')),
@@ -671,7 +677,7 @@ async function events(ctx, content) {
 
   const item = (record) => el('li', { 'data-event-id': record.id || '', 'data-type': record.type || '', class: 'fresh' },
     el('div', null, timeEl(record.at)),
-    el('div', null, badge(record.type || 'event', /failed|replay|locked/.test(record.type || '') ? 'danger' : 'accent')),
+    el('div', null, badge(record.type || 'event', DANGER_EVENT.test(record.type || '') ? 'danger' : 'accent')),
     el('div', { class: 'small' },
       record.user_id ? ['user ', el('code', { title: record.user_id }, shortId(record.user_id)), ' · '] : null,
       record.org_id ? ['org ', orgLabel(orgs, record.org_id), ' · '] : null,

@@ -14,6 +14,10 @@ export function el(tag, attrs, ...children) {
       Object.assign(node.dataset, value);
     } else if (key === 'for') {
       node.htmlFor = value;
+    } else if (key === 'value' && (node instanceof HTMLInputElement || node instanceof HTMLTextAreaElement)) {
+      // The default too, so that form.reset() goes back to it (not to empty).
+      node.defaultValue = value;
+      node.value = value;
     } else if (key === 'value' || key === 'checked' || key === 'selected') {
       node[key] = value;
     } else if (value === true) {

@@ -27,8 +27,25 @@ const withoutNulls = (json) => JSON.parse(JSON.stringify(json, (key, value) => (
 
 const withIds = (list) => (list || []).map((c) => ({ ...c, id: fromBase64url(c.id) }));
 
+/**
+ * Chromium refuses a registration (NotSupportedError, "Requested protection
+ * policy is inconsistent…") that asks for the credProtect policy
+ * userVerificationRequired while userVerification is not 'required';
+ * webauthn-rs's security-key options do exactly that, with the policy not
+ * enforced (kanidm/webauthn-rs#490). An unenforced policy may be left out —
+ * the same as a key without credProtect — so the key can still be added.
+ */
+function withoutUnenforceableProtection(json) {
+  const extensions = json.extensions || {};
+  const verification = (json.authenticatorSelection || {}).userVerification;
+  if (extensions.credentialProtectionPolicy !== 'userVerificationRequired'
+    || extensions.enforceCredentialProtectionPolicy || verification === 'required') return json;
+  const { credentialProtectionPolicy, enforceCredentialProtectionPolicy, ...rest } = extensions;
+  return { ...json, extensions: rest };
+}
+
 export function creationOptions(options) {
-  const json = withoutNulls(options);
+  const json = withoutUnenforceableProtection(withoutNulls(options));
   if (typeof PublicKeyCredential.parseCreationOptionsFromJSON === 'function') {
     return PublicKeyCredential.parseCreationOptionsFromJSON(json);
   }

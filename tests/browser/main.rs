@@ -1,0 +1,21 @@
+//! End-to-end tests of the web UI in a real browser: Debian's headless
+//! Chromium driven over W3C WebDriver (`chromedriver`) against the real
+//! `authd` binary on localhost. Each scenario starts its own server and
+//! chromedriver; selectors are the hooks documented in `web/TESTING.md`.
+//!
+//! Without Chromium and chromedriver the scenarios print a line and pass,
+//! unless `CI` is set (then they fail). Screenshots of the main pages land in
+//! `target/browser-screenshots/`; every scenario also checks that no page saw
+//! a Content-Security-Policy violation or a script error.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+#[allow(dead_code)]
+#[path = "../api/helpers.rs"]
+mod helpers;
+mod support;
+mod webdriver;
+
+mod account;
+mod admin;
+mod login;
