@@ -165,6 +165,17 @@ function sectionsFor(state, draw) {
 
 // ---- profile -----------------------------------------------------------------
 
+/** The name a person reads for an org the user belongs to. */
+function orgName(profile, orgId) {
+  const org = (profile.orgs || []).find((o) => o.id === orgId);
+  return org ? org.name : orgId;
+}
+
+/** Whether the user has an authenticator app (not just any second factor). */
+function hasTotp(profile) {
+  return (profile.mfa_methods || []).includes('totp');
+}
+
 function profileSection(state) {
   const p = state.profile;
   const mfaBadge = el('span', { id: 'profile-mfa' });
@@ -172,7 +183,7 @@ function profileSection(state) {
   state.setMfaBadge(p.mfa_enrolled);
   const memberships = (p.memberships || []).length
     ? el('ul', { class: 'plain-list', id: 'profile-memberships' }, p.memberships.map((m) => el('li', { 'data-org-id': m.org_id },
-      el('span', { class: 'mono small' }, m.org_id), ' ', badge(m.role, m.role === 'admin' ? 'accent' : null))))
+      el('span', { title: m.org_id }, orgName(p, m.org_id)), ' ', badge(m.role, m.role === 'admin' ? 'accent' : null))))
     : el('span', { class: 'muted' }, 'None');
   const section = card('section-profile', 'Profile', null,
     el('dl', { class: 'kv' },
@@ -293,6 +304,7 @@ function mfaSection(state, draw) {
         try {
           const data = await api('/api/account/mfa/verify', { method: 'POST', body: { code: value } });
           state.profile.mfa_enrolled = true;
+          state.profile.mfa_methods = ['totp', 'recovery_code', ...(state.profile.mfa_methods || []).filter((m) => m === 'webauthn')];
           state.setMfaBadge(true);
           show(codesView(data.recovery_codes || [], afterEnrolled), 'codes');
           document.getElementById('recovery-codes-copy').focus();
@@ -408,7 +420,7 @@ function mfaSection(state, draw) {
     disable.addEventListener('click', async () => {
       const body = proof();
       if (!body) return;
-      if (!(await confirmAction('Your account will be protected by your password alone.', {
+      if (!(await confirmAction('Your authenticator app, recovery codes and security keys will all be removed: your account will be protected by your password alone.', {
         title: 'Turn off two-step verification?', confirmLabel: 'Turn off',
       }))) return;
       showMessage(message, '');
@@ -416,7 +428,9 @@ function mfaSection(state, draw) {
         try {
           await api('/api/account/mfa', { method: 'DELETE', body });
           state.profile.mfa_enrolled = false;
+          state.profile.mfa_methods = [];
           state.setMfaBadge(false);
+          if (state.keysChanged) state.keysChanged();
           show(offView(), 'off');
           showMessage(message, 'Two-step verification was turned off.', 'success');
         } catch (err) {
@@ -436,14 +450,15 @@ function mfaSection(state, draw) {
         el('div', { class: 'actions' }, regenerate, disable)));
   };
 
-  if (state.profile.mfa_enrolled) show(onView(), 'on');
+  if (hasTotp(state.profile)) show(onView(), 'on');
   else show(offView(), 'off');
   // A security key added or removed elsewhere on the page changes whether the
-  // account has a second factor at all.
-  state.mfaChanged = (enrolled) => {
-    state.profile.mfa_enrolled = enrolled;
-    state.setMfaBadge(enrolled);
-    if (!enrolled && section.dataset.state === 'on') show(offView(), 'off');
+  // account has a second factor at all (the profile, fetched again, says).
+  state.mfaChanged = (profile) => {
+    state.profile.mfa_enrolled = !!profile.mfa_enrolled;
+    state.profile.mfa_methods = profile.mfa_methods || [];
+    state.setMfaBadge(state.profile.mfa_enrolled);
+    if (!hasTotp(state.profile) && section.dataset.state === 'on') show(offView(), 'off');
   };
   if (state.notice) {
     showMessage(message, state.notice, 'success');
@@ -491,7 +506,7 @@ function webauthnSection(state) {
             showMessage(message, `Removed “${item.name}”.`, 'success');
             // Removing the last factor turns MFA off; the profile says which.
             const profile = await api('/api/account').catch(() => null);
-            if (profile && state.mfaChanged) state.mfaChanged(!!profile.mfa_enrolled);
+            if (profile && state.mfaChanged) state.mfaChanged(profile);
           } catch (err) {
             showMessage(message, err.message);
           }
@@ -559,7 +574,10 @@ function webauthnSection(state) {
         if (placeholder) placeholder.remove();
         list.append(row(item));
         name.value = 'Security key';
-        if (state.mfaChanged) state.mfaChanged(true);
+        if (state.mfaChanged) {
+          const methods = (state.profile.mfa_methods || []).filter((m) => m !== 'webauthn');
+          state.mfaChanged({ mfa_enrolled: true, mfa_methods: [...methods, 'webauthn'] });
+        }
         showMessage(message, `Added “${item.name}”.`, 'success');
       } catch (err) {
         showMessage(message, err instanceof ApiError ? err.message : ceremonyError(err));
@@ -567,7 +585,7 @@ function webauthnSection(state) {
     });
   });
 
-  (async () => {
+  const load = async () => {
     try {
       const data = await api('/api/account/webauthn');
       const items = Array.isArray(data) ? data : (data && data.items) || [];
@@ -578,7 +596,10 @@ function webauthnSection(state) {
     } finally {
       section.dataset.ready = 'true';
     }
-  })();
+  };
+  // Turning MFA off removes the keys too.
+  state.keysChanged = load;
+  load();
   return section;
 }
 
@@ -672,11 +693,11 @@ function patsSection(state) {
 
   let orgSelect = null;
   if (memberships.length > 1) {
-    orgSelect = select('pat-org', memberships.map((m) => [m.org_id, `${m.org_id} (${m.role})`]), memberships[0].org_id);
+    orgSelect = select('pat-org', memberships.map((m) => [m.org_id, `${orgName(state.profile, m.org_id)} (${m.role})`]), memberships[0].org_id);
     section.append(field('Organization', orgSelect));
   } else {
     section.append(el('p', { class: 'muted small', id: 'pat-org-label' }, 'Organization: ',
-      el('code', null, memberships[0].org_id), ` (${memberships[0].role})`));
+      el('strong', { title: memberships[0].org_id }, orgName(state.profile, memberships[0].org_id)), ` (${memberships[0].role})`));
   }
   const orgId = () => (orgSelect ? orgSelect.value : memberships[0].org_id);
   const headers = () => ({ 'X-Active-Org-Id': orgId() });

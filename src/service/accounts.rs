@@ -13,6 +13,15 @@ use crate::domain::{
 };
 use crate::store::{Approval, Queries, WriteTxn};
 
+/// An org a user belongs to, with the names a person reads.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgRef {
+    pub id: crate::domain::OrgId,
+    pub slug: String,
+    pub name: String,
+    pub role: crate::domain::Role,
+}
+
 /// A user as the API shows them: never a hash.
 #[derive(Debug, Clone, Serialize)]
 pub struct UserProfile {
@@ -20,6 +29,13 @@ pub struct UserProfile {
     pub email: String,
     pub name: Option<String>,
     pub memberships: Vec<Membership>,
+    /// The orgs of `memberships` by name, for the user's own profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orgs: Option<Vec<OrgRef>>,
+    /// Which second factors the user has (`totp`, `webauthn`,
+    /// `recovery_code`), for the user's own profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_methods: Option<Vec<&'static str>>,
     pub locked: bool,
     pub disabled: bool,
     pub pending_approval: bool,
@@ -34,6 +50,8 @@ impl UserProfile {
             email: user.email.as_str().to_owned(),
             name: user.name.clone(),
             memberships: user.memberships.clone(),
+            orgs: None,
+            mfa_methods: None,
             locked: user.is_locked(now),
             disabled: user.status == UserStatus::Disabled,
             pending_approval: user.status == UserStatus::PendingApproval,
@@ -325,7 +343,32 @@ impl Services {
         let now = clock::now();
         self.store_read(move |txn| {
             let user = txn.user(&user)?.ok_or(ServiceError::NotFound("user"))?;
-            Ok(UserProfile::of(&user, now))
+            let mut profile = UserProfile::of(&user, now);
+            let mut orgs = Vec::new();
+            for membership in &user.memberships {
+                if let Some(org) = txn.org(&membership.org_id)? {
+                    orgs.push(OrgRef {
+                        id: org.id,
+                        slug: org.slug,
+                        name: org.name,
+                        role: membership.role.clone(),
+                    });
+                }
+            }
+            let factors = txn.mfa_factors(&user.id)?.unwrap_or_default();
+            let mut methods = Vec::new();
+            if factors.totp_sealed.is_some() {
+                methods.push("totp");
+            }
+            if !txn.webauthn_credentials(&user.id)?.is_empty() {
+                methods.push("webauthn");
+            }
+            if !factors.recovery_code_hashes.is_empty() {
+                methods.push("recovery_code");
+            }
+            profile.orgs = Some(orgs);
+            profile.mfa_methods = Some(methods);
+            Ok(profile)
         })
         .await
     }

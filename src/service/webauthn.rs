@@ -221,6 +221,12 @@ impl Services {
                     )
                     .map_err(internal)?;
                 options.public_key.hints = None;
+                // Chromium refuses an unenforced credProtect policy next to
+                // `userVerification: preferred` (webauthn-rs#490); without
+                // it a key behaves as one that does not know the extension.
+                if let Some(extensions) = options.public_key.extensions.as_mut() {
+                    extensions.cred_protect = None;
+                }
                 txn.put_webauthn_ceremony(
                     &key,
                     &WebauthnCeremony {

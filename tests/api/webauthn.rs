@@ -149,6 +149,9 @@ async fn a_security_key_registers_then_answers_the_mfa_step() {
         .await
         .expect("json");
     assert_eq!(profile["mfa_enrolled"], true);
+    assert_eq!(profile["mfa_methods"], json!(["webauthn"]), "a key, no app");
+    assert_eq!(profile["orgs"][0]["slug"], "default");
+    assert_eq!(profile["orgs"][0]["name"], "Default");
 
     // Password alone is no longer enough: the key is offered.
     let step = server
@@ -347,6 +350,11 @@ async fn keys_are_renamed_removed_and_a_ceremony_is_used_once() {
         Some(1),
         "{options}"
     );
+    // Chromium refuses an unenforced credProtect policy beside a preferred
+    // user verification; the options carry none.
+    assert!(options["publicKey"]["extensions"]
+        .get("credentialProtectionPolicy")
+        .is_none());
     // Answered once…
     let ceremony_id = options["ceremony_id"]
         .as_str()
