@@ -14,13 +14,15 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
 
-# Benchmarks: footprint (binary size, startup, idle RSS) and login (argon2id limit vs
-# logins/s, burst RSS, uniform failure timing). `just bench --quick` for a smoke run.
+# Benchmarks, then one headline table (target/bench/summary.json): footprint
+# (binary size, startup, idle RSS, audit database size and query latency),
+# login (argon2id limit vs logins, logins + TOTP, registrations; burst RSS;
+# uniform failure timing), tokens (sign and commit limits vs refresh
+# rotations, access-token/PAT/JWKS GETs), scale (login, refresh and PAT
+# throughput and file size from 1,000 to 1,000,000 users). Run on an idle
+# machine; `just bench --quick` is a smoke run of a few seconds per bench.
 bench *ARGS:
-    cargo build --release --target x86_64-unknown-linux-musl
-    cargo bench --bench footprint -- {{ARGS}}
-    cargo bench --bench login -- {{ARGS}}
-    cargo bench --bench tokens -- {{ARGS}}
+    bash scripts/bench.sh {{ARGS}}
 
 # The static x86_64 musl release binary, checked to be static and to start.
 release:

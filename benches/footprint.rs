@@ -1,7 +1,9 @@
 //! Footprint figures: stripped binary size, time from exec to the first 200
-//! on `/healthz`, and idle RSS. Run with `cargo bench --bench footprint`
-//! (`-- --quick` for a smoke run). Prints a table and writes
-//! `target/bench/footprint.json`.
+//! on `/healthz`, idle RSS, and the database file size after 100,000 users +
+//! 1,000,000 audit events (quick: 1,000 + 10,000; seeded through the store's
+//! fast path) with the latency of `GET /v1/audit?user=<id>&limit=50` on it.
+//! Run with `cargo bench --bench footprint` (`-- --quick` for a smoke run).
+//! Prints a table and writes `target/bench/footprint.json`.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -13,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, AUTHD};
+use common::{free_port, header, mib, percentiles, row, seed, BenchServer, AUTHD};
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -73,7 +75,11 @@ fn main() {
         "idle RSS after start (VmRSS)", rss_mib, "20 MiB"
     );
 
+    let audit = audit_database(quick);
+
     let json = serde_json::json!({
+        "quick": quick,
+        "audit_database": audit,
         "binary_bytes": binary_bytes,
         "musl_binary_bytes": musl_bytes,
         "startup_first_ms_median": first_ms,
@@ -142,4 +148,92 @@ fn vm_rss_kib(pid: u32) -> u64 {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
         .unwrap_or(0)
+}
+
+/// Seeds users and audit events (every 100th event about user 0, so one user
+/// has a long history), starts authd on them, and times audit queries by
+/// user with the operator token, one at a time.
+fn audit_database(quick: bool) -> serde_json::Value {
+    let (users, events, queries) = if quick {
+        (1_000, 10_000, 50)
+    } else {
+        (100_000, 1_000_000, 200)
+    };
+    let heavy_every = 100;
+    let phc = seed::phc(1024, 1, 1);
+    let (mut users_seconds, mut events_seconds) = (0.0, 0.0);
+    let server = BenchServer::start_seeded("", |path| {
+        let (store, org) = seed::open(path);
+        users_seconds = seed::users(&store, &org, 0..users, &phc, false);
+        events_seconds = seed::audit_events(&store, &org, events, users, heavy_every);
+    });
+    let bytes = server.database_bytes();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = reqwest::Client::new();
+    let token = server.admin_token();
+    let query = |user: u64| {
+        let request = client
+            .get(format!(
+                "{}/v1/audit?user={}&limit=50",
+                server.base,
+                seed::user_id(user)
+            ))
+            .bearer_auth(&token);
+        runtime.block_on(async move {
+            let started = Instant::now();
+            let response = request.send().await.expect("audit query");
+            assert_eq!(response.status(), 200, "audit query");
+            let body: serde_json::Value = response.json().await.expect("json");
+            let items = body["items"].as_array().map_or(0, Vec::len);
+            (started.elapsed().as_secs_f64() * 1000.0, items)
+        })
+    };
+    // Warm-up, not counted.
+    for user in 0..10 {
+        query(1 + user);
+    }
+    let (mut latencies, mut items) = (Vec::new(), 0);
+    for _ in 0..queries {
+        let (ms, found) = query(1 + rand::random::<u64>() % (users - 1));
+        latencies.push(ms);
+        items += found;
+    }
+    let (p50, p99, max) = percentiles(&latencies);
+    let mut heavy = Vec::new();
+    for _ in 0..queries / 4 {
+        heavy.push(query(0).0);
+    }
+    let (heavy_p50, heavy_p99, heavy_max) = percentiles(&heavy);
+    let mean_items = items as f64 / queries as f64;
+
+    header(&format!(
+        "audit database ({users} users + {events} audit events{})",
+        if quick { ", QUICK" } else { "" }
+    ));
+    row(
+        "database file",
+        format!("{:.1} MiB", mib(bytes)),
+        format!("seeded in {:.1} s", users_seconds + events_seconds),
+    );
+    row(
+        "GET /v1/audit?user=<random>&limit=50 p50 / p99",
+        format!("{p50:.2}/{p99:.2} ms"),
+        format!("{queries} queries, {mean_items:.1} events each"),
+    );
+    row(
+        "  the same for a user with 1% of all events",
+        format!("{heavy_p50:.2}/{heavy_p99:.2} ms"),
+        format!("{} queries, 50 events each", queries / 4),
+    );
+    serde_json::json!({
+        "users": users,
+        "events": events,
+        "bytes": bytes,
+        "seed_seconds": {"users": users_seconds, "events": events_seconds},
+        "query_by_user": {"queries": queries, "p50_ms": p50, "p99_ms": p99, "max_ms": max, "mean_items": mean_items},
+        "query_heavy_user": {"queries": queries / 4, "events_of_user": events / heavy_every, "p50_ms": heavy_p50, "p99_ms": heavy_p99, "max_ms": heavy_max},
+    })
 }

@@ -1,9 +1,13 @@
 //! What every benchmark shares: starting the release `authd` on a free port
 //! with a temp data dir, a closed-loop HTTP load generator with an HDR
-//! latency histogram, RSS readings, and printing/saving the figures.
+//! latency histogram, RSS readings, printing/saving the figures, and (in
+//! `seed`) the fast path that fills a database without HTTP.
 
 #![allow(dead_code)]
 
+pub mod seed;
+
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,14 +24,27 @@ pub struct BenchServer {
 impl BenchServer {
     /// Starts authd with `extra` TOML appended to a base config.
     pub fn start(extra: &str) -> BenchServer {
+        Self::start_seeded(extra, |_| {})
+    }
+
+    /// Like [`BenchServer::start`], but first creates the data dir and hands
+    /// the path of its (not yet existing) database file to `seed`, which
+    /// fills it through `authd::store` (see `seed`) and must drop the store
+    /// before returning: redb locks the file. Opening the store runs the
+    /// migrations, so the default org exists for the seed; the server then
+    /// adds its signing key and admin token on this first start.
+    pub fn start_seeded(extra: &str, seed: impl FnOnce(&Path)) -> BenchServer {
         let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        authd::app::ensure_data_dir(&data).expect("data dir");
+        seed(&data.join("authd.redb"));
         let port = free_port();
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,
             format!(
                 "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\ndata_dir = \"{}\"\n[log]\nlevel = \"warn\"\n{extra}\n",
-                dir.path().join("data").display()
+                data.display()
             ),
         )
         .expect("config");
@@ -39,15 +56,29 @@ impl BenchServer {
             .spawn()
             .expect("spawn authd");
         let base = format!("http://127.0.0.1:{port}");
+        // The port accepts connections once bound, before the server is
+        // ready (the first start generates a signing key): wait for a 200.
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !healthz_ok(port) {
             assert!(
-                started.elapsed() < Duration::from_secs(30),
+                started.elapsed() < Duration::from_secs(60),
                 "authd did not start"
             );
             std::thread::sleep(Duration::from_millis(10));
         }
         BenchServer { child, base, dir }
+    }
+
+    /// The database file (`<data_dir>/authd.redb`).
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.path().join("data/authd.redb")
+    }
+
+    /// The database file's size in bytes.
+    pub fn database_bytes(&self) -> u64 {
+        std::fs::metadata(self.database_path())
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
 
     pub fn pid(&self) -> u32 {
@@ -85,6 +116,21 @@ impl Drop for BenchServer {
         }
         let _ = self.child.wait();
     }
+}
+
+/// One plain HTTP/1.1 `GET /healthz`; whether it answered 200.
+pub fn healthz_ok(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.1 200")
 }
 
 pub fn free_port() -> u16 {
@@ -228,4 +274,57 @@ pub fn save(name: &str, json: &serde_json::Value) {
     let path = format!("target/bench/{name}.json");
     std::fs::write(&path, serde_json::to_vec_pretty(json).expect("json")).expect("write");
     println!("(saved {path})");
+}
+
+/// Argon2id parameters cheap enough that the store and HTTP, not hashing,
+/// bound a login (the `[passwords]` table of a config).
+pub const CHEAP_ARGON2: &str = "[passwords]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n";
+
+/// Rate limits and lockout out of the way of a load generator that sends
+/// everything from one IP (the `[limits]` table of a config).
+pub const NO_LIMITS: &str = "[limits]\nlogin_per_ip_per_min = 100000000\nlogin_per_account_per_min = 100000000\nlockout_threshold = 100000000\n";
+
+/// RFC 6238 / RFC 4226 TOTP, written out independently of the server's:
+/// HMAC-SHA-1 over the big-endian 30 s step, dynamic truncation, 6 digits.
+pub fn totp_at(secret_base32: &str, step: u64) -> String {
+    use hmac::Mac;
+    let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_base32)
+        .expect("base32 secret");
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(&secret).expect("hmac key");
+    mac.update(&step.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = (digest[19] & 0x0f) as usize;
+    let value = u32::from_be_bytes([
+        digest[offset] & 0x7f,
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]);
+    format!("{:06}", value % 1_000_000)
+}
+
+/// The current TOTP time step (30 s).
+pub fn totp_step_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs()
+        / 30
+}
+
+/// Percentiles (ms) of latencies given in ms: (p50, p99, max).
+pub fn percentiles(samples: &[f64]) -> (f64, f64, f64) {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    let at = |q: f64| {
+        sorted
+            .get(((sorted.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    (at(0.5), at(0.99), sorted.last().copied().unwrap_or(0.0))
+}
+
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1_048_576.0
 }

@@ -1,0 +1,289 @@
+//! Scale: throughput of password login, refresh rotation and
+//! PAT-authenticated GET, and the database file size, at 1,000 / 100,000 /
+//! 1,000,000 users (quick: 1,000 / 10,000), and the ratio of each throughput
+//! at the largest size to that at 1,000 (target: ≥ 0.8). Users, each with one
+//! PAT, are seeded through the store's fast path (`common::seed`), not HTTP;
+//! every request picks a random seeded user. Logins use cheap argon2id
+//! (m=1024 KiB, t=1, p=1) and tokens EdDSA, so that the store, not hashing
+//! or RSA signing, bounds them. `cargo bench --bench scale` (`-- --quick`
+//! for a smoke run, ~1 s per figure; `AUTHD_BENCH_SCALE_SIZES=1000,300000`
+//! to choose the user counts). Prints a table and writes
+//! `target/bench/scale.json`.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::seed::{self, PASSWORD};
+use common::{closed_loop, cores, header, mib, row, save, BenchServer, CHEAP_ARGON2, NO_LIMITS};
+use serde_json::{json, Value};
+
+/// The cheap argon2id parameters of `CHEAP_ARGON2`.
+const ARGON2: (u32, u32, u32) = (1024, 1, 1);
+/// EdDSA signs ~50× faster than RS256, so signing does not hide the store.
+const SIGNING: &str = "[tokens]\nsigning_alg = \"EdDSA\"\n";
+
+fn random_user(users: u64) -> u64 {
+    rand::random::<u64>() % users
+}
+
+async fn login_status(
+    client: &reqwest::Client,
+    base: &str,
+    user: u64,
+) -> Result<(u16, Value), String> {
+    let response = client
+        .post(format!("{base}/login"))
+        .json(&json!({"email": seed::email(user), "password": PASSWORD}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+async fn at_size(users: u64, duration: Duration, warmup: Duration, connections: usize) -> Value {
+    let phc = seed::phc(ARGON2.0, ARGON2.1, ARGON2.2);
+    let mut seed_seconds = 0.0;
+    let server =
+        BenchServer::start_seeded(&format!("{CHEAP_ARGON2}{NO_LIMITS}{SIGNING}"), |path| {
+            let (store, org) = seed::open(path);
+            seed_seconds = seed::users(&store, &org, 0..users, &phc, true);
+        });
+    let database_bytes = server.database_bytes();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .expect("client");
+    let base = server.base.clone();
+
+    // The first write after start waits for the start-up housekeeping (the
+    // sweeps of sessions and PATs run at once), so it shows what that costs.
+    let first = Instant::now();
+    let (status, _) = login_status(&client, &base, random_user(users))
+        .await
+        .expect("first login");
+    assert_eq!(status, 200, "first login");
+    let first_login_ms = first.elapsed().as_secs_f64() * 1000.0;
+
+    let login = {
+        let (client, base) = (client.clone(), base.clone());
+        move |_: usize, _: u64| {
+            let (client, base) = (client.clone(), base.clone());
+            async move {
+                login_status(&client, &base, random_user(users))
+                    .await
+                    .map(|(status, _)| status)
+            }
+        }
+    };
+    closed_loop(connections, warmup, 200, login.clone()).await;
+    let logins = closed_loop(connections, duration, 200, login).await;
+
+    // One refresh chain per connection, each from a login of a random user.
+    let mut chains = Vec::new();
+    for _ in 0..connections {
+        let (status, body) = login_status(&client, &base, random_user(users))
+            .await
+            .expect("login");
+        assert_eq!(status, 200);
+        chains.push(tokio::sync::Mutex::new(
+            body["refresh_token"].as_str().expect("refresh").to_owned(),
+        ));
+    }
+    let chains = Arc::new(chains);
+    let refresh = {
+        let (client, base) = (client.clone(), base.clone());
+        move |worker: usize, _: u64| {
+            let (client, base, chains) = (client.clone(), base.clone(), chains.clone());
+            async move {
+                let mut chain = chains[worker].lock().await;
+                let response = client
+                    .post(format!("{base}/oauth/token"))
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", chain.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.map_err(|e| e.to_string())?;
+                if let Some(next) = body["refresh_token"].as_str() {
+                    *chain = next.to_owned();
+                }
+                Ok(status)
+            }
+        }
+    };
+    closed_loop(connections, warmup, 200, refresh.clone()).await;
+    let rotations = closed_loop(connections, duration, 200, refresh).await;
+
+    let pat_get = {
+        let (client, base) = (client.clone(), base.clone());
+        move |_: usize, _: u64| {
+            let request = client
+                .get(format!("{base}/api/account"))
+                .bearer_auth(seed::pat_token(random_user(users)));
+            async move {
+                request
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    };
+    closed_loop(connections, warmup, 200, pat_get.clone()).await;
+    let pat_gets = closed_loop(connections, duration, 200, pat_get).await;
+
+    json!({
+        "users": users,
+        "seed_seconds": seed_seconds,
+        "database_bytes": database_bytes,
+        "database_bytes_after": server.database_bytes(),
+        "first_login_after_start_ms": first_login_ms,
+        "logins": logins.json(),
+        "refresh_rotations": rotations.json(),
+        "pat_gets": pat_gets.json(),
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes: Vec<u64> = match std::env::var("AUTHD_BENCH_SCALE_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .replace('_', "")
+                    .parse()
+                    .expect("AUTHD_BENCH_SCALE_SIZES: numbers")
+            })
+            .collect(),
+        Err(_) if quick => vec![1_000, 10_000],
+        Err(_) => vec![1_000, 100_000, 1_000_000],
+    };
+    let (duration, warmup, connections) = if quick {
+        (Duration::from_secs(1), Duration::from_millis(200), 4)
+    } else {
+        (Duration::from_secs(5), Duration::from_secs(1), 32)
+    };
+
+    let mut results = Vec::new();
+    for &users in &sizes {
+        results.push(at_size(users, duration, warmup, connections).await);
+    }
+
+    let per_second = |v: &Value, key: &str| v[key]["per_second"].as_f64().unwrap_or(0.0);
+    let latency = |v: &Value, key: &str| {
+        format!(
+            "p50 {:.1} / p99 {:.1} ms",
+            v[key]["p50_ms"].as_f64().unwrap_or(0.0),
+            v[key]["p99_ms"].as_f64().unwrap_or(0.0)
+        )
+    };
+    header(&format!(
+        "scale (argon2id m={} KiB t={} p={} and EdDSA, so the store, not hashing, bounds logins; {} cores, {connections} connections{})",
+        ARGON2.0,
+        ARGON2.1,
+        ARGON2.2,
+        cores(),
+        if quick { ", QUICK" } else { "" }
+    ));
+    for result in &results {
+        let users = result["users"].as_u64().unwrap_or(0);
+        let bytes = result["database_bytes"].as_u64().unwrap_or(0);
+        let n = format_count(users);
+        row(
+            &format!("{n} users (+1 PAT each): database file"),
+            format!("{:.1} MiB", mib(bytes)),
+            format!("{:.0} B/user", bytes as f64 / users as f64),
+        );
+        row(
+            &format!("{n} users:   seeded in"),
+            format!("{:.1} s", result["seed_seconds"].as_f64().unwrap_or(0.0)),
+            format!(
+                "first login after start {:.0} ms",
+                result["first_login_after_start_ms"].as_f64().unwrap_or(0.0)
+            ),
+        );
+        for (key, what) in [
+            ("logins", "logins/s"),
+            ("refresh_rotations", "refresh rotations/s"),
+            ("pat_gets", "PAT GET /api/account/s"),
+        ] {
+            row(
+                &format!("{n} users:   {what}"),
+                format!("{:.0}/s", per_second(result, key)),
+                latency(result, key),
+            );
+        }
+    }
+    let (smallest, largest) = (&results[0], &results[results.len() - 1]);
+    let largest_users = largest["users"].as_u64().unwrap_or(0);
+    let mut ratios = serde_json::Map::new();
+    for (key, what) in [
+        ("logins", "logins/s"),
+        ("refresh_rotations", "refresh rotations/s"),
+        ("pat_gets", "PAT GETs/s"),
+    ] {
+        let ratio = per_second(largest, key) / per_second(smallest, key);
+        ratios.insert(key.to_owned(), json!(ratio));
+        row(
+            &format!(
+                "{what} at {} vs at {}",
+                format_count(largest_users),
+                format_count(smallest["users"].as_u64().unwrap_or(0))
+            ),
+            format!("ratio {ratio:.2}"),
+            "target >= 0.8".into(),
+        );
+    }
+    let errors: u64 = results
+        .iter()
+        .flat_map(|r| {
+            ["logins", "refresh_rotations", "pat_gets"]
+                .map(|key| r[key]["errors"].as_u64().unwrap_or(0))
+        })
+        .sum();
+    if errors > 0 {
+        row(
+            "requests that failed",
+            format!("{errors}"),
+            "should be 0".into(),
+        );
+    }
+
+    save(
+        "scale",
+        &json!({
+            "quick": quick,
+            "cores": cores(),
+            "connections": connections,
+            "seconds_per_figure": duration.as_secs_f64(),
+            "argon2": {"memory_kib": ARGON2.0, "iterations": ARGON2.1, "parallelism": ARGON2.2},
+            "signing_alg": "EdDSA",
+            "sizes": results,
+            "largest_users": largest_users,
+            "ratio_largest_to_smallest": ratios,
+        }),
+    );
+}
+
+fn format_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
