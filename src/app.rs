@@ -18,7 +18,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::http::{self, AppState, Shared};
 use crate::service::Services;
-use crate::store::Store;
+use crate::store::{Store, Sweep};
 
 /// How often the server looks at the admin token file for a rotation.
 const TOKEN_FILE_POLL: Duration = Duration::from_millis(250);
@@ -238,15 +238,16 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
                 }
             }
             _ = sweep.tick() => {
-                match services.sweep_sessions().await {
-                    Ok(0) => {}
-                    Ok(removed) => tracing::info!(removed, "swept ended sessions"),
-                    Err(error) => tracing::warn!(%error, "session sweep failed"),
-                }
-                match services.sweep_pats().await {
-                    Ok(0) => {}
-                    Ok(removed) => tracing::info!(removed, "swept expired personal access tokens"),
-                    Err(error) => tracing::warn!(%error, "token sweep failed"),
+                for (sweep, swept) in [
+                    (Sweep::EndedSessions, "ended sessions"),
+                    (Sweep::ExpiredRefreshTokens, "expired refresh tokens"),
+                    (Sweep::ExpiredPats, "expired personal access tokens"),
+                ] {
+                    match services.sweep(sweep).await {
+                        Ok(0) => {}
+                        Ok(removed) => tracing::info!(removed, "swept {swept}"),
+                        Err(error) => tracing::warn!(%error, "sweep of {swept} failed"),
+                    }
                 }
                 match services.sweep_webauthn_ceremonies().await {
                     Ok(0) => {}

@@ -341,7 +341,7 @@ impl Services {
 
     pub async fn user_profile(&self, user: UserId) -> ServiceResult<UserProfile> {
         let now = clock::now();
-        self.store_read(move |txn| {
+        self.store_lookup(|txn| {
             let user = txn.user(&user)?.ok_or(ServiceError::NotFound("user"))?;
             let mut profile = UserProfile::of(&user, now);
             let mut orgs = Vec::new();
@@ -370,7 +370,6 @@ impl Services {
             profile.mfa_methods = Some(methods);
             Ok(profile)
         })
-        .await
     }
 
     /// Users in id order after `cursor`; `search` keeps those whose email or

@@ -27,7 +27,7 @@ use crate::audit::RequestOrigin;
 use crate::config::Config;
 use crate::crypto::passwords::{Argon2Params, PasswordError, PasswordHasher};
 use crate::domain::password_policy::Violation;
-use crate::store::{ReadTxn, Store, StoreError, WriteTxn};
+use crate::store::{ReadTxn, Store, StoreError, Sweep, WriteTxn};
 
 pub use keys::KeyRing;
 pub use limiter::LoginLimiter;
@@ -193,6 +193,46 @@ impl Services {
             passwords,
             keys,
         })
+    }
+
+    /// Runs one housekeeping sweep through a whole table, a page of rows at
+    /// a time (see `store::sweep`); returns how many rows it removed.
+    pub async fn sweep(&self, sweep: Sweep) -> ServiceResult<usize> {
+        const PAGE_ROWS: usize = 1_000;
+        let now = crate::clock::now();
+        let mut after: Option<String> = None;
+        let mut removed = 0;
+        loop {
+            let cursor = after.take();
+            let page = self
+                .store_read(move |txn| {
+                    Ok(txn.sweep_page(sweep, now, cursor.as_deref(), PAGE_ROWS)?)
+                })
+                .await?;
+            if !page.due.is_empty() {
+                let due = page.due;
+                removed += self
+                    .store_write(move |txn| Ok(txn.sweep_delete(sweep, now, &due)?))
+                    .await?;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(removed),
+            }
+        }
+    }
+
+    /// A few point reads on the request path (a session, a PAT and its
+    /// user, a profile), run where the request is. On cached pages they take
+    /// microseconds; the hop to the blocking pool and back cost more than
+    /// the reads themselves (a context switch each way: `scripts/profile.sh`
+    /// showed that hop as the largest cost of an authenticated GET). Scans
+    /// and anything unbounded go through [`Services::store_read`].
+    pub fn store_lookup<T>(
+        &self,
+        work: impl FnOnce(&ReadTxn) -> ServiceResult<T>,
+    ) -> ServiceResult<T> {
+        self.store.read(work)
     }
 
     pub async fn store_read<T: Send + 'static>(

@@ -166,19 +166,17 @@ impl Services {
             return Err(ServiceError::InvalidToken);
         }
         let digest = hex::encode(crypto::sha256(token.as_bytes()));
-        let (pat, active_member) = self
-            .store_read(move |txn| {
-                let Some(pat) = txn.pat(&digest)? else {
-                    return Ok((None, false));
-                };
-                let member = txn.user(&pat.user_id)?.is_some_and(|user| {
-                    user.status == UserStatus::Active
-                        && !user.is_locked(now)
-                        && user.role_in(&pat.org_id).is_some()
-                });
-                Ok((Some(pat), member))
-            })
-            .await?;
+        let (pat, active_member) = self.store_lookup(|txn| {
+            let Some(pat) = txn.pat(&digest)? else {
+                return Ok((None, false));
+            };
+            let member = txn.user(&pat.user_id)?.is_some_and(|user| {
+                user.status == UserStatus::Active
+                    && !user.is_locked(now)
+                    && user.role_in(&pat.org_id).is_some()
+            });
+            Ok((Some(pat), member))
+        })?;
         let pat = pat
             .filter(|p| p.expires_at > now && active_member)
             .ok_or(ServiceError::InvalidToken)?;
@@ -211,12 +209,11 @@ impl Services {
         let user_id = caller.user_id();
         let lookup = org_id.clone();
         let role = self
-            .store_read(move |txn| {
+            .store_lookup(|txn| {
                 Ok(txn
                     .user(&user_id)?
                     .and_then(|u| u.role_in(&lookup).cloned()))
-            })
-            .await?
+            })?
             .ok_or(ServiceError::Forbidden)?;
         Ok(OrgCaller {
             caller,
@@ -426,10 +423,5 @@ impl Services {
             Ok(written)
         })
         .await
-    }
-
-    pub async fn sweep_pats(&self) -> ServiceResult<usize> {
-        let now = clock::now();
-        self.store_write(move |txn| Ok(txn.sweep_pats(now)?)).await
     }
 }

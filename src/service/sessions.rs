@@ -217,11 +217,4 @@ impl Services {
         })
         .await
     }
-
-    /// Deletes ended sessions and expired refresh tokens.
-    pub async fn sweep_sessions(&self) -> ServiceResult<usize> {
-        let now = clock::now();
-        self.store_write(move |txn| Ok(txn.sweep_sessions(now, 10_000)?))
-            .await
-    }
 }

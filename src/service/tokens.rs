@@ -285,8 +285,7 @@ impl Services {
         let (id, secret) = cookie.split_once('.').ok_or(ServiceError::InvalidToken)?;
         let session_id = crate::domain::SessionId::parse(id).ok_or(ServiceError::InvalidToken)?;
         let session = self
-            .store_read(move |txn| Ok(txn.session(&session_id)?))
-            .await?
+            .store_lookup(|txn| Ok(txn.session(&session_id)?))?
             .ok_or(ServiceError::InvalidToken)?;
         let presented = hex::encode(crypto::sha256(secret.as_bytes()));
         let genuine = session.cookie_digest.as_ref().is_some_and(|digest| {
@@ -328,8 +327,7 @@ impl Services {
         let claims = self.verify_access_token(token, now).await?;
         let session_id = claims.sid;
         let session = self
-            .store_read(move |txn| Ok(txn.session(&session_id)?))
-            .await?
+            .store_lookup(|txn| Ok(txn.session(&session_id)?))?
             .ok_or(ServiceError::InvalidToken)?;
         if !session.is_live(now) || session.user_id != claims.sub {
             return Err(ServiceError::InvalidToken);

@@ -13,6 +13,7 @@
 mod error;
 mod group_commit;
 mod migrations;
+mod sweep;
 mod tables;
 mod txn;
 
@@ -24,6 +25,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use error::{StoreError, StoreResult};
 pub use migrations::CURRENT_SCHEMA_VERSION;
+pub use sweep::{Sweep, SweepPage};
 pub use txn::{
     Approval, AuditQuery, MfaChallenge, MfaFactors, PersonalAccessToken, Queries, ReadTxn,
     RefreshToken, StoredSigningKey, WebauthnCeremony, WebauthnCredential, WriteTxn,
@@ -452,6 +454,66 @@ mod tests {
         }
     }
 
+    /// A whole sweep the way the service runs it, with pages of `page_rows`.
+    fn sweep_all(store: &Store, kind: Sweep, now: i64, page_rows: usize) -> usize {
+        let mut after = None;
+        let mut removed = 0;
+        loop {
+            let page = store
+                .read(|txn| txn.sweep_page(kind, now, after.as_deref(), page_rows))
+                .expect("page");
+            assert!(page.due.len() <= page_rows);
+            let due = page.due;
+            removed += store
+                .write(move |txn| txn.sweep_delete(kind, now, &due))
+                .expect("delete");
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return removed,
+            }
+        }
+    }
+
+    #[test]
+    fn the_sweep_removes_expired_pats_with_their_index_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open(&dir.path().join("authd.redb"), CACHE, 0).expect("open");
+        let now = 1_000_000;
+        let user = crate::domain::UserId::random();
+        let pat = |id: &str, expires_at| PersonalAccessToken {
+            id: id.into(),
+            name: id.into(),
+            user_id: user,
+            org_id: crate::domain::OrgId::random(),
+            scopes: Vec::new(),
+            created_at: 0,
+            expires_at,
+            last_used_at: None,
+        };
+        let (live, expired) = (pat("live", now + 60), pat("expired", now));
+        store
+            .write(move |txn| {
+                txn.put_pat("aa", &live)?;
+                txn.put_pat("bb", &expired)
+            })
+            .expect("write");
+        assert_eq!(sweep_all(&store, Sweep::ExpiredPats, now, 1), 1);
+        store
+            .read(|txn| {
+                assert!(txn.pat("aa")?.is_some());
+                assert!(txn.pat("bb")?.is_none());
+                assert!(txn.pat_by_id("expired")?.is_none());
+                let left: Vec<String> = txn
+                    .pats_of_user(&user, None, 10)?
+                    .into_iter()
+                    .map(|p| p.id)
+                    .collect();
+                assert_eq!(left, ["live"]);
+                Ok::<_, StoreError>(())
+            })
+            .expect("read");
+    }
+
     #[test]
     fn the_sweep_removes_ended_sessions_and_expired_refresh_tokens_only() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -490,10 +552,15 @@ mod tests {
                 txn.put_refresh_token("stale", &stale)
             })
             .expect("write");
-        let removed = store
-            .write(move |txn| txn.sweep_sessions(now, 100))
-            .expect("sweep");
-        assert_eq!(removed, 2, "the expired one and the one revoked days ago");
+        let sweep = |kind, page_rows| sweep_all(&store, kind, now, page_rows);
+        // Pages of one row: the cursor carries the sweep across pages.
+        assert_eq!(
+            sweep(Sweep::EndedSessions, 1),
+            2,
+            "the expired one and the one revoked days ago"
+        );
+        assert_eq!(sweep(Sweep::ExpiredRefreshTokens, 1), 1);
+        assert_eq!(sweep(Sweep::EndedSessions, 100), 0, "nothing twice");
         store
             .read(|txn| {
                 assert!(txn.session(&live.id)?.is_some());

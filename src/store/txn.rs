@@ -595,6 +595,10 @@ impl WriteTxn {
         self.put(REFRESH_TOKENS, digest_hex, token)
     }
 
+    pub fn delete_refresh_token(&self, digest_hex: &str) -> StoreResult<bool> {
+        self.remove(REFRESH_TOKENS, digest_hex)
+    }
+
     pub fn put_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
         self.put(SIGNING_KEYS, &key.key.kid, key)
     }
@@ -623,20 +627,6 @@ impl WriteTxn {
         self.remove(USER_PATS, &format!("{}/{}", pat.user_id, pat.id))?;
         self.remove(PATS, digest_hex)?;
         Ok(())
-    }
-
-    /// Deletes tokens that expired before `now`; returns how many.
-    pub fn sweep_pats(&self, now: UnixSeconds) -> StoreResult<usize> {
-        let all: Vec<(String, PersonalAccessToken)> =
-            self.reader().scan(PATS, "", None, usize::MAX)?;
-        let mut removed = 0;
-        for (digest, pat) in all {
-            if pat.expires_at <= now {
-                self.delete_pat(&digest, &pat)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
     }
 
     pub fn put_mfa_factors(&self, user: &UserId, factors: &MfaFactors) -> StoreResult<()> {
@@ -726,32 +716,6 @@ impl WriteTxn {
             }
             self.remove(AUDIT, &id)?;
             removed += 1;
-        }
-        Ok(removed)
-    }
-
-    /// Deletes sessions (and their refresh tokens' reach) that ended before
-    /// `now`; returns how many.
-    pub fn sweep_sessions(&self, now: UnixSeconds, max: usize) -> StoreResult<usize> {
-        let all: Vec<(String, Session)> = self.reader().scan(SESSIONS, "", None, usize::MAX)?;
-        let mut removed = 0;
-        for (_, session) in all {
-            if removed >= max {
-                break;
-            }
-            let ended =
-                session.revoked_at.is_some_and(|at| at + 86400 < now) || session.expires_at <= now;
-            if ended {
-                self.delete_session(&session)?;
-                removed += 1;
-            }
-        }
-        let tokens: Vec<(String, RefreshToken)> =
-            self.reader().scan(REFRESH_TOKENS, "", None, usize::MAX)?;
-        for (key, token) in tokens {
-            if token.expires_at <= now {
-                self.remove(REFRESH_TOKENS, &key)?;
-            }
         }
         Ok(removed)
     }
