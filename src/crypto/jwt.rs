@@ -160,47 +160,6 @@ impl KeyPair {
         })
     }
 
-    /// Like [`KeyPair::generate`], but an RSA key comes from `searches`
-    /// independent generations on as many threads, and the first to finish
-    /// is kept. Finding RSA primes takes a time that varies several-fold from
-    /// one run to the next, and at the first start nothing can sign until
-    /// one is found: the first of two searches arrives well before a single
-    /// one does on average. The others run to their end and are dropped
-    /// (the key types zeroise on drop). Not for a server that is already
-    /// answering requests: the losers keep their cores busy a while longer.
-    pub fn generate_first_of(
-        algorithm: KeyAlgorithm,
-        created_at: i64,
-        searches: usize,
-    ) -> Result<KeyPair, JwtError> {
-        if algorithm != KeyAlgorithm::RS256 || searches <= 1 {
-            return Self::generate(algorithm, created_at);
-        }
-        let (sender, receiver) = std::sync::mpsc::channel();
-        let mut started = 0;
-        for _ in 0..searches {
-            let sender = sender.clone();
-            let spawned = std::thread::Builder::new()
-                .name("rsa-keygen".into())
-                .spawn(move || {
-                    let _ = sender.send(Self::generate(algorithm, created_at));
-                });
-            started += usize::from(spawned.is_ok());
-        }
-        drop(sender);
-        if started == 0 {
-            return Self::generate(algorithm, created_at);
-        }
-        let mut last_error = JwtError::KeyGeneration;
-        for result in receiver {
-            match result {
-                Ok(key) => return Ok(key),
-                Err(error) => last_error = error,
-            }
-        }
-        Err(last_error)
-    }
-
     /// The public half of this key as an RFC 7517 JWK, ready for the JWKS document.
     pub fn public_jwk(&self) -> Result<PublicJwk, JwtError> {
         let params = match self.algorithm {

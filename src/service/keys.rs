@@ -74,8 +74,6 @@ impl KeyRing {
             .as_secs()
             .max(config.tokens.id_ttl.as_secs()) as i64;
         let ring_store = store.clone();
-        // Nothing is served yet: a new key may use every core.
-        let searches = std::thread::available_parallelism().map_or(1, usize::from);
         let state = tokio::task::spawn_blocking(move || -> anyhow::Result<KeyState> {
             let active = ring_store.read(|txn| {
                 let kid = txn.active_signing_kid()?;
@@ -87,11 +85,11 @@ impl KeyRing {
             match active {
                 Some(active) if active.key.algorithm == algorithm => {}
                 Some(_) => {
-                    let kid = install_new_key(&ring_store, algorithm, now, overlap_seconds, "algorithm_changed", &RequestOrigin::default(), searches)?;
+                    let kid = install_new_key(&ring_store, algorithm, now, overlap_seconds, "algorithm_changed", &RequestOrigin::default())?;
                     tracing::info!(%kid, alg = algorithm.as_str(), "signing algorithm changed; rotated to a new key");
                 }
                 None => {
-                    let kid = install_new_key(&ring_store, algorithm, now, overlap_seconds, "first_start", &RequestOrigin::default(), searches)?;
+                    let kid = install_new_key(&ring_store, algorithm, now, overlap_seconds, "first_start", &RequestOrigin::default())?;
                     tracing::info!(%kid, alg = algorithm.as_str(), "generated the first signing key");
                 }
             }
@@ -164,7 +162,7 @@ impl KeyRing {
         };
         let (kid, state) =
             tokio::task::spawn_blocking(move || -> anyhow::Result<(String, KeyState)> {
-                let kid = install_new_key(&store, algorithm, now, overlap, "operator", &origin, 1)?;
+                let kid = install_new_key(&store, algorithm, now, overlap, "operator", &origin)?;
                 Ok((kid, build_state(&store, now)?))
             })
             .await
@@ -236,9 +234,8 @@ impl KeyRing {
     }
 }
 
-/// Generates a key (with `searches` parallel RSA searches, see
-/// [`KeyPair::generate_first_of`]) and makes it the signer, moving the old
-/// signer into its publication window, in one transaction. Blocking.
+/// Generates a key and makes it the signer, moving the old signer into its
+/// publication window, in one transaction. Blocking.
 fn install_new_key(
     store: &Store,
     algorithm: KeyAlgorithm,
@@ -246,10 +243,9 @@ fn install_new_key(
     overlap_seconds: i64,
     reason: &str,
     origin: &RequestOrigin,
-    searches: usize,
 ) -> anyhow::Result<String> {
     let new_key = StoredSigningKey {
-        key: KeyPair::generate_first_of(algorithm, now, searches)?,
+        key: KeyPair::generate(algorithm, now)?,
         rotated_out_at: None,
         retire_after: None,
     };
