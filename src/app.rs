@@ -243,9 +243,15 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
                     (Sweep::ExpiredRefreshTokens, "expired refresh tokens"),
                     (Sweep::ExpiredPats, "expired personal access tokens"),
                 ] {
+                    let started = Instant::now();
                     match services.sweep(sweep).await {
-                        Ok(0) => {}
-                        Ok(removed) => tracing::info!(removed, "swept {swept}"),
+                        Ok(removed) => {
+                            let elapsed_ms = started.elapsed().as_millis() as u64;
+                            tracing::debug!(removed, elapsed_ms, "swept {swept}");
+                            if removed > 0 {
+                                tracing::info!(removed, elapsed_ms, "swept {swept}");
+                            }
+                        }
                         Err(error) => tracing::warn!(%error, "sweep of {swept} failed"),
                     }
                 }
