@@ -20,9 +20,15 @@ lint:
 # uniform failure timing), tokens (sign and commit limits vs refresh
 # rotations, access-token/PAT/JWKS GETs), scale (login, refresh and PAT
 # throughput and file size from 1,000 to 1,000,000 users). Run on an idle
-# machine; `just bench --quick` is a smoke run of a few seconds per bench.
+# machine; `just bench --quick` is a smoke run of a few seconds per bench
+# (in the dev profile `cargo test` already built: it proves the harness only).
 bench *ARGS:
     bash scripts/bench.sh {{ARGS}}
+
+# Where an authenticated GET spends its time: perf samples of the server
+# under wrk load, grouped by component (`pat`, `access` or `healthz`).
+profile SCENARIO="pat" SECONDS="5":
+    bash scripts/profile.sh {{SCENARIO}} {{SECONDS}}
 
 # The static x86_64 musl release binary, checked to be static and to start.
 release:

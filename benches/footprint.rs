@@ -1,5 +1,6 @@
 //! Footprint figures: stripped binary size, time from exec to the first 200
-//! on `/healthz`, idle RSS, and the database file size after 100,000 users +
+//! on `/healthz` (beside RSA-2048 key generation alone, which a first start
+//! waits for), idle RSS, and the database file size after 100,000 users +
 //! 1,000,000 audit events (quick: 1,000 + 10,000; seeded through the store's
 //! fast path) with the latency of `GET /v1/audit?user=<id>&limit=50` on it.
 //! Run with `cargo bench --bench footprint` (`-- --quick` for a smoke run).
@@ -42,6 +43,16 @@ fn main() {
         values.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
         values[values.len() / 2]
     };
+    // The first start's limit: generating its RSA-2048 signing key.
+    let mut keygen_times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            authd::crypto::jwt::KeyPair::generate(authd::crypto::jwt::KeyAlgorithm::RS256, 0)
+                .expect("key");
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    let keygen_ms = median(&mut keygen_times);
     let first_ms = median(&mut first_start);
     let warm_ms = median(&mut warm_start);
     let mut rss: Vec<f64> = idle_rss_kib.iter().map(|&k| k as f64 / 1024.0).collect();
@@ -68,6 +79,10 @@ fn main() {
     );
     println!(
         "{:<44} {:>10.1}ms {:>12}",
+        "  RSA-2048 key generation alone", keygen_ms, "-"
+    );
+    println!(
+        "{:<44} {:>10.1}ms {:>12}",
         "exec → first 200 /healthz (existing data)", warm_ms, "100 ms"
     );
     println!(
@@ -84,6 +99,7 @@ fn main() {
         "musl_binary_bytes": musl_bytes,
         "startup_first_ms_median": first_ms,
         "startup_warm_ms_median": warm_ms,
+        "rsa_keygen_ms_median": keygen_ms,
         "idle_rss_mib_median": rss_mib,
         "runs": runs,
     });

@@ -169,6 +169,9 @@ fn main() {
     let commits = tokens
         .as_ref()
         .and_then(|t| number(t, &["durable_commits_per_second"]));
+    let pat_reads = tokens
+        .as_ref()
+        .and_then(|t| number(t, &["pat_get_store_reads_per_second"]));
     for (alg, key) in [("RS256", "rs256"), ("EdDSA", "eddsa")] {
         let from_tokens = |path: &[&str]| {
             let mut full = vec![key];
@@ -207,6 +210,25 @@ fn main() {
             Some(("20,000/s (2 cores)".into(), 20_000.0)),
             Target::AtLeast,
         );
+        let verifies = from_tokens(&["verifies_per_second"]);
+        line(
+            "tokens",
+            &tokens,
+            format!("{alg}: access-token GET/s vs verifying alone"),
+            from_tokens(&["http", "access_token_gets", "per_second"]),
+            "/s",
+            verifies.map(|v| (format!("verifies alone {v:.0}/s"), v)),
+            Target::None,
+        );
+        line(
+            "tokens",
+            &tokens,
+            format!("{alg}: PAT GET/s vs its store reads alone"),
+            from_tokens(&["http", "pat_gets", "per_second"]),
+            "/s",
+            pat_reads.map(|r| (format!("store reads alone {r:.0}/s"), r)),
+            Target::None,
+        );
         let floor = from_tokens(&["http", "healthz_gets", "per_second"]);
         line(
             "tokens",
@@ -238,6 +260,16 @@ fn main() {
         "ms",
         Some(("100 ms".into(), 100.0)),
         Target::AtMost,
+    );
+    line(
+        "footprint",
+        &footprint,
+        "  vs its RSA-2048 key generation alone".into(),
+        from_footprint(&["startup_first_ms_median"]),
+        "ms",
+        from_footprint(&["rsa_keygen_ms_median"])
+            .map(|k| (format!("RSA keygen alone {k:.0} ms"), k)),
+        Target::None,
     );
     line(
         "footprint",
@@ -317,6 +349,15 @@ fn main() {
             Target::RatioAtLeast(0.8),
         );
     }
+    line(
+        "scale",
+        &scale,
+        format!("first login after start at {} users", users_of(largest)),
+        largest.and_then(|v| number(v, &["first_login_after_start_ms"])),
+        "ms",
+        None,
+        Target::None,
+    );
     line(
         "scale",
         &scale,

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-musl
-rustup target add "$target" >/dev/null 2>&1 || true
+source scripts/musl-env.sh
 cargo build --release --locked --target "$target"
 binary="target/$target/release/authd"
 
