@@ -247,9 +247,10 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
                     match services.sweep(sweep).await {
                         Ok(removed) => {
                             let elapsed_ms = started.elapsed().as_millis() as u64;
-                            tracing::debug!(removed, elapsed_ms, "swept {swept}");
                             if removed > 0 {
                                 tracing::info!(removed, elapsed_ms, "swept {swept}");
+                            } else {
+                                tracing::debug!(removed, elapsed_ms, "swept {swept}");
                             }
                         }
                         Err(error) => tracing::warn!(%error, "sweep of {swept} failed"),

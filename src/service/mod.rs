@@ -195,31 +195,15 @@ impl Services {
         })
     }
 
-    /// Runs one housekeeping sweep through a whole table, a page of rows at
-    /// a time (see `store::sweep`); returns how many rows it removed.
+    /// Runs one housekeeping sweep through a whole table, a page of 1,000
+    /// rows at a time (see `store::sweep`), on the blocking pool; returns how
+    /// many rows it removed.
     pub async fn sweep(&self, sweep: Sweep) -> ServiceResult<usize> {
-        const PAGE_ROWS: usize = 1_000;
-        let now = crate::clock::now();
-        let mut after: Option<String> = None;
-        let mut removed = 0;
-        loop {
-            let cursor = after.take();
-            let page = self
-                .store_read(move |txn| {
-                    Ok(txn.sweep_page(sweep, now, cursor.as_deref(), PAGE_ROWS)?)
-                })
-                .await?;
-            if !page.due.is_empty() {
-                let due = page.due;
-                removed += self
-                    .store_write(move |txn| Ok(txn.sweep_delete(sweep, now, &due)?))
-                    .await?;
-            }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => return Ok(removed),
-            }
-        }
+        let (store, now) = (self.store.clone(), crate::clock::now());
+        tokio::task::spawn_blocking(move || store.sweep(sweep, now, 1_000))
+            .await
+            .map_err(|error| ServiceError::Internal(error.to_string()))?
+            .map_err(ServiceError::from)
     }
 
     /// A few point reads on the request path (a session, a PAT and its

@@ -454,26 +454,6 @@ mod tests {
         }
     }
 
-    /// A whole sweep the way the service runs it, with pages of `page_rows`.
-    fn sweep_all(store: &Store, kind: Sweep, now: i64, page_rows: usize) -> usize {
-        let mut after = None;
-        let mut removed = 0;
-        loop {
-            let page = store
-                .read(|txn| txn.sweep_page(kind, now, after.as_deref(), page_rows))
-                .expect("page");
-            assert!(page.due.len() <= page_rows);
-            let due = page.due;
-            removed += store
-                .write(move |txn| txn.sweep_delete(kind, now, &due))
-                .expect("delete");
-            match page.next {
-                Some(next) => after = Some(next),
-                None => return removed,
-            }
-        }
-    }
-
     #[test]
     fn the_sweep_removes_expired_pats_with_their_index_rows() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -497,7 +477,7 @@ mod tests {
                 txn.put_pat("bb", &expired)
             })
             .expect("write");
-        assert_eq!(sweep_all(&store, Sweep::ExpiredPats, now, 1), 1);
+        assert_eq!(store.sweep(Sweep::ExpiredPats, now, 1).expect("sweep"), 1);
         store
             .read(|txn| {
                 assert!(txn.pat("aa")?.is_some());
@@ -552,7 +532,7 @@ mod tests {
                 txn.put_refresh_token("stale", &stale)
             })
             .expect("write");
-        let sweep = |kind, page_rows| sweep_all(&store, kind, now, page_rows);
+        let sweep = |kind, page_rows| store.sweep(kind, now, page_rows).expect("sweep");
         // Pages of one row: the cursor carries the sweep across pages.
         assert_eq!(
             sweep(Sweep::EndedSessions, 1),

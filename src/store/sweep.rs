@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use super::error::StoreResult;
 use super::tables::{PATS, REFRESH_TOKENS, SESSIONS};
-use super::txn::{Queries, ReadTxn, RefreshToken, WriteTxn};
+use super::txn::{Queries, ReadTxn, WriteTxn};
+use super::Store;
 use crate::clock::UnixSeconds;
 use crate::domain::Session;
 
@@ -110,12 +111,10 @@ impl WriteTxn {
                     }
                     _ => false,
                 },
-                Sweep::ExpiredRefreshTokens => {
-                    match reader.get::<RefreshToken>(REFRESH_TOKENS, key)? {
-                        Some(token) if token.expires_at <= now => self.delete_refresh_token(key)?,
-                        _ => false,
-                    }
-                }
+                Sweep::ExpiredRefreshTokens => match self.refresh_token(key)? {
+                    Some(token) if token.expires_at <= now => self.delete_refresh_token(key)?,
+                    _ => false,
+                },
                 Sweep::ExpiredPats => match self.pat(key)? {
                     Some(pat) if pat.expires_at <= now => {
                         self.delete_pat(key, &pat)?;
@@ -127,5 +126,27 @@ impl WriteTxn {
             removed += usize::from(deleted);
         }
         Ok(removed)
+    }
+}
+
+impl Store {
+    /// Runs one sweep through its whole table in pages of `page_rows`: each
+    /// page read in its own read transaction, and only a page with something
+    /// due written, in its own transaction. Blocking; returns how many rows
+    /// it removed.
+    pub fn sweep(&self, sweep: Sweep, now: UnixSeconds, page_rows: usize) -> StoreResult<usize> {
+        let mut after: Option<String> = None;
+        let mut removed = 0;
+        loop {
+            let page = self.read(|txn| txn.sweep_page(sweep, now, after.as_deref(), page_rows))?;
+            if !page.due.is_empty() {
+                let due = page.due;
+                removed += self.write(move |txn| txn.sweep_delete(sweep, now, &due))?;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(removed),
+            }
+        }
     }
 }
