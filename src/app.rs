@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::admin_token::{self, AdminTokenVerifier, TokenSource};
 use crate::clock;
-use crate::config::Config;
+use crate::config::{CacheMib, Config};
 use crate::http::{self, AppState, Shared};
 use crate::service::Services;
 use crate::store::{Store, Sweep};
@@ -38,10 +38,11 @@ impl Application {
         ensure_data_dir(&config.storage.data_dir)?;
 
         let database_path = config.database_path();
-        let cache_bytes = config.storage.cache_mib.saturating_mul(1024 * 1024);
+        let cache_bytes = page_cache_bytes(config.storage.cache_mib);
         let (store, report) = Store::open(&database_path, cache_bytes, clock::now())?;
         tracing::info!(
             path = %database_path.display(),
+            cache_mib = cache_bytes >> 20,
             created = report.created,
             schema_version = report.schema_version,
             migrated_from = report.migrated_from,
@@ -99,6 +100,22 @@ impl Application {
             stop_receiver.clone(),
         ));
 
+        let warm = {
+            let store = self.state.store.clone();
+            let stop = stop_receiver.clone();
+            tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                match store.warm_cache(|| !*stop.borrow()) {
+                    Ok(bytes) => tracing::debug!(
+                        mib = bytes >> 20,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "warmed the page cache"
+                    ),
+                    Err(error) => tracing::warn!(%error, "could not warm the page cache"),
+                }
+            })
+        };
+
         let router = http::router(self.state.clone());
         let mut server_stop = stop_receiver.clone();
         let server = axum::serve(
@@ -131,6 +148,7 @@ impl Application {
         let _ = stop_sender.send(true);
         let _ = watcher.await;
         let _ = housekeeping.await;
+        let _ = warm.await;
         if let Err(error) = self.state.services.flush_session_activity().await {
             tracing::warn!(%error, "could not record the last session activity");
         }
@@ -144,6 +162,47 @@ impl Application {
 }
 
 /// The data dir holds the database and secrets: owner-only.
+/// The smallest page cache `auto` chooses.
+const MIN_AUTO_CACHE_BYTES: u64 = 32 << 20;
+
+/// The ceiling of redb's page cache in bytes. `auto` is a quarter of the
+/// memory this process may use (the machine's, or its cgroup's limit if
+/// lower), at least 32 MiB. redb fills the cache only as pages are read, so
+/// a homelab's file of a few MiB costs a few MiB, while the 2 GB file of a
+/// million users stays in memory instead of being read again for each
+/// request (docs/performance.md).
+fn page_cache_bytes(setting: CacheMib) -> usize {
+    let bytes = match setting {
+        CacheMib::Mib(mib) => (mib as u64).saturating_mul(1 << 20),
+        CacheMib::Auto => memory_limit_bytes()
+            .map_or(MIN_AUTO_CACHE_BYTES, |limit| limit / 4)
+            .max(MIN_AUTO_CACHE_BYTES),
+    };
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+
+/// The memory this process may use: `MemTotal`, or the cgroup v2 limit
+/// (`memory.max`, e.g. a systemd unit's `MemoryMax=`) if lower. `None`
+/// where neither can be read.
+fn memory_limit_bytes() -> Option<u64> {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| mem_total_bytes(&text));
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    match (total, cgroup) {
+        (Some(total), Some(cgroup)) => Some(total.min(cgroup)),
+        (total, cgroup) => total.or(cgroup),
+    }
+}
+
+fn mem_total_bytes(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
 pub fn ensure_data_dir(path: &Path) -> anyhow::Result<()> {
     if path.exists() {
         let metadata = fs::metadata(path)
@@ -319,4 +378,22 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 's
             _ = interrupt.recv() => {},
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_takes_a_quarter_of_memory_and_never_less_than_32_mib() {
+        let meminfo = "MemTotal:        1021484 kB\nMemFree:          500000 kB\n";
+        assert_eq!(mem_total_bytes(meminfo), Some(1_021_484 * 1024));
+        assert_eq!(mem_total_bytes("MemFree: 1 kB\n"), None);
+        assert_eq!(page_cache_bytes(CacheMib::Mib(64)), 64 << 20);
+        let auto = page_cache_bytes(CacheMib::Auto) as u64;
+        assert!(auto >= MIN_AUTO_CACHE_BYTES);
+        if let Some(limit) = memory_limit_bytes() {
+            assert_eq!(auto, (limit / 4).max(MIN_AUTO_CACHE_BYTES));
+        }
+    }
 }

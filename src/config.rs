@@ -133,7 +133,7 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
-    pub cache_mib: usize,
+    pub cache_mib: CacheMib,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -231,7 +231,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("./data"),
-            cache_mib: 32,
+            cache_mib: CacheMib::Auto,
         }
     }
 }
@@ -602,6 +602,44 @@ fn describe_figment_error(error: figment::Error) -> String {
         .join("; ")
 }
 
+/// The ceiling of redb's page cache: `"auto"` (a quarter of the memory the
+/// process may use, see `app`) or a number of MiB. Either way the cache is
+/// filled only as pages are read, so it never holds more than the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMib {
+    Auto,
+    Mib(usize),
+}
+
+impl Serialize for CacheMib {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            CacheMib::Auto => serializer.serialize_str("auto"),
+            CacheMib::Mib(mib) => serializer.serialize_u64(*mib as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CacheMib {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Mib(usize),
+            Word(String),
+        }
+        match Written::deserialize(deserializer)? {
+            Written::Mib(mib) => Ok(CacheMib::Mib(mib)),
+            Written::Word(word) if word.trim().eq_ignore_ascii_case("auto") => Ok(CacheMib::Auto),
+            Written::Word(word) => word.trim().parse().map(CacheMib::Mib).map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "expected \"auto\" or a number of MiB, found {word:?}"
+                ))
+            }),
+        }
+    }
+}
+
 /// A `std::time::Duration` written the way people say it: `"90s"`, `"15m"`,
 /// `"1h"`, `"7d"`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -699,6 +737,22 @@ mod tests {
             .expect("valid config");
         assert_eq!(config.tokens.access_ttl.as_secs(), 900);
         assert_eq!(config.tokens.refresh_ttl.as_secs(), 7 * 86400);
+    }
+
+    #[test]
+    fn the_page_cache_is_auto_or_a_number_of_mib() {
+        assert_eq!(Config::default().storage.cache_mib, CacheMib::Auto);
+        let config = load_toml("[storage]\ncache_mib = 512\n").expect("a number");
+        assert_eq!(config.storage.cache_mib, CacheMib::Mib(512));
+        let config = load_toml("[storage]\ncache_mib = \"auto\"\n").expect("auto");
+        assert_eq!(config.storage.cache_mib, CacheMib::Auto);
+        let error = load_toml("[storage]\ncache_mib = \"lots\"\n").expect_err("must fail");
+        let message = error.to_string();
+        assert!(message.contains("storage.cache_mib"), "{message}");
+        assert!(message.contains("auto"), "{message}");
+        assert!(Config::default()
+            .to_effective_toml()
+            .contains("cache_mib = \"auto\""));
     }
 
     #[test]

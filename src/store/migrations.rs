@@ -26,6 +26,7 @@ const MIGRATIONS: &[Migration] = &[
     to_v3_personal_access_tokens,
     to_v4_mfa,
     to_v5_webauthn,
+    to_v6_sweep_due_index,
 ];
 
 pub const CURRENT_SCHEMA_VERSION: u64 = MIGRATIONS.len() as u64;
@@ -93,6 +94,12 @@ fn to_v5_webauthn(txn: &WriteTransaction, _now: UnixSeconds) -> StoreResult<()> 
         txn.open_table(table)?;
     }
     Ok(())
+}
+
+/// v6 indexes sessions, refresh tokens and PATs by when they are due for the
+/// sweep, so that a sweep reads only what is due.
+fn to_v6_sweep_due_index(txn: &WriteTransaction, _now: UnixSeconds) -> StoreResult<()> {
+    super::sweep::index_existing_rows(txn)
 }
 
 pub(crate) fn read_version(db: &Database) -> StoreResult<u64> {

@@ -46,6 +46,9 @@ pub(crate) const PATS: JsonTable = TableDefinition::new("pats");
 pub(crate) const PAT_IDS: JsonTable = TableDefinition::new("pat_ids");
 /// `user_id/pat_id` → null: the tokens of one user.
 pub(crate) const USER_PATS: JsonTable = TableDefinition::new("user_pats");
+/// `<kind>/<due at, 20 digits>/<key>` → null, for every session, refresh
+/// token and PAT: when the housekeeping sweep is to remove it (`sweep`).
+pub(crate) const SWEEP_DUE: JsonTable = TableDefinition::new("sweep_due");
 /// `user_id` → `MfaFactors` (sealed TOTP seed, recovery-code hashes).
 pub(crate) const MFA_FACTORS: JsonTable = TableDefinition::new("mfa_factors");
 /// SHA-256 (hex) of an mfa_token → `MfaChallenge`.
@@ -73,10 +76,31 @@ pub(crate) const ALL_TABLES: &[JsonTable] = &[
     PATS,
     PAT_IDS,
     USER_PATS,
+    SWEEP_DUE,
     MFA_FACTORS,
     MFA_CHALLENGES,
     WEBAUTHN_CREDENTIALS,
     WEBAUTHN_CEREMONIES,
+];
+
+/// The tables an ordinary request reads, hottest first: what
+/// `Store::warm_cache` loads after a start.
+pub(crate) const REQUEST_PATH_TABLES: &[JsonTable] = &[
+    META,
+    SIGNING_KEYS,
+    ORGS,
+    ORG_SLUGS,
+    USERS,
+    USER_EMAILS,
+    PATS,
+    SESSIONS,
+    REFRESH_TOKENS,
+    MFA_FACTORS,
+    WEBAUTHN_CREDENTIALS,
+    USER_SESSIONS,
+    USER_PATS,
+    PAT_IDS,
+    ORG_MEMBERS,
 ];
 
 pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> StoreResult<T> {

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::StoreResult;
+use super::sweep::{due_key, session_due_key, Sweep};
 use super::tables::*;
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::UnixSeconds;
@@ -50,6 +51,47 @@ impl TableReader<'_> {
                 Err(other) => Err(other.into()),
             },
             ReaderInner::Write(txn) => scan_json(&txn.open_table(table)?, prefix, after, limit),
+        }
+    }
+
+    /// Up to `limit` keys in `start..end`, after `after` (exclusive), in key
+    /// order; the values are not read.
+    pub(crate) fn keys_between(
+        &self,
+        table: JsonTable,
+        start: &str,
+        end: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        fn collect(
+            table: &impl ReadableTable<&'static str, &'static [u8]>,
+            start: &str,
+            end: &str,
+            after: Option<&str>,
+            limit: usize,
+        ) -> StoreResult<Vec<String>> {
+            let start = after.filter(|after| *after > start).unwrap_or(start);
+            let mut keys = Vec::new();
+            for entry in table.range(start..end)? {
+                let key = entry?.0.value().to_owned();
+                if Some(key.as_str()) == after {
+                    continue;
+                }
+                keys.push(key);
+                if keys.len() >= limit {
+                    break;
+                }
+            }
+            Ok(keys)
+        }
+        match &self.0 {
+            ReaderInner::Read(txn) => match txn.open_table(table) {
+                Ok(table) => collect(&table, start, end, after, limit),
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(Vec::new()),
+                Err(other) => Err(other.into()),
+            },
+            ReaderInner::Write(txn) => collect(&txn.open_table(table)?, start, end, after, limit),
         }
     }
 
@@ -573,7 +615,23 @@ impl WriteTxn {
         Ok(())
     }
 
+    /// Writes `due` to `sweep_due` and removes `old`, the row's earlier key
+    /// there, if it differs.
+    fn move_sweep_due(&self, old: Option<String>, due: &str) -> StoreResult<()> {
+        if let Some(old) = old.filter(|old| old != due) {
+            self.remove_sweep_due(&old)?;
+        }
+        self.put(SWEEP_DUE, due, &serde_json::Value::Null)
+    }
+
+    pub(crate) fn remove_sweep_due(&self, due: &str) -> StoreResult<()> {
+        self.remove(SWEEP_DUE, due)?;
+        Ok(())
+    }
+
     pub fn put_session(&self, session: &Session) -> StoreResult<()> {
+        let old = self.session(&session.id)?.map(|old| session_due_key(&old));
+        self.move_sweep_due(old, &session_due_key(session))?;
         self.put(
             USER_SESSIONS,
             &format!("{}/{}", session.user_id, session.id),
@@ -583,6 +641,7 @@ impl WriteTxn {
     }
 
     pub fn delete_session(&self, session: &Session) -> StoreResult<()> {
+        self.remove_sweep_due(&session_due_key(session))?;
         self.remove(
             USER_SESSIONS,
             &format!("{}/{}", session.user_id, session.id),
@@ -592,10 +651,23 @@ impl WriteTxn {
     }
 
     pub fn put_refresh_token(&self, digest_hex: &str, token: &RefreshToken) -> StoreResult<()> {
+        let due = |token: &RefreshToken| {
+            due_key(Sweep::ExpiredRefreshTokens, token.expires_at, digest_hex)
+        };
+        let old = self.refresh_token(digest_hex)?.map(|old| due(&old));
+        self.move_sweep_due(old, &due(token))?;
         self.put(REFRESH_TOKENS, digest_hex, token)
     }
 
     pub fn delete_refresh_token(&self, digest_hex: &str) -> StoreResult<bool> {
+        let Some(token) = self.refresh_token(digest_hex)? else {
+            return Ok(false);
+        };
+        self.remove_sweep_due(&due_key(
+            Sweep::ExpiredRefreshTokens,
+            token.expires_at,
+            digest_hex,
+        ))?;
         self.remove(REFRESH_TOKENS, digest_hex)
     }
 
@@ -613,6 +685,10 @@ impl WriteTxn {
     }
 
     pub fn put_pat(&self, digest_hex: &str, pat: &PersonalAccessToken) -> StoreResult<()> {
+        let due =
+            |pat: &PersonalAccessToken| due_key(Sweep::ExpiredPats, pat.expires_at, digest_hex);
+        let old = self.pat(digest_hex)?.map(|old| due(&old));
+        self.move_sweep_due(old, &due(pat))?;
         self.put(PAT_IDS, &pat.id, &digest_hex)?;
         self.put(
             USER_PATS,
@@ -623,6 +699,7 @@ impl WriteTxn {
     }
 
     pub fn delete_pat(&self, digest_hex: &str, pat: &PersonalAccessToken) -> StoreResult<()> {
+        self.remove_sweep_due(&due_key(Sweep::ExpiredPats, pat.expires_at, digest_hex))?;
         self.remove(PAT_IDS, &pat.id)?;
         self.remove(USER_PATS, &format!("{}/{}", pat.user_id, pat.id))?;
         self.remove(PATS, digest_hex)?;
