@@ -1,6 +1,7 @@
 //! Footprint figures: stripped binary size, time from exec to the first 200
-//! on `/healthz` (beside RSA-2048 key generation alone, which a first start
-//! waits for), idle RSS, and the database file size after 100,000 users +
+//! on `/healthz`, and on a first start also to the first JWKS with a key
+//! (beside RSA-2048 key generation alone, which the first signature waits
+//! for), idle RSS, and the database file size after 100,000 users +
 //! 1,000,000 audit events (quick: 1,000 + 10,000; seeded through the store's
 //! fast path) with the latency of `GET /v1/audit?user=<id>&limit=50` on it.
 //! Run with `cargo bench --bench footprint` (`-- --quick` for a smoke run).
@@ -27,16 +28,18 @@ fn main() {
     let musl_bytes = std::fs::metadata(musl).map(|m| m.len()).ok();
 
     let mut first_start = Vec::new();
+    let mut first_key = Vec::new();
     let mut warm_start = Vec::new();
     let mut idle_rss_kib = Vec::new();
     for _ in 0..runs {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let (elapsed, rss) = start_and_measure(dir.path(), port, !quick);
-        first_start.push(elapsed);
-        let (elapsed, rss_warm) = start_and_measure(dir.path(), port, !quick);
-        warm_start.push(elapsed);
-        idle_rss_kib.push(rss.max(rss_warm));
+        let started = start_and_measure(dir.path(), port, !quick);
+        first_start.push(started.ready_ms);
+        first_key.push(started.signing_ms);
+        let warm = start_and_measure(dir.path(), port, !quick);
+        warm_start.push(warm.ready_ms);
+        idle_rss_kib.push(started.rss_kib.max(warm.rss_kib));
     }
 
     let median = |values: &mut Vec<f64>| {
@@ -54,6 +57,7 @@ fn main() {
         .collect();
     let keygen_ms = median(&mut keygen_times);
     let first_ms = median(&mut first_start);
+    let first_key_ms = median(&mut first_key);
     let warm_ms = median(&mut warm_start);
     let mut rss: Vec<f64> = idle_rss_kib.iter().map(|&k| k as f64 / 1024.0).collect();
     let rss_mib = median(&mut rss);
@@ -79,6 +83,10 @@ fn main() {
     );
     println!(
         "{:<44} {:>10.1}ms {:>12}",
+        "exec → first JWKS with a key (first start)", first_key_ms, "-"
+    );
+    println!(
+        "{:<44} {:>10.1}ms {:>12}",
         "  RSA-2048 key generation alone", keygen_ms, "-"
     );
     println!(
@@ -98,6 +106,7 @@ fn main() {
         "binary_bytes": binary_bytes,
         "musl_binary_bytes": musl_bytes,
         "startup_first_ms_median": first_ms,
+        "startup_first_signing_key_ms_median": first_key_ms,
         "startup_warm_ms_median": warm_ms,
         "rsa_keygen_ms_median": keygen_ms,
         "idle_rss_mib_median": rss_mib,
@@ -111,8 +120,19 @@ fn main() {
     .expect("write");
 }
 
-/// Starts authd on `data` and returns (ms until the first 200, idle RSS KiB).
-fn start_and_measure(data: &Path, port: u16, settle: bool) -> (f64, u64) {
+/// What one start measured.
+struct Start {
+    /// exec → the first 200 on `/healthz`.
+    ready_ms: f64,
+    /// exec → the first JWKS with a key in it (which waits for the first
+    /// signing key on a first start).
+    signing_ms: f64,
+    /// VmRSS once idle.
+    rss_kib: u64,
+}
+
+/// Starts authd on `data` and measures it.
+fn start_and_measure(data: &Path, port: u16, settle: bool) -> Start {
     let started = Instant::now();
     let mut child = Command::new(AUTHD)
         .env("AUTHD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
@@ -122,8 +142,8 @@ fn start_and_measure(data: &Path, port: u16, settle: bool) -> (f64, u64) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn authd");
-    let elapsed = loop {
-        if healthz_ok(port) {
+    let ready = loop {
+        if get_ok(port, "/healthz").is_some() {
             break started.elapsed();
         }
         assert!(
@@ -132,28 +152,32 @@ fn start_and_measure(data: &Path, port: u16, settle: bool) -> (f64, u64) {
         );
         std::thread::sleep(Duration::from_micros(500));
     };
+    let jwks = get_ok(port, "/.well-known/jwks.json").expect("JWKS");
+    let signing = started.elapsed();
+    assert!(jwks.contains("\"kid\""), "a key is published: {jwks}");
     if settle {
         std::thread::sleep(Duration::from_millis(500));
     }
-    let rss = vm_rss_kib(child.id());
+    let rss_kib = vm_rss_kib(child.id());
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     child.wait().expect("wait");
-    (elapsed.as_secs_f64() * 1000.0, rss)
+    Start {
+        ready_ms: ready.as_secs_f64() * 1000.0,
+        signing_ms: signing.as_secs_f64() * 1000.0,
+        rss_kib,
+    }
 }
 
-fn healthz_ok(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
+/// The response to `GET path` if it was a 200.
+fn get_ok(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    response.starts_with("HTTP/1.1 200")
+    response.starts_with("HTTP/1.1 200").then_some(response)
 }
 
 fn vm_rss_kib(pid: u32) -> u64 {

@@ -19,6 +19,8 @@ pub struct BenchServer {
     child: Child,
     pub base: String,
     pub dir: tempfile::TempDir,
+    /// When `/healthz` first answered 200.
+    pub ready_at: Instant,
 }
 
 impl BenchServer {
@@ -66,7 +68,12 @@ impl BenchServer {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        BenchServer { child, base, dir }
+        BenchServer {
+            child,
+            base,
+            dir,
+            ready_at: Instant::now(),
+        }
     }
 
     /// The database file (`<data_dir>/authd.redb`).

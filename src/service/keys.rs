@@ -8,8 +8,15 @@
 //! database (at the next housekeeping pass). Changing `tokens.signing_alg`
 //! rotates at start-up along the same path. Key generation (RSA-2048 takes a
 //! few hundred milliseconds) runs on the blocking pool.
+//!
+//! On the very first start the first key is generated while the server
+//! already answers: everything that signs, verifies or publishes keys waits
+//! for it (a login spends that time in argon2 anyway), and everything else
+//! (health, the UI, the operator API, registration) does not.
 
 use std::sync::{Arc, RwLock};
+
+use tokio::sync::watch;
 
 use serde::Serialize;
 
@@ -30,9 +37,15 @@ struct KeyState {
     next_retirement: Option<UnixSeconds>,
 }
 
+/// The keys in memory; `None` until the first key exists.
+type SharedState = Arc<RwLock<Option<Arc<KeyState>>>>;
+
 pub struct KeyRing {
     store: Arc<Store>,
-    state: RwLock<Arc<KeyState>>,
+    state: SharedState,
+    /// Turns `true` once `state` holds keys; closed without turning if the
+    /// first key could not be made.
+    ready: watch::Receiver<bool>,
     /// How long a rotated-out key stays published.
     overlap_seconds: i64,
 }
@@ -74,53 +87,98 @@ impl KeyRing {
             .as_secs()
             .max(config.tokens.id_ttl.as_secs()) as i64;
         let ring_store = store.clone();
-        let state = tokio::task::spawn_blocking(move || -> anyhow::Result<KeyState> {
-            let active = ring_store.read(|txn| {
+        let active = tokio::task::spawn_blocking(move || {
+            ring_store.read(|txn| {
                 let kid = txn.active_signing_kid()?;
                 Ok::<_, StoreError>(match kid {
                     Some(kid) => txn.signing_keys()?.into_iter().find(|k| k.key.kid == kid),
                     None => None,
                 })
-            })?;
+            })
+        })
+        .await??;
+        // Only the very first key is made in the background; a changed
+        // algorithm rotates before the server answers, as an operator expects.
+        let first_start = active.is_none();
+        let state: SharedState = Arc::default();
+        let (ready_sender, ready) = watch::channel(false);
+        let ring_store = store.clone();
+        let prepare = move || -> anyhow::Result<KeyState> {
             match active {
                 Some(active) if active.key.algorithm == algorithm => {}
                 Some(_) => {
-                    let kid = install_new_key(&ring_store, algorithm, now, overlap_seconds, "algorithm_changed", &RequestOrigin::default())?;
+                    let kid = install_new_key(
+                        &ring_store,
+                        algorithm,
+                        now,
+                        overlap_seconds,
+                        "algorithm_changed",
+                        &RequestOrigin::default(),
+                    )?;
                     tracing::info!(%kid, alg = algorithm.as_str(), "signing algorithm changed; rotated to a new key");
                 }
                 None => {
-                    let kid = install_new_key(&ring_store, algorithm, now, overlap_seconds, "first_start", &RequestOrigin::default())?;
+                    let kid = install_new_key(
+                        &ring_store,
+                        algorithm,
+                        now,
+                        overlap_seconds,
+                        "first_start",
+                        &RequestOrigin::default(),
+                    )?;
                     tracing::info!(%kid, alg = algorithm.as_str(), "generated the first signing key");
                 }
             }
             build_state(&ring_store, now)
-        })
-        .await??;
+        };
+        let install = {
+            let state = state.clone();
+            move |built: KeyState| {
+                set_state(&state, built);
+                ready_sender.send_replace(true);
+            }
+        };
+        if first_start {
+            tokio::task::spawn_blocking(move || match prepare() {
+                Ok(built) => install(built),
+                Err(error) => tracing::error!(%error, "could not make the first signing key"),
+            });
+        } else {
+            install(tokio::task::spawn_blocking(prepare).await??);
+        }
         Ok(KeyRing {
             store: store.clone(),
-            state: RwLock::new(Arc::new(state)),
+            state,
+            ready,
             overlap_seconds,
         })
     }
 
-    fn snapshot(&self) -> Arc<KeyState> {
-        match self.state.read() {
+    /// The keys, once the first one exists.
+    async fn snapshot(&self) -> ServiceResult<Arc<KeyState>> {
+        let read = |state: &SharedState| match state.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if let Some(state) = read(&self.state) {
+            return Ok(state);
         }
+        self.ready
+            .clone()
+            .wait_for(|ready| *ready)
+            .await
+            .map_err(|_| internal("the first signing key could not be made (see the log)"))?;
+        read(&self.state).ok_or_else(|| internal("no signing keys"))
     }
 
     fn replace(&self, state: KeyState) {
-        match self.state.write() {
-            Ok(mut guard) => *guard = Arc::new(state),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(state),
-        }
+        set_state(&self.state, state);
     }
 
     /// The current state, rebuilt first if a key's publication window ended.
     async fn current(&self) -> ServiceResult<Arc<KeyState>> {
         let now = clock::now();
-        let state = self.snapshot();
+        let state = self.snapshot().await?;
         if state.next_retirement.is_none_or(|at| at > now) {
             return Ok(state);
         }
@@ -130,7 +188,7 @@ impl KeyRing {
             .map_err(internal)?
             .map_err(internal)?;
         self.replace(rebuilt);
-        Ok(self.snapshot())
+        self.snapshot().await
     }
 
     pub async fn signer(&self) -> ServiceResult<Arc<Signer>> {
@@ -153,13 +211,12 @@ impl KeyRing {
         algorithm: Option<KeyAlgorithm>,
         origin: RequestOrigin,
     ) -> ServiceResult<KeyInfo> {
+        // Also waits for the first key, so that it cannot land after this one.
+        let active_algorithm = self.snapshot().await?.signer.algorithm();
         let store = self.store.clone();
         let overlap = self.overlap_seconds;
         let now = clock::now();
-        let algorithm = match algorithm {
-            Some(algorithm) => algorithm,
-            None => self.snapshot().signer.algorithm(),
-        };
+        let algorithm = algorithm.unwrap_or(active_algorithm);
         let (kid, state) =
             tokio::task::spawn_blocking(move || -> anyhow::Result<(String, KeyState)> {
                 let kid = install_new_key(&store, algorithm, now, overlap, "operator", &origin)?;
@@ -178,6 +235,8 @@ impl KeyRing {
     }
 
     pub async fn list(&self) -> ServiceResult<Vec<KeyInfo>> {
+        // On a first start, the list would be empty until the first key exists.
+        self.snapshot().await?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             store.read(|txn| {
@@ -231,6 +290,14 @@ impl KeyRing {
             self.current().await?;
         }
         Ok(removed)
+    }
+}
+
+fn set_state(state: &SharedState, built: KeyState) {
+    let built = Some(Arc::new(built));
+    match state.write() {
+        Ok(mut guard) => *guard = built,
+        Err(poisoned) => *poisoned.into_inner() = built,
     }
 }
 

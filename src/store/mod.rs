@@ -31,6 +31,7 @@ pub use txn::{
     RefreshToken, StoredSigningKey, WebauthnCeremony, WebauthnCredential, WriteTxn,
 };
 
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
@@ -49,6 +50,34 @@ pub struct Store {
     path: PathBuf,
     audit_feed: broadcast::Sender<Arc<AuditRecord>>,
     cache_bytes: usize,
+    /// Bytes of rows `warm_cache` has read so far.
+    warmed_bytes: AtomicU64,
+    warm_phase: AtomicU8,
+}
+
+const WARM_NOT_STARTED: u8 = 0;
+const WARM_RUNNING: u8 = 1;
+const WARM_DONE: u8 = 2;
+
+/// The page cache, for `/v1/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStatus {
+    pub ceiling_bytes: u64,
+    /// Bytes of rows read into it since start by the warm-up.
+    pub warmed_bytes: u64,
+    /// `"not_started"`, `"warming"` or `"done"`.
+    pub warm_up: &'static str,
+}
+
+/// Rows in the tables an operator asks about, for `/v1/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct TableCounts {
+    pub orgs: u64,
+    pub users: u64,
+    pub sessions: u64,
+    pub refresh_tokens: u64,
+    pub personal_access_tokens: u64,
+    pub audit_events: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -115,6 +144,8 @@ impl Store {
             path: path.to_path_buf(),
             audit_feed: broadcast::channel(AUDIT_FEED_CAPACITY).0,
             cache_bytes,
+            warmed_bytes: AtomicU64::new(0),
+            warm_phase: AtomicU8::new(WARM_NOT_STARTED),
         };
         Ok((
             store,
@@ -202,6 +233,13 @@ impl Store {
     /// first touch of a page, and at a million users the first minute after
     /// a restart ran at half speed. Blocking.
     pub fn warm_cache(&self, keep_going: impl Fn() -> bool) -> StoreResult<u64> {
+        self.warm_phase.store(WARM_RUNNING, Ordering::Relaxed);
+        let outcome = self.read_request_path_tables(keep_going);
+        self.warm_phase.store(WARM_DONE, Ordering::Relaxed);
+        outcome
+    }
+
+    fn read_request_path_tables(&self, keep_going: impl Fn() -> bool) -> StoreResult<u64> {
         let budget = (self.cache_bytes / 2) as u64;
         let txn = self.database.begin_read()?;
         let mut read = 0_u64;
@@ -214,12 +252,56 @@ impl Store {
             for (n, entry) in table.iter()?.enumerate() {
                 let (key, value) = entry?;
                 read += (key.value().len() + value.value().len()) as u64;
-                if read >= budget || (n % 4096 == 0 && !keep_going()) {
-                    return Ok(read);
+                if n % 4096 == 0 {
+                    self.warmed_bytes.store(read, Ordering::Relaxed);
+                    if !keep_going() {
+                        return Ok(read);
+                    }
                 }
+                if read >= budget {
+                    break;
+                }
+            }
+            self.warmed_bytes.store(read, Ordering::Relaxed);
+            if read >= budget {
+                break;
             }
         }
         Ok(read)
+    }
+
+    pub fn cache_status(&self) -> CacheStatus {
+        CacheStatus {
+            ceiling_bytes: self.cache_bytes as u64,
+            warmed_bytes: self.warmed_bytes.load(Ordering::Relaxed),
+            warm_up: match self.warm_phase.load(Ordering::Relaxed) {
+                WARM_NOT_STARTED => "not_started",
+                WARM_RUNNING => "warming",
+                _ => "done",
+            },
+        }
+    }
+
+    /// How many rows the main tables hold (redb keeps each table's length,
+    /// so this reads no rows).
+    pub fn counts(&self) -> StoreResult<TableCounts> {
+        use redb::ReadableTableMetadata;
+        let txn = self.database.begin_read()?;
+        let len = |definition| -> StoreResult<u64> {
+            match txn.open_table(definition) {
+                Ok(table) => Ok(table.len()?),
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+                Err(other) => Err(other.into()),
+            }
+        };
+        Ok(TableCounts {
+            orgs: len(tables::ORGS)?,
+            users: len(tables::USERS)?,
+            sessions: len(tables::SESSIONS)?,
+            refresh_tokens: len(tables::REFRESH_TOKENS)?,
+            personal_access_tokens: len(tables::PATS)?,
+            audit_events: len(tables::AUDIT)?,
+        })
     }
 
     /// Proves the file is readable: used by `/healthz`.

@@ -29,6 +29,39 @@ async fn first_start_creates_owner_only_files_and_logs_where_they_are() {
 }
 
 #[tokio::test]
+async fn the_first_key_is_made_while_serving_and_what_signs_waits_for_it() {
+    // Ready at once: the RSA key of a first start is generated in the
+    // background, and only what needs it waits.
+    let server = TestServer::spawn_fast().await;
+    let health = server.get("/healthz").send().await.expect("healthz");
+    assert_eq!(health.status(), StatusCode::OK);
+    let (jwks, login) = tokio::join!(server.get_json("/.well-known/jwks.json"), async {
+        server.register_ok("first@example.com").await;
+        server.login_ok("first@example.com").await
+    });
+    let keys = jwks["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1, "never an empty key set: {jwks}");
+    assert_eq!(keys[0]["alg"], "RS256");
+    let kid = keys[0]["kid"].clone();
+    let access = login["access_token"].as_str().expect("access token");
+    let account = server
+        .get("/api/account")
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("account");
+    assert_eq!(account.status(), StatusCode::OK);
+    assert!(server.logs().contains("generated the first signing key"));
+
+    // A restart serves the same key and makes none.
+    let (dir, config) = server.stop();
+    let server = TestServer::start(dir, config, &[]).await;
+    let jwks = server.get_json("/.well-known/jwks.json").await;
+    assert_eq!(jwks["keys"][0]["kid"], kid);
+    assert!(!server.logs().contains("generated the first signing key"));
+}
+
+#[tokio::test]
 async fn sigterm_exits_zero_and_a_restart_keeps_the_token() {
     let server = TestServer::spawn().await;
     let token = server.admin_token();

@@ -64,6 +64,26 @@ async fn status_with_the_token_reports_version_uptime_and_database() {
     let path = body["database"]["path"].as_str().expect("path");
     assert!(path.ends_with("data/authd.redb"), "{path}");
     assert!(body["database"]["size_bytes"].as_u64().expect("size") > 0);
+    let cache = &body["database"]["page_cache"];
+    assert!(cache["ceiling_bytes"].as_u64().expect("ceiling") >= 32 << 20);
+    assert!(
+        ["warming", "done"].contains(&cache["warm_up"].as_str().expect("warm-up")),
+        "{cache}"
+    );
+    assert_eq!(body["counts"]["orgs"], 1, "the default org");
+    assert_eq!(body["counts"]["users"], 0);
+    let keys = body["signing_keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["active"], true);
+    assert!(keys[0]["kid"].is_string());
+    assert!(!body.to_string().contains("private"), "no key material");
+
+    server.register_ok("counted@example.com").await;
+    server.login_ok("counted@example.com").await;
+    let body = server.operator_get("/v1/status").await;
+    assert_eq!(body["counts"]["users"], 1);
+    assert_eq!(body["counts"]["sessions"], 1);
+    assert_eq!(body["counts"]["refresh_tokens"], 1);
 }
 
 #[tokio::test]
