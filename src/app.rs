@@ -106,7 +106,7 @@ impl Application {
             tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
                 match store.warm_cache(|| !*stop.borrow()) {
-                    Ok(bytes) => tracing::debug!(
+                    Ok(bytes) => tracing::info!(
                         mib = bytes >> 20,
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "warmed the page cache"
@@ -161,7 +161,6 @@ impl Application {
     }
 }
 
-/// The data dir holds the database and secrets: owner-only.
 /// The smallest page cache `auto` chooses.
 const MIN_AUTO_CACHE_BYTES: u64 = 32 << 20;
 
@@ -203,6 +202,7 @@ fn mem_total_bytes(meminfo: &str) -> Option<u64> {
     Some(kib.saturating_mul(1024))
 }
 
+/// The data dir holds the database and secrets: owner-only.
 pub fn ensure_data_dir(path: &Path) -> anyhow::Result<()> {
     if path.exists() {
         let metadata = fs::metadata(path)

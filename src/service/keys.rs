@@ -16,9 +16,8 @@
 
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::watch;
-
 use serde::Serialize;
+use tokio::sync::watch;
 
 use super::{ServiceError, ServiceResult};
 use crate::audit::{AuditKind, AuditRecord, RequestOrigin};

@@ -5,7 +5,7 @@
 //! record at most once per token per hour, so authenticating a request never
 //! writes to the database.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -20,6 +20,8 @@ use crate::domain::{OrgId, Role, Scope, UserId};
 use crate::store::{PersonalAccessToken, Queries};
 
 const HOUR: UnixSeconds = 3600;
+/// Token uses written per transaction by an activity flush.
+const ACTIVITY_CHUNK: usize = 1_000;
 
 /// A request authenticated by a personal access token.
 #[derive(Debug, Clone)]
@@ -384,7 +386,7 @@ impl Services {
         if seen.is_empty() {
             return Ok(0);
         }
-        let to_audit: Vec<String> = {
+        let to_audit: HashSet<String> = {
             let mut audited = lock(&self.pat_activity.audited_at);
             let now = clock::now();
             audited.retain(|_, at| *at + HOUR > now);
@@ -399,29 +401,41 @@ impl Services {
                 .map(|(id, _)| id.clone())
                 .collect()
         };
-        self.store_write(move |txn| {
-            let mut written = 0;
-            for (id, (used_at, origin)) in seen {
-                let Some((digest, mut pat)) = txn.pat_by_id(&id)? else {
-                    continue;
-                };
-                if pat.last_used_at.is_none_or(|at| at < used_at) {
-                    pat.last_used_at = Some(used_at);
-                    txn.put_pat(&digest, &pat)?;
-                    written += 1;
-                }
-                if to_audit.contains(&id) {
-                    txn.audit(
-                        AuditRecord::new(AuditKind::PatUsed, used_at, &origin)
-                            .user(pat.user_id)
-                            .org(&pat.org_id)
-                            .reason("first_use_this_hour")
-                            .details(serde_json::json!({"pat_id": pat.id})),
-                    )?;
-                }
-            }
-            Ok(written)
-        })
-        .await
+        let to_audit = std::sync::Arc::new(to_audit);
+        let mut written = 0;
+        // In transactions of a bounded size, so that the logins and
+        // rotations queued behind the flush of a busy minute (a write per
+        // token used) wait for one chunk, not for all of it.
+        let mut seen = seen.into_iter().peekable();
+        while seen.peek().is_some() {
+            let chunk: Vec<_> = seen.by_ref().take(ACTIVITY_CHUNK).collect();
+            let to_audit = to_audit.clone();
+            written += self
+                .store_write(move |txn| {
+                    let mut written = 0;
+                    for (id, (used_at, origin)) in chunk {
+                        let Some((digest, mut pat)) = txn.pat_by_id(&id)? else {
+                            continue;
+                        };
+                        if pat.last_used_at.is_none_or(|at| at < used_at) {
+                            pat.last_used_at = Some(used_at);
+                            txn.put_pat(&digest, &pat)?;
+                            written += 1;
+                        }
+                        if to_audit.contains(&id) {
+                            txn.audit(
+                                AuditRecord::new(AuditKind::PatUsed, used_at, &origin)
+                                    .user(pat.user_id)
+                                    .org(&pat.org_id)
+                                    .reason("first_use_this_hour")
+                                    .details(serde_json::json!({"pat_id": pat.id})),
+                            )?;
+                        }
+                    }
+                    Ok(written)
+                })
+                .await?;
+        }
+        Ok(written)
     }
 }

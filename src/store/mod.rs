@@ -739,6 +739,54 @@ mod tests {
     }
 
     #[test]
+    fn rewriting_a_pat_or_session_keeps_exactly_one_of_each_index_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open(&dir.path().join("authd.redb"), CACHE, 0).expect("open");
+        let user = crate::domain::UserId::random();
+        let pat = PersonalAccessToken {
+            id: "pat_1".into(),
+            name: "ci".into(),
+            user_id: user,
+            org_id: crate::domain::OrgId::random(),
+            scopes: Vec::new(),
+            created_at: 0,
+            expires_at: 5_000,
+            last_used_at: None,
+        };
+        let mut used = pat.clone();
+        used.last_used_at = Some(10);
+        let session = session(9_000, None);
+        let mut extended = session.clone();
+        extended.expires_at = 12_000;
+        let (first, again, s1, s2) = (pat.clone(), used.clone(), session.clone(), extended.clone());
+        store
+            .write(move |txn| {
+                txn.put_pat("aa", &first)?;
+                txn.put_pat("aa", &again)?;
+                txn.put_session(&s1)?;
+                txn.put_session(&s2)
+            })
+            .expect("write");
+        store
+            .read(|txn| {
+                let (digest, found) = txn.pat_by_id("pat_1")?.expect("by id");
+                assert_eq!((digest.as_str(), found.last_used_at), ("aa", Some(10)));
+                assert_eq!(txn.pats_of_user(&user, None, 10)?.len(), 1);
+                let sessions = txn.sessions_of_user(&session.user_id)?;
+                assert_eq!(sessions.len(), 1);
+                assert_eq!(sessions[0].expires_at, 12_000);
+                Ok::<_, StoreError>(())
+            })
+            .expect("read");
+        let due = sweep_due_keys(&store);
+        assert_eq!(due.len(), 2, "{due:?}");
+        assert!(
+            due.iter().any(|k| k.contains("00012000/")),
+            "moved: {due:?}"
+        );
+    }
+
+    #[test]
     fn a_v5_file_gains_the_sweep_index_of_its_rows() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("authd.redb");

@@ -615,11 +615,15 @@ impl WriteTxn {
         Ok(())
     }
 
-    /// Writes `due` to `sweep_due` and removes `old`, the row's earlier key
-    /// there, if it differs.
+    /// Moves a row's `sweep_due` key from `old` (its key before this write,
+    /// `None` for a new row) to `due`. An unchanged key is not written again:
+    /// a refresh rotation rewrites its session and the used token with the
+    /// same expiry, and each rewrite was a copied path in a big tree.
     fn move_sweep_due(&self, old: Option<String>, due: &str) -> StoreResult<()> {
-        if let Some(old) = old.filter(|old| old != due) {
-            self.remove_sweep_due(&old)?;
+        match old {
+            Some(old) if old == due => return Ok(()),
+            Some(old) => self.remove_sweep_due(&old)?,
+            None => {}
         }
         self.put(SWEEP_DUE, due, &serde_json::Value::Null)
     }
@@ -629,14 +633,23 @@ impl WriteTxn {
         Ok(())
     }
 
+    /// Writes the session and its index rows; a rewrite that leaves the
+    /// owner and expiry as they were (recording activity, a rotation) writes
+    /// only the session.
     pub fn put_session(&self, session: &Session) -> StoreResult<()> {
-        let old = self.session(&session.id)?.map(|old| session_due_key(&old));
-        self.move_sweep_due(old, &session_due_key(session))?;
-        self.put(
-            USER_SESSIONS,
-            &format!("{}/{}", session.user_id, session.id),
-            &session.expires_at,
-        )?;
+        let old = self.session(&session.id)?;
+        self.move_sweep_due(old.as_ref().map(session_due_key), &session_due_key(session))?;
+        let user_key = |s: &Session| format!("{}/{}", s.user_id, s.id);
+        match &old {
+            Some(old) if old.user_id == session.user_id && old.expires_at == session.expires_at => {
+            }
+            _ => {
+                if let Some(old) = &old {
+                    self.remove(USER_SESSIONS, &user_key(old))?;
+                }
+                self.put(USER_SESSIONS, &user_key(session), &session.expires_at)?;
+            }
+        }
         self.put(SESSIONS, &session.id.to_string(), session)
     }
 
@@ -687,14 +700,22 @@ impl WriteTxn {
     pub fn put_pat(&self, digest_hex: &str, pat: &PersonalAccessToken) -> StoreResult<()> {
         let due =
             |pat: &PersonalAccessToken| due_key(Sweep::ExpiredPats, pat.expires_at, digest_hex);
-        let old = self.pat(digest_hex)?.map(|old| due(&old));
-        self.move_sweep_due(old, &due(pat))?;
-        self.put(PAT_IDS, &pat.id, &digest_hex)?;
-        self.put(
-            USER_PATS,
-            &format!("{}/{}", pat.user_id, pat.id),
-            &serde_json::Value::Null,
-        )?;
+        let old = self.pat(digest_hex)?;
+        self.move_sweep_due(old.as_ref().map(due), &due(pat))?;
+        // Recording a token's last use leaves its id and owner as they were:
+        // only the token is written then.
+        let user_key = |pat: &PersonalAccessToken| format!("{}/{}", pat.user_id, pat.id);
+        match &old {
+            Some(old) if old.id == pat.id && old.user_id == pat.user_id => {}
+            _ => {
+                if let Some(old) = &old {
+                    self.remove(PAT_IDS, &old.id)?;
+                    self.remove(USER_PATS, &user_key(old))?;
+                }
+                self.put(PAT_IDS, &pat.id, &digest_hex)?;
+                self.put(USER_PATS, &user_key(pat), &serde_json::Value::Null)?;
+            }
+        }
         self.put(PATS, digest_hex, pat)
     }
 
