@@ -252,20 +252,16 @@ impl Store {
             for (n, entry) in table.iter()?.enumerate() {
                 let (key, value) = entry?;
                 read += (key.value().len() + value.value().len()) as u64;
-                if n % 4096 == 0 {
+                let checkpoint = n % 4096 == 0;
+                let done = read >= budget || (checkpoint && !keep_going());
+                if checkpoint || done {
                     self.warmed_bytes.store(read, Ordering::Relaxed);
-                    if !keep_going() {
-                        return Ok(read);
-                    }
                 }
-                if read >= budget {
-                    break;
+                if done {
+                    return Ok(read);
                 }
             }
             self.warmed_bytes.store(read, Ordering::Relaxed);
-            if read >= budget {
-                break;
-            }
         }
         Ok(read)
     }

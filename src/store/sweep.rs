@@ -175,7 +175,9 @@ impl WriteTxn {
                     _ => false,
                 },
                 Sweep::ExpiredRefreshTokens => match self.refresh_token(key)? {
-                    Some(token) if token.expires_at <= now => self.delete_refresh_token(key)?,
+                    Some(token) if token.expires_at <= now => {
+                        self.delete_read_refresh_token(key, &token)?
+                    }
                     _ => false,
                 },
                 Sweep::ExpiredPats => match self.pat(key)? {

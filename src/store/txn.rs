@@ -676,6 +676,15 @@ impl WriteTxn {
         let Some(token) = self.refresh_token(digest_hex)? else {
             return Ok(false);
         };
+        self.delete_read_refresh_token(digest_hex, &token)
+    }
+
+    /// [`WriteTxn::delete_refresh_token`] for a token the caller has read.
+    pub(crate) fn delete_read_refresh_token(
+        &self,
+        digest_hex: &str,
+        token: &RefreshToken,
+    ) -> StoreResult<bool> {
         self.remove_sweep_due(&due_key(
             Sweep::ExpiredRefreshTokens,
             token.expires_at,
