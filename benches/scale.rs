@@ -3,10 +3,14 @@
 //! 1,000,000 users (quick: 1,000 / 10,000), and the ratio of each throughput
 //! at the largest size to that at 1,000 (target: ≥ 0.8). Users, each with one
 //! PAT, are seeded through the store's fast path (`common::seed`), not HTTP;
-//! every request picks a random seeded user. Logins use cheap argon2id
-//! (m=1024 KiB, t=1, p=1) and tokens EdDSA, so that the store, not hashing
-//! or RSA signing, bounds them. `cargo bench --bench scale` (`-- --quick`
-//! for a smoke run, ~1 s per figure; `AUTHD_BENCH_SCALE_SIZES=1000,300000`
+//! every request picks a random seeded user. All sizes' servers run at once
+//! and each scenario is measured in rounds that take the sizes in turn
+//! (forwards, then backwards); a figure is the median round, so that the
+//! machine's drift between minutes (as large as the effect measured) falls on
+//! every size alike. Logins use cheap argon2id (m=1024 KiB, t=1, p=1) and
+//! tokens EdDSA, so that the store, not hashing or RSA signing, bounds them.
+//! `cargo bench --bench scale` (5 rounds of 2 s; `-- --quick` for a smoke
+//! run, 2 rounds of 0.5 s; `AUTHD_BENCH_SCALE_SIZES=1000,300000`
 //! to choose the user counts). Prints a table and writes
 //! `target/bench/scale.json`.
 
@@ -18,7 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::seed::{self, PASSWORD};
-use common::{closed_loop, cores, header, mib, row, save, BenchServer, CHEAP_ARGON2, NO_LIMITS};
+use common::{
+    closed_loop, cores, header, mib, row, save, BenchServer, LoadResult, CHEAP_ARGON2, NO_LIMITS,
+};
 use serde_json::{json, Value};
 
 /// The cheap argon2id parameters of `CHEAP_ARGON2`.
@@ -46,7 +52,18 @@ async fn login_status(
     Ok((status, body))
 }
 
-async fn at_size(users: u64, duration: Duration, warmup: Duration, connections: usize) -> Value {
+/// One seeded server, ready to be measured.
+struct Size {
+    users: u64,
+    server: BenchServer,
+    seed_seconds: f64,
+    database_bytes: u64,
+    first_login_ms: f64,
+    warm_up_seconds: f64,
+    warmed_bytes: u64,
+}
+
+async fn seeded(client: &reqwest::Client, users: u64) -> Size {
     let phc = seed::phc(ARGON2.0, ARGON2.1, ARGON2.2);
     let mut seed_seconds = 0.0;
     let server =
@@ -55,44 +72,109 @@ async fn at_size(users: u64, duration: Duration, warmup: Duration, connections: 
             seed_seconds = seed::users(&store, &org, 0..users, &phc, true);
         });
     let database_bytes = server.database_bytes();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(512)
-        .build()
-        .expect("client");
-    let base = server.base.clone();
 
     // The first write after start waits for the start-up housekeeping (the
     // sweeps of sessions and PATs run at once), so it shows what that costs.
     let first = Instant::now();
-    let (status, _) = login_status(&client, &base, random_user(users))
+    let (status, _) = login_status(client, &server.base, random_user(users))
         .await
         .expect("first login");
     assert_eq!(status, 200, "first login");
     let first_login_ms = first.elapsed().as_secs_f64() * 1000.0;
 
     // The figures are of a server in its steady state: after start it reads
-    // the request-path tables into its page cache in the background (about
-    // 5 s of one core for a million users), which is reported on its own.
-    let (warm_up_seconds, warmed_bytes) = wait_for_warm_cache(&client, &server).await;
+    // the request-path tables into its page cache in the background (a few
+    // seconds of one core for a million users), which is reported on its own.
+    let (warm_up_seconds, warmed_bytes) = wait_for_warm_cache(client, &server).await;
+    Size {
+        users,
+        server,
+        seed_seconds,
+        database_bytes,
+        first_login_ms,
+        warm_up_seconds,
+        warmed_bytes,
+    }
+}
 
-    let login = {
-        let (client, base) = (client.clone(), base.clone());
-        move |_: usize, _: u64| {
-            let (client, base) = (client.clone(), base.clone());
-            async move {
-                login_status(&client, &base, random_user(users))
-                    .await
-                    .map(|(status, _)| status)
-            }
+/// How long each measurement is, and how often each size is measured.
+#[derive(Clone, Copy)]
+struct Rounds {
+    count: usize,
+    measure: Duration,
+    warmup: Duration,
+    connections: usize,
+}
+
+/// Measures one scenario at every size, `rounds.count` times, taking the
+/// sizes in turn (forwards, then backwards) so that a drift in the
+/// machine's speed falls on every size alike; returns each size's rounds.
+async fn interleaved<F, Fut>(
+    sizes: &[Size],
+    rounds: Rounds,
+    scenario: impl Fn(usize, &Size) -> F,
+) -> Vec<Vec<LoadResult>>
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Result<u16, String>> + Send,
+{
+    let requests: Vec<F> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, size)| scenario(i, size))
+        .collect();
+    let mut results = vec![Vec::new(); sizes.len()];
+    for round in 0..rounds.count {
+        let mut order: Vec<usize> = (0..sizes.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
         }
-    };
-    closed_loop(connections, warmup, 200, login.clone()).await;
-    let logins = closed_loop(connections, duration, 200, login).await;
+        for i in order {
+            let request = requests[i].clone();
+            closed_loop(rounds.connections, rounds.warmup, 200, request.clone()).await;
+            results[i].push(closed_loop(rounds.connections, rounds.measure, 200, request).await);
+        }
+    }
+    results
+}
 
-    // One refresh chain per connection, each from a login of a random user.
+/// The median round (by throughput) and every round's throughput.
+fn summarised(rounds: &[LoadResult]) -> Value {
+    let mut sorted: Vec<&LoadResult> = rounds.iter().collect();
+    sorted.sort_by(|a, b| a.per_second().total_cmp(&b.per_second()));
+    let median = sorted[sorted.len() / 2];
+    let mut json = median.json();
+    json["per_second"] = json!(median.per_second());
+    json["errors"] = json!(rounds.iter().map(|r| r.errors).sum::<u64>());
+    json["rounds_per_second"] = json!(rounds
+        .iter()
+        .map(LoadResult::per_second)
+        .collect::<Vec<_>>());
+    json
+}
+
+fn login_scenario(size: &Size) -> impl Fn(usize, u64) -> RequestFuture + Clone {
+    let client = client();
+    let (base, users) = (size.server.base.clone(), size.users);
+    move |_: usize, _: u64| {
+        let (client, base) = (client.clone(), base.clone());
+        Box::pin(async move {
+            login_status(&client, &base, random_user(users))
+                .await
+                .map(|(status, _)| status)
+        })
+    }
+}
+
+type RequestFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<u16, String>> + Send>>;
+
+/// One refresh chain per connection, each from a login of a random user.
+async fn refresh_chains(size: &Size, connections: usize) -> Arc<Vec<tokio::sync::Mutex<String>>> {
+    let client = client();
     let mut chains = Vec::new();
     for _ in 0..connections {
-        let (status, body) = login_status(&client, &base, random_user(users))
+        let (status, body) = login_status(&client, &size.server.base, random_user(size.users))
             .await
             .expect("login");
         assert_eq!(status, 200);
@@ -100,64 +182,61 @@ async fn at_size(users: u64, duration: Duration, warmup: Duration, connections: 
             body["refresh_token"].as_str().expect("refresh").to_owned(),
         ));
     }
-    let chains = Arc::new(chains);
-    let refresh = {
-        let (client, base) = (client.clone(), base.clone());
-        move |worker: usize, _: u64| {
-            let (client, base, chains) = (client.clone(), base.clone(), chains.clone());
-            async move {
-                let mut chain = chains[worker].lock().await;
-                let response = client
-                    .post(format!("{base}/oauth/token"))
-                    .form(&[
-                        ("grant_type", "refresh_token"),
-                        ("refresh_token", chain.as_str()),
-                    ])
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let status = response.status().as_u16();
-                let body: Value = response.json().await.map_err(|e| e.to_string())?;
-                if let Some(next) = body["refresh_token"].as_str() {
-                    *chain = next.to_owned();
-                }
-                Ok(status)
-            }
-        }
-    };
-    closed_loop(connections, warmup, 200, refresh.clone()).await;
-    let rotations = closed_loop(connections, duration, 200, refresh).await;
+    Arc::new(chains)
+}
 
-    let pat_get = {
-        let (client, base) = (client.clone(), base.clone());
-        move |_: usize, _: u64| {
-            let request = client
-                .get(format!("{base}/api/account"))
-                .bearer_auth(seed::pat_token(random_user(users)));
-            async move {
-                request
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .map_err(|e| e.to_string())
+fn refresh_scenario(
+    size: &Size,
+    chains: Arc<Vec<tokio::sync::Mutex<String>>>,
+) -> impl Fn(usize, u64) -> RequestFuture + Clone {
+    let client = client();
+    let base = size.server.base.clone();
+    move |worker: usize, _: u64| {
+        let (client, base, chains) = (client.clone(), base.clone(), chains.clone());
+        Box::pin(async move {
+            let mut chain = chains[worker].lock().await;
+            let response = client
+                .post(format!("{base}/oauth/token"))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", chain.as_str()),
+                ])
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.map_err(|e| e.to_string())?;
+            if let Some(next) = body["refresh_token"].as_str() {
+                *chain = next.to_owned();
             }
-        }
-    };
-    closed_loop(connections, warmup, 200, pat_get.clone()).await;
-    let pat_gets = closed_loop(connections, duration, 200, pat_get).await;
+            Ok(status)
+        })
+    }
+}
 
-    json!({
-        "users": users,
-        "seed_seconds": seed_seconds,
-        "database_bytes": database_bytes,
-        "database_bytes_after": server.database_bytes(),
-        "first_login_after_start_ms": first_login_ms,
-        "cache_warm_up_seconds": warm_up_seconds,
-        "cache_warmed_bytes": warmed_bytes,
-        "logins": logins.json(),
-        "refresh_rotations": rotations.json(),
-        "pat_gets": pat_gets.json(),
-    })
+fn pat_get_scenario(size: &Size) -> impl Fn(usize, u64) -> RequestFuture + Clone {
+    let client = client();
+    let (base, users) = (size.server.base.clone(), size.users);
+    move |_: usize, _: u64| {
+        let request = client
+            .get(format!("{base}/api/account"))
+            .bearer_auth(seed::pat_token(random_user(users)));
+        Box::pin(async move {
+            request
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Each server gets its own connection pool.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .expect("client")
 }
 
 /// Polls `/v1/status` until the page-cache warm-up has finished; returns the
@@ -201,16 +280,60 @@ async fn main() {
         Err(_) if quick => vec![1_000, 10_000],
         Err(_) => vec![1_000, 100_000, 1_000_000],
     };
-    let (duration, warmup, connections) = if quick {
-        (Duration::from_secs(1), Duration::from_millis(200), 4)
+    let rounds = if quick {
+        Rounds {
+            count: 2,
+            measure: Duration::from_millis(500),
+            warmup: Duration::from_millis(100),
+            connections: 4,
+        }
     } else {
-        (Duration::from_secs(5), Duration::from_secs(1), 32)
+        Rounds {
+            count: 5,
+            measure: Duration::from_secs(2),
+            warmup: Duration::from_millis(500),
+            connections: 32,
+        }
     };
+    let connections = rounds.connections;
 
-    let mut results = Vec::new();
+    // Every size's server is seeded and started first and stays up, so that
+    // the rounds of each scenario can alternate between them.
+    let setup = client();
+    let mut servers = Vec::new();
     for &users in &sizes {
-        results.push(at_size(users, duration, warmup, connections).await);
+        servers.push(seeded(&setup, users).await);
     }
+    let logins = interleaved(&servers, rounds, |_, size| login_scenario(size)).await;
+    let mut chains = Vec::new();
+    for size in &servers {
+        chains.push(refresh_chains(size, connections).await);
+    }
+    let rotations = interleaved(&servers, rounds, |i, size| {
+        refresh_scenario(size, chains[i].clone())
+    })
+    .await;
+    let pat_gets = interleaved(&servers, rounds, |_, size| pat_get_scenario(size)).await;
+
+    let results: Vec<Value> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, size)| {
+            json!({
+                "users": size.users,
+                "seed_seconds": size.seed_seconds,
+                "database_bytes": size.database_bytes,
+                "database_bytes_after": size.server.database_bytes(),
+                "first_login_after_start_ms": size.first_login_ms,
+                "cache_warm_up_seconds": size.warm_up_seconds,
+                "cache_warmed_bytes": size.warmed_bytes,
+                "logins": summarised(&logins[i]),
+                "refresh_rotations": summarised(&rotations[i]),
+                "pat_gets": summarised(&pat_gets[i]),
+            })
+        })
+        .collect();
+    drop(servers);
 
     let per_second = |v: &Value, key: &str| v[key]["per_second"].as_f64().unwrap_or(0.0);
     let latency = |v: &Value, key: &str| {
@@ -221,11 +344,13 @@ async fn main() {
         )
     };
     header(&format!(
-        "scale (argon2id m={} KiB t={} p={} and EdDSA, so the store, not hashing, bounds logins; {} cores, {connections} connections{})",
+        "scale (argon2id m={} KiB t={} p={} and EdDSA, so the store, not hashing, bounds logins; {} cores, {connections} connections, median of {} rounds of {:.1} s{})",
         ARGON2.0,
         ARGON2.1,
         ARGON2.2,
         cores(),
+        rounds.count,
+        rounds.measure.as_secs_f64(),
         if quick { ", QUICK" } else { "" }
     ));
     for result in &results {
@@ -309,7 +434,8 @@ async fn main() {
             "quick": quick,
             "cores": cores(),
             "connections": connections,
-            "seconds_per_figure": duration.as_secs_f64(),
+            "rounds": rounds.count,
+            "seconds_per_round": rounds.measure.as_secs_f64(),
             "argon2": {"memory_kib": ARGON2.0, "iterations": ARGON2.1, "parallelism": ARGON2.2},
             "signing_alg": "EdDSA",
             "sizes": results,

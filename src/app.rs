@@ -128,20 +128,30 @@ impl Application {
         let mut server = tokio::spawn(server.into_future());
         tracing::info!(%address, public_url = %self.config.server.public_url, "authd listening");
 
-        tokio::select! {
+        let stop = tokio::select! {
             result = &mut server => {
                 result.context("server task failed")?.context("server failed")?;
+                None
             }
             () = shutdown => {
                 tracing::info!("shutdown requested; finishing in-flight requests");
-                let _ = stop_sender.send(true);
-                let grace = self.config.server.shutdown_grace.as_std();
-                match tokio::time::timeout(grace, &mut server).await {
-                    Ok(result) => result.context("server task failed")?.context("server failed")?,
-                    Err(_) => {
-                        tracing::warn!(grace = %self.config.server.shutdown_grace, "requests still running after the grace period; closing anyway");
-                        server.abort();
-                    }
+                Some(Ok(()))
+            }
+            () = self.state.services.keys.first_key_failed() => {
+                tracing::error!("no signing key could be made; stopping");
+                Some(Err(anyhow::anyhow!("could not make the first signing key (see the log)")))
+            }
+        };
+        if stop.is_some() {
+            let _ = stop_sender.send(true);
+            let grace = self.config.server.shutdown_grace.as_std();
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(result) => result
+                    .context("server task failed")?
+                    .context("server failed")?,
+                Err(_) => {
+                    tracing::warn!(grace = %self.config.server.shutdown_grace, "requests still running after the grace period; closing anyway");
+                    server.abort();
                 }
             }
         }
@@ -157,7 +167,7 @@ impl Application {
         }
         drop(self.state);
         tracing::info!("database closed; bye");
-        Ok(())
+        stop.unwrap_or(Ok(()))
     }
 }
 

@@ -12,7 +12,8 @@
 //! On the very first start the first key is generated while the server
 //! already answers: everything that signs, verifies or publishes keys waits
 //! for it (a login spends that time in argon2 anyway), and everything else
-//! (health, the UI, the operator API, registration) does not.
+//! (health, the UI, the operator API, registration) does not. Should that
+//! key fail to be made, the server stops with an error.
 
 use std::sync::{Arc, RwLock};
 
@@ -168,6 +169,15 @@ impl KeyRing {
             .await
             .map_err(|_| internal("the first signing key could not be made (see the log)"))?;
         read(&self.state).ok_or_else(|| internal("no signing keys"))
+    }
+
+    /// Resolves only if the first key could not be made in the background:
+    /// a server that can never sign should stop (and be restarted by its
+    /// supervisor), as it would have had the key been made before serving.
+    pub async fn first_key_failed(&self) {
+        if self.ready.clone().wait_for(|ready| *ready).await.is_ok() {
+            std::future::pending::<()>().await;
+        }
     }
 
     fn replace(&self, state: KeyState) {
@@ -384,4 +394,51 @@ fn build_state(store: &Store, now: UnixSeconds) -> anyhow::Result<KeyState> {
         etag,
         next_retirement,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn ring(ready: watch::Receiver<bool>) -> (tempfile::TempDir, KeyRing) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) =
+            Store::open(&dir.path().join("authd.redb"), 1 << 20, clock::now()).expect("open");
+        let ring = KeyRing {
+            store: Arc::new(store),
+            state: SharedState::default(),
+            ready,
+            overlap_seconds: 60,
+        };
+        (dir, ring)
+    }
+
+    #[tokio::test]
+    async fn a_first_key_that_could_not_be_made_fails_signing_and_reports_it() {
+        let (sender, ready) = watch::channel(false);
+        drop(sender);
+        let (_dir, ring) = ring(ready);
+        tokio::time::timeout(Duration::from_secs(1), ring.first_key_failed())
+            .await
+            .expect("the failure is reported");
+        assert!(matches!(
+            ring.snapshot().await,
+            Err(ServiceError::Internal(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_first_key_that_was_made_never_reports_a_failure() {
+        let (sender, ready) = watch::channel(false);
+        sender.send_replace(true);
+        drop(sender);
+        let (_dir, ring) = ring(ready);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), ring.first_key_failed())
+                .await
+                .is_err()
+        );
+    }
 }
