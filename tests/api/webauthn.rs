@@ -3,6 +3,8 @@
 //! browser and the key: register, list, rename, remove, and the assertion at
 //! the `mfa_token` step.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -301,13 +303,14 @@ async fn an_assertion_is_good_once_and_only_for_its_own_login() {
         .expect("json");
     let mut forged = serde_json::to_value(key.do_authentication(origin(), request).expect("signs"))
         .expect("json");
-    let signature = forged["response"]["signature"]
-        .as_str()
-        .expect("signature")
-        .to_owned();
-    let flipped = if signature.ends_with('A') { "B" } else { "A" };
-    forged["response"]["signature"] =
-        json!(format!("{}{flipped}", &signature[..signature.len() - 1]));
+    // A byte of the signature, not a character of its base64url: changing
+    // the last character can leave a non-canonical encoding, which is a
+    // malformed request (422) rather than a bad signature.
+    let mut signature = URL_SAFE_NO_PAD
+        .decode(forged["response"]["signature"].as_str().expect("signature"))
+        .expect("base64url");
+    *signature.last_mut().expect("a signature") ^= 0x01;
+    forged["response"]["signature"] = json!(URL_SAFE_NO_PAD.encode(signature));
     let stranger = server
         .post("/mfa/challenge")
         .json(&json!({"mfa_token": token_c, "webauthn": forged}))
