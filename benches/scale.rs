@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use common::seed::{self, PASSWORD};
 use common::{
-    closed_loop, cores, header, mib, row, save, BenchServer, LoadResult, CHEAP_ARGON2, NO_LIMITS,
+    closed_loop, cores, header, mib, row, save, status_of, BenchServer, LoadResult, RequestFuture,
+    CHEAP_ARGON2, NO_LIMITS,
 };
 use serde_json::{json, Value};
 
@@ -166,9 +167,6 @@ fn login_scenario(size: &Size) -> impl Fn(usize, u64) -> RequestFuture + Clone {
     }
 }
 
-type RequestFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<u16, String>> + Send>>;
-
 /// One refresh chain per connection, each from a login of a random user.
 async fn refresh_chains(size: &Size, connections: usize) -> Arc<Vec<tokio::sync::Mutex<String>>> {
     let client = client();
@@ -193,24 +191,7 @@ fn refresh_scenario(
     let base = size.server.base.clone();
     move |worker: usize, _: u64| {
         let (client, base, chains) = (client.clone(), base.clone(), chains.clone());
-        Box::pin(async move {
-            let mut chain = chains[worker].lock().await;
-            let response = client
-                .post(format!("{base}/oauth/token"))
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", chain.as_str()),
-                ])
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = response.status().as_u16();
-            let body: Value = response.json().await.map_err(|e| e.to_string())?;
-            if let Some(next) = body["refresh_token"].as_str() {
-                *chain = next.to_owned();
-            }
-            Ok(status)
-        })
+        Box::pin(async move { common::rotate(&client, &base, &chains[worker]).await })
     }
 }
 
@@ -218,16 +199,11 @@ fn pat_get_scenario(size: &Size) -> impl Fn(usize, u64) -> RequestFuture + Clone
     let client = client();
     let (base, users) = (size.server.base.clone(), size.users);
     move |_: usize, _: u64| {
-        let request = client
-            .get(format!("{base}/api/account"))
-            .bearer_auth(seed::pat_token(random_user(users)));
-        Box::pin(async move {
-            request
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .map_err(|e| e.to_string())
-        })
+        status_of(
+            client
+                .get(format!("{base}/api/account"))
+                .bearer_auth(seed::pat_token(random_user(users))),
+        )
     }
 }
 

@@ -208,24 +208,7 @@ async fn over_http(algorithm: &str, duration: Duration, connections: usize) -> V
         let (client, base, chains) = (client.clone(), base.clone(), chains.clone());
         move |worker: usize, _| {
             let (client, base, chains) = (client.clone(), base.clone(), chains.clone());
-            async move {
-                let mut chain = chains[worker].lock().await;
-                let response = client
-                    .post(format!("{base}/oauth/token"))
-                    .form(&[
-                        ("grant_type", "refresh_token"),
-                        ("refresh_token", chain.as_str()),
-                    ])
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let status = response.status().as_u16();
-                let body: Value = response.json().await.map_err(|e| e.to_string())?;
-                if let Some(next) = body["refresh_token"].as_str() {
-                    *chain = next.to_owned();
-                }
-                Ok(status)
-            }
+            async move { common::rotate(&client, &base, &chains[worker]).await }
         }
     };
     let rotations = closed_loop(connections, duration, 200, refresh).await;

@@ -238,32 +238,60 @@ where
     }
 }
 
+/// What a `closed_loop` request returns: the answer's status.
+pub type RequestFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<u16, String>> + Send>>;
+
+/// Sends `request` and yields its status.
+pub fn status_of(request: reqwest::RequestBuilder) -> RequestFuture {
+    Box::pin(async move {
+        request
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
+    })
+}
+
 /// A `closed_loop` request: GET `url`, with a bearer token if given.
 pub fn get_request(
     client: &reqwest::Client,
     url: String,
     bearer: Option<String>,
-) -> impl Fn(
-    usize,
-    u64,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u16, String>> + Send>>
-       + Send
-       + Sync
-       + 'static {
+) -> impl Fn(usize, u64) -> RequestFuture + Send + Sync + 'static {
     let client = client.clone();
     move |_, _| {
         let mut request = client.get(&url);
         if let Some(token) = &bearer {
             request = request.bearer_auth(token);
         }
-        Box::pin(async move {
-            request
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .map_err(|e| e.to_string())
-        })
+        status_of(request)
     }
+}
+
+/// One step of a refresh chain: spends the token in `chain` at
+/// `{base}/oauth/token` and keeps the one it is exchanged for.
+pub async fn rotate(
+    client: &reqwest::Client,
+    base: &str,
+    chain: &tokio::sync::Mutex<String>,
+) -> Result<u16, String> {
+    let mut chain = chain.lock().await;
+    let response = client
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", chain.as_str()),
+        ])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    if let Some(next) = body["refresh_token"].as_str() {
+        *chain = next.to_owned();
+    }
+    Ok(status)
 }
 
 /// A table row: figure, value, and what it is compared with.
