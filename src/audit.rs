@@ -20,6 +20,11 @@ pub enum AuditKind {
     UserLogin,
     #[serde(rename = "user.login_failed")]
     UserLoginFailed,
+    /// An org admin disabled a member in their org only.
+    #[serde(rename = "membership.suspended")]
+    MembershipSuspended,
+    #[serde(rename = "membership.restored")]
+    MembershipRestored,
     #[serde(rename = "user.locked")]
     UserLocked,
     #[serde(rename = "user.unlocked")]
@@ -70,6 +75,10 @@ pub enum AuditKind {
     MfaDisabled,
     #[serde(rename = "mfa.challenge_failed")]
     MfaChallengeFailed,
+    /// A wrong password or code where a signed-in user had to prove it
+    /// is them before changing their credentials.
+    #[serde(rename = "step_up.failed")]
+    StepUpFailed,
     #[serde(rename = "mfa.recovery_code_used")]
     MfaRecoveryCodeUsed,
     #[serde(rename = "mfa.recovery_codes_regenerated")]

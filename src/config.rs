@@ -164,6 +164,9 @@ pub struct TokensConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SessionsConfig {
     pub ttl: HumanDuration,
+    /// Live sessions one user may hold; a new login past it ends the oldest.
+    /// Each org's `max_sessions_per_user` may lower it.
+    pub max_per_user: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,6 +185,8 @@ pub struct PasswordsConfig {
 pub struct LimitsConfig {
     pub login_per_ip_per_min: u32,
     pub login_per_account_per_min: u32,
+    /// Sign-up attempts from one address (an IPv6 /64) per minute.
+    pub register_per_ip_per_min: u32,
     pub lockout_threshold: u32,
     pub lockout_duration: HumanDuration,
 }
@@ -252,6 +257,7 @@ impl Default for SessionsConfig {
     fn default() -> Self {
         Self {
             ttl: HumanDuration::from_secs(30 * 86400),
+            max_per_user: 50,
         }
     }
 }
@@ -272,6 +278,7 @@ impl Default for LimitsConfig {
         Self {
             login_per_ip_per_min: 10,
             login_per_account_per_min: 5,
+            register_per_ip_per_min: 10,
             lockout_threshold: 10,
             lockout_duration: HumanDuration::from_secs(15 * 60),
         }
@@ -425,6 +432,9 @@ impl Config {
                 "pat.prefix",
                 "must be non-empty ASCII letters, digits or '_'",
             );
+        }
+        if self.sessions.max_per_user == 0 {
+            return invalid("sessions.max_per_user", "must be at least 1");
         }
         if self.pat.max_ttl_days == 0 {
             return invalid("pat.max_ttl_days", "must be at least 1");

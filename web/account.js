@@ -204,12 +204,18 @@ function passwordSection(state) {
   const next = el('input', { id: 'password-new', type: 'password', autocomplete: 'new-password' });
   const confirm = el('input', { id: 'password-confirm', type: 'password', autocomplete: 'new-password' });
   const submit = el('button', { type: 'submit', class: 'btn btn-primary', id: 'password-submit' }, 'Change password');
+  // Whoever knew the old password could have made tokens: revoke them unless
+  // the user says their automation should keep running.
+  const revokePatsLabel = checkbox('password-revoke-pats', 'Also revoke my access tokens (recommended)', { checked: true });
+  const revokePats = revokePatsLabel.querySelector('input');
+  revokePats.defaultChecked = true;
   const form = el('form', { id: 'password-form', novalidate: true },
     // For password managers: which account this password belongs to.
     el('input', { type: 'text', name: 'username', autocomplete: 'username', value: state.profile.email, hidden: true, readonly: true }),
     field('Current password', current),
     field('New password', next, 'At least 8 characters, with upper- and lowercase letters and a digit.'),
     field('Repeat the new password', confirm),
+    revokePatsLabel,
     submit);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -229,11 +235,15 @@ function passwordSection(state) {
     showMessage(message, '');
     await busy(submit, async () => {
       try {
+        const revokeTokens = revokePats.checked;
         await api('/api/account/password', {
-          method: 'POST', body: { current_password: current.value, new_password: next.value },
+          method: 'POST', body: { current_password: current.value, new_password: next.value, keep_api_tokens: !revokeTokens },
         });
         form.reset();
-        showMessage(message, 'Password changed. Your other sessions were signed out.', 'success');
+        showMessage(message, revokeTokens
+          ? 'Password changed. Your other sessions were signed out and your access tokens revoked.'
+          : 'Password changed. Your other sessions were signed out.', 'success');
+        if (revokeTokens && state.reloadPats) state.reloadPats();
         if (state.reloadSessions) state.reloadSessions();
       } catch (err) {
         if (err.status === 429) retryCountdown(submit, message, err.retryAfter);
@@ -245,7 +255,7 @@ function passwordSection(state) {
       }
     });
   });
-  const section = card('section-password', 'Password', 'Changing it signs you out everywhere else.', message, form);
+  const section = card('section-password', 'Password', 'Changing it signs you out everywhere else and, unless you untick the box, revokes your access tokens.', message, form);
   section.dataset.ready = 'true';
   return section;
 }
@@ -475,10 +485,20 @@ function webauthnSection(state) {
   const list = el('ul', { class: 'list', id: 'webauthn-list' });
   const name = el('input', { id: 'webauthn-name', type: 'text', value: 'Security key', maxlength: '64' });
   const add = el('button', { type: 'submit', class: 'btn btn-primary', id: 'webauthn-add' }, 'Add security key');
+  // Changing second factors needs a fresh proof once there is one: a stolen
+  // session alone must not add or remove keys.
+  const password = el('input', { id: 'webauthn-password', type: 'password', autocomplete: 'current-password' });
   const form = el('form', { id: 'webauthn-add-form', novalidate: true },
-    field('Name for the new key', name, 'You can use a hardware key or a passkey on this device.'), add);
+    field('Name for the new key', name, 'You can use a hardware key or a passkey on this device.'),
+    field('Your password', password, 'Needed to remove a key, and to add one once two-step verification is on.'), add);
   const section = card('section-webauthn', 'Security keys',
     'A security key or passkey can stand in for the code from your authenticator app.', message, list, form);
+  const proof = () => (password.value ? { password: password.value } : {});
+  const needPassword = () => {
+    markInvalid(password, true);
+    showMessage(message, 'Enter your password first.');
+    password.focus();
+  };
 
   const empty = () => {
     if (!list.querySelector('li[data-credential-id]')) {
@@ -495,12 +515,18 @@ function webauthnSection(state) {
       remove.setAttribute('aria-label', `Remove ${item.name}`);
       rename.addEventListener('click', edit);
       remove.addEventListener('click', async () => {
+        if (!password.value) {
+          needPassword();
+          return;
+        }
         if (!(await confirmAction(`“${item.name}” will no longer work for signing in.`, {
           title: 'Remove this security key?', confirmLabel: 'Remove',
         }))) return;
         busy(remove, async () => {
           try {
-            await api(`/api/account/webauthn/${encodeURIComponent(item.id)}`, { method: 'DELETE' });
+            await api(`/api/account/webauthn/${encodeURIComponent(item.id)}`, { method: 'DELETE', body: proof() });
+            password.value = '';
+            markInvalid(password, false);
             li.remove();
             empty();
             showMessage(message, `Removed “${item.name}”.`, 'success');
@@ -508,7 +534,8 @@ function webauthnSection(state) {
             const profile = await api('/api/account').catch(() => null);
             if (profile && state.mfaChanged) state.mfaChanged(profile);
           } catch (err) {
-            showMessage(message, err.message);
+            if (err.status === 429) retryCountdown(remove, message, err.retryAfter);
+            else showMessage(message, err.message);
           }
         });
       });
@@ -541,7 +568,8 @@ function webauthnSection(state) {
             showMessage(message, 'Security key renamed.', 'success');
             li.querySelector('[data-test="webauthn-rename"]').focus();
           } catch (err) {
-            showMessage(message, err.message);
+            if (err.status === 429) retryCountdown(remove, message, err.retryAfter);
+            else showMessage(message, err.message);
           }
         });
       });
@@ -556,9 +584,15 @@ function webauthnSection(state) {
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     showMessage(message, '');
+    if (state.profile && state.profile.mfa_enrolled && !password.value) {
+      needPassword();
+      return;
+    }
     busy(add, async () => {
       try {
-        const start = await api('/api/account/webauthn/register', { method: 'POST', body: {} });
+        const start = await api('/api/account/webauthn/register', { method: 'POST', body: proof() });
+        password.value = '';
+        markInvalid(password, false);
         let credential;
         try {
           credential = await navigator.credentials.create({ publicKey: creationOptions(start.publicKey) });
@@ -580,7 +614,8 @@ function webauthnSection(state) {
         }
         showMessage(message, `Added “${item.name}”.`, 'success');
       } catch (err) {
-        showMessage(message, err instanceof ApiError ? err.message : ceremonyError(err));
+        if (err.status === 429) retryCountdown(add, message, err.retryAfter);
+        else showMessage(message, err instanceof ApiError ? err.message : ceremonyError(err));
       }
     });
   });
@@ -778,6 +813,8 @@ function patsSection(state) {
       section.dataset.ready = 'true';
     }
   };
+
+  state.reloadPats = load;
 
   if (orgSelect) {
     orgSelect.addEventListener('change', () => {

@@ -317,7 +317,7 @@ pub const CHEAP_ARGON2: &str = "[passwords]\nmemory_kib = 1024\niterations = 1\n
 
 /// Rate limits and lockout out of the way of a load generator that sends
 /// everything from one IP (the `[limits]` table of a config).
-pub const NO_LIMITS: &str = "[limits]\nlogin_per_ip_per_min = 100000000\nlogin_per_account_per_min = 100000000\nlockout_threshold = 100000000\n";
+pub const NO_LIMITS: &str = "[limits]\nlogin_per_ip_per_min = 100000000\nlogin_per_account_per_min = 100000000\nlockout_threshold = 100000000\nregister_per_ip_per_min = 100000000\n";
 
 /// RFC 6238 / RFC 4226 TOTP, written out independently of the server's:
 /// HMAC-SHA-1 over the big-endian 30 s step, dynamic truncation, 6 digits.

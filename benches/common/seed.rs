@@ -96,9 +96,11 @@ fn user(i: u64, org: &OrgId, phc: &str, now: UnixSeconds) -> User {
         memberships: vec![Membership {
             org_id: org.clone(),
             role: Role::member(),
+            suspended: false,
         }],
         status: UserStatus::Active,
         failed_logins: 0,
+        failed_second_factors: 0,
         locked_until: None,
         mfa_enrolled: false,
         created_at: now,

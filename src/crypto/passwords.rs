@@ -95,6 +95,10 @@ struct PasswordHasherInner {
     argon2_params: Params,
     concurrency: usize,
     permits: Arc<Semaphore>,
+    /// Sign-ups take at most half the pool (at least one slot): anyone may
+    /// sign up, and a flood of them must leave logins of existing users
+    /// room to run.
+    sign_up_permits: Arc<Semaphore>,
     /// A hash of a random, immediately forgotten password, made with the current
     /// parameters. Verifying against it costs the same as a real verification, so a login
     /// for an unknown account takes as long as one for a known account.
@@ -143,6 +147,7 @@ impl PasswordHasher {
                 argon2_params,
                 concurrency,
                 permits: Arc::new(Semaphore::new(concurrency)),
+                sign_up_permits: Arc::new(Semaphore::new((concurrency / 2).max(1))),
                 dummy_phc: dummy_phc?,
             }),
         })
@@ -164,6 +169,16 @@ impl PasswordHasher {
             phc
         })
         .await?
+    }
+
+    /// [`PasswordHasher::hash`] for an anonymous sign-up, within the
+    /// sign-up share of the pool.
+    pub async fn hash_for_sign_up(&self, password: String) -> Result<String, PasswordError> {
+        let _sign_up = Arc::clone(&self.inner.sign_up_permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| PasswordError::PoolClosed)?;
+        self.hash(password).await
     }
 
     /// Checks a password against a stored PHC hash, using the parameters encoded in it and

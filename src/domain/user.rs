@@ -43,6 +43,10 @@ impl Role {
 pub struct Membership {
     pub org_id: OrgId,
     pub role: Role,
+    /// An org admin disabled the user in this org only: the membership stays
+    /// (so it can be lifted) but grants nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspended: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -67,8 +71,14 @@ pub struct User {
     pub memberships: Vec<Membership>,
     #[serde(default)]
     pub status: UserStatus,
+    /// Wrong passwords since the last right one (or the last lock's end).
     #[serde(default)]
     pub failed_logins: u32,
+    /// Wrong second factors (TOTP, recovery or step-up codes) since the last
+    /// right one: a correct password does not clear these, so knowing the
+    /// password does not buy fresh guesses at the code.
+    #[serde(default)]
+    pub failed_second_factors: u32,
     #[serde(default)]
     pub locked_until: Option<UnixSeconds>,
     #[serde(default)]
@@ -78,16 +88,47 @@ pub struct User {
     pub password_changed_at: Option<UnixSeconds>,
 }
 
+/// `locked_until` of an account the operator locked: until unlocked.
+pub const LOCKED_BY_OPERATOR: UnixSeconds = UnixSeconds::MAX;
+
 impl User {
+    /// Whether the user's existing credentials (refresh tokens, PATs) still
+    /// work. A brute-force lock does not stop them — it is there to stop
+    /// guessing, and anyone can trigger it — but the operator's lock does.
+    pub fn may_use_tokens(&self) -> bool {
+        self.status == UserStatus::Active && self.locked_until != Some(LOCKED_BY_OPERATOR)
+    }
+
     pub fn is_locked(&self, now: UnixSeconds) -> bool {
         self.locked_until.is_some_and(|until| until > now)
     }
 
+    /// The role the user holds in `org`, suspended or not: for managing the
+    /// membership itself.
     pub fn role_in(&self, org: &OrgId) -> Option<&Role> {
-        self.memberships
-            .iter()
-            .find(|m| &m.org_id == org)
+        self.membership_in(org).map(|m| &m.role)
+    }
+
+    /// The role the user may act with in `org`: none while suspended there.
+    pub fn active_role_in(&self, org: &OrgId) -> Option<&Role> {
+        self.membership_in(org)
+            .filter(|m| !m.suspended)
             .map(|m| &m.role)
+    }
+
+    pub fn membership_in(&self, org: &OrgId) -> Option<&Membership> {
+        self.memberships.iter().find(|m| &m.org_id == org)
+    }
+
+    /// A lock that has run out no longer counts, and neither do the failures
+    /// that led to it: otherwise one wrong guess per lock period would keep
+    /// the account locked for ever.
+    pub fn forget_expired_lock(&mut self, now: UnixSeconds) {
+        if self.locked_until.is_some_and(|until| until <= now) {
+            self.locked_until = None;
+            self.failed_logins = 0;
+            self.failed_second_factors = 0;
+        }
     }
 }
 

@@ -293,6 +293,11 @@ impl From<ServiceError> for ApiError {
                 "mfa_enrollment_required",
                 "this org requires multi-factor authentication: enroll at /api/account/mfa/enroll first",
             ),
+            ServiceError::MfaRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "mfa_required",
+                "this org requires a second factor: sign in to it again with your second factor",
+            ),
             ServiceError::InvalidSignature => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_signature",

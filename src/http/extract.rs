@@ -213,11 +213,36 @@ pub fn client_ip(
 }
 
 /// A request to the account API: a live session's access token, or a PAT
-/// (whose scopes the handler checks).
+/// (whose scopes the handler checks). A session that may only enroll MFA
+/// is refused here (403 `mfa_enrollment_required`); the few routes such a
+/// session may use take [`EnrollingAccount`] instead.
 #[derive(Debug, Clone)]
 pub struct Account(pub Caller);
 
 impl FromRequestParts<AppState> for Account {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let EnrollingAccount(caller) = EnrollingAccount::from_request_parts(parts, state).await?;
+        if let Caller::Session(session) = &caller {
+            if session.enrollment_only {
+                return Err(ServiceError::MfaEnrollmentRequired.into());
+            }
+        }
+        Ok(Account(caller))
+    }
+}
+
+/// Any authenticated caller, an enrollment-only session included: for what
+/// such a session may still do — see who it is, enroll a second factor,
+/// and log out.
+#[derive(Debug, Clone)]
+pub struct EnrollingAccount(pub Caller);
+
+impl FromRequestParts<AppState> for EnrollingAccount {
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -243,12 +268,7 @@ impl FromRequestParts<AppState> for Account {
                 }
             },
         };
-        if let Caller::Session(session) = &caller {
-            if session.enrollment_only && !allowed_while_enrolling(parts) {
-                return Err(ServiceError::MfaEnrollmentRequired.into());
-            }
-        }
-        Ok(Account(caller))
+        Ok(EnrollingAccount(caller))
     }
 }
 
@@ -301,25 +321,6 @@ async fn browser_session(
         }
     }
     Ok(Caller::Session(session))
-}
-
-/// What a session that may only enroll MFA can still do: see who it is,
-/// enroll, and confirm the enrollment. (Logout does not go through here.)
-fn allowed_while_enrolling(parts: &Parts) -> bool {
-    // Nested routers see their path without the prefix; judge the full one.
-    let path = parts
-        .extensions
-        .get::<axum::extract::OriginalUri>()
-        .map_or_else(|| parts.uri.path(), |original| original.0.path());
-    matches!(
-        (parts.method.as_str(), path),
-        ("GET", "/api/account")
-            | ("POST", "/api/account/mfa/enroll")
-            | ("POST", "/api/account/mfa/verify")
-            | ("GET", "/api/account/webauthn")
-            | ("POST", "/api/account/webauthn/register")
-            | ("POST", "/api/account/webauthn")
-    )
 }
 
 /// A control-plane request: a bearer credential (401 without a good one),

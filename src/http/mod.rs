@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/users/{id}", get(control_plane::get_user))
         .route("/users/{id}/disable", post(control_plane::disable_user))
+        .route("/users/{id}/enable", post(control_plane::enable_user))
         .route("/sessions", get(control_plane::list_sessions))
         .route("/sessions/{id}", delete(control_plane::revoke_session))
         .route("/audit", get(control_plane::audit));

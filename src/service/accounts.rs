@@ -72,6 +72,14 @@ pub struct NewUser {
     pub role: Option<String>,
 }
 
+/// `POST /api/account/password`.
+pub struct PasswordChange {
+    pub current: Password,
+    pub new: Password,
+    /// Keep the user's PATs working (they are revoked by default).
+    pub keep_pats: bool,
+}
+
 pub enum Registered {
     Created(UserProfile),
     PendingApproval { approval_id: String },
@@ -180,6 +188,12 @@ impl Services {
         new: NewUser,
         context: &RequestContext,
     ) -> ServiceResult<Registered> {
+        // Every attempt counts, well-formed or not: each may cost a hash.
+        self.limiter
+            .admit_registration(super::limiter::AddressKey::of(context.ip), clock::now())
+            .map_err(|throttled| ServiceError::RateLimited {
+                retry_after_seconds: throttled.retry_after_seconds,
+            })?;
         let (checked, org_reference, _) = check_new_user(new)?;
         let org = self.resolve_org_for_input(org_reference).await?;
         if org.registration == RegistrationMode::Closed {
@@ -194,7 +208,7 @@ impl Services {
         self.ensure_email_free(&org.id, &checked.email).await?;
         let pending = org.registration == RegistrationMode::Approval;
         let (user, approval) = self
-            .insert_user(checked, org, Role::member(), pending, context)
+            .insert_user(checked, org, Role::member(), pending, true, context)
             .await?;
         if let Some(approval_id) = &approval {
             self.announce_approval(approval_id.clone()).await;
@@ -226,7 +240,9 @@ impl Services {
             checked.name.as_deref(),
         )?;
         self.ensure_email_free(&org.id, &checked.email).await?;
-        let (user, _) = self.insert_user(checked, org, role, false, context).await?;
+        let (user, _) = self
+            .insert_user(checked, org, role, false, false, context)
+            .await?;
         Ok(UserProfile::of(&user, clock::now()))
     }
 
@@ -257,9 +273,17 @@ impl Services {
         org: Org,
         role: Role,
         pending: bool,
+        self_registered: bool,
         context: &RequestContext,
     ) -> ServiceResult<(User, Option<String>)> {
-        let password_hash = self.passwords.hash(checked.password.into_inner()).await?;
+        let password = checked.password.into_inner();
+        // Anyone may sign up, so sign-ups hash within their own share of the
+        // pool; what the operator creates is not anonymous work.
+        let password_hash = if self_registered {
+            self.passwords.hash_for_sign_up(password).await?
+        } else {
+            self.passwords.hash(password).await?
+        };
         let now = clock::now();
         let user = User {
             id: UserId::random(),
@@ -270,6 +294,7 @@ impl Services {
             memberships: vec![Membership {
                 org_id: org.id.clone(),
                 role,
+                suspended: false,
             }],
             status: if pending {
                 UserStatus::PendingApproval
@@ -277,6 +302,7 @@ impl Services {
                 UserStatus::Active
             },
             failed_logins: 0,
+            failed_second_factors: 0,
             locked_until: None,
             mfa_enrolled: false,
             created_at: now,
@@ -428,16 +454,30 @@ impl Services {
         .await
     }
 
-    /// `POST /api/account/password`: checks the current password, the org's
-    /// policy and history, then revokes every other session.
+    /// `POST /api/account/password`: checks the current password (a step-up
+    /// check, limited like logins), the org's policy and history, then
+    /// revokes every other session and, unless `keep_pats`, the user's
+    /// personal access tokens: a password is usually changed because it may
+    /// be known, and whoever knew it could have minted tokens.
     pub async fn change_password(
         &self,
         user_id: UserId,
         keep_session: Option<crate::domain::SessionId>,
-        current: Password,
-        new: Password,
+        change: PasswordChange,
         context: &RequestContext,
     ) -> ServiceResult<()> {
+        let PasswordChange {
+            current,
+            new,
+            keep_pats,
+        } = change;
+        self.prove(
+            user_id,
+            super::mfa::Proof::Password(current),
+            "current_password",
+            context,
+        )
+        .await?;
         let (user, org) = self
             .store_read(move |txn| {
                 let user = txn.user(&user_id)?.ok_or(ServiceError::InvalidToken)?;
@@ -449,14 +489,6 @@ impl Services {
                 Ok((user, org.ok_or(ServiceError::NotFound("org"))?))
             })
             .await?;
-        if !matches!(
-            self.passwords
-                .verify(current.into_inner(), Some(user.password_hash.clone()))
-                .await?,
-            crate::crypto::passwords::Verification::Match { .. }
-        ) {
-            return Err(ServiceError::field("current_password", "is not correct"));
-        }
         check_password(&org, &new, &user.email, user.name.as_deref())?;
         let history = org.password_policy.history_count;
         if history > 0 {
@@ -496,6 +528,16 @@ impl Services {
                 None,
             ))?;
             revoke_other_sessions(txn, user_id, keep_session, now, "password_changed", &origin)?;
+            if !keep_pats {
+                super::pats::revoke_pats_of_user(
+                    txn,
+                    &user_id,
+                    None,
+                    "password_changed",
+                    now,
+                    &origin,
+                )?;
+            }
             Ok(())
         })
         .await
@@ -570,6 +612,7 @@ impl Services {
                 None => user.memberships.push(Membership {
                     org_id: org.id.clone(),
                     role: role.clone(),
+                    suspended: false,
                 }),
             }
             txn.put_user(&user)?;
@@ -659,6 +702,7 @@ impl Services {
             let mut user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
             user.locked_until = None;
             user.failed_logins = 0;
+            user.failed_second_factors = 0;
             txn.put_user(&user)?;
             txn.audit(
                 audit_for(AuditKind::UserUnlocked, now, &origin, &user, None).reason("operator"),
@@ -683,7 +727,7 @@ impl Services {
         let origin = context.origin();
         self.store_write(move |txn| {
             let mut user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
-            user.locked_until = Some(UnixSeconds::MAX);
+            user.locked_until = Some(crate::domain::user::LOCKED_BY_OPERATOR);
             txn.put_user(&user)?;
             revoke_other_sessions(txn, user_id, None, now, "user_locked", &origin)?;
             txn.audit(

@@ -1,25 +1,94 @@
-//! Brute-force defence in memory: failed logins per client IP and per account
-//! in one-minute windows (429 with `Retry-After` past the limit), and a
-//! progressive delay that grows with consecutive failures on an account.
+//! Brute-force defence in memory: failed credential checks per client
+//! address and per account in one-minute windows (429 with `Retry-After`
+//! past the limit), a progressive delay that grows with consecutive
+//! failures on an account, and sign-up attempts per address.
 //!
-//! Only failures count, so a person who types their password right is never
-//! slowed by their own logins. The tables are bounded: past
+//! Only failures count for logins, so a person who types their password
+//! right is never slowed by their own logins; every sign-up counts, since
+//! each costs a hash and writes. An account is counted by what the input
+//! resolved to (the user's id, or for an unknown email the org's id and the
+//! normalised email), so spelling the org or email differently does not buy
+//! a fresh counter; an IPv6 client is counted by its /64, which one
+//! subscriber usually holds whole.
+//!
+//! The tables are bounded: keys are fixed-size digests, and past
 //! [`MAX_TRACKED_KEYS`] keys, expired entries are dropped first and then the
-//! oldest, so a flood of distinct IPs or emails cannot grow memory without
-//! bound (it can at worst make the limiter forget the oldest keys).
+//! oldest, so a flood of distinct addresses or emails cannot grow memory
+//! without bound (it can at worst make the limiter forget the oldest keys).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::clock::UnixSeconds;
 use crate::config::LimitsConfig;
+use crate::domain::{OrgId, UserId};
 
 pub const MAX_TRACKED_KEYS: usize = 100_000;
 const WINDOW_SECONDS: UnixSeconds = 60;
 /// Consecutive failures before the delay starts, and its ceiling.
 const FREE_FAILURES: u32 = 3;
 const MAX_DELAY: Duration = Duration::from_secs(2);
+
+/// A table key: 128 bits of the SHA-256 of what is counted, so every entry
+/// has the same small size whatever a client sends.
+type Key = [u8; 16];
+
+fn key_of(text: &str) -> Key {
+    let digest = crate::crypto::sha256(text.as_bytes());
+    let mut key = [0; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
+/// The address a client is counted as: IPv4 as is (also when mapped into
+/// IPv6), IPv6 by its /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressKey(Key);
+
+impl AddressKey {
+    pub fn of(ip: IpAddr) -> Self {
+        let text = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+        };
+        Self(key_of(&text))
+    }
+}
+
+/// The account a credential check is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountKey(Key);
+
+impl AccountKey {
+    /// A user that exists: every check against them shares one counter.
+    pub fn user(user: &UserId) -> Self {
+        Self(key_of(&format!("user\n{user}")))
+    }
+
+    /// A user's second factors (codes at login and in step-up checks):
+    /// counted apart from the password, which must not clear their count.
+    pub fn second_factor(user: &UserId) -> Self {
+        Self(key_of(&format!("second-factor\n{user}")))
+    }
+
+    /// An email that resolves to no user, in the org it was tried in (none
+    /// when the org is unknown). `email` is already bounded in length.
+    pub fn unknown(org: Option<&OrgId>, email: &str) -> Self {
+        let org = org.map(ToString::to_string).unwrap_or_default();
+        Self(key_of(&format!(
+            "unknown\n{org}\n{}",
+            email.trim().to_lowercase()
+        )))
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
@@ -32,11 +101,11 @@ struct Window {
 
 #[derive(Debug, Default)]
 struct Table {
-    entries: HashMap<String, Window>,
+    entries: HashMap<Key, Window>,
 }
 
 impl Table {
-    fn current(&self, key: &str, now: UnixSeconds) -> Option<Window> {
+    fn current(&self, key: &Key, now: UnixSeconds) -> Option<Window> {
         self.entries.get(key).copied().map(|mut window| {
             if now >= window.started_at + WINDOW_SECONDS {
                 window.started_at = now;
@@ -46,11 +115,11 @@ impl Table {
         })
     }
 
-    fn record_failure(&mut self, key: &str, now: UnixSeconds) -> Window {
-        if !self.entries.contains_key(key) && self.entries.len() >= MAX_TRACKED_KEYS {
+    fn record(&mut self, key: Key, now: UnixSeconds) -> Window {
+        if !self.entries.contains_key(&key) && self.entries.len() >= MAX_TRACKED_KEYS {
             self.make_room(now);
         }
-        let mut window = self.current(key, now).unwrap_or(Window {
+        let mut window = self.current(&key, now).unwrap_or(Window {
             started_at: now,
             failures: 0,
             consecutive: 0,
@@ -59,8 +128,19 @@ impl Table {
         window.failures += 1;
         window.consecutive += 1;
         window.last_seen = now;
-        self.entries.insert(key.to_owned(), window);
+        self.entries.insert(key, window);
         window
+    }
+
+    /// `Some` when `key` has used up `limit` in its current window.
+    fn over(&self, key: &Key, limit: u32, now: UnixSeconds) -> Option<Throttled> {
+        self.current(key, now)
+            .filter(|w| w.failures >= limit)
+            .map(|w| Throttled {
+                retry_after_seconds: u64::try_from(w.started_at + WINDOW_SECONDS - now)
+                    .unwrap_or(1)
+                    .max(1),
+            })
     }
 
     fn make_room(&mut self, now: UnixSeconds) {
@@ -68,10 +148,10 @@ impl Table {
         self.entries
             .retain(|_, w| now < w.last_seen + 5 * WINDOW_SECONDS);
         if self.entries.len() >= MAX_TRACKED_KEYS {
-            let mut by_age: Vec<(UnixSeconds, String)> = self
+            let mut by_age: Vec<(UnixSeconds, Key)> = self
                 .entries
                 .iter()
-                .map(|(k, w)| (w.last_seen, k.clone()))
+                .map(|(k, w)| (w.last_seen, *k))
                 .collect();
             by_age.sort_unstable();
             for (_, key) in by_age.into_iter().take(MAX_TRACKED_KEYS / 10) {
@@ -84,8 +164,10 @@ impl Table {
 pub struct LoginLimiter {
     per_ip_per_minute: u32,
     per_account_per_minute: u32,
+    registrations_per_ip_per_minute: u32,
     by_ip: Mutex<Table>,
     by_account: Mutex<Table>,
+    registrations_by_ip: Mutex<Table>,
 }
 
 /// Why a login may not even be tried.
@@ -106,25 +188,23 @@ impl LoginLimiter {
         Self {
             per_ip_per_minute: config.login_per_ip_per_min,
             per_account_per_minute: config.login_per_account_per_min,
+            registrations_per_ip_per_minute: config.register_per_ip_per_min,
             by_ip: Mutex::new(Table::default()),
             by_account: Mutex::new(Table::default()),
+            registrations_by_ip: Mutex::new(Table::default()),
         }
     }
 
-    /// Checks both limits before any password work is done.
-    pub fn check(&self, ip: &str, account: &str, now: UnixSeconds) -> Result<(), Throttled> {
-        let over = |table: &Mutex<Table>, key: &str, limit: u32| {
-            lock(table)
-                .current(key, now)
-                .filter(|w| w.failures >= limit)
-                .map(|w| Throttled {
-                    retry_after_seconds: u64::try_from(w.started_at + WINDOW_SECONDS - now)
-                        .unwrap_or(1)
-                        .max(1),
-                })
-        };
-        let ip_over = over(&self.by_ip, ip, self.per_ip_per_minute);
-        let account_over = over(&self.by_account, account, self.per_account_per_minute);
+    /// Checks both limits before any password or code is checked.
+    pub fn check(
+        &self,
+        ip: AddressKey,
+        account: AccountKey,
+        now: UnixSeconds,
+    ) -> Result<(), Throttled> {
+        let ip_over = lock(&self.by_ip).over(&ip.0, self.per_ip_per_minute, now);
+        let account_over =
+            lock(&self.by_account).over(&account.0, self.per_account_per_minute, now);
         match (ip_over, account_over) {
             (Some(a), Some(b)) => Err(if a.retry_after_seconds >= b.retry_after_seconds {
                 a
@@ -136,12 +216,21 @@ impl LoginLimiter {
         }
     }
 
+    /// Checks the address limit alone: for input refused before it names an
+    /// account (over-long emails).
+    pub fn check_address(&self, ip: AddressKey, now: UnixSeconds) -> Result<(), Throttled> {
+        match lock(&self.by_ip).over(&ip.0, self.per_ip_per_minute, now) {
+            Some(throttled) => Err(throttled),
+            None => Ok(()),
+        }
+    }
+
     /// The pause before answering an attempt on `account`, growing with its
     /// consecutive failures: 0 for the first few, then 250 ms doubling to 2 s.
-    pub fn delay_for(&self, account: &str, now: UnixSeconds) -> Duration {
+    pub fn delay_for(&self, account: AccountKey, now: UnixSeconds) -> Duration {
         let consecutive = lock(&self.by_account)
             .entries
-            .get(account)
+            .get(&account.0)
             .filter(|w| now < w.last_seen + 15 * WINDOW_SECONDS)
             .map_or(0, |w| w.consecutive);
         if consecutive < FREE_FAILURES {
@@ -151,18 +240,35 @@ impl LoginLimiter {
         (Duration::from_millis(250) * 2u32.pow(doublings)).min(MAX_DELAY)
     }
 
-    pub fn record_failure(&self, ip: &str, account: &str, now: UnixSeconds) {
-        lock(&self.by_ip).record_failure(ip, now);
-        lock(&self.by_account).record_failure(account, now);
+    pub fn record_failure(&self, ip: AddressKey, account: AccountKey, now: UnixSeconds) {
+        lock(&self.by_ip).record(ip.0, now);
+        lock(&self.by_account).record(account.0, now);
+    }
+
+    /// A failure that named no account (an over-long email).
+    pub fn record_address_failure(&self, ip: AddressKey, now: UnixSeconds) {
+        lock(&self.by_ip).record(ip.0, now);
     }
 
     /// A success clears the account's failure streak (not the IP's window).
-    pub fn record_success(&self, account: &str) {
-        lock(&self.by_account).entries.remove(account);
+    pub fn record_success(&self, account: AccountKey) {
+        lock(&self.by_account).entries.remove(&account.0);
+    }
+
+    /// Counts a sign-up attempt from `ip`, refusing it past the limit.
+    pub fn admit_registration(&self, ip: AddressKey, now: UnixSeconds) -> Result<(), Throttled> {
+        let mut table = lock(&self.registrations_by_ip);
+        if let Some(throttled) = table.over(&ip.0, self.registrations_per_ip_per_minute, now) {
+            return Err(throttled);
+        }
+        table.record(ip.0, now);
+        Ok(())
     }
 
     pub fn tracked_keys(&self) -> usize {
-        lock(&self.by_ip).entries.len() + lock(&self.by_account).entries.len()
+        lock(&self.by_ip).entries.len()
+            + lock(&self.by_account).entries.len()
+            + lock(&self.registrations_by_ip).entries.len()
     }
 }
 
@@ -178,30 +284,71 @@ mod tests {
         })
     }
 
+    fn ip(text: &str) -> AddressKey {
+        AddressKey::of(text.parse().expect("an address"))
+    }
+
+    fn account(email: &str) -> AccountKey {
+        AccountKey::unknown(None, email)
+    }
+
     #[test]
     fn the_account_limit_trips_after_its_failures_and_resets_with_the_window() {
         let limiter = limiter(100, 5);
         for _ in 0..5 {
-            assert!(limiter.check("1.1.1.1", "a", 1000).is_ok());
-            limiter.record_failure("1.1.1.1", "a", 1000);
+            assert!(limiter.check(ip("1.1.1.1"), account("a"), 1000).is_ok());
+            limiter.record_failure(ip("1.1.1.1"), account("a"), 1000);
         }
-        let throttled = limiter.check("1.1.1.1", "a", 1010).expect_err("limited");
+        let throttled = limiter
+            .check(ip("1.1.1.1"), account("a"), 1010)
+            .expect_err("limited");
         assert_eq!(throttled.retry_after_seconds, 50);
         assert!(
-            limiter.check("1.1.1.1", "b", 1010).is_ok(),
+            limiter.check(ip("1.1.1.1"), account("b"), 1010).is_ok(),
             "other accounts are fine"
         );
-        assert!(limiter.check("1.1.1.1", "a", 1060).is_ok(), "a new window");
+        assert!(
+            limiter.check(ip("1.1.1.1"), account("a"), 1060).is_ok(),
+            "a new window"
+        );
     }
 
     #[test]
     fn the_ip_limit_spans_accounts() {
         let limiter = limiter(3, 100);
-        for account in ["a", "b", "c"] {
-            limiter.record_failure("9.9.9.9", account, 0);
+        for name in ["a", "b", "c"] {
+            limiter.record_failure(ip("9.9.9.9"), account(name), 0);
         }
-        assert!(limiter.check("9.9.9.9", "d", 1).is_err());
-        assert!(limiter.check("8.8.8.8", "d", 1).is_ok());
+        assert!(limiter.check(ip("9.9.9.9"), account("d"), 1).is_err());
+        assert!(limiter.check(ip("8.8.8.8"), account("d"), 1).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_slash_64() {
+        let limiter = limiter(3, 100);
+        for host in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"] {
+            limiter.record_failure(ip(host), account(host), 0);
+        }
+        assert!(limiter
+            .check(ip("2001:db8:1:2:abcd::9"), account("x"), 1)
+            .is_err());
+        assert!(limiter
+            .check(ip("2001:db8:1:3::1"), account("x"), 1)
+            .is_ok());
+        assert_eq!(ip("::ffff:10.0.0.1"), ip("10.0.0.1"), "mapped IPv4 is IPv4");
+    }
+
+    #[test]
+    fn an_account_key_ignores_case_and_padding_of_the_email() {
+        let org = OrgId::random();
+        assert_eq!(
+            AccountKey::unknown(Some(&org), " Bob@Example.com "),
+            AccountKey::unknown(Some(&org), "bob@example.com")
+        );
+        assert_ne!(
+            AccountKey::unknown(Some(&org), "bob@example.com"),
+            AccountKey::unknown(None, "bob@example.com")
+        );
     }
 
     #[test]
@@ -209,23 +356,36 @@ mod tests {
         let limiter = limiter(1000, 1000);
         let mut delays = Vec::new();
         for _ in 0..8 {
-            delays.push(limiter.delay_for("a", 0));
-            limiter.record_failure("ip", "a", 0);
+            delays.push(limiter.delay_for(account("a"), 0));
+            limiter.record_failure(ip("1.2.3.4"), account("a"), 0);
         }
         assert_eq!(delays[0], Duration::ZERO);
         assert_eq!(delays[3], Duration::from_millis(250));
         assert_eq!(delays[4], Duration::from_millis(500));
         assert_eq!(delays[7], MAX_DELAY);
-        limiter.record_success("a");
-        assert_eq!(limiter.delay_for("a", 0), Duration::ZERO);
+        limiter.record_success(account("a"));
+        assert_eq!(limiter.delay_for(account("a"), 0), Duration::ZERO);
+    }
+
+    #[test]
+    fn sign_ups_are_counted_per_address_whatever_their_outcome() {
+        let limiter = LoginLimiter::new(&LimitsConfig {
+            register_per_ip_per_min: 2,
+            ..LimitsConfig::default()
+        });
+        assert!(limiter.admit_registration(ip("5.5.5.5"), 0).is_ok());
+        assert!(limiter.admit_registration(ip("5.5.5.5"), 1).is_ok());
+        assert!(limiter.admit_registration(ip("5.5.5.5"), 2).is_err());
+        assert!(limiter.admit_registration(ip("6.6.6.6"), 2).is_ok());
+        assert!(limiter.admit_registration(ip("5.5.5.5"), 60).is_ok());
     }
 
     #[test]
     fn a_flood_of_distinct_keys_stays_bounded() {
         let limiter = limiter(10, 5);
         for i in 0..(MAX_TRACKED_KEYS + 5_000) {
-            let key = i.to_string();
-            limiter.record_failure(&key, &key, 0);
+            let address = AddressKey::of(IpAddr::from((i as u32).to_be_bytes()));
+            limiter.record_failure(address, account(&i.to_string()), 0);
         }
         assert!(limiter.tracked_keys() <= 2 * MAX_TRACKED_KEYS);
     }

@@ -4,13 +4,15 @@
 //! verification (against a dummy hash when there is no user), one audit
 //! write — and all answer [`ServiceError::InvalidCredentials`].
 
+use super::limiter::{AccountKey, AddressKey};
+use super::lockout::{self, CredentialKind, LockoutPolicy};
 use super::tokens::{store_refresh_token, TokenGrant, TokenSet};
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::{self, UnixSeconds};
 use crate::crypto::passwords::Verification;
 use crate::domain::user::UserStatus;
-use crate::domain::{Email, Org, Password, Session, SessionId, User};
+use crate::domain::{Email, Org, Password, Session, SessionId, User, UserId};
 use crate::store::Queries;
 
 pub struct LoginRequest {
@@ -30,6 +32,16 @@ enum FailureReason {
     Locked,
     PendingApproval,
     Disabled,
+    /// An org admin disabled the user in this org.
+    SuspendedInOrg,
+}
+
+/// Where a failed attempt is counted.
+#[derive(Debug, Clone, Copy)]
+struct FailedAttempt {
+    address: AddressKey,
+    account: AccountKey,
+    now: UnixSeconds,
 }
 
 impl FailureReason {
@@ -41,6 +53,7 @@ impl FailureReason {
             FailureReason::Locked => "locked",
             FailureReason::PendingApproval => "pending_approval",
             FailureReason::Disabled => "disabled",
+            FailureReason::SuspendedInOrg => "suspended_in_org",
         }
     }
 }
@@ -70,37 +83,41 @@ pub struct Authenticated {
     pub needs_rehash: bool,
 }
 
+/// Longer input cannot name an account (an email is at most 254
+/// characters, an org slug or id far less), so it is refused before it
+/// reaches the limiter's keys or the store.
+const MAX_EMAIL_INPUT: usize = 320;
+const MAX_ORG_INPUT: usize = 100;
+
+fn rate_limited(throttled: super::limiter::Throttled) -> ServiceError {
+    ServiceError::RateLimited {
+        retry_after_seconds: throttled.retry_after_seconds,
+    }
+}
+
 impl Services {
     /// Checks credentials with every brute-force defence; on success the
-    /// failure streak is cleared and an outdated hash is upgraded.
+    /// password failure count is cleared and an outdated hash is upgraded.
     pub async fn authenticate_password(
         &self,
         request: LoginRequest,
         context: &RequestContext,
     ) -> ServiceResult<Authenticated> {
         let now = clock::now();
+        let address = AddressKey::of(context.ip);
+        let over_long = request.email.len() > MAX_EMAIL_INPUT
+            || request
+                .org
+                .as_ref()
+                .is_some_and(|o| o.len() > MAX_ORG_INPUT);
+        if over_long {
+            self.limiter
+                .check_address(address, now)
+                .map_err(rate_limited)?;
+            self.limiter.record_address_failure(address, now);
+            return Err(ServiceError::InvalidCredentials);
+        }
         let email = Email::parse(&request.email).ok();
-        // The account key exists whether or not the email does, so limits and
-        // delays cannot tell the two apart.
-        let org_key = request.org.clone().unwrap_or_default().to_ascii_lowercase();
-        let account_key = format!(
-            "{org_key}/{}",
-            email.as_ref().map_or_else(
-                || request.email.trim().to_lowercase(),
-                |e| e.as_str().to_owned()
-            )
-        );
-        let ip = context.ip.to_string();
-        if let Err(throttled) = self.limiter.check(&ip, &account_key, now) {
-            return Err(ServiceError::RateLimited {
-                retry_after_seconds: throttled.retry_after_seconds,
-            });
-        }
-        let delay = self.limiter.delay_for(&account_key, now);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-
         let org_reference = request.org.clone();
         let lookup_email = email.clone();
         let (org, user) = self
@@ -113,6 +130,22 @@ impl Services {
                 Ok((org, user))
             })
             .await?;
+        // The account as resolved, so that `org` spelled as absent, a slug or
+        // an id, or an email in other case, all count against one key.
+        let account = match &user {
+            Some(user) => AccountKey::user(&user.id),
+            None => AccountKey::unknown(
+                org.as_ref().map(|o| &o.id),
+                email.as_ref().map_or(request.email.as_str(), Email::as_str),
+            ),
+        };
+        self.limiter
+            .check(address, account, now)
+            .map_err(rate_limited)?;
+        let delay = self.limiter.delay_for(account, now);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
 
         let verification = self
             .passwords
@@ -131,100 +164,87 @@ impl Services {
             (_, Some(user), _) if user.status == UserStatus::Disabled => {
                 Some(FailureReason::Disabled)
             }
+            (Some(org), Some(user), _) if user.active_role_in(&org.id).is_none() => {
+                Some(FailureReason::SuspendedInOrg)
+            }
             (_, Some(user), _) if user.is_locked(now) => Some(FailureReason::Locked),
             (_, Some(_), Verification::Mismatch) => Some(FailureReason::BadPassword),
             (_, Some(_), Verification::Match { .. }) => None,
         };
+        let attempt = FailedAttempt {
+            address,
+            account,
+            now,
+        };
         let (Some(org), Some(user)) = (org, user) else {
             let reason = failure.unwrap_or(FailureReason::UnknownEmail);
-            self.record_login_failure(None, None, reason, &ip, &account_key, now, context)
+            self.record_login_failure(None, None, reason, attempt, context)
                 .await?;
             return Err(ServiceError::InvalidCredentials);
         };
         if let Some(reason) = failure {
-            self.record_login_failure(
-                Some(&org),
-                Some(user),
-                reason,
-                &ip,
-                &account_key,
-                now,
-                context,
-            )
-            .await?;
+            self.record_login_failure(Some(&org), Some(user.id), reason, attempt, context)
+                .await?;
             return Err(ServiceError::InvalidCredentials);
         }
-        self.limiter.record_success(&account_key);
+        self.limiter.record_success(account);
+        // Most logins have nothing to clear and need no write.
+        let user = if user.failed_logins == 0 && user.locked_until.is_none() {
+            user
+        } else {
+            let user_id = user.id;
+            self.store_write(move |txn| {
+                lockout::record_success(txn, &user_id, CredentialKind::Password, now)?
+                    .ok_or(ServiceError::InvalidCredentials)
+            })
+            .await?
+        };
         Ok(Authenticated {
-            user: self.clear_failures(user).await?,
+            user,
             org,
             needs_rehash: matches!(verification, Verification::Match { needs_rehash: true }),
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn record_login_failure(
         &self,
         org: Option<&Org>,
-        user: Option<User>,
+        user: Option<UserId>,
         reason: FailureReason,
-        ip: &str,
-        account_key: &str,
-        now: UnixSeconds,
+        attempt: FailedAttempt,
         context: &RequestContext,
     ) -> ServiceResult<()> {
-        self.limiter.record_failure(ip, account_key, now);
+        let FailedAttempt {
+            address,
+            account,
+            now,
+        } = attempt;
+        self.limiter.record_failure(address, account, now);
         let origin = context.origin();
         let org_id = org.map(|o| o.id.clone());
-        let threshold = self.config.limits.lockout_threshold;
-        let lockout = self.config.limits.lockout_duration.as_secs() as i64;
+        let policy = LockoutPolicy::of(&self.config.limits);
         self.store_write(move |txn| {
             let mut record =
                 AuditRecord::new(AuditKind::UserLoginFailed, now, &origin).reason(reason.code());
             if let Some(org_id) = &org_id {
                 record = record.org(org_id);
             }
-            let Some(user) = user else {
+            let Some(user_id) = user else {
                 return Ok(txn.audit(record)?);
             };
-            txn.audit(record.user(user.id))?;
-            // Re-read inside the transaction so concurrent failures all count.
-            let Some(mut current) = txn.user(&user.id)? else {
-                return Ok(());
-            };
+            txn.audit(record.user(user_id))?;
             if reason == FailureReason::BadPassword {
-                current.failed_logins = current.failed_logins.saturating_add(1);
-                if current.failed_logins >= threshold && !current.is_locked(now) {
-                    current.locked_until = Some(now + lockout);
-                    let mut locked = AuditRecord::new(AuditKind::UserLocked, now, &origin)
-                        .user(current.id)
-                        .reason("too_many_failures");
-                    if let Some(org_id) = &org_id {
-                        locked = locked.org(org_id);
-                    }
-                    txn.audit(locked)?;
-                }
-                txn.put_user(&current)?;
+                lockout::record_failure(
+                    txn,
+                    &user_id,
+                    CredentialKind::Password,
+                    policy,
+                    now,
+                    &origin,
+                    org_id.as_ref(),
+                )?;
             }
             Ok(())
-        })
-        .await
-    }
-
-    /// Resets the failure count after a good password.
-    async fn clear_failures(&self, user: User) -> ServiceResult<User> {
-        if user.failed_logins == 0 && user.locked_until.is_none() {
-            return Ok(user);
-        }
-        let user_id = user.id;
-        self.store_write(move |txn| {
-            let mut current = txn
-                .user(&user_id)?
-                .ok_or(ServiceError::InvalidCredentials)?;
-            current.failed_logins = 0;
-            current.locked_until = None;
-            txn.put_user(&current)?;
-            Ok(current)
         })
         .await
     }
@@ -349,31 +369,40 @@ impl Services {
                 .map(|secret| hex::encode(crate::crypto::sha256(secret.as_bytes()))),
         };
         let origin = context.origin();
-        let max_sessions = org.max_sessions_per_user;
+        let default_cap = self.config.sessions.max_per_user;
+        let member_of: Vec<crate::domain::OrgId> =
+            user.memberships.iter().map(|m| m.org_id.clone()).collect();
         let stored = session.clone();
         let refresh_ttl = self.config.tokens.refresh_ttl.as_secs();
         let stored_grant = grant.clone();
         let refresh_token = self
             .store_write(move |txn| {
-                if let Some(max) = max_sessions {
-                    // Over the limit, the oldest live sessions end first.
-                    let mut live: Vec<Session> = txn
-                        .sessions_of_user(&stored.user_id)?
-                        .into_iter()
-                        .filter(|s| s.is_live(now) && s.org_id == stored.org_id)
-                        .collect();
-                    while live.len() >= max.max(1) as usize {
-                        let mut oldest = live.remove(0);
-                        oldest.revoked_at = Some(now);
-                        txn.put_session(&oldest)?;
-                        txn.audit(
-                            AuditRecord::new(AuditKind::SessionRevoked, now, &origin)
-                                .user(oldest.user_id)
-                                .org(&oldest.org_id)
-                                .reason("max_sessions")
-                                .details(serde_json::json!({"session_id": oldest.id})),
-                        )?;
+                // A session may act in every org of its user (`enter_org`), so
+                // every one of their orgs' caps bounds all of their sessions.
+                let mut cap = default_cap;
+                for org_id in &member_of {
+                    if let Some(org_cap) = txn.org(org_id)?.and_then(|o| o.max_sessions_per_user) {
+                        cap = cap.min(org_cap);
                     }
+                }
+                // Over the cap, the oldest live sessions end first.
+                let mut live: Vec<Session> = txn
+                    .sessions_of_user(&stored.user_id)?
+                    .into_iter()
+                    .filter(|s| s.is_live(now))
+                    .collect();
+                live.sort_by_key(|s| s.created_at);
+                let excess = (live.len() + 1).saturating_sub(cap.max(1) as usize);
+                for mut oldest in live.into_iter().take(excess) {
+                    oldest.revoked_at = Some(now);
+                    txn.put_session(&oldest)?;
+                    txn.audit(
+                        AuditRecord::new(AuditKind::SessionRevoked, now, &origin)
+                            .user(oldest.user_id)
+                            .org(&oldest.org_id)
+                            .reason("max_sessions")
+                            .details(serde_json::json!({"session_id": oldest.id})),
+                    )?;
                 }
                 txn.put_session(&stored)?;
                 let family_id = uuid::Uuid::new_v4().to_string();

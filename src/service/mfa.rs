@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use super::limiter::{AccountKey, AddressKey};
+use super::lockout::{self, CredentialKind, LockoutPolicy};
 use super::login::SessionKind;
 use super::tokens::{TokenGrant, TokenSet};
 use super::{RequestContext, ServiceError, ServiceResult, Services};
@@ -272,54 +274,103 @@ impl Services {
         Ok(codes)
     }
 
-    /// Checks a proof (current code or password) before an MFA change.
-    async fn prove(&self, user_id: UserId, proof: Proof) -> ServiceResult<()> {
-        match proof {
-            Proof::Password(password) => {
-                let hash = self
-                    .store_read(move |txn| Ok(txn.user(&user_id)?.map(|u| u.password_hash)))
-                    .await?
-                    .ok_or(ServiceError::InvalidToken)?;
-                match self
-                    .passwords
-                    .verify(password.into_inner(), Some(hash))
-                    .await?
-                {
-                    Verification::Match { .. } => Ok(()),
-                    Verification::Mismatch => {
-                        Err(ServiceError::field("password", "is not correct"))
-                    }
-                }
-            }
-            Proof::Code(code) => {
-                let now = clock::now();
-                let key = self.mfa_key.clone();
-                let accepted = self
-                    .store_write(move |txn| {
-                        let Some(mut factors) = txn.mfa_factors(&user_id)? else {
-                            return Ok(false);
-                        };
-                        let (check, _) = check_second_factor(
-                            &key,
-                            &user_id,
-                            &mut factors,
-                            &SecondFactor::Code(code),
-                            now,
-                        )?;
-                        if matches!(check, CodeCheck::Accepted) {
-                            txn.put_mfa_factors(&user_id, &factors)?;
-                            return Ok(true);
-                        }
-                        Ok(false)
-                    })
-                    .await?;
-                if accepted {
-                    Ok(())
-                } else {
-                    Err(ServiceError::field("code", "is not the current code"))
-                }
-            }
+    /// Checks a fresh proof (a current code or the password) before a
+    /// change to the account's credentials. Guesses here are limited and
+    /// counted like logins — per account and address, towards the same lock
+    /// — so a stolen session is no oracle for the code or the password.
+    /// `password_field` names the field a wrong password is reported on.
+    pub(crate) async fn prove(
+        &self,
+        user_id: UserId,
+        proof: Proof,
+        password_field: &'static str,
+        context: &RequestContext,
+    ) -> ServiceResult<()> {
+        let now = clock::now();
+        let (kind, account) = match &proof {
+            Proof::Password(_) => (CredentialKind::Password, AccountKey::user(&user_id)),
+            Proof::Code(_) => (
+                CredentialKind::SecondFactor,
+                AccountKey::second_factor(&user_id),
+            ),
+        };
+        let address = AddressKey::of(context.ip);
+        self.limiter
+            .check(address, account, now)
+            .map_err(|throttled| ServiceError::RateLimited {
+                retry_after_seconds: throttled.retry_after_seconds,
+            })?;
+        let user = self
+            .store_lookup(|txn| Ok(txn.user(&user_id)?))?
+            .ok_or(ServiceError::InvalidToken)?;
+        if let Some(retry_after_seconds) = lockout::seconds_locked(&user, now) {
+            return Err(ServiceError::RateLimited {
+                retry_after_seconds,
+            });
         }
+        let key = self.mfa_key.clone();
+        let accepted = match proof {
+            Proof::Password(password) => matches!(
+                self.passwords
+                    .verify(password.into_inner(), Some(user.password_hash))
+                    .await?,
+                Verification::Match { .. }
+            ),
+            Proof::Code(code) => {
+                self.store_write(move |txn| {
+                    let Some(mut factors) = txn.mfa_factors(&user_id)? else {
+                        return Ok(false);
+                    };
+                    let (check, _) = check_second_factor(
+                        &key,
+                        &user_id,
+                        &mut factors,
+                        &SecondFactor::Code(code),
+                        now,
+                    )?;
+                    let accepted = matches!(check, CodeCheck::Accepted);
+                    if accepted {
+                        txn.put_mfa_factors(&user_id, &factors)?;
+                    }
+                    Ok(accepted)
+                })
+                .await?
+            }
+        };
+        let origin = context.origin();
+        let policy = LockoutPolicy::of(&self.config.limits);
+        if accepted {
+            self.limiter.record_success(account);
+            let needs_clearing = match kind {
+                CredentialKind::Password => user.failed_logins > 0,
+                CredentialKind::SecondFactor => user.failed_second_factors > 0,
+            };
+            if needs_clearing {
+                self.store_write(move |txn| {
+                    lockout::record_success(txn, &user_id, kind, now)?;
+                    Ok(())
+                })
+                .await?;
+            }
+            return Ok(());
+        }
+        self.limiter.record_failure(address, account, now);
+        self.store_write(move |txn| {
+            txn.audit(
+                audit(AuditKind::StepUpFailed, now, &origin, &user_id, None).details(
+                    serde_json::json!({"method": match kind {
+                        CredentialKind::Password => "password",
+                        CredentialKind::SecondFactor => "totp",
+                    }}),
+                ),
+            )?;
+            lockout::record_failure(txn, &user_id, kind, policy, now, &origin, None)
+        })
+        .await?;
+        Err(match kind {
+            CredentialKind::Password => ServiceError::field(password_field, "is not correct"),
+            CredentialKind::SecondFactor => ServiceError::field("code", "is not the current code"),
+        })
     }
 
     pub async fn disable_mfa(
@@ -328,7 +379,7 @@ impl Services {
         proof: Proof,
         context: &RequestContext,
     ) -> ServiceResult<()> {
-        self.prove(user_id, proof).await?;
+        self.prove(user_id, proof, "password", context).await?;
         let now = clock::now();
         let origin = context.origin();
         self.store_write(move |txn| {
@@ -354,7 +405,7 @@ impl Services {
         proof: Proof,
         context: &RequestContext,
     ) -> ServiceResult<Vec<String>> {
-        self.prove(user_id, proof).await?;
+        self.prove(user_id, proof, "password", context).await?;
         let codes = new_recovery_codes();
         let hashes: Vec<String> = codes.iter().map(|c| digest(c)).collect();
         let now = clock::now();
@@ -441,6 +492,19 @@ impl Services {
         let origin = context.origin();
         let sealing = self.mfa_key.clone();
         let relying_party = self.webauthn.clone();
+        // Wrong second factors count per account, across mfa_tokens: a new
+        // password login brings a new token, not a fresh budget of guesses.
+        let user_id = self
+            .store_lookup(|txn| Ok(txn.mfa_challenge(&key)?.map(|c| c.user_id)))?
+            .ok_or(ServiceError::InvalidMfaToken)?;
+        let address = AddressKey::of(context.ip);
+        let account = AccountKey::second_factor(&user_id);
+        self.limiter
+            .check(address, account, now)
+            .map_err(|throttled| ServiceError::RateLimited {
+                retry_after_seconds: throttled.retry_after_seconds,
+            })?;
+        let policy = LockoutPolicy::of(&self.config.limits);
         let outcome = self
             .store_write(move |txn| {
                 let Some(mut challenge) = txn.mfa_challenge(&key)? else {
@@ -456,6 +520,12 @@ impl Services {
                     txn.delete_mfa_challenge(&key)?;
                     return Ok(Err(ServiceError::InvalidMfaToken));
                 };
+                // Locked meanwhile (by guesses here or at the password): the
+                // token is spent, and the next login fails like any other.
+                if user.is_locked(now) {
+                    txn.delete_mfa_challenge(&key)?;
+                    return Ok(Err(ServiceError::InvalidMfaToken));
+                }
                 let mut factors = txn.mfa_factors(&user.id)?.unwrap_or_default();
                 let (check, used_recovery) = match (&factor, &relying_party) {
                     (SecondFactor::Webauthn(assertion), Some(relying_party)) => {
@@ -498,10 +568,20 @@ impl Services {
                     } else {
                         txn.put_mfa_challenge(&key, &challenge)?;
                     }
+                    lockout::record_failure(
+                        txn,
+                        &user.id,
+                        CredentialKind::SecondFactor,
+                        policy,
+                        now,
+                        &origin,
+                        Some(&org.id),
+                    )?;
                     return Ok(Err(ServiceError::InvalidMfaCode));
                 }
                 txn.delete_mfa_challenge(&key)?;
                 txn.put_mfa_factors(&user.id, &factors)?;
+                lockout::record_success(txn, &user.id, CredentialKind::SecondFactor, now)?;
                 if used_recovery {
                     txn.audit(
                         audit(
@@ -525,13 +605,22 @@ impl Services {
                 Ok(Ok((user, org, grant)))
             })
             .await?;
-        let (user, org, grant) = outcome?;
+        let (user, org, grant) = match outcome {
+            Ok(accepted) => accepted,
+            Err(ServiceError::InvalidMfaCode) => {
+                self.limiter.record_failure(address, account, now);
+                return Err(ServiceError::InvalidMfaCode);
+            }
+            Err(other) => return Err(other),
+        };
+        self.limiter.record_success(account);
         self.start_session(user, org, true, grant, kind, context)
             .await
     }
 
     /// For the control-plane login: a current TOTP code (or a recovery code)
-    /// in one call. Failures are audited like challenge failures.
+    /// in one call. Failures are audited like challenge failures and count
+    /// towards the same per-account limit and lock.
     pub async fn check_login_otp(
         &self,
         user: &User,
@@ -542,41 +631,66 @@ impl Services {
         let now = clock::now();
         let origin = context.origin();
         let (user_id, org_id) = (user.id, org.id.clone());
+        let address = AddressKey::of(context.ip);
+        let account = AccountKey::second_factor(&user_id);
+        self.limiter
+            .check(address, account, now)
+            .map_err(|throttled| ServiceError::RateLimited {
+                retry_after_seconds: throttled.retry_after_seconds,
+            })?;
         let factor = if otp.contains('-') {
             SecondFactor::RecoveryCode(otp.to_owned())
         } else {
             SecondFactor::Code(otp.to_owned())
         };
         let sealing = self.mfa_key.clone();
-        self.store_write(move |txn| {
-            let mut factors = txn.mfa_factors(&user_id)?.unwrap_or_default();
-            let (check, used_recovery) =
-                check_second_factor(&sealing, &user_id, &mut factors, &factor, now)?;
-            if matches!(check, CodeCheck::Rejected) {
-                txn.audit(
-                    audit(
-                        AuditKind::MfaChallengeFailed,
+        let policy = LockoutPolicy::of(&self.config.limits);
+        let accepted = self
+            .store_write(move |txn| {
+                let mut factors = txn.mfa_factors(&user_id)?.unwrap_or_default();
+                let (check, used_recovery) =
+                    check_second_factor(&sealing, &user_id, &mut factors, &factor, now)?;
+                if matches!(check, CodeCheck::Rejected) {
+                    txn.audit(
+                        audit(
+                            AuditKind::MfaChallengeFailed,
+                            now,
+                            &origin,
+                            &user_id,
+                            Some(&org_id),
+                        )
+                        .details(serde_json::json!({"method": "otp"})),
+                    )?;
+                    lockout::record_failure(
+                        txn,
+                        &user_id,
+                        CredentialKind::SecondFactor,
+                        policy,
+                        now,
+                        &origin,
+                        Some(&org_id),
+                    )?;
+                    return Ok(false);
+                }
+                txn.put_mfa_factors(&user_id, &factors)?;
+                lockout::record_success(txn, &user_id, CredentialKind::SecondFactor, now)?;
+                if used_recovery {
+                    txn.audit(audit(
+                        AuditKind::MfaRecoveryCodeUsed,
                         now,
                         &origin,
                         &user_id,
                         Some(&org_id),
-                    )
-                    .details(serde_json::json!({"method": "otp"})),
-                )?;
-                return Ok(false);
-            }
-            txn.put_mfa_factors(&user_id, &factors)?;
-            if used_recovery {
-                txn.audit(audit(
-                    AuditKind::MfaRecoveryCodeUsed,
-                    now,
-                    &origin,
-                    &user_id,
-                    Some(&org_id),
-                ))?;
-            }
-            Ok(true)
-        })
-        .await
+                    ))?;
+                }
+                Ok(true)
+            })
+            .await?;
+        if accepted {
+            self.limiter.record_success(account);
+        } else {
+            self.limiter.record_failure(address, account, now);
+        }
+        Ok(accepted)
     }
 }

@@ -11,7 +11,9 @@ pub mod approvals;
 pub mod audit_log;
 pub mod keys;
 pub mod limiter;
+pub mod lockout;
 pub mod login;
+pub mod members;
 pub mod mfa;
 pub mod orgs;
 pub mod pats;
@@ -67,6 +69,9 @@ pub enum ServiceError {
     /// The session may only enroll MFA (the org requires it).
     #[error("mfa enrollment required")]
     MfaEnrollmentRequired,
+    /// The org requires a second factor and the session began without one.
+    #[error("mfa required")]
+    MfaRequired,
     /// A signed link that is forged, expired, or already used.
     #[error("invalid or expired signature")]
     InvalidSignature,

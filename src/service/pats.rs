@@ -15,7 +15,6 @@ use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord, RequestOrigin};
 use crate::clock::{self, UnixSeconds};
 use crate::crypto;
-use crate::domain::user::UserStatus;
 use crate::domain::{OrgId, Role, Scope, UserId};
 use crate::store::{PersonalAccessToken, Queries};
 
@@ -149,6 +148,38 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+/// Deletes the user's PATs (those of `org` only, when given) in the
+/// caller's transaction, auditing each as `pat.revoked` with `reason`.
+pub(crate) fn revoke_pats_of_user(
+    txn: &mut crate::store::WriteTxn,
+    user: &UserId,
+    org: Option<&OrgId>,
+    reason: &str,
+    now: UnixSeconds,
+    origin: &RequestOrigin,
+) -> ServiceResult<usize> {
+    let pats = txn.pats_of_user(user, None, usize::MAX)?;
+    let mut revoked = 0;
+    for pat in pats
+        .iter()
+        .filter(|p| org.is_none_or(|org| &p.org_id == org))
+    {
+        let Some((digest, _)) = txn.pat_by_id(&pat.id)? else {
+            continue;
+        };
+        txn.delete_pat(&digest, pat)?;
+        txn.audit(
+            AuditRecord::new(AuditKind::PatRevoked, now, origin)
+                .user(pat.user_id)
+                .org(&pat.org_id)
+                .reason(reason)
+                .details(serde_json::json!({"pat_id": pat.id})),
+        )?;
+        revoked += 1;
+    }
+    Ok(revoked)
+}
+
 impl Services {
     /// Any bearer credential: a PAT (by its prefix) or a session's access token.
     pub async fn authenticate_bearer(
@@ -173,9 +204,7 @@ impl Services {
                 return Ok((None, false));
             };
             let member = txn.user(&pat.user_id)?.is_some_and(|user| {
-                user.status == UserStatus::Active
-                    && !user.is_locked(now)
-                    && user.role_in(&pat.org_id).is_some()
+                user.may_use_tokens() && user.active_role_in(&pat.org_id).is_some()
             });
             Ok((Some(pat), member))
         })?;
@@ -210,13 +239,36 @@ impl Services {
         }
         let user_id = caller.user_id();
         let lookup = org_id.clone();
-        let role = self
+        let (role, org_policy, enrolled) = self
             .store_lookup(|txn| {
-                Ok(txn
-                    .user(&user_id)?
-                    .and_then(|u| u.role_in(&lookup).cloned()))
+                let Some(user) = txn.user(&user_id)? else {
+                    return Ok(None);
+                };
+                let Some(role) = user.active_role_in(&lookup).cloned() else {
+                    return Ok(None);
+                };
+                let policy = txn.org(&lookup)?.map(|org| org.mfa_policy);
+                Ok(policy.map(|policy| (role, policy, user.mfa_enrolled)))
             })?
             .ok_or(ServiceError::Forbidden)?;
+        // A session may act in any org of its user, but only as far as that
+        // org's policy allows: one begun without a second factor (say in an
+        // org that does not ask for one) cannot act where one is required.
+        if org_policy.requires_mfa_for(Some(&role)) {
+            match &caller {
+                Caller::Session(session) if !session.mfa_verified => {
+                    return Err(if enrolled {
+                        ServiceError::MfaRequired
+                    } else {
+                        ServiceError::MfaEnrollmentRequired
+                    });
+                }
+                // A PAT was minted by such a session; if the policy came
+                // later, it waits until its user has a second factor.
+                Caller::Pat(_) if !enrolled => return Err(ServiceError::MfaEnrollmentRequired),
+                _ => {}
+            }
+        }
         Ok(OrgCaller {
             caller,
             org_id,

@@ -14,7 +14,6 @@ use super::tokens::{refresh_token_digest, store_refresh_token, TokenGrant, Token
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::{self, UnixSeconds};
-use crate::domain::user::UserStatus;
 use crate::domain::{Session, User};
 use crate::store::Queries;
 
@@ -112,7 +111,7 @@ impl Services {
                 };
                 let user = txn.user(&record.user_id)?;
                 let Some(user) = user.filter(|u| {
-                    u.status == UserStatus::Active && !u.is_locked(now) && u.role_in(&session.org_id).is_some()
+                    u.may_use_tokens() && u.active_role_in(&session.org_id).is_some()
                 }) else {
                     return Ok(Exchange::Refused(RefreshRefusal::UserInactive));
                 };

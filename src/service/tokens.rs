@@ -137,6 +137,8 @@ pub struct SessionPrincipal {
     pub org_id: OrgId,
     /// The session may only enroll MFA (see `AccessClaims`).
     pub enrollment_only: bool,
+    /// A second factor was checked when the session began (or enrolled in it).
+    pub mfa_verified: bool,
 }
 
 /// A fresh opaque refresh token: 256 bits from the OS CSPRNG, base64url.
@@ -201,7 +203,7 @@ impl Services {
             jti: uuid::Uuid::new_v4().to_string(),
             email: user.email.as_str().to_owned(),
             roles: user
-                .role_in(&session.org_id)
+                .active_role_in(&session.org_id)
                 .map(|r| vec![r.as_str().to_owned()])
                 .unwrap_or_default(),
             org: session.org_id.clone(),
@@ -303,6 +305,7 @@ impl Services {
             session_id: session.id,
             org_id: session.org_id,
             enrollment_only: session.enrollment_only,
+            mfa_verified: session.mfa_verified,
         })
     }
 
@@ -338,6 +341,7 @@ impl Services {
             session_id: session.id,
             org_id: session.org_id,
             enrollment_only: session.enrollment_only,
+            mfa_verified: session.mfa_verified,
         })
     }
 }

@@ -16,6 +16,7 @@ use webauthn_rs::prelude::{
     Webauthn, WebauthnBuilder,
 };
 
+use super::mfa::Proof;
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::{self, UnixSeconds};
@@ -187,11 +188,31 @@ impl Services {
 
     /// Starts registering a key: the browser's creation options, with the
     /// user's existing keys excluded so one key cannot be added twice.
+    ///
+    /// A user who already has a second factor proves it is them first (a
+    /// current code or the password): a stolen session must not be able to
+    /// add the thief's key. The first factor needs no proof beyond the
+    /// session, as with TOTP enrollment.
     pub async fn begin_webauthn_registration(
         &self,
         user_id: UserId,
+        proof: Option<Proof>,
+        context: &RequestContext,
     ) -> ServiceResult<RegistrationOptions> {
         let relying_party = self.relying_party()?;
+        let enrolled = self
+            .store_lookup(|txn| Ok(txn.user(&user_id)?))?
+            .ok_or(ServiceError::InvalidToken)?
+            .mfa_enrolled;
+        if enrolled {
+            let proof = proof.ok_or_else(|| {
+                ServiceError::field(
+                    "password",
+                    "adding a key to an account with two-step verification needs the password or a current code",
+                )
+            })?;
+            self.prove(user_id, proof, "password", context).await?;
+        }
         let now = clock::now();
         let ceremony_id = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(crate::crypto::random::bytes::<24>());
@@ -345,15 +366,27 @@ impl Services {
         .await
     }
 
+    /// Removes a key after a fresh proof (the password or a current code),
+    /// as disabling MFA does; removing the last second factor is disabling
+    /// MFA, and is audited as such.
     pub async fn remove_webauthn_key(
         &self,
         user_id: UserId,
         id: String,
+        proof: Proof,
         context: &RequestContext,
     ) -> ServiceResult<()> {
+        let known = self
+            .store_lookup(|txn| Ok(txn.webauthn_credential(&user_id, &id)?))?
+            .is_some();
+        if !known {
+            return Err(ServiceError::NotFound("security key"));
+        }
+        self.prove(user_id, proof, "password", context).await?;
         let now = clock::now();
         let origin = context.origin();
         self.store_write(move |txn| {
+            let was_enrolled = txn.user(&user_id)?.is_some_and(|u| u.mfa_enrolled);
             if !txn.delete_webauthn_credential(&user_id, &id)? {
                 return Err(ServiceError::NotFound("security key"));
             }
@@ -363,6 +396,14 @@ impl Services {
                     .user(user_id)
                     .details(serde_json::json!({"credential_id": id})),
             )?;
+            let still_enrolled = txn.user(&user_id)?.is_some_and(|u| u.mfa_enrolled);
+            if was_enrolled && !still_enrolled {
+                txn.audit(
+                    AuditRecord::new(AuditKind::MfaDisabled, now, &origin)
+                        .user(user_id)
+                        .reason("last_security_key_removed"),
+                )?;
+            }
             Ok(())
         })
         .await

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS};
+use crate::helpers::{call, TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS};
 
 const AUTH_FAILED: &str = r#"{"error":"AUTH_FAILED","message":"Authentication failed."}"#;
 
@@ -31,27 +31,6 @@ async fn session_token(server: &TestServer, email: &str) -> String {
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.expect("json");
     body["access_token"].as_str().expect("token").to_owned()
-}
-
-async fn call(
-    server: &TestServer,
-    method: Method,
-    path: &str,
-    token: &str,
-    org: Option<&str>,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = server
-        .client
-        .request(method, server.url(path))
-        .bearer_auth(token);
-    if let Some(org) = org {
-        request = request.header("X-Active-Org-Id", org);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.expect("request")
 }
 
 async fn create_pat(server: &TestServer, token: &str, org: &str, scopes: &[&str]) -> Value {

@@ -3,6 +3,8 @@
 //! keeps every log line for assertions.
 
 use std::io::{BufRead, BufReader};
+
+use hmac::{Hmac, Mac};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -41,8 +43,7 @@ fn base_config(data_dir: &Path, extra: &str) -> String {
 pub const FAST_HASHING: &str = "[passwords]\nmemory_kib = 1024\niterations = 1\nparallelism = 1\n";
 
 /// Limits high enough that tests which log in often never trip them.
-pub const RELAXED_LIMITS: &str =
-    "[limits]\nlogin_per_ip_per_min = 100000\nlogin_per_account_per_min = 100000\n";
+pub const RELAXED_LIMITS: &str = "[limits]\nlogin_per_ip_per_min = 100000\nlogin_per_account_per_min = 100000\nregister_per_ip_per_min = 100000\n";
 
 /// A password that satisfies the default policy.
 pub const GOOD_PASSWORD: &str = "Correct-Horse-42";
@@ -343,4 +344,54 @@ pub fn mode_of(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o777
+}
+
+/// An independent TOTP (RFC 6238): the server's totp-rs is not what checks it.
+/// RFC 6238 / RFC 4226: HMAC-SHA-1 over the big-endian step, dynamic
+/// truncation, 6 digits.
+pub fn totp_at(secret_base32: &str, step: u64) -> String {
+    let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_base32)
+        .expect("base32 secret");
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&secret).expect("hmac key");
+    mac.update(&step.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = (digest[19] & 0x0f) as usize;
+    let value = u32::from_be_bytes([
+        digest[offset] & 0x7f,
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]);
+    format!("{:06}", value % 1_000_000)
+}
+
+pub fn current_step() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs()
+        / 30
+}
+
+/// A request with a bearer `token`, optionally in `org` (`X-Active-Org-Id`)
+/// and with a JSON body.
+pub async fn call(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    org: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> reqwest::Response {
+    let mut request = server
+        .client
+        .request(method, server.url(path))
+        .bearer_auth(token);
+    if let Some(org) = org {
+        request = request.header("X-Active-Org-Id", org);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("request")
 }

@@ -2,37 +2,12 @@
 //! independent RFC 6238 implementation (HMAC-SHA-1 written out below, not the
 //! server's totp-rs).
 
-use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{mode_of, TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS};
-
-/// RFC 6238 / RFC 4226: HMAC-SHA-1 over the big-endian step, dynamic
-/// truncation, 6 digits.
-fn totp_at(secret_base32: &str, step: u64) -> String {
-    let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_base32)
-        .expect("base32 secret");
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&secret).expect("hmac key");
-    mac.update(&step.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = (digest[19] & 0x0f) as usize;
-    let value = u32::from_be_bytes([
-        digest[offset] & 0x7f,
-        digest[offset + 1],
-        digest[offset + 2],
-        digest[offset + 3],
-    ]);
-    format!("{:06}", value % 1_000_000)
-}
-
-fn current_step() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_secs()
-        / 30
-}
+use crate::helpers::{
+    current_step, mode_of, totp_at, TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS,
+};
 
 #[test]
 fn the_independent_totp_matches_rfc_6238() {
@@ -57,7 +32,7 @@ async fn post_with(server: &TestServer, path: &str, token: &str, body: Value) ->
 
 /// Registers, logs in, enrolls and verifies TOTP (with the previous step's
 /// code); returns (secret, recovery codes).
-async fn enrolled(server: &TestServer, email: &str) -> (String, Vec<String>) {
+pub(crate) async fn enrolled(server: &TestServer, email: &str) -> (String, Vec<String>) {
     server.register_ok(email).await;
     let tokens = server.login_ok(email).await;
     let access = tokens["access_token"].as_str().expect("access");
@@ -85,7 +60,7 @@ async fn enrolled(server: &TestServer, email: &str) -> (String, Vec<String>) {
     (secret, codes)
 }
 
-async fn mfa_token(server: &TestServer, email: &str) -> String {
+pub(crate) async fn mfa_token(server: &TestServer, email: &str) -> String {
     let response = server
         .login(json!({"email": email, "password": GOOD_PASSWORD}))
         .await;

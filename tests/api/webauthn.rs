@@ -59,7 +59,7 @@ async fn register_key(
         Method::POST,
         "/api/account/webauthn/register",
         access,
-        json!({}),
+        json!({"password": GOOD_PASSWORD}),
     )
     .await
     .json()
@@ -340,7 +340,7 @@ async fn keys_are_renamed_removed_and_a_ceremony_is_used_once() {
         Method::POST,
         "/api/account/webauthn/register",
         access,
-        json!({}),
+        json!({"password": GOOD_PASSWORD}),
     )
     .await
     .json()
@@ -424,9 +424,10 @@ async fn keys_are_renamed_removed_and_a_ceremony_is_used_once() {
     .expect("json");
     for item in listed["items"].as_array().expect("items") {
         let path = format!("/api/account/webauthn/{}", item["id"].as_str().expect("id"));
-        let removed = call(&server, Method::DELETE, &path, access, Value::Null).await;
+        let proof = json!({"password": GOOD_PASSWORD});
+        let removed = call(&server, Method::DELETE, &path, access, proof.clone()).await;
         assert_eq!(removed.status(), StatusCode::NO_CONTENT);
-        let twice = call(&server, Method::DELETE, &path, access, Value::Null).await;
+        let twice = call(&server, Method::DELETE, &path, access, proof).await;
         assert_eq!(twice.status(), StatusCode::NOT_FOUND);
     }
     let login = server
@@ -450,11 +451,59 @@ async fn an_ip_address_public_url_turns_webauthn_off_with_a_clear_answer() {
         Method::POST,
         "/api/account/webauthn/register",
         access,
-        json!({}),
+        json!({"password": GOOD_PASSWORD}),
     )
     .await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     let info: Value = server.get_json("/ui/api/info").await;
     assert_eq!(info["webauthn"], false);
     assert!(server.logs().contains("WebAuthn is off"));
+}
+
+#[tokio::test]
+async fn changing_security_keys_needs_a_fresh_proof_and_the_last_one_going_is_mfa_off() {
+    let server = server().await;
+    server.register_ok("nia@example.com").await;
+    let tokens = server.login_ok("nia@example.com").await;
+    let access = tokens["access_token"].as_str().expect("access");
+    let mut key = authenticator();
+    // The first factor needs only the session, as TOTP enrollment does.
+    let item = register_key(&server, access, &mut key, "Only key").await;
+    let path = format!("/api/account/webauthn/{}", item["id"].as_str().expect("id"));
+
+    // A stolen session alone can neither add the thief's key nor remove one.
+    let add = call(
+        &server,
+        Method::POST,
+        "/api/account/webauthn/register",
+        access,
+        json!({}),
+    )
+    .await;
+    assert_eq!(add.status(), StatusCode::BAD_REQUEST);
+    for body in [json!({}), json!({"password": "Wrong-Horse-41"})] {
+        let removed = call(&server, Method::DELETE, &path, access, body).await;
+        assert_eq!(removed.status(), StatusCode::BAD_REQUEST);
+    }
+    let login = server
+        .login(json!({"email": "nia@example.com", "password": GOOD_PASSWORD}))
+        .await;
+    assert_eq!(
+        login.status(),
+        StatusCode::ACCEPTED,
+        "the key still guards the login"
+    );
+
+    let removed = call(
+        &server,
+        Method::DELETE,
+        &path,
+        access,
+        json!({"password": GOOD_PASSWORD}),
+    )
+    .await;
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let disabled = server.audit_events("type=mfa.disabled").await;
+    assert_eq!(disabled.len(), 1, "the last factor going is MFA turned off");
+    assert_eq!(disabled[0]["reason"], "last_security_key_removed");
 }

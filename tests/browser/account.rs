@@ -183,6 +183,8 @@ async fn a_recovery_code_signs_in_once() {
     b.wait_text("#topbar-user", email).await;
     // A security key as well: the next sign-in offers all three methods.
     b.wait_for("#section-webauthn[data-ready=\"true\"]").await;
+    // The account has a second factor: adding another needs the password.
+    b.fill("#webauthn-password", GOOD_PASSWORD).await;
     b.click("#webauthn-add").await;
     b.wait_for("#webauthn-list li[data-credential-id]").await;
 
@@ -450,6 +452,8 @@ async fn a_security_key_is_added_renamed_used_at_sign_in_and_removed() {
         "Desk key",
     )
     .await;
+    // Removing a second factor needs a fresh proof.
+    b.fill("#webauthn-password", GOOD_PASSWORD).await;
     b.click(&format!("{row} [data-test=\"webauthn-remove\"]"))
         .await;
     b.wait_for("#confirm-dialog[open]").await;

@@ -5,10 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 
-use crate::helpers::{TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS};
+use crate::helpers::{
+    current_step, totp_at, TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS,
+};
 use crate::webdriver::{Browser, Chromedriver};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -160,32 +161,6 @@ pub async fn capture(browser: &Browser, name: &str) {
 
 // ---- TOTP, computed independently of the server (RFC 6238) -------------------
 
-/// RFC 6238 / RFC 4226: HMAC-SHA-1 over the big-endian step, dynamic
-/// truncation, 6 digits.
-pub fn totp_at(secret_base32: &str, step: u64) -> String {
-    let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_base32)
-        .expect("base32 secret");
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&secret).expect("hmac key");
-    mac.update(&step.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = (digest[19] & 0x0f) as usize;
-    let value = u32::from_be_bytes([
-        digest[offset] & 0x7f,
-        digest[offset + 1],
-        digest[offset + 2],
-        digest[offset + 3],
-    ]);
-    format!("{:06}", value % 1_000_000)
-}
-
-pub fn current_step() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_secs()
-        / 30
-}
-
 /// An authenticator app: the server takes each 30-second step's code once,
 /// with ±1 step of drift, so every code handed out is for a later step than
 /// the one before.
@@ -227,17 +202,6 @@ impl Totp {
             .find(|code| !valid.contains(code))
             .expect("a wrong code")
     }
-}
-
-#[test]
-fn the_independent_totp_matches_rfc_6238() {
-    // RFC 6238 appendix B, SHA-1 seed "12345678901234567890".
-    let secret = base32::encode(
-        base32::Alphabet::Rfc4648 { padding: false },
-        b"12345678901234567890",
-    );
-    assert_eq!(totp_at(&secret, 59 / 30), "287082");
-    assert_eq!(totp_at(&secret, 1_111_111_109 / 30), "081804");
 }
 
 // ---- recurring steps ------------------------------------------------------------

@@ -12,16 +12,16 @@ use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use crate::domain::{Password, Scope, SessionId};
 use crate::http::error::ApiError;
-use crate::http::extract::{Account, AppJson, Client};
+use crate::http::extract::{Account, AppJson, Client, EnrollingAccount};
 use crate::http::state::AppState;
-use crate::service::accounts::UserProfile;
+use crate::service::accounts::{self, UserProfile};
 use crate::service::mfa::{Enrollment, Proof};
 use crate::service::webauthn::{RegistrationOptions, WebauthnKeyView};
 use crate::service::ServiceError;
 
 pub async fn profile(
     State(state): State<AppState>,
-    Account(caller): Account,
+    EnrollingAccount(caller): EnrollingAccount,
 ) -> Result<Json<UserProfile>, ApiError> {
     Ok(Json(state.services.user_profile(caller.user_id()).await?))
 }
@@ -30,6 +30,9 @@ pub async fn profile(
 pub struct PasswordChange {
     current_password: Password,
     new_password: Password,
+    /// PATs are revoked with a password change unless this is true.
+    #[serde(default)]
+    keep_api_tokens: bool,
 }
 
 pub async fn change_password(
@@ -44,8 +47,11 @@ pub async fn change_password(
         .change_password(
             session.user_id,
             Some(session.session_id),
-            body.current_password,
-            body.new_password,
+            accounts::PasswordChange {
+                current: body.current_password,
+                new: body.new_password,
+                keep_pats: body.keep_api_tokens,
+            },
             &context,
         )
         .await?;
@@ -96,7 +102,7 @@ pub async fn revoke_all(
 /// Starts TOTP enrollment (session tokens only).
 pub async fn mfa_enroll(
     State(state): State<AppState>,
-    Account(caller): Account,
+    EnrollingAccount(caller): EnrollingAccount,
 ) -> Result<Json<Enrollment>, ApiError> {
     let session = caller.session()?;
     Ok(Json(state.services.enroll_totp(session.user_id).await?))
@@ -110,7 +116,7 @@ pub struct CodeBody {
 /// Confirms enrollment; the recovery codes are in this answer and nowhere else.
 pub async fn mfa_verify(
     State(state): State<AppState>,
-    Account(caller): Account,
+    EnrollingAccount(caller): EnrollingAccount,
     Client(context): Client,
     AppJson(body): AppJson<CodeBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -129,6 +135,15 @@ pub async fn mfa_verify(
 pub struct ProofBody {
     code: Option<String>,
     password: Option<Password>,
+}
+
+/// A proof when the body carries one (adding a key to an account without
+/// a second factor needs none).
+fn optional_proof(body: ProofBody) -> Result<Option<Proof>, ApiError> {
+    if body.code.is_none() && body.password.is_none() {
+        return Ok(None);
+    }
+    proof_of(body).map(Some)
 }
 
 fn proof_of(body: ProofBody) -> Result<Proof, ApiError> {
@@ -170,7 +185,7 @@ pub async fn mfa_recovery_codes(
 /// `GET /api/account/webauthn`: the caller's security keys and passkeys.
 pub async fn webauthn_keys(
     State(state): State<AppState>,
-    Account(caller): Account,
+    EnrollingAccount(caller): EnrollingAccount,
 ) -> Result<Json<Value>, ApiError> {
     let session = caller.session()?;
     let items = state.services.list_webauthn_keys(session.user_id).await?;
@@ -178,15 +193,18 @@ pub async fn webauthn_keys(
 }
 
 /// `POST /api/account/webauthn/register`: creation options for the browser.
+/// With `{password}` or `{code}` when the account already has a second factor.
 pub async fn webauthn_register_start(
     State(state): State<AppState>,
-    Account(caller): Account,
+    EnrollingAccount(caller): EnrollingAccount,
+    Client(context): Client,
+    AppJson(body): AppJson<ProofBody>,
 ) -> Result<Json<RegistrationOptions>, ApiError> {
     let session = caller.session()?;
     Ok(Json(
         state
             .services
-            .begin_webauthn_registration(session.user_id)
+            .begin_webauthn_registration(session.user_id, optional_proof(body)?, &context)
             .await?,
     ))
 }
@@ -202,7 +220,7 @@ pub struct WebauthnRegistration {
 /// `POST /api/account/webauthn`: the authenticator's answer; 201 with the key.
 pub async fn webauthn_register_finish(
     State(state): State<AppState>,
-    Account(caller): Account,
+    EnrollingAccount(caller): EnrollingAccount,
     Client(context): Client,
     AppJson(body): AppJson<WebauthnRegistration>,
 ) -> Result<(StatusCode, Json<WebauthnKeyView>), ApiError> {
@@ -247,11 +265,12 @@ pub async fn webauthn_remove(
     Account(caller): Account,
     Client(context): Client,
     Path(id): Path<String>,
+    AppJson(body): AppJson<ProofBody>,
 ) -> Result<StatusCode, ApiError> {
     let session = caller.session()?;
     state
         .services
-        .remove_webauthn_key(session.user_id, id, &context)
+        .remove_webauthn_key(session.user_id, id, proof_of(body)?, &context)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,11 +10,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::domain::{Password, Scope, SessionId, UserId};
+use crate::domain::{Password, Scope, SessionId};
 use crate::http::error::ApiError;
-use crate::http::extract::{Account, AppJson, Client, InOrg};
+use crate::http::extract::{Account, AppJson, Client, EnrollingAccount, InOrg};
 use crate::http::state::AppState;
-use crate::service::accounts::{NewUser, UserChanges, UserProfile};
+use crate::service::accounts::{NewUser, UserProfile};
 use crate::service::login::LoginRequest;
 use crate::service::pats::{CreatedPat, NewPat};
 use crate::service::tokens::TokenGrant;
@@ -69,12 +69,14 @@ pub async fn login(
     }
 }
 
+/// Logging out always works, an enrollment-only session's too, and needs no
+/// org: it ends the session wherever it was acting.
 pub async fn logout(
     State(state): State<AppState>,
     Client(context): Client,
-    InOrg(caller): InOrg,
+    EnrollingAccount(caller): EnrollingAccount,
 ) -> Result<StatusCode, ApiError> {
-    let session = caller.caller.session()?;
+    let session = caller.session()?;
     state
         .services
         .logout_session(session.session_id, "logout", &context)
@@ -179,24 +181,9 @@ pub async fn list_users(
     let limit = params.limit();
     let users = state
         .services
-        .list_users(Some(caller.org_id.to_string()), None, params.cursor, limit)
+        .org_members(&caller.org_id, params.cursor, limit)
         .await?;
     Ok(page(users, limit, |u| u.id.to_string()))
-}
-
-/// A user of the active org; users of other orgs do not exist here.
-async fn member_profile(
-    state: &AppState,
-    org: &crate::domain::OrgId,
-    id: &str,
-) -> Result<UserProfile, ApiError> {
-    let id = UserId::parse(id).ok_or(ServiceError::NotFound("user"))?;
-    let profile = state.services.user_profile(id).await?;
-    if profile.memberships.iter().any(|m| &m.org_id == org) {
-        Ok(profile)
-    } else {
-        Err(ServiceError::NotFound("user").into())
-    }
 }
 
 pub async fn get_user(
@@ -205,7 +192,7 @@ pub async fn get_user(
     Path(id): Path<String>,
 ) -> Result<Json<UserProfile>, ApiError> {
     caller.authorize(Scope::UsersRead)?;
-    Ok(Json(member_profile(&state, &caller.org_id, &id).await?))
+    Ok(Json(state.services.org_member(&caller.org_id, &id).await?))
 }
 
 /// Creates a user in the active org (there is no mail to invite with, so
@@ -227,22 +214,43 @@ pub async fn create_user(
     ))
 }
 
+/// Disables the user in the active org only.
 pub async fn disable_user(
     State(state): State<AppState>,
     Client(context): Client,
     InOrg(caller): InOrg,
     Path(id): Path<String>,
 ) -> Result<Json<UserProfile>, ApiError> {
+    set_suspended(state, context, caller, id, true).await
+}
+
+pub async fn enable_user(
+    State(state): State<AppState>,
+    Client(context): Client,
+    InOrg(caller): InOrg,
+    Path(id): Path<String>,
+) -> Result<Json<UserProfile>, ApiError> {
+    set_suspended(state, context, caller, id, false).await
+}
+
+async fn set_suspended(
+    state: AppState,
+    context: crate::service::RequestContext,
+    caller: crate::service::pats::OrgCaller,
+    id: String,
+    suspended: bool,
+) -> Result<Json<UserProfile>, ApiError> {
     caller.authorize(Scope::UsersWrite)?;
-    let profile = member_profile(&state, &caller.org_id, &id).await?;
-    let changes = UserChanges {
-        name: None,
-        disabled: Some(true),
-    };
     Ok(Json(
         state
             .services
-            .update_user(profile.id, changes, &context)
+            .set_member_suspended(
+                &caller.org_id,
+                caller.caller.user_id(),
+                &id,
+                suspended,
+                &context,
+            )
             .await?,
     ))
 }
@@ -257,7 +265,7 @@ pub async fn list_sessions(
     let user = match params.user.as_deref() {
         Some(other) if other != caller.caller.user_id().to_string() => {
             caller.authorize(Scope::UsersRead)?;
-            member_profile(&state, &caller.org_id, other).await?.id
+            state.services.org_member(&caller.org_id, other).await?.id
         }
         _ => caller.caller.user_id(),
     };

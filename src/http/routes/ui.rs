@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::http::error::ApiError;
-use crate::http::extract::{Account, AppJson, Client, CSRF_COOKIE, SESSION_COOKIE};
+use crate::http::extract::{AppJson, Client, EnrollingAccount, CSRF_COOKIE, SESSION_COOKIE};
 use crate::http::routes::identity::{ChallengeBody, LoginBody};
 use crate::http::state::AppState;
 use crate::service::login::{LoginOutcome, SessionKind};
@@ -209,7 +209,7 @@ pub async fn mfa(
 /// cookies.
 pub async fn logout(
     State(state): State<AppState>,
-    Account(caller): Account,
+    EnrollingAccount(caller): EnrollingAccount,
     Client(context): Client,
 ) -> Result<Response, ApiError> {
     let session = caller.session()?;
