@@ -144,6 +144,12 @@ impl AuditRecord {
         self
     }
 
+    /// The org when there is one (a user-level change may have none).
+    pub fn org_if_any(mut self, org: Option<&OrgId>) -> Self {
+        self.org_id = org.cloned();
+        self
+    }
+
     pub fn user(mut self, user: UserId) -> Self {
         self.user_id = Some(user);
         self

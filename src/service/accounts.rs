@@ -381,17 +381,10 @@ impl Services {
                     });
                 }
             }
-            let factors = txn.mfa_factors(&user.id)?.unwrap_or_default();
-            let mut methods = Vec::new();
-            if factors.totp_sealed.is_some() {
-                methods.push("totp");
-            }
-            if !txn.webauthn_credentials(&user.id)?.is_empty() {
-                methods.push("webauthn");
-            }
-            if !factors.recovery_code_hashes.is_empty() {
-                methods.push("recovery_code");
-            }
+            let methods = super::enrolled_factors::methods_of(txn, &user.id)?
+                .into_iter()
+                .map(super::enrolled_factors::FactorMethod::as_str)
+                .collect();
             profile.orgs = Some(orgs);
             profile.mfa_methods = Some(methods);
             Ok(profile)
@@ -473,7 +466,7 @@ impl Services {
         } = change;
         self.prove(
             user_id,
-            super::mfa::Proof::Password(current),
+            super::step_up::Proof::Password(current),
             "current_password",
             context,
         )
@@ -750,7 +743,7 @@ impl Services {
         let origin = context.origin();
         self.store_write(move |txn| {
             let mut user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
-            super::mfa::remove_every_factor(txn, &user_id)?;
+            super::enrolled_factors::remove_every_factor(txn, &user_id)?;
             user.mfa_enrolled = false;
             txn.put_user(&user)?;
             txn.audit(

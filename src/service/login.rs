@@ -6,13 +6,14 @@
 
 use super::limiter::{AccountKey, AddressKey};
 use super::lockout::{self, CredentialKind, LockoutPolicy};
-use super::tokens::{store_refresh_token, TokenGrant, TokenSet};
+use super::sessions::SessionKind;
+use super::tokens::{TokenGrant, TokenSet};
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::{self, UnixSeconds};
 use crate::crypto::passwords::Verification;
 use crate::domain::user::UserStatus;
-use crate::domain::{Email, Org, Password, Session, SessionId, User, UserId};
+use crate::domain::{Email, Org, Password, User, UserId};
 use crate::store::Queries;
 
 pub struct LoginRequest {
@@ -58,21 +59,10 @@ impl FailureReason {
     }
 }
 
-/// What a login leads to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionKind {
-    /// `/login`: access and refresh tokens.
-    Refreshable,
-    /// The control plane: an access token only.
-    AccessOnly,
-    /// The web UI: an HttpOnly cookie (`TokenSet::browser_cookie`).
-    Browser,
-}
-
 /// What `/login` answers: tokens, or the MFA step for enrolled users.
 pub enum LoginOutcome {
     Tokens(TokenSet),
-    MfaRequired(super::mfa::MfaRequired),
+    MfaRequired(super::mfa_step::MfaRequired),
 }
 
 /// A verified user and where they logged in, before tokens are issued.
@@ -331,102 +321,5 @@ impl Services {
             Ok(current)
         })
         .await
-    }
-
-    /// Creates the session, its refresh family and first refresh token, and
-    /// audits the login, in one transaction; then signs the access token.
-    pub async fn start_session(
-        &self,
-        user: User,
-        org: Org,
-        mfa_verified: bool,
-        mut grant: TokenGrant,
-        kind: SessionKind,
-        context: &RequestContext,
-    ) -> ServiceResult<TokenSet> {
-        let now = clock::now();
-        grant.auth_time = now;
-        let session_id = SessionId::random();
-        let refreshable = kind == SessionKind::Refreshable;
-        // `<session id>.<secret>`: the id finds the session, the secret proves it.
-        let cookie_secret = (kind == SessionKind::Browser)
-            .then(|| hex::encode(crate::crypto::random::bytes::<32>()));
-        let session = Session {
-            id: session_id,
-            user_id: user.id,
-            org_id: org.id.clone(),
-            ip: context.ip.to_string(),
-            user_agent: context.user_agent.chars().take(512).collect(),
-            created_at: now,
-            last_active: now,
-            expires_at: now + self.config.sessions.ttl.as_secs() as i64,
-            mfa_verified,
-            revoked_at: None,
-            enrollment_only: !user.mfa_enrolled
-                && org.mfa_policy.requires_mfa_for(user.role_in(&org.id)),
-            cookie_digest: cookie_secret
-                .as_ref()
-                .map(|secret| hex::encode(crate::crypto::sha256(secret.as_bytes()))),
-        };
-        let origin = context.origin();
-        let default_cap = self.config.sessions.max_per_user;
-        let member_of: Vec<crate::domain::OrgId> =
-            user.memberships.iter().map(|m| m.org_id.clone()).collect();
-        let stored = session.clone();
-        let refresh_ttl = self.config.tokens.refresh_ttl.as_secs();
-        let stored_grant = grant.clone();
-        let refresh_token = self
-            .store_write(move |txn| {
-                // A session may act in every org of its user (`enter_org`), so
-                // every one of their orgs' caps bounds all of their sessions.
-                let mut cap = default_cap;
-                for org_id in &member_of {
-                    if let Some(org_cap) = txn.org(org_id)?.and_then(|o| o.max_sessions_per_user) {
-                        cap = cap.min(org_cap);
-                    }
-                }
-                // Over the cap, the oldest live sessions end first.
-                let mut live: Vec<Session> = txn
-                    .sessions_of_user(&stored.user_id)?
-                    .into_iter()
-                    .filter(|s| s.is_live(now))
-                    .collect();
-                live.sort_by_key(|s| s.created_at);
-                let excess = (live.len() + 1).saturating_sub(cap.max(1) as usize);
-                for mut oldest in live.into_iter().take(excess) {
-                    oldest.revoked_at = Some(now);
-                    txn.put_session(&oldest)?;
-                    txn.audit(
-                        AuditRecord::new(AuditKind::SessionRevoked, now, &origin)
-                            .user(oldest.user_id)
-                            .org(&oldest.org_id)
-                            .reason("max_sessions")
-                            .details(serde_json::json!({"session_id": oldest.id})),
-                    )?;
-                }
-                txn.put_session(&stored)?;
-                let family_id = uuid::Uuid::new_v4().to_string();
-                let refresh_token = if refreshable {
-                    Some(store_refresh_token(txn, &stored, &family_id, &stored_grant, now, refresh_ttl)?)
-                } else {
-                    None
-                };
-                txn.audit(
-                    AuditRecord::new(AuditKind::UserLogin, now, &origin)
-                        .user(stored.user_id)
-                        .org(&stored.org_id)
-                        .details(serde_json::json!({"session_id": stored.id, "mfa_verified": stored.mfa_verified})),
-                )?;
-                Ok(refresh_token)
-            })
-            .await?;
-        let mut tokens = self
-            .issue_token_set(&user, &session, refresh_token, &grant, now)
-            .await?;
-        if org.mfa_policy == crate::domain::MfaPolicy::Encouraged && !user.mfa_enrolled {
-            tokens.mfa_enrollment_encouraged = Some(true);
-        }
-        tokens.browser_cookie = cookie_secret.map(|secret| format!("{session_id}.{secret}"));
-        Ok(tokens)
     }
 }

@@ -9,17 +9,21 @@
 pub mod accounts;
 pub mod approvals;
 pub mod audit_log;
+pub mod enrolled_factors;
+pub mod factors;
 pub mod keys;
 pub mod limiter;
 pub mod lockout;
 pub mod login;
 pub mod members;
-pub mod mfa;
+pub mod mfa_step;
 pub mod orgs;
 pub mod pats;
 pub mod refresh;
 pub mod sessions;
+pub mod step_up;
 pub mod tokens;
+pub mod totp;
 pub mod webauthn;
 pub mod webhooks;
 
@@ -191,7 +195,7 @@ impl Services {
             limiter: LoginLimiter::new(&config.limits),
             activity: SessionActivity::default(),
             pat_activity: pats::PatActivity::default(),
-            mfa_key: Arc::new(mfa::sealing_key(server_secret)),
+            mfa_key: Arc::new(totp::sealing_key(server_secret)),
             link_key: crate::crypto::signed_link::LinkKey::derive(server_secret),
             config,
             store,

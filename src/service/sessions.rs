@@ -1,16 +1,19 @@
-//! Sessions after login: listing and revoking them (one, all, all but this
-//! one), keeping `last_active` without a write per request, and sweeping
-//! the ended ones.
+//! Sessions: starting one after a login (within the per-user caps, and
+//! enrollment-only while the org requires a factor the user lacks), the
+//! end of that state once a factor is enrolled, listing and revoking them
+//! (one, all, all but this one), keeping `last_active` without a write per
+//! request, and sweeping the ended ones.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde::Serialize;
 
+use super::tokens::{store_refresh_token, TokenGrant, TokenSet};
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::{self, UnixSeconds};
-use crate::domain::{Session, SessionId, UserId};
+use crate::domain::{Org, Session, SessionId, User, UserId};
 use crate::store::{Queries, WriteTxn};
 
 /// How stale `last_active` may get: it is written at most this often.
@@ -81,6 +84,37 @@ impl SessionView {
     }
 }
 
+/// What a login leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// `/login`: access and refresh tokens.
+    Refreshable,
+    /// The control plane: an access token only.
+    AccessOnly,
+    /// The web UI: an HttpOnly cookie (`TokenSet::browser_cookie`).
+    Browser,
+}
+
+/// The session that just enrolled a second factor (if the change came from
+/// one) has it now: it leaves its enrollment-only state and counts as
+/// verified, like a session that began with the factor.
+pub(crate) fn finish_enrollment(
+    txn: &mut WriteTxn,
+    session: Option<SessionId>,
+) -> ServiceResult<()> {
+    let Some(id) = session else {
+        return Ok(());
+    };
+    if let Some(mut session) = txn.session(&id)? {
+        if session.enrollment_only || !session.mfa_verified {
+            session.enrollment_only = false;
+            session.mfa_verified = true;
+            txn.put_session(&session)?;
+        }
+    }
+    Ok(())
+}
+
 /// Revokes `session` in `txn` with an audit record saying why.
 pub(crate) fn revoke_in(
     txn: &mut WriteTxn,
@@ -105,6 +139,103 @@ pub(crate) fn revoke_in(
 }
 
 impl Services {
+    /// Creates the session, its refresh family and first refresh token, and
+    /// audits the login, in one transaction; then signs the access token.
+    pub async fn start_session(
+        &self,
+        user: User,
+        org: Org,
+        mfa_verified: bool,
+        mut grant: TokenGrant,
+        kind: SessionKind,
+        context: &RequestContext,
+    ) -> ServiceResult<TokenSet> {
+        let now = clock::now();
+        grant.auth_time = now;
+        let session_id = SessionId::random();
+        let refreshable = kind == SessionKind::Refreshable;
+        // `<session id>.<secret>`: the id finds the session, the secret proves it.
+        let cookie_secret = (kind == SessionKind::Browser)
+            .then(|| hex::encode(crate::crypto::random::bytes::<32>()));
+        let session = Session {
+            id: session_id,
+            user_id: user.id,
+            org_id: org.id.clone(),
+            ip: context.ip.to_string(),
+            user_agent: context.user_agent.chars().take(512).collect(),
+            created_at: now,
+            last_active: now,
+            expires_at: now + self.config.sessions.ttl.as_secs() as i64,
+            mfa_verified,
+            revoked_at: None,
+            enrollment_only: !user.mfa_enrolled
+                && org.mfa_policy.requires_mfa_for(user.role_in(&org.id)),
+            cookie_digest: cookie_secret
+                .as_ref()
+                .map(|secret| hex::encode(crate::crypto::sha256(secret.as_bytes()))),
+        };
+        let origin = context.origin();
+        let default_cap = self.config.sessions.max_per_user;
+        let member_of: Vec<crate::domain::OrgId> =
+            user.memberships.iter().map(|m| m.org_id.clone()).collect();
+        let stored = session.clone();
+        let refresh_ttl = self.config.tokens.refresh_ttl.as_secs();
+        let stored_grant = grant.clone();
+        let refresh_token = self
+            .store_write(move |txn| {
+                // A session may act in every org of its user (`enter_org`), so
+                // every one of their orgs' caps bounds all of their sessions.
+                let mut cap = default_cap;
+                for org_id in &member_of {
+                    if let Some(org_cap) = txn.org(org_id)?.and_then(|o| o.max_sessions_per_user) {
+                        cap = cap.min(org_cap);
+                    }
+                }
+                // Over the cap, the oldest live sessions end first.
+                let mut live: Vec<Session> = txn
+                    .sessions_of_user(&stored.user_id)?
+                    .into_iter()
+                    .filter(|s| s.is_live(now))
+                    .collect();
+                live.sort_by_key(|s| s.created_at);
+                let excess = (live.len() + 1).saturating_sub(cap.max(1) as usize);
+                for mut oldest in live.into_iter().take(excess) {
+                    oldest.revoked_at = Some(now);
+                    txn.put_session(&oldest)?;
+                    txn.audit(
+                        AuditRecord::new(AuditKind::SessionRevoked, now, &origin)
+                            .user(oldest.user_id)
+                            .org(&oldest.org_id)
+                            .reason("max_sessions")
+                            .details(serde_json::json!({"session_id": oldest.id})),
+                    )?;
+                }
+                txn.put_session(&stored)?;
+                let family_id = uuid::Uuid::new_v4().to_string();
+                let refresh_token = if refreshable {
+                    Some(store_refresh_token(txn, &stored, &family_id, &stored_grant, now, refresh_ttl)?)
+                } else {
+                    None
+                };
+                txn.audit(
+                    AuditRecord::new(AuditKind::UserLogin, now, &origin)
+                        .user(stored.user_id)
+                        .org(&stored.org_id)
+                        .details(serde_json::json!({"session_id": stored.id, "mfa_verified": stored.mfa_verified})),
+                )?;
+                Ok(refresh_token)
+            })
+            .await?;
+        let mut tokens = self
+            .issue_token_set(&user, &session, refresh_token, &grant, now)
+            .await?;
+        if org.mfa_policy == crate::domain::MfaPolicy::Encouraged && !user.mfa_enrolled {
+            tokens.mfa_enrollment_encouraged = Some(true);
+        }
+        tokens.browser_cookie = cookie_secret.map(|secret| format!("{session_id}.{secret}"));
+        Ok(tokens)
+    }
+
     /// The live sessions of a user; `current` marks the caller's own.
     pub async fn list_sessions(
         &self,

@@ -1,8 +1,8 @@
 //! WebAuthn second factors — security keys and passkeys — through
 //! webauthn-rs's security-key ceremonies (they accept platform and roaming
-//! authenticators alike; the password is the first factor). Owns registering,
-//! naming and removing credentials, and the assertion options of the
-//! `mfa_token` step. Ceremony state never leaves the server: a registration's
+//! authenticators alike; the password is the first factor). Owns the
+//! relying party, registering and naming credentials, and making and
+//! checking assertions (the `mfa_token` step uses them). Ceremony state never leaves the server: a registration's
 //! waits in redb under a random id, an assertion's in its `mfa_token`'s
 //! challenge record; each is taken out (used once) when answered.
 
@@ -16,7 +16,7 @@ use webauthn_rs::prelude::{
     Webauthn, WebauthnBuilder,
 };
 
-use super::mfa::Proof;
+use super::enrolled_factors::refresh_mfa_enrolled;
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::{self, UnixSeconds};
@@ -103,22 +103,6 @@ fn key_of(credential: &WebauthnCredential) -> ServiceResult<SecurityKey> {
     serde_json::from_str(&credential.key).map_err(internal)
 }
 
-/// After a factor came or went: `mfa_enrolled` says whether any is left.
-pub(crate) fn refresh_mfa_enrolled(txn: &mut WriteTxn, user_id: &UserId) -> ServiceResult<()> {
-    let Some(mut user) = txn.user(user_id)? else {
-        return Ok(());
-    };
-    let has_totp = txn
-        .mfa_factors(user_id)?
-        .is_some_and(|f| f.totp_sealed.is_some());
-    let enrolled = has_totp || !txn.webauthn_credentials(user_id)?.is_empty();
-    if user.mfa_enrolled != enrolled {
-        user.mfa_enrolled = enrolled;
-        txn.put_user(&user)?;
-    }
-    Ok(())
-}
-
 /// Checks an assertion against the state kept with an `mfa_token` and the
 /// user's stored credentials; on success updates the credential (counter,
 /// last use). Returns false for anything that does not verify.
@@ -173,7 +157,7 @@ pub(crate) fn assertion_options(
 }
 
 impl Services {
-    fn relying_party(&self) -> ServiceResult<Arc<Webauthn>> {
+    pub(crate) fn webauthn_relying_party(&self) -> ServiceResult<Arc<Webauthn>> {
         self.webauthn
             .clone()
             .ok_or_else(|| ServiceError::Conflict("WebAuthn is not configured".into()))
@@ -188,31 +172,12 @@ impl Services {
 
     /// Starts registering a key: the browser's creation options, with the
     /// user's existing keys excluded so one key cannot be added twice.
-    ///
-    /// A user who already has a second factor proves it is them first (a
-    /// current code or the password): a stolen session must not be able to
-    /// add the thief's key. The first factor needs no proof beyond the
-    /// session, as with TOTP enrollment.
-    pub async fn begin_webauthn_registration(
+    /// Whether the caller may add one is `factors`' business.
+    pub(crate) async fn begin_webauthn_registration(
         &self,
         user_id: UserId,
-        proof: Option<Proof>,
-        context: &RequestContext,
     ) -> ServiceResult<RegistrationOptions> {
-        let relying_party = self.relying_party()?;
-        let enrolled = self
-            .store_lookup(|txn| Ok(txn.user(&user_id)?))?
-            .ok_or(ServiceError::InvalidToken)?
-            .mfa_enrolled;
-        if enrolled {
-            let proof = proof.ok_or_else(|| {
-                ServiceError::field(
-                    "password",
-                    "adding a key to an account with two-step verification needs the password or a current code",
-                )
-            })?;
-            self.prove(user_id, proof, "password", context).await?;
-        }
+        let relying_party = self.webauthn_relying_party()?;
         let now = clock::now();
         let ceremony_id = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(crate::crypto::random::bytes::<24>());
@@ -266,7 +231,7 @@ impl Services {
     }
 
     /// Finishes a registration. The ceremony is used up whatever the
-    /// outcome; a session that was limited to enrolling MFA is freed.
+    /// outcome; the registering session now has its second factor.
     pub async fn finish_webauthn_registration(
         &self,
         user_id: UserId,
@@ -276,7 +241,7 @@ impl Services {
         credential: RegisterPublicKeyCredential,
         context: &RequestContext,
     ) -> ServiceResult<WebauthnKeyView> {
-        let relying_party = self.relying_party()?;
+        let relying_party = self.webauthn_relying_party()?;
         let name = clean_name(name)?;
         let now = clock::now();
         let ceremony = self
@@ -318,15 +283,7 @@ impl Services {
             }
             txn.put_webauthn_credential(&record)?;
             refresh_mfa_enrolled(txn, &user_id)?;
-            if let Some(id) = session_id {
-                if let Some(mut session) = txn.session(&id)? {
-                    if session.enrollment_only {
-                        session.enrollment_only = false;
-                        session.mfa_verified = true;
-                        txn.put_session(&session)?;
-                    }
-                }
-            }
+            super::sessions::finish_enrollment(txn, session_id)?;
             let mut audit = AuditRecord::new(AuditKind::WebauthnRegistered, now, &origin)
                 .user(user_id)
                 .details(serde_json::json!({"credential_id": record.id, "name": record.name}));
@@ -362,73 +319,6 @@ impl Services {
                     .details(serde_json::json!({"credential_id": credential.id, "name": credential.name})),
             )?;
             Ok(WebauthnKeyView::from(&credential))
-        })
-        .await
-    }
-
-    /// Removes a key after a fresh proof (the password or a current code),
-    /// as disabling MFA does; removing the last second factor is disabling
-    /// MFA, and is audited as such.
-    pub async fn remove_webauthn_key(
-        &self,
-        user_id: UserId,
-        id: String,
-        proof: Proof,
-        context: &RequestContext,
-    ) -> ServiceResult<()> {
-        let known = self
-            .store_lookup(|txn| Ok(txn.webauthn_credential(&user_id, &id)?))?
-            .is_some();
-        if !known {
-            return Err(ServiceError::NotFound("security key"));
-        }
-        self.prove(user_id, proof, "password", context).await?;
-        let now = clock::now();
-        let origin = context.origin();
-        self.store_write(move |txn| {
-            let was_enrolled = txn.user(&user_id)?.is_some_and(|u| u.mfa_enrolled);
-            if !txn.delete_webauthn_credential(&user_id, &id)? {
-                return Err(ServiceError::NotFound("security key"));
-            }
-            refresh_mfa_enrolled(txn, &user_id)?;
-            txn.audit(
-                AuditRecord::new(AuditKind::WebauthnRemoved, now, &origin)
-                    .user(user_id)
-                    .details(serde_json::json!({"credential_id": id})),
-            )?;
-            let still_enrolled = txn.user(&user_id)?.is_some_and(|u| u.mfa_enrolled);
-            if was_enrolled && !still_enrolled {
-                txn.audit(
-                    AuditRecord::new(AuditKind::MfaDisabled, now, &origin)
-                        .user(user_id)
-                        .reason("last_security_key_removed"),
-                )?;
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    /// `POST /mfa/webauthn/options`: assertion options for a live
-    /// `mfa_token` whose user has keys; the state waits in the challenge.
-    pub async fn webauthn_login_options(
-        &self,
-        mfa_token: &str,
-    ) -> ServiceResult<RequestChallengeResponse> {
-        let relying_party = self.relying_party()?;
-        let key = super::mfa::mfa_token_digest(mfa_token);
-        let now = clock::now();
-        self.store_write(move |txn| {
-            let mut challenge = txn
-                .mfa_challenge(&key)?
-                .filter(|c| c.expires_at > now)
-                .ok_or(ServiceError::InvalidMfaToken)?;
-            let credentials = txn.webauthn_credentials(&challenge.user_id)?;
-            let (options, state) = assertion_options(&relying_party, &credentials)?
-                .ok_or_else(|| ServiceError::Conflict("no security key is registered".into()))?;
-            challenge.webauthn_state = Some(state);
-            txn.put_mfa_challenge(&key, &challenge)?;
-            Ok(options)
         })
         .await
     }

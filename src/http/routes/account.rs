@@ -15,7 +15,8 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Account, AppJson, Client, EnrollingAccount};
 use crate::http::state::AppState;
 use crate::service::accounts::{self, UserProfile};
-use crate::service::mfa::{Enrollment, Proof};
+use crate::service::step_up::Proof;
+use crate::service::totp::Enrollment;
 use crate::service::webauthn::{RegistrationOptions, WebauthnKeyView};
 use crate::service::ServiceError;
 
@@ -204,7 +205,7 @@ pub async fn webauthn_register_start(
     Ok(Json(
         state
             .services
-            .begin_webauthn_registration(session.user_id, optional_proof(body)?, &context)
+            .add_security_key(session.user_id, optional_proof(body)?, &context)
             .await?,
     ))
 }
@@ -270,7 +271,7 @@ pub async fn webauthn_remove(
     let session = caller.session()?;
     state
         .services
-        .remove_webauthn_key(session.user_id, id, proof_of(body)?, &context)
+        .remove_security_key(session.user_id, id, proof_of(body)?, &context)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

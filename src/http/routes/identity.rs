@@ -14,8 +14,9 @@ use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, Client};
 use crate::http::state::AppState;
 use crate::service::accounts::{NewUser, Registered};
-use crate::service::login::{LoginOutcome, LoginRequest, SessionKind};
-use crate::service::mfa::SecondFactor;
+use crate::service::login::{LoginOutcome, LoginRequest};
+use crate::service::mfa_step::SecondFactor;
+use crate::service::sessions::SessionKind;
 use crate::service::tokens::TokenGrant;
 use crate::service::{FieldError, ServiceError};
 

@@ -15,7 +15,8 @@ use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, Client, EnrollingAccount, CSRF_COOKIE, SESSION_COOKIE};
 use crate::http::routes::identity::{ChallengeBody, LoginBody};
 use crate::http::state::AppState;
-use crate::service::login::{LoginOutcome, SessionKind};
+use crate::service::login::LoginOutcome;
+use crate::service::sessions::SessionKind;
 use crate::service::tokens::TokenSet;
 
 #[derive(rust_embed::Embed)]

@@ -1,0 +1,67 @@
+//! Which second factors a user has — a TOTP app, security keys, recovery
+//! codes — read in one place, so the login step's `methods`, the profile's
+//! `mfa_methods` and the user's `mfa_enrolled` flag always agree.
+
+use super::ServiceResult;
+use crate::domain::UserId;
+use crate::store::{Queries, WriteTxn};
+
+/// A second factor a user can answer the login step with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorMethod {
+    Totp,
+    Webauthn,
+    RecoveryCode,
+}
+
+impl FactorMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactorMethod::Totp => "totp",
+            FactorMethod::Webauthn => "webauthn",
+            FactorMethod::RecoveryCode => "recovery_code",
+        }
+    }
+}
+
+/// The user's factors in the order the UI offers them. Recovery codes only
+/// stand in for another factor; they alone do not make a user enrolled.
+pub fn methods_of(txn: &impl Queries, user: &UserId) -> ServiceResult<Vec<FactorMethod>> {
+    let factors = txn.mfa_factors(user)?.unwrap_or_default();
+    let mut methods = Vec::new();
+    if factors.totp_sealed.is_some() {
+        methods.push(FactorMethod::Totp);
+    }
+    if !txn.webauthn_credentials(user)?.is_empty() {
+        methods.push(FactorMethod::Webauthn);
+    }
+    if !factors.recovery_code_hashes.is_empty() {
+        methods.push(FactorMethod::RecoveryCode);
+    }
+    Ok(methods)
+}
+
+/// After a factor came or went: `mfa_enrolled` says whether a TOTP app or
+/// a key is left. Returns whether the user is enrolled now.
+pub fn refresh_mfa_enrolled(txn: &mut WriteTxn, user_id: &UserId) -> ServiceResult<bool> {
+    let Some(mut user) = txn.user(user_id)? else {
+        return Ok(false);
+    };
+    let enrolled = methods_of(txn, user_id)?
+        .iter()
+        .any(|m| *m != FactorMethod::RecoveryCode);
+    if user.mfa_enrolled != enrolled {
+        user.mfa_enrolled = enrolled;
+        txn.put_user(&user)?;
+    }
+    Ok(enrolled)
+}
+
+/// TOTP, recovery codes and security keys: all of a user's second factors.
+pub fn remove_every_factor(txn: &mut WriteTxn, user_id: &UserId) -> ServiceResult<()> {
+    txn.delete_mfa_factors(user_id)?;
+    for credential in txn.webauthn_credentials(user_id)? {
+        txn.delete_webauthn_credential(user_id, &credential.id)?;
+    }
+    Ok(())
+}
