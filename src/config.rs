@@ -338,7 +338,7 @@ impl fmt::Display for ConfigSource {
     }
 }
 
-/// Picks the config file the way SPEC §1 says: `--config`, else
+/// Picks the config file the way the README's "Configuration" says: `--config`, else
 /// `AUTHD_CONFIG`, else `./config.toml` if it exists, else the defaults.
 pub fn resolve_source(explicit: Option<&Path>) -> Result<ConfigSource, ConfigError> {
     let named = explicit

@@ -7,14 +7,18 @@
 //! - [`cli`]: `authd token …`, `check-config`, and the dispatch to `serve`.
 //! - [`app`]: builds the state, binds the listener, runs until shutdown.
 //! - [`http`]: the only module that knows axum; router, extractors, errors.
-//! - [`service`]: use cases (register, login, sessions, accounts, orgs,
-//!   audit); no HTTP types.
+//! - [`service`]: use cases — the sign-in chain (login → second-factor
+//!   step → TOTP / WebAuthn → sessions → tokens), accounts and step-up
+//!   checks, orgs and their members, PATs, refresh tokens, signing keys,
+//!   approvals and webhooks, audit; no HTTP types, calls go downward only.
 //! - [`domain`]: ids, emails, passwords, roles, orgs, users, sessions,
 //!   policies: parsed once, plain data.
 //! - [`audit`]: the closed set of audit event kinds and their records.
 //! - [`store`]: the only module that knows redb; every table and migration.
 //! - [`admin_token`]: the operator's bearer token file and its verifier.
-//! - [`crypto`]: randomness, digests, constant-time comparison.
+//! - [`server_secret`]: the root of the keys that seal secrets at rest.
+//! - [`crypto`]: randomness, digests, constant-time comparison, argon2id,
+//!   JWTs, TOTP, PAT format, sealing, signed links.
 //! - [`clock`]: the one place that reads the wall clock.
 //! - [`telemetry`]: log output.
 //!

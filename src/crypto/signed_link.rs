@@ -1,4 +1,4 @@
-//! Signed, expiring links (SPEC §6): HMAC-SHA-256 over the method, path,
+//! Signed, expiring links (README: "Webhooks"): HMAC-SHA-256 over the method, path,
 //! action and expiry, with a key derived from the server secret, checked in
 //! constant time. A link proves the server issued it for exactly that
 //! request; being single-use is the caller's business (the approval it

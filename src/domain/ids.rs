@@ -1,4 +1,4 @@
-//! Identifiers: users and sessions are UUIDs (as SPEC §3 says), orgs are
+//! Identifiers: users and sessions are UUIDs (as the README's "Tokens" says), orgs are
 //! `org_<ULID>` so they sort by creation and read as what they are.
 
 use std::fmt;

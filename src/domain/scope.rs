@@ -1,4 +1,4 @@
-//! The scopes a personal access token can carry (SPEC §4), and which of them
+//! The scopes a personal access token can carry (README: "Control-plane API"), and which of them
 //! each role may grant.
 
 use std::fmt;

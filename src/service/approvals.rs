@@ -28,7 +28,7 @@ impl Resolver {
     }
 }
 
-/// Signed approve and deny links for a pending approval (SPEC §6).
+/// Signed approve and deny links for a pending approval (README: "Webhooks").
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ApprovalLinks {
     pub approve: String,

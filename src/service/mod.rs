@@ -1,6 +1,12 @@
-//! Use cases: registration, login, sessions, accounts, orgs, audit. Nothing
-//! here knows HTTP; handlers call these with parsed inputs and a
-//! [`RequestContext`], and map [`ServiceError`] to a response.
+//! Use cases. Nothing here knows HTTP; handlers call these with parsed
+//! inputs and a [`RequestContext`], and map [`ServiceError`] to a response.
+//!
+//! Calls between these modules go downward only. The sign-in chain:
+//! [`login`] → [`mfa_step`] → {[`totp`], [`webauthn`]} → [`sessions`] →
+//! [`tokens`]. Beside it, [`factors`] and [`accounts`] → [`step_up`] →
+//! [`totp`]; [`enrolled_factors`], [`lockout`] and [`limiter`] are leaves.
+//! The rest — [`pats`], [`members`], [`refresh`], [`orgs`], [`keys`],
+//! [`approvals`], [`webhooks`], [`audit_log`] — stand on those.
 //!
 //! Store calls are blocking and run on the blocking pool through
 //! [`Services::store_read`] / [`Services::store_write`]; password hashing runs

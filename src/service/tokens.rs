@@ -11,7 +11,7 @@ use crate::crypto::{self, jwt::Expectations};
 use crate::domain::{OrgId, Session, SessionId, User, UserId};
 use crate::store::{Queries, RefreshToken, WriteTxn};
 
-/// The claims of an access token, exactly as SPEC §3 lists them.
+/// The claims of an access token, as the README's "Tokens" section lists them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub sub: UserId,

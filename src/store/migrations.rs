@@ -49,7 +49,7 @@ fn to_v1_record_instance(txn: &WriteTransaction, now: UnixSeconds) -> StoreResul
 }
 
 /// v2 adds the account tables (orgs, users, sessions, tokens, keys, audit,
-/// approvals) and the `default` org that SPEC §3 says exists from the start.
+/// approvals) and the `default` org that exists from the start.
 fn to_v2_accounts_and_default_org(txn: &WriteTransaction, now: UnixSeconds) -> StoreResult<()> {
     for table in ALL_TABLES {
         txn.open_table(*table)?;

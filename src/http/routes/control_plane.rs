@@ -1,4 +1,4 @@
-//! The control-plane API under `/api/v1` (SPEC §4): session tokens without
+//! The control-plane API under `/api/v1` (README: "Control-plane API"): session tokens without
 //! refresh, one uniform `AUTH_FAILED`, org context from `X-Active-Org-Id`,
 //! personal access tokens with scopes, and the active org's users, sessions
 //! and audit log.
