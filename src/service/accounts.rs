@@ -1,5 +1,6 @@
-//! Accounts: self-registration, operator-created users, profiles, password
-//! changes with history, memberships, disable/unlock/delete.
+//! Accounts: self-registration, creating a user (checks and the insert the
+//! operator's `user_admin` shares), profiles, and a user's own password
+//! change with its history.
 
 use serde::{Deserialize, Serialize};
 
@@ -85,14 +86,16 @@ pub enum Registered {
     PendingApproval { approval_id: String },
 }
 
-struct CheckedUser {
-    email: Email,
-    password: Password,
-    name: Option<String>,
+pub(crate) struct CheckedUser {
+    pub email: Email,
+    pub password: Password,
+    pub name: Option<String>,
 }
 
 /// Checks presence and shape of every field, reporting all problems at once.
-fn check_new_user(new: NewUser) -> ServiceResult<(CheckedUser, Option<String>, Option<String>)> {
+pub(crate) fn check_new_user(
+    new: NewUser,
+) -> ServiceResult<(CheckedUser, Option<String>, Option<String>)> {
     let mut errors = Vec::new();
     let email = match new.email.as_deref() {
         None => {
@@ -167,7 +170,7 @@ fn check_password(
     }
 }
 
-fn audit_for(
+pub(crate) fn audit_for(
     kind: AuditKind,
     now: UnixSeconds,
     origin: &RequestOrigin,
@@ -199,13 +202,7 @@ impl Services {
         if org.registration == RegistrationMode::Closed {
             return Err(ServiceError::RegistrationClosed);
         }
-        check_password(
-            &org,
-            &checked.password,
-            &checked.email,
-            checked.name.as_deref(),
-        )?;
-        self.ensure_email_free(&org.id, &checked.email).await?;
+        self.check_fits_org(&org, &checked).await?;
         let pending = org.registration == RegistrationMode::Approval;
         let (user, approval) = self
             .insert_user(checked, org, Role::member(), pending, true, context)
@@ -219,39 +216,31 @@ impl Services {
         })
     }
 
-    /// `POST /v1/users`: the operator creates an active user in any org.
-    pub async fn create_user(
+    pub(crate) async fn resolve_org_for_input(
         &self,
-        new: NewUser,
-        context: &RequestContext,
-    ) -> ServiceResult<UserProfile> {
-        let (checked, org_reference, role) = check_new_user(new)?;
-        let role = match role {
-            None => Role::member(),
-            Some(text) => Role::parse(&text).ok_or_else(|| {
-                ServiceError::field("role", "must be 1 to 32 of a-z, 0-9, '-' or '_'")
-            })?,
-        };
-        let org = self.resolve_org_for_input(org_reference).await?;
-        check_password(
-            &org,
-            &checked.password,
-            &checked.email,
-            checked.name.as_deref(),
-        )?;
-        self.ensure_email_free(&org.id, &checked.email).await?;
-        let (user, _) = self
-            .insert_user(checked, org, role, false, false, context)
-            .await?;
-        Ok(UserProfile::of(&user, clock::now()))
-    }
-
-    async fn resolve_org_for_input(&self, reference: Option<String>) -> ServiceResult<Org> {
+        reference: Option<String>,
+    ) -> ServiceResult<Org> {
         self.store_read(move |txn| {
             super::orgs::resolve(txn, reference.as_deref())?
                 .ok_or_else(|| ServiceError::field("org", "no such org"))
         })
         .await
+    }
+
+    /// A new user's password against the org's policy, and their email
+    /// against the org's users.
+    pub(crate) async fn check_fits_org(
+        &self,
+        org: &Org,
+        checked: &CheckedUser,
+    ) -> ServiceResult<()> {
+        check_password(
+            org,
+            &checked.password,
+            &checked.email,
+            checked.name.as_deref(),
+        )?;
+        self.ensure_email_free(&org.id, &checked.email).await
     }
 
     /// A cheap early answer for the common case; the write re-checks.
@@ -267,7 +256,7 @@ impl Services {
         }
     }
 
-    async fn insert_user(
+    pub(crate) async fn insert_user(
         &self,
         checked: CheckedUser,
         org: Org,
@@ -391,62 +380,6 @@ impl Services {
         })
     }
 
-    /// Users in id order after `cursor`; `search` keeps those whose email or
-    /// name contains it (case-insensitive).
-    pub async fn list_users(
-        &self,
-        org: Option<String>,
-        search: Option<String>,
-        cursor: Option<String>,
-        limit: usize,
-    ) -> ServiceResult<Vec<UserProfile>> {
-        let now = clock::now();
-        let search = search
-            .map(|s| s.trim().to_lowercase())
-            .filter(|s| !s.is_empty());
-        self.store_read(move |txn| {
-            let org = match org {
-                Some(reference) => Some(
-                    super::orgs::resolve(txn, Some(&reference))?
-                        .ok_or(ServiceError::NotFound("org"))?
-                        .id,
-                ),
-                None => None,
-            };
-            let Some(search) = search else {
-                return Ok(txn
-                    .users(org.as_ref(), cursor.as_deref(), limit)?
-                    .iter()
-                    .map(|u| UserProfile::of(u, now))
-                    .collect());
-            };
-            let matches = |user: &User| {
-                user.email.as_str().contains(&search)
-                    || user
-                        .name
-                        .as_ref()
-                        .is_some_and(|name| name.to_lowercase().contains(&search))
-            };
-            let mut found = Vec::new();
-            let mut after = cursor;
-            loop {
-                let page = txn.users(org.as_ref(), after.as_deref(), SEARCH_BATCH)?;
-                after = page.last().map(|u| u.id.to_string());
-                let exhausted = page.len() < SEARCH_BATCH;
-                for user in page.iter().filter(|u| matches(u)) {
-                    found.push(UserProfile::of(user, now));
-                    if found.len() == limit {
-                        return Ok(found);
-                    }
-                }
-                if exhausted {
-                    return Ok(found);
-                }
-            }
-        })
-        .await
-    }
-
     /// `POST /api/account/password`: checks the current password (a step-up
     /// check, limited like logins), the org's policy and history, then
     /// revokes every other session and, unless `keep_pats`, the user's
@@ -535,235 +468,9 @@ impl Services {
         })
         .await
     }
-
-    /// Operator changes to a user: name, disabled, and membership edits.
-    pub async fn update_user(
-        &self,
-        user_id: UserId,
-        changes: UserChanges,
-        context: &RequestContext,
-    ) -> ServiceResult<UserProfile> {
-        let name = match changes.name {
-            Some(name) if name.chars().count() > 200 || name.chars().any(char::is_control) => {
-                return Err(ServiceError::field(
-                    "name",
-                    "must be at most 200 characters without control characters",
-                ))
-            }
-            other => other,
-        };
-        let now = clock::now();
-        let origin = context.origin();
-        self.store_write(move |txn| {
-            let mut user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
-            if let Some(name) = name {
-                user.name = Some(name.trim().to_owned()).filter(|n| !n.is_empty());
-            }
-            if let Some(disabled) = changes.disabled {
-                user.status = match (disabled, user.status) {
-                    (true, _) => UserStatus::Disabled,
-                    (false, UserStatus::Disabled) => UserStatus::Active,
-                    (false, other) => other,
-                };
-                if disabled {
-                    revoke_other_sessions(txn, user_id, None, now, "user_disabled", &origin)?;
-                }
-            }
-            txn.put_user(&user)?;
-            txn.audit(audit_for(AuditKind::UserUpdated, now, &origin, &user, None))?;
-            Ok(UserProfile::of(&user, now))
-        })
-        .await
-    }
-
-    /// Adds or changes the user's role in an org.
-    pub async fn set_membership(
-        &self,
-        user_id: UserId,
-        org: String,
-        role: String,
-        context: &RequestContext,
-    ) -> ServiceResult<UserProfile> {
-        let role = Role::parse(&role).ok_or_else(|| {
-            ServiceError::field("role", "must be 1 to 32 of a-z, 0-9, '-' or '_'")
-        })?;
-        let now = clock::now();
-        let origin = context.origin();
-        self.store_write(move |txn| {
-            let org = super::orgs::resolve(txn, Some(&org))?
-                .ok_or_else(|| ServiceError::field("org", "no such org"))?;
-            let mut user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
-            if user.role_in(&org.id).is_none() {
-                if let Some(other) = txn.user_id_by_email(&org.id, &user.email)? {
-                    if other != user.id {
-                        return Err(ServiceError::EmailTaken);
-                    }
-                }
-            }
-            match user.memberships.iter_mut().find(|m| m.org_id == org.id) {
-                Some(membership) => membership.role = role.clone(),
-                None => user.memberships.push(Membership {
-                    org_id: org.id.clone(),
-                    role: role.clone(),
-                    suspended: false,
-                }),
-            }
-            txn.put_user(&user)?;
-            txn.audit(
-                audit_for(
-                    AuditKind::MembershipChanged,
-                    now,
-                    &origin,
-                    &user,
-                    Some(&org.id),
-                )
-                .details(serde_json::json!({"role": role.as_str()})),
-            )?;
-            Ok(UserProfile::of(&user, now))
-        })
-        .await
-    }
-
-    /// Removes the user from an org; their sessions there end.
-    pub async fn remove_membership(
-        &self,
-        user_id: UserId,
-        org: String,
-        context: &RequestContext,
-    ) -> ServiceResult<UserProfile> {
-        let now = clock::now();
-        let origin = context.origin();
-        self.store_write(move |txn| {
-            let org =
-                super::orgs::resolve(txn, Some(&org))?.ok_or(ServiceError::NotFound("org"))?;
-            let mut user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
-            if user.role_in(&org.id).is_none() {
-                return Err(ServiceError::NotFound("membership"));
-            }
-            if user.memberships.len() == 1 {
-                return Err(ServiceError::Conflict(
-                    "a user keeps at least one membership; delete the user instead".into(),
-                ));
-            }
-            user.memberships.retain(|m| m.org_id != org.id);
-            txn.put_user(&user)?;
-            for session in txn.sessions_of_user(&user_id)? {
-                if session.org_id == org.id && session.is_live(now) {
-                    super::sessions::revoke_in(txn, session, now, "membership_removed", &origin)?;
-                }
-            }
-            txn.audit(
-                audit_for(
-                    AuditKind::MembershipChanged,
-                    now,
-                    &origin,
-                    &user,
-                    Some(&org.id),
-                )
-                .details(serde_json::json!({"removed": true})),
-            )?;
-            Ok(UserProfile::of(&user, now))
-        })
-        .await
-    }
-
-    pub async fn delete_user(
-        &self,
-        user_id: UserId,
-        context: &RequestContext,
-    ) -> ServiceResult<()> {
-        let now = clock::now();
-        let origin = context.origin();
-        self.store_write(move |txn| {
-            let user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
-            txn.audit(audit_for(AuditKind::UserDeleted, now, &origin, &user, None))?;
-            txn.delete_user(&user)?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Clears a lockout and the failure count.
-    pub async fn unlock_user(
-        &self,
-        user_id: UserId,
-        context: &RequestContext,
-    ) -> ServiceResult<UserProfile> {
-        let now = clock::now();
-        let origin = context.origin();
-        self.store_write(move |txn| {
-            let mut user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
-            user.locked_until = None;
-            user.failed_logins = 0;
-            user.failed_second_factors = 0;
-            txn.put_user(&user)?;
-            txn.audit(
-                audit_for(AuditKind::UserUnlocked, now, &origin, &user, None).reason("operator"),
-            )?;
-            Ok(UserProfile::of(&user, now))
-        })
-        .await
-    }
 }
 
-/// How many users a search reads at a time.
-const SEARCH_BATCH: usize = 512;
-
-impl Services {
-    /// The operator locks an account until it is unlocked; its sessions end.
-    pub async fn lock_user(
-        &self,
-        user_id: UserId,
-        context: &RequestContext,
-    ) -> ServiceResult<UserProfile> {
-        let now = clock::now();
-        let origin = context.origin();
-        self.store_write(move |txn| {
-            let mut user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
-            user.locked_until = Some(crate::domain::user::LOCKED_BY_OPERATOR);
-            txn.put_user(&user)?;
-            revoke_other_sessions(txn, user_id, None, now, "user_locked", &origin)?;
-            txn.audit(
-                audit_for(AuditKind::UserLocked, now, &origin, &user, None).reason("operator"),
-            )?;
-            Ok(UserProfile::of(&user, now))
-        })
-        .await
-    }
-
-    /// The operator removes every second factor of a user (a lost phone):
-    /// they log in with the password alone, or enroll again if the org
-    /// requires MFA.
-    pub async fn reset_user_mfa(
-        &self,
-        user_id: UserId,
-        context: &RequestContext,
-    ) -> ServiceResult<()> {
-        let now = clock::now();
-        let origin = context.origin();
-        self.store_write(move |txn| {
-            let mut user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
-            super::enrolled_factors::remove_every_factor(txn, &user_id)?;
-            user.mfa_enrolled = false;
-            txn.put_user(&user)?;
-            txn.audit(
-                audit_for(AuditKind::UserMfaReset, now, &origin, &user, None).reason("operator"),
-            )?;
-            Ok(())
-        })
-        .await
-    }
-}
-
-/// Operator-editable fields of a user.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserChanges {
-    pub name: Option<String>,
-    pub disabled: Option<bool>,
-}
-
-fn revoke_other_sessions(
+pub(crate) fn revoke_other_sessions(
     txn: &mut WriteTxn,
     user: UserId,
     keep: Option<crate::domain::SessionId>,

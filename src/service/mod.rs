@@ -5,7 +5,7 @@
 //! [`login`] → [`mfa_step`] → {[`totp`], [`webauthn`]} → [`sessions`] →
 //! [`tokens`]. Beside it, [`factors`] and [`accounts`] → [`step_up`] →
 //! [`totp`]; [`enrolled_factors`], [`lockout`] and [`limiter`] are leaves.
-//! The rest — [`pats`], [`members`], [`refresh`], [`orgs`], [`keys`],
+//! The rest — [`pats`], [`members`], [`user_admin`], [`refresh`], [`orgs`], [`keys`],
 //! [`approvals`], [`webhooks`], [`audit_log`] — stand on those.
 //!
 //! Store calls are blocking and run on the blocking pool through
@@ -30,6 +30,7 @@ pub mod sessions;
 pub mod step_up;
 pub mod tokens;
 pub mod totp;
+pub mod user_admin;
 pub mod webauthn;
 pub mod webhooks;
 

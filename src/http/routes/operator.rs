@@ -16,9 +16,10 @@ use crate::domain::UserId;
 use crate::http::error::ApiError;
 use crate::http::extract::{bearer_token_in, AppJson, Client, Operator};
 use crate::http::state::AppState;
-use crate::service::accounts::{NewUser, UserChanges, UserProfile};
+use crate::service::accounts::{NewUser, UserProfile};
 use crate::service::audit_log::parse_filters;
 use crate::service::orgs::{NewOrg, OrgChanges};
+use crate::service::user_admin::UserChanges;
 use crate::service::ServiceError;
 use crate::store::AuditQuery;
 
