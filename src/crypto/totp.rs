@@ -110,7 +110,7 @@ mod tests {
     }
 
     #[test]
-    fn adjacent_steps_match_and_further_ones_do_not() {
+    fn one_step_either_side_matches_and_two_do_not() {
         let secret = new_secret();
         let generator = totp(&secret, None, String::new()).expect("totp");
         let now = 1_700_000_000_i64;
@@ -122,8 +122,14 @@ mod tests {
                 Some((step as i64 + offset) as u64)
             );
         }
-        let far = generator.generate((step + 3) * 30);
-        assert_eq!(matching_step(&secret, &far, now).expect("check"), None);
+        for offset in [-3_i64, -2, 2, 3] {
+            let code = generator.generate((step as i64 + offset) as u64 * 30);
+            assert_eq!(
+                matching_step(&secret, &code, now).expect("check"),
+                None,
+                "{offset} steps away"
+            );
+        }
         assert_eq!(matching_step(&secret, "12345", now).expect("check"), None);
         assert_eq!(matching_step(&secret, "abcdef", now).expect("check"), None);
     }

@@ -138,6 +138,11 @@ impl TestServer {
     }
 
     pub async fn spawn_with(extra_config: &str) -> TestServer {
+        Self::spawn_with_env(extra_config, &[]).await
+    }
+
+    /// [`TestServer::spawn_with`], with environment variables for the server.
+    pub async fn spawn_with_env(extra_config: &str, env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("config.toml");
         std::fs::write(
@@ -145,7 +150,7 @@ impl TestServer {
             base_config(&dir.path().join("data"), extra_config),
         )
         .expect("write config");
-        Self::start(dir, config_path, &[]).await
+        Self::start(dir, config_path, env).await
     }
 
     /// Starts the binary on an existing directory (to test restarts).
@@ -247,6 +252,20 @@ impl TestServer {
 
     pub fn logs(&self) -> String {
         self.logs.lock().expect("logs").join("\n")
+    }
+
+    /// Waits (at most 5 s) for a log line containing `needle`: the proof that
+    /// a request was logged before a test looks for what must not be there.
+    pub async fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.logs().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?} in:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// SIGTERM, then wait (at most 20 s) for the exit status.

@@ -274,7 +274,8 @@ async fn the_audit_trail_of_a_login_has_context_and_no_secret_appears_anywhere()
     assert_eq!(login["org_id"], profile["memberships"][0]["org_id"]);
     assert_eq!(login["details"]["session_id"], tokens["session_id"]);
 
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Every request above has its log line before the logs are searched.
+    server.wait_for_log("/v1/audit").await;
     let everything = format!(
         "{}\n{}",
         serde_json::to_string(&server.audit_events("limit=500").await).expect("json"),
@@ -359,7 +360,13 @@ async fn a_hash_made_with_older_parameters_is_upgraded_on_the_next_good_login() 
 #[tokio::test]
 async fn in_flight_logins_finish_when_sigterm_arrives() {
     // Real argon2 defaults, so each login takes a noticeable time.
-    let mut server = TestServer::spawn_with(RELAXED_LIMITS).await;
+    // Request starts are logged (tower_http at debug), so the test can see
+    // the logins arrive before it sends SIGTERM.
+    let mut server = TestServer::spawn_with_env(
+        RELAXED_LIMITS,
+        &[("AUTHD_LOG__LEVEL", "info,tower_http=debug")],
+    )
+    .await;
     server.register_ok("frank@example.com").await;
     let logins: Vec<_> = (0..6)
         .map(|_| {
@@ -369,7 +376,23 @@ async fn in_flight_logins_finish_when_sigterm_arrives() {
             tokio::spawn(async move { request.send().await.map(|r| r.status()) })
         })
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let started = |server: &TestServer| {
+        server
+            .logs()
+            .lines()
+            .filter(|l| l.contains("started processing request") && l.contains("\"/login\""))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while started(&server) < 6 {
+        assert!(std::time::Instant::now() < deadline, "{}", server.logs());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Six arrived; two hash at a time, so most are still in flight now.
+    assert!(
+        server.audit_events("type=user.login").await.len() < 6,
+        "the logins are still running when SIGTERM arrives"
+    );
     let status = tokio::task::spawn_blocking(move || {
         let status = server.terminate();
         (status, server)

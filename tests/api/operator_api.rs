@@ -138,26 +138,31 @@ async fn every_response_carries_a_request_id_and_keeps_a_given_one() {
         .expect("request");
     assert_eq!(response.headers()["x-request-id"], "trace-me-123");
     // The id is in the log line of that request.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(server.logs().contains("trace-me-123"));
+    server.wait_for_log("trace-me-123").await;
 }
 
 #[tokio::test]
 async fn the_authorization_header_never_reaches_the_log() {
     let server = TestServer::spawn().await;
     let token = server.admin_token();
-    for header in [
+    for (n, header) in [
         format!("Bearer {token}"),
         "Bearer not-the-token-xyz".to_owned(),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         server
             .get("/v1/status?token=query-secret-abc")
             .header("Authorization", header)
+            .header("X-Request-Id", format!("logged-request-{n}"))
             .send()
             .await
             .expect("request");
     }
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Both requests were logged before their absence is checked.
+    server.wait_for_log("logged-request-0").await;
+    server.wait_for_log("logged-request-1").await;
     let logs = server.logs();
     assert!(logs.contains("/v1/status"), "requests are logged");
     for secret in [

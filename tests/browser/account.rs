@@ -20,6 +20,10 @@ async fn texts(b: &Browser, css: &str) -> Vec<String> {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    browser_missing,
+    ignore = "Chromium or chromedriver is missing: apt-get install -y chromium chromium-driver"
+)]
 async fn register_enroll_totp_and_sign_in_again_with_a_code() {
     let Some(env) = Env::start().await else {
         return;
@@ -159,6 +163,10 @@ async fn register_enroll_totp_and_sign_in_again_with_a_code() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    browser_missing,
+    ignore = "Chromium or chromedriver is missing: apt-get install -y chromium chromium-driver"
+)]
 async fn a_recovery_code_signs_in_once() {
     let Some(env) = Env::start().await else {
         return;
@@ -230,6 +238,10 @@ async fn sessions_with(env: &Env, token: &str) -> StatusCode {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    browser_missing,
+    ignore = "Chromium or chromedriver is missing: apt-get install -y chromium chromium-driver"
+)]
 async fn a_personal_access_token_is_shown_once_works_and_is_revoked() {
     let Some(env) = Env::start().await else {
         return;
@@ -334,6 +346,10 @@ async fn a_personal_access_token_is_shown_once_works_and_is_revoked() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    browser_missing,
+    ignore = "Chromium or chromedriver is missing: apt-get install -y chromium chromium-driver"
+)]
 async fn a_session_revoked_from_another_browser_ends_there() {
     let Some(env) = Env::start().await else {
         return;
@@ -389,6 +405,10 @@ async fn a_session_revoked_from_another_browser_ends_there() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    browser_missing,
+    ignore = "Chromium or chromedriver is missing: apt-get install -y chromium chromium-driver"
+)]
 async fn a_security_key_is_added_renamed_used_at_sign_in_and_removed() {
     let Some(env) = Env::start().await else {
         return;

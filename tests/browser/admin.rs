@@ -9,6 +9,10 @@ use crate::helpers::GOOD_PASSWORD;
 use crate::support::{capture, sign_in, submit_login, Env};
 
 #[tokio::test]
+#[cfg_attr(
+    browser_missing,
+    ignore = "Chromium or chromedriver is missing: apt-get install -y chromium chromium-driver"
+)]
 async fn the_operator_locks_and_unlocks_a_user_from_the_console() {
     let Some(env) = Env::start().await else {
         return;

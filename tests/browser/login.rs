@@ -11,6 +11,10 @@ use crate::webdriver::{ENTER, TAB};
 const INCORRECT: &str = "Email or password is incorrect.";
 
 #[tokio::test]
+#[cfg_attr(
+    browser_missing,
+    ignore = "Chromium or chromedriver is missing: apt-get install -y chromium chromium-driver"
+)]
 async fn sign_in_errors_do_not_enumerate_and_the_keyboard_is_enough() {
     let Some(env) = Env::start().await else {
         return;

@@ -3,8 +3,9 @@
 //! `authd` binary on localhost. Each scenario starts its own server and
 //! chromedriver; selectors are the hooks documented in `web/TESTING.md`.
 //!
-//! Without Chromium and chromedriver the scenarios print a line and pass,
-//! unless `CI` is set (then they fail). Screenshots of the main pages land in
+//! Without Chromium and chromedriver the scenarios are compiled as ignored
+//! (`build.rs` looks for them), so `cargo test` reports them skipped with
+//! the packages to install; with `CI` set they run, and fail without them. Screenshots of the main pages land in
 //! `target/browser-screenshots/`; every scenario also checks that no page saw
 //! a Content-Security-Policy violation or a script error.
 
