@@ -392,8 +392,61 @@ pub fn current_step() -> u64 {
         / 30
 }
 
-/// A request with a bearer `token`, optionally in `org` (`X-Active-Org-Id`)
-/// and with a JSON body.
+/// A client bound to one bearer credential and, optionally, an active org
+/// (`X-Active-Org-Id`).
+pub struct Bearer<'a> {
+    server: &'a TestServer,
+    token: String,
+    org: Option<String>,
+}
+
+impl TestServer {
+    pub fn bearer(&self, token: &str) -> Bearer<'_> {
+        Bearer {
+            server: self,
+            token: token.to_owned(),
+            org: None,
+        }
+    }
+}
+
+impl Bearer<'_> {
+    pub fn in_org(mut self, org: &str) -> Self {
+        self.org = Some(org.to_owned());
+        self
+    }
+
+    /// `method path`, with a JSON body if given.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .server
+            .client
+            .request(method, self.server.url(path))
+            .bearer_auth(&self.token);
+        if let Some(org) = &self.org {
+            request = request.header("X-Active-Org-Id", org);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+}
+
+/// A request with a bearer `token`, optionally in `org` and with a JSON body.
 pub async fn call(
     server: &TestServer,
     method: reqwest::Method,
@@ -402,15 +455,27 @@ pub async fn call(
     org: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> reqwest::Response {
-    let mut request = server
-        .client
-        .request(method, server.url(path))
-        .bearer_auth(token);
-    if let Some(org) = org {
-        request = request.header("X-Active-Org-Id", org);
+    let bearer = server.bearer(token);
+    match org {
+        Some(org) => bearer.in_org(org),
+        None => bearer,
     }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.expect("request")
+    .send(method, path, body)
+    .await
+}
+
+/// Asserts that `response` is the error `code` with `status`; its body.
+pub async fn assert_error(
+    response: reqwest::Response,
+    status: reqwest::StatusCode,
+    code: &str,
+) -> serde_json::Value {
+    let actual = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    assert_eq!(
+        (actual, body["error"].as_str().unwrap_or_default()),
+        (status, code),
+        "{body}"
+    );
+    body
 }

@@ -20,35 +20,27 @@ fn the_independent_totp_matches_rfc_6238() {
     assert_eq!(totp_at(&secret, 1_111_111_109 / 30), "081804");
 }
 
-async fn post_with(server: &TestServer, path: &str, token: &str, body: Value) -> reqwest::Response {
-    server
-        .post(path)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("request")
-}
-
 /// Registers, logs in, enrolls and verifies TOTP (with the previous step's
 /// code); returns (secret, recovery codes).
 pub(crate) async fn enrolled(server: &TestServer, email: &str) -> (String, Vec<String>) {
     server.register_ok(email).await;
     let tokens = server.login_ok(email).await;
     let access = tokens["access_token"].as_str().expect("access");
-    let enrollment: Value = post_with(server, "/api/account/mfa/enroll", access, json!({}))
+    let enrollment: Value = server
+        .bearer(access)
+        .post("/api/account/mfa/enroll", json!({}))
         .await
         .json()
         .await
         .expect("json");
     let secret = enrollment["secret"].as_str().expect("secret").to_owned();
-    let response = post_with(
-        server,
-        "/api/account/mfa/verify",
-        access,
-        json!({"code": totp_at(&secret, current_step() - 1)}),
-    )
-    .await;
+    let response = server
+        .bearer(access)
+        .post(
+            "/api/account/mfa/verify",
+            json!({"code": totp_at(&secret, current_step() - 1)}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.expect("json");
     let codes = body["recovery_codes"]
@@ -86,7 +78,10 @@ async fn enrollment_is_inactive_until_a_code_confirms_it() {
     server.register_ok("amy@example.com").await;
     let tokens = server.login_ok("amy@example.com").await;
     let access = tokens["access_token"].as_str().expect("access");
-    let response = post_with(&server, "/api/account/mfa/enroll", access, json!({})).await;
+    let response = server
+        .bearer(access)
+        .post("/api/account/mfa/enroll", json!({}))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let enrollment: Value = response.json().await.expect("json");
     let secret = enrollment["secret"].as_str().expect("secret");
@@ -103,21 +98,18 @@ async fn enrollment_is_inactive_until_a_code_confirms_it() {
     assert!(enrollment["qr_svg"].as_str().expect("svg").contains("<svg"));
 
     server.login_ok("amy@example.com").await;
-    let response = post_with(
-        &server,
-        "/api/account/mfa/verify",
-        access,
-        json!({"code": "000000"}),
-    )
-    .await;
+    let response = server
+        .bearer(access)
+        .post("/api/account/mfa/verify", json!({"code": "000000"}))
+        .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let response = post_with(
-        &server,
-        "/api/account/mfa/verify",
-        access,
-        json!({"code": totp_at(secret, current_step())}),
-    )
-    .await;
+    let response = server
+        .bearer(access)
+        .post(
+            "/api/account/mfa/verify",
+            json!({"code": totp_at(secret, current_step())}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let codes: Value = response.json().await.expect("json");
     let codes = codes["recovery_codes"].as_array().expect("codes");
@@ -322,21 +314,21 @@ async fn disabling_and_regenerating_need_a_code_or_the_password() {
     .expect("json");
     let access = tokens["access_token"].as_str().expect("access");
 
-    let response = post_with(
-        &server,
-        "/api/account/mfa/recovery-codes",
-        access,
-        json!({"password": "Wrong-password-1"}),
-    )
-    .await;
+    let response = server
+        .bearer(access)
+        .post(
+            "/api/account/mfa/recovery-codes",
+            json!({"password": "Wrong-password-1"}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let response = post_with(
-        &server,
-        "/api/account/mfa/recovery-codes",
-        access,
-        json!({"password": GOOD_PASSWORD}),
-    )
-    .await;
+    let response = server
+        .bearer(access)
+        .post(
+            "/api/account/mfa/recovery-codes",
+            json!({"password": GOOD_PASSWORD}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let fresh: Value = response.json().await.expect("json");
     assert_eq!(fresh["recovery_codes"].as_array().expect("codes").len(), 10);
@@ -470,13 +462,13 @@ async fn a_required_policy_allows_only_enrollment_until_it_is_done() {
         status_of(&server, Method::POST, "/api/account/mfa/enroll", access).await;
     assert_eq!(status, StatusCode::OK);
     let secret = enrollment["secret"].as_str().expect("secret");
-    let response = post_with(
-        &server,
-        "/api/account/mfa/verify",
-        access,
-        json!({"code": totp_at(secret, current_step())}),
-    )
-    .await;
+    let response = server
+        .bearer(access)
+        .post(
+            "/api/account/mfa/verify",
+            json!({"code": totp_at(secret, current_step())}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let (status, _) = status_of(&server, Method::GET, "/api/account/sessions", access).await;
     assert_eq!(

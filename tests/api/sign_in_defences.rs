@@ -9,7 +9,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    call, current_step, totp_at, TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS,
+    assert_error, call, current_step, totp_at, TestServer, FAST_HASHING, GOOD_PASSWORD,
+    RELAXED_LIMITS,
 };
 use crate::mfa::{enrolled, mfa_token};
 
@@ -56,15 +57,6 @@ async fn control_plane_token(server: &TestServer, body: Value) -> String {
     body["access_token"].as_str().expect("token").to_owned()
 }
 
-async fn error_code(response: reqwest::Response) -> (StatusCode, String) {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    (
-        status,
-        body["error"].as_str().unwrap_or_default().to_owned(),
-    )
-}
-
 async fn default_org(server: &TestServer) -> String {
     server.operator_get("/v1/orgs/default").await["id"]
         .as_str()
@@ -108,12 +100,8 @@ async fn a_session_acts_in_another_org_only_as_far_as_that_orgs_mfa_policy_allow
             Some(json!({"name": "x", "scopes": ["users.read"], "expires_in_days": 180})),
         ),
     ] {
-        let response = call(&server, method.clone(), path, &token, Some(&secure), body).await;
-        assert_eq!(
-            error_code(response).await,
-            (StatusCode::FORBIDDEN, "MFA_ENROLLMENT_REQUIRED".to_owned()),
-            "{method} {path}"
-        );
+        let response = call(&server, method, path, &token, Some(&secure), body).await;
+        assert_error(response, StatusCode::FORBIDDEN, "MFA_ENROLLMENT_REQUIRED").await;
     }
 }
 
@@ -135,15 +123,7 @@ async fn every_org_of_a_user_caps_all_of_their_sessions() {
     }
     let status = |token: String| {
         let server = &server;
-        async move {
-            server
-                .get("/api/account")
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("request")
-                .status()
-        }
+        async move { server.bearer(&token).get("/api/account").await.status() }
     };
     // Sessions begun in the same second are equally old: one of them ends.
     let mut ended = 0;
@@ -174,12 +154,7 @@ async fn sessions_are_capped_per_user_by_default_the_oldest_ending() {
     }
     let mut live = Vec::new();
     for token in &tokens {
-        let response = server
-            .get("/api/account")
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request");
+        let response = server.bearer(token).get("/api/account").await;
         live.push(response.status() == StatusCode::OK);
     }
     // Sessions begun in the same second are equally old: one of them ends.
@@ -285,7 +260,7 @@ async fn wrong_codes_lock_the_account_on_both_login_apis() {
     let response = server
         .login(json!({"email": "eve@example.com", "password": GOOD_PASSWORD}))
         .await;
-    assert_eq!(error_code(response).await.1, "invalid_credentials");
+    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
 }
 
 #[tokio::test]
@@ -593,13 +568,13 @@ async fn over_long_login_input_is_refused_before_it_is_remembered() {
     let response = server
         .login(json!({"email": email, "password": GOOD_PASSWORD}))
         .await;
-    assert_eq!(error_code(response).await.1, "invalid_credentials");
+    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     let response = server
         .login(
             json!({"email": "x@example.com", "password": GOOD_PASSWORD, "org": "o".repeat(5_000)}),
         )
         .await;
-    assert_eq!(error_code(response).await.1, "invalid_credentials");
+    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     let status = server.operator_get("/v1/status").await;
     assert_eq!(status["status"].as_str().unwrap_or("ok"), "ok");
 }

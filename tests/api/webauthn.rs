@@ -11,7 +11,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
 
-use crate::helpers::{TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS};
+use crate::helpers::{call, TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS};
 
 /// The default `public_url` is http://localhost:9090; the test server listens
 /// elsewhere, so any port on localhost is allowed.
@@ -30,23 +30,6 @@ fn authenticator() -> SoftPasskey {
     SoftPasskey::new(true)
 }
 
-async fn call(
-    server: &TestServer,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Value,
-) -> reqwest::Response {
-    server
-        .client
-        .request(method, server.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("request")
-}
-
 /// Registers a key for the holder of `access`; returns the stored item.
 async fn register_key(
     server: &TestServer,
@@ -59,7 +42,8 @@ async fn register_key(
         Method::POST,
         "/api/account/webauthn/register",
         access,
-        json!({"password": GOOD_PASSWORD}),
+        None,
+        Some(json!({"password": GOOD_PASSWORD})),
     )
     .await
     .json()
@@ -83,7 +67,8 @@ async fn register_key(
         Method::POST,
         "/api/account/webauthn",
         access,
-        json!({"ceremony_id": ceremony_id, "name": name, "credential": credential}),
+        None,
+        Some(json!({"ceremony_id": ceremony_id, "name": name, "credential": credential})),
     )
     .await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -138,14 +123,15 @@ async fn a_security_key_registers_then_answers_the_mfa_step() {
         Method::GET,
         "/api/account/webauthn",
         access,
-        Value::Null,
+        None,
+        None,
     )
     .await
     .json()
     .await
     .expect("json");
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
-    let profile: Value = call(&server, Method::GET, "/api/account", access, Value::Null)
+    let profile: Value = call(&server, Method::GET, "/api/account", access, None, None)
         .await
         .json()
         .await
@@ -172,7 +158,8 @@ async fn a_security_key_registers_then_answers_the_mfa_step() {
         Method::GET,
         "/api/account/sessions",
         new_access,
-        Value::Null,
+        None,
+        None,
     )
     .await
     .json()
@@ -188,7 +175,8 @@ async fn a_security_key_registers_then_answers_the_mfa_step() {
         Method::GET,
         "/api/account/webauthn",
         new_access,
-        Value::Null,
+        None,
+        None,
     )
     .await
     .json()
@@ -340,7 +328,8 @@ async fn keys_are_renamed_removed_and_a_ceremony_is_used_once() {
         Method::POST,
         "/api/account/webauthn/register",
         access,
-        json!({"password": GOOD_PASSWORD}),
+        None,
+        Some(json!({"password": GOOD_PASSWORD})),
     )
     .await
     .json()
@@ -379,12 +368,21 @@ async fn keys_are_renamed_removed_and_a_ceremony_is_used_once() {
         Method::POST,
         "/api/account/webauthn",
         access,
-        body.clone(),
+        None,
+        Some(body.clone()),
     )
     .await;
     assert_eq!(created.status(), StatusCode::CREATED);
     // …and not twice.
-    let again = call(&server, Method::POST, "/api/account/webauthn", access, body).await;
+    let again = call(
+        &server,
+        Method::POST,
+        "/api/account/webauthn",
+        access,
+        None,
+        Some(body),
+    )
+    .await;
     assert_eq!(again.status(), StatusCode::BAD_REQUEST);
 
     let renamed = call(
@@ -392,7 +390,8 @@ async fn keys_are_renamed_removed_and_a_ceremony_is_used_once() {
         Method::PATCH,
         &format!("/api/account/webauthn/{id}"),
         access,
-        json!({"name": "Travel key"}),
+        None,
+        Some(json!({"name": "Travel key"})),
     )
     .await;
     assert_eq!(renamed.status(), StatusCode::OK);
@@ -405,7 +404,8 @@ async fn keys_are_renamed_removed_and_a_ceremony_is_used_once() {
         Method::PATCH,
         &format!("/api/account/webauthn/{id}"),
         access,
-        json!({"name": "x".repeat(65)}),
+        None,
+        Some(json!({"name": "x".repeat(65)})),
     )
     .await;
     assert_eq!(bad_name.status(), StatusCode::BAD_REQUEST);
@@ -416,7 +416,8 @@ async fn keys_are_renamed_removed_and_a_ceremony_is_used_once() {
         Method::GET,
         "/api/account/webauthn",
         access,
-        Value::Null,
+        None,
+        None,
     )
     .await
     .json()
@@ -425,9 +426,17 @@ async fn keys_are_renamed_removed_and_a_ceremony_is_used_once() {
     for item in listed["items"].as_array().expect("items") {
         let path = format!("/api/account/webauthn/{}", item["id"].as_str().expect("id"));
         let proof = json!({"password": GOOD_PASSWORD});
-        let removed = call(&server, Method::DELETE, &path, access, proof.clone()).await;
+        let removed = call(
+            &server,
+            Method::DELETE,
+            &path,
+            access,
+            None,
+            Some(proof.clone()),
+        )
+        .await;
         assert_eq!(removed.status(), StatusCode::NO_CONTENT);
-        let twice = call(&server, Method::DELETE, &path, access, proof).await;
+        let twice = call(&server, Method::DELETE, &path, access, None, Some(proof)).await;
         assert_eq!(twice.status(), StatusCode::NOT_FOUND);
     }
     let login = server
@@ -451,7 +460,8 @@ async fn an_ip_address_public_url_turns_webauthn_off_with_a_clear_answer() {
         Method::POST,
         "/api/account/webauthn/register",
         access,
-        json!({"password": GOOD_PASSWORD}),
+        None,
+        Some(json!({"password": GOOD_PASSWORD})),
     )
     .await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
@@ -477,12 +487,13 @@ async fn changing_security_keys_needs_a_fresh_proof_and_the_last_one_going_is_mf
         Method::POST,
         "/api/account/webauthn/register",
         access,
-        json!({}),
+        None,
+        Some(json!({})),
     )
     .await;
     assert_eq!(add.status(), StatusCode::BAD_REQUEST);
     for body in [json!({}), json!({"password": "Wrong-Horse-41"})] {
-        let removed = call(&server, Method::DELETE, &path, access, body).await;
+        let removed = call(&server, Method::DELETE, &path, access, None, Some(body)).await;
         assert_eq!(removed.status(), StatusCode::BAD_REQUEST);
     }
     let login = server
@@ -499,7 +510,8 @@ async fn changing_security_keys_needs_a_fresh_proof_and_the_last_one_going_is_mf
         Method::DELETE,
         &path,
         access,
-        json!({"password": GOOD_PASSWORD}),
+        None,
+        Some(json!({"password": GOOD_PASSWORD})),
     )
     .await;
     assert_eq!(removed.status(), StatusCode::NO_CONTENT);
