@@ -4,6 +4,7 @@
 pub mod error;
 pub mod extract;
 pub mod routes;
+pub mod server;
 pub mod state;
 
 use std::time::Duration;

@@ -137,6 +137,15 @@ impl TestServer {
     }
 
     pub async fn spawn_with(extra_config: &str) -> TestServer {
+        Self::spawn_customised(extra_config, |_| {}).await
+    }
+
+    /// [`TestServer::spawn_with`], with a last say on the command (e.g. to
+    /// start it under resource limits).
+    pub async fn spawn_customised(
+        extra_config: &str,
+        customise: impl FnOnce(&mut Command),
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("config.toml");
         std::fs::write(
@@ -144,7 +153,7 @@ impl TestServer {
             base_config(&dir.path().join("data"), extra_config),
         )
         .expect("write config");
-        Self::start(dir, config_path, &[]).await
+        Self::start_customised(dir, config_path, &[], customise).await
     }
 
     /// Starts the binary on an existing directory (to test restarts).
@@ -152,6 +161,15 @@ impl TestServer {
         dir: tempfile::TempDir,
         config_path: PathBuf,
         env: &[(&str, &str)],
+    ) -> TestServer {
+        Self::start_customised(dir, config_path, env, |_| {}).await
+    }
+
+    async fn start_customised(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        env: &[(&str, &str)],
+        customise: impl FnOnce(&mut Command),
     ) -> TestServer {
         let mut command = Command::new(AUTHD);
         command
@@ -164,6 +182,7 @@ impl TestServer {
         for (key, value) in env {
             command.env(key, value);
         }
+        customise(&mut command);
         let mut child = command.spawn().expect("spawn authd");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (address_sender, address_receiver) = mpsc::channel();
