@@ -484,6 +484,12 @@ impl Config {
         Ok(())
     }
 
+    /// Whether `server.public_url` is https, which decides the UI cookies'
+    /// names and flags, and whether responses carry HSTS.
+    pub fn serves_https(&self) -> bool {
+        self.server.public_url.starts_with("https://")
+    }
+
     /// The admin token file: `admin.token_file`, else `<data_dir>/admin.token`.
     pub fn admin_token_path(&self) -> PathBuf {
         self.admin

@@ -1,13 +1,17 @@
 //! The attacks of the security review (issue 17), replayed against the real
-//! server: slow and half-open connections (finding 7).
+//! server: slow and half-open connections (finding 7), secrets that could be
+//! cached and plain-http downgrades (14).
 
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
+use reqwest::header::{CACHE_CONTROL, STRICT_TRANSPORT_SECURITY};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{TestServer, FAST_HASHING, RELAXED_LIMITS};
+use crate::helpers::{TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS};
+use crate::mfa::{current_step, totp_at};
 
 /// A `[server]` section on a random port with `extra` keys.
 fn server_section(extra: &str) -> String {
@@ -231,4 +235,162 @@ async fn sigterm_closes_half_open_connections_without_waiting_for_them() {
         "shutdown waited {:?} for a half-sent head",
         started.elapsed()
     );
+}
+
+// ---- finding 14: caching and HSTS -----------------------------------------
+
+fn assert_no_store(response: &reqwest::Response, what: &str) {
+    assert_eq!(
+        response
+            .headers()
+            .get(CACHE_CONTROL)
+            .map(|v| v.to_str().expect("ascii")),
+        Some("no-store"),
+        "{what}"
+    );
+}
+
+async fn post_json(
+    server: &TestServer,
+    path: &str,
+    bearer: &str,
+    org: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
+    let mut request = server.post(path).bearer_auth(bearer).json(&body);
+    if let Some(org) = org {
+        request = request.header("X-Active-Org-Id", org);
+    }
+    request.send().await.expect("request")
+}
+
+#[tokio::test]
+async fn responses_with_tokens_secrets_or_personal_data_are_never_stored() {
+    let server = TestServer::spawn_fast().await;
+    let profile = server.register_ok("nina@example.com").await;
+    let org = profile["memberships"][0]["org_id"]
+        .as_str()
+        .expect("org id")
+        .to_owned();
+
+    let login = server
+        .post("/api/v1/auth/login")
+        .json(&json!({"email": "nina@example.com", "password": GOOD_PASSWORD}))
+        .send()
+        .await
+        .expect("control-plane login");
+    assert_eq!(login.status(), StatusCode::OK);
+    assert_no_store(&login, "POST /api/v1/auth/login");
+    let session: Value = login.json().await.expect("json");
+    let session = session["access_token"].as_str().expect("token").to_owned();
+
+    let pat = post_json(
+        &server,
+        "/api/v1/auth/api-tokens",
+        &session,
+        Some(&org),
+        json!({"name": "ci", "scopes": ["tokens.read"], "expires_in_days": 1}),
+    )
+    .await;
+    assert_eq!(pat.status(), StatusCode::CREATED);
+    assert_no_store(&pat, "POST /api/v1/auth/api-tokens");
+
+    let tokens = server.login_ok("nina@example.com").await;
+    let access = tokens["access_token"].as_str().expect("access");
+    let account = server
+        .get("/api/account")
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("profile");
+    assert_eq!(account.status(), StatusCode::OK);
+    assert_no_store(&account, "GET /api/account");
+    let sessions = server
+        .get("/api/account/sessions")
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("sessions");
+    assert_no_store(&sessions, "GET /api/account/sessions");
+
+    let enroll = post_json(&server, "/api/account/mfa/enroll", access, None, json!({})).await;
+    assert_eq!(enroll.status(), StatusCode::OK);
+    assert_no_store(&enroll, "POST /api/account/mfa/enroll");
+    let secret: Value = enroll.json().await.expect("json");
+    let secret = secret["secret"].as_str().expect("secret").to_owned();
+    let verify = post_json(
+        &server,
+        "/api/account/mfa/verify",
+        access,
+        None,
+        json!({"code": totp_at(&secret, current_step() - 1)}),
+    )
+    .await;
+    assert_eq!(verify.status(), StatusCode::OK);
+    assert_no_store(&verify, "POST /api/account/mfa/verify (recovery codes)");
+    let regenerated = post_json(
+        &server,
+        "/api/account/mfa/recovery-codes",
+        access,
+        None,
+        json!({"password": GOOD_PASSWORD}),
+    )
+    .await;
+    assert_eq!(regenerated.status(), StatusCode::OK);
+    assert_no_store(&regenerated, "POST /api/account/mfa/recovery-codes");
+
+    let users = server
+        .operator(Method::GET, "/v1/users")
+        .send()
+        .await
+        .expect("users");
+    assert_no_store(&users, "GET /v1/users");
+    let refused = server.get("/api/account").send().await.expect("401");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_no_store(&refused, "an error");
+
+    // What may be cached still says so itself.
+    let jwks = server
+        .get("/.well-known/jwks.json")
+        .send()
+        .await
+        .expect("jwks");
+    assert_eq!(jwks.headers()[CACHE_CONTROL], "public, max-age=300");
+    let asset = server.get("/ui/app.js").send().await.expect("asset");
+    assert_eq!(asset.headers()[CACHE_CONTROL], "no-cache");
+}
+
+#[tokio::test]
+async fn behind_https_every_response_carries_hsts_and_never_over_http() {
+    let server = TestServer::spawn_with(&server_section(
+        "public_url = \"https://auth.example.test\"",
+    ))
+    .await;
+    for (path, status) in [
+        ("/healthz", StatusCode::OK),
+        ("/", StatusCode::OK),
+        ("/ui/app.css", StatusCode::OK),
+        ("/.well-known/jwks.json", StatusCode::OK),
+        ("/api/account", StatusCode::UNAUTHORIZED),
+        ("/nowhere", StatusCode::NOT_FOUND),
+    ] {
+        let response = server.get(path).send().await.expect("request");
+        assert_eq!(response.status(), status, "{path}");
+        assert_eq!(
+            response.headers().get(STRICT_TRANSPORT_SECURITY),
+            Some(&reqwest::header::HeaderValue::from_static(
+                "max-age=63072000; includeSubDomains"
+            )),
+            "{path}"
+        );
+    }
+
+    let plain = TestServer::spawn_fast().await;
+    for path in ["/healthz", "/", "/nowhere"] {
+        let response = plain.get(path).send().await.expect("request");
+        assert!(
+            response.headers().get(STRICT_TRANSPORT_SECURITY).is_none(),
+            "{path} over http"
+        );
+    }
 }

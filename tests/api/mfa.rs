@@ -10,7 +10,7 @@ use crate::helpers::{mode_of, TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_L
 
 /// RFC 6238 / RFC 4226: HMAC-SHA-1 over the big-endian step, dynamic
 /// truncation, 6 digits.
-fn totp_at(secret_base32: &str, step: u64) -> String {
+pub fn totp_at(secret_base32: &str, step: u64) -> String {
     let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_base32)
         .expect("base32 secret");
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&secret).expect("hmac key");
@@ -26,7 +26,7 @@ fn totp_at(secret_base32: &str, step: u64) -> String {
     format!("{:06}", value % 1_000_000)
 }
 
-fn current_step() -> u64 {
+pub fn current_step() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("time")

@@ -164,7 +164,6 @@ async fn signed_in(state: &AppState, tokens: TokenSet) -> Result<Response, ApiEr
         header::SET_COOKIE,
         set_cookie(CSRF_COOKIE, &csrf, false, max_age, secure),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
@@ -182,11 +181,7 @@ pub async fn login(
     {
         LoginOutcome::Tokens(tokens) => signed_in(&state, tokens).await,
         LoginOutcome::MfaRequired(challenge) => {
-            let mut response = (StatusCode::ACCEPTED, Json(challenge)).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            Ok(response)
+            Ok((StatusCode::ACCEPTED, Json(challenge)).into_response())
         }
     }
 }
