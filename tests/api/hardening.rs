@@ -1,10 +1,11 @@
 //! The attacks of the security review (issue 17), replayed against the real
 //! server: slow and half-open connections (finding 7), secrets that could be
-//! cached and plain-http downgrades (14).
+//! cached and plain-http downgrades (14), and cookies a subdomain could
+//! plant (15).
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{CACHE_CONTROL, STRICT_TRANSPORT_SECURITY};
+use reqwest::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, STRICT_TRANSPORT_SECURITY};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -393,4 +394,94 @@ async fn behind_https_every_response_carries_hsts_and_never_over_http() {
             "{path} over http"
         );
     }
+}
+
+// ---- finding 15: cookies a subdomain could plant --------------------------
+
+fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect()
+}
+
+fn cookie<'a>(set_cookies: &'a [String], name: &str) -> Option<&'a str> {
+    set_cookies
+        .iter()
+        .find_map(|c| c.strip_prefix(&format!("{name}=")))
+        .and_then(|rest| rest.split(';').next())
+}
+
+#[tokio::test]
+async fn behind_https_the_ui_cookies_are_host_prefixed_and_only_those_are_read() {
+    let server = TestServer::spawn_with(&server_section(
+        "public_url = \"https://auth.example.test\"",
+    ))
+    .await;
+    server.register_ok("hugo@example.com").await;
+    let response = server
+        .post("/ui/api/login")
+        .json(&json!({"email": "hugo@example.com", "password": GOOD_PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), StatusCode::OK);
+    let set = set_cookies(&response);
+    assert_eq!(set.len(), 2, "{set:?}");
+    for line in &set {
+        assert!(line.starts_with("__Host-authd_"), "{line}");
+        assert!(line.contains("; Secure"), "{line}");
+        assert!(line.contains("Path=/;"), "{line}");
+        assert!(!line.to_ascii_lowercase().contains("domain="), "{line}");
+    }
+    let session = cookie(&set, "__Host-authd_session").expect("session cookie");
+    let csrf = cookie(&set, "__Host-authd_csrf").expect("csrf cookie");
+
+    let profile = server
+        .get("/api/account")
+        .header(
+            COOKIE,
+            format!("__Host-authd_session={session}; __Host-authd_csrf={csrf}"),
+        )
+        .send()
+        .await
+        .expect("profile");
+    assert_eq!(profile.status(), StatusCode::OK);
+
+    // The bare name is what a subdomain or an http page could plant: not
+    // read behind https.
+    let planted = server
+        .get("/api/account")
+        .header(COOKIE, format!("authd_session={session}"))
+        .send()
+        .await
+        .expect("profile");
+    assert_eq!(planted.status(), StatusCode::UNAUTHORIZED);
+
+    let logout = server
+        .post("/ui/api/logout")
+        .header(COOKIE, format!("__Host-authd_session={session}"))
+        .header("X-CSRF-Token", csrf)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let cleared = set_cookies(&logout);
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.starts_with("__Host-authd_session=;") && c.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
+}
+
+#[test]
+fn the_page_script_finds_the_csrf_cookie_under_either_name() {
+    // The UI reads the token the server sets; behind https that is the
+    // `__Host-` name (the browser tests run on http and see the bare one).
+    let script = include_str!("../../web/api.js");
+    assert!(script.contains("'__Host-authd_csrf='"), "web/api.js");
+    assert!(script.contains("'authd_csrf='"), "web/api.js");
 }
