@@ -113,17 +113,18 @@ fn check_new_user(new: NewUser) -> ServiceResult<(CheckedUser, Option<String>, O
     }
     let name = match new
         .name
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty())
+        .as_deref()
+        .map(|n| crate::domain::check_name(n, 200))
     {
-        Some(name) if name.chars().count() > 200 || name.chars().any(char::is_control) => {
+        Some(Err(problem)) => {
             errors.push(FieldError {
                 field: "name",
-                message: "must be at most 200 characters without control characters".into(),
+                message: problem.to_string(),
             });
             None
         }
-        other => other,
+        Some(Ok(name)) => Some(name.to_owned()).filter(|n| !n.is_empty()),
+        None => None,
     };
     match (email, new.password, errors.is_empty()) {
         (Some(email), Some(password), true) => Ok((
@@ -508,14 +509,14 @@ impl Services {
         changes: UserChanges,
         context: &RequestContext,
     ) -> ServiceResult<UserProfile> {
-        let name = match changes.name {
-            Some(name) if name.chars().count() > 200 || name.chars().any(char::is_control) => {
-                return Err(ServiceError::field(
-                    "name",
-                    "must be at most 200 characters without control characters",
-                ))
-            }
-            other => other,
+        let name = match changes
+            .name
+            .as_deref()
+            .map(|n| crate::domain::check_name(n, 200))
+        {
+            Some(Err(problem)) => return Err(ServiceError::field("name", problem.to_string())),
+            Some(Ok(name)) => Some(name.to_owned()),
+            None => None,
         };
         let now = clock::now();
         let origin = context.origin();

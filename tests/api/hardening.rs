@@ -1,7 +1,7 @@
 //! The attacks of the security review (issue 17), replayed against the real
 //! server: slow and half-open connections (finding 7), secrets that could be
-//! cached and plain-http downgrades (14), and cookies a subdomain could
-//! plant (15).
+//! cached and plain-http downgrades (14), cookies a subdomain could plant and
+//! names that display as something they are not (15).
 
 use std::time::{Duration, Instant};
 
@@ -484,4 +484,85 @@ fn the_page_script_finds_the_csrf_cookie_under_either_name() {
     let script = include_str!("../../web/api.js");
     assert!(script.contains("'__Host-authd_csrf='"), "web/api.js");
     assert!(script.contains("'authd_csrf='"), "web/api.js");
+}
+
+// ---- finding 15: names that display as something else -----------------------
+
+/// The error body of a refused name: 400 naming the field `name`.
+async fn assert_name_refused(response: reqwest::Response, what: &str) {
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{what}");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["fields"][0]["field"], "name", "{what}: {body}");
+}
+
+#[tokio::test]
+async fn names_with_direction_overrides_or_invisible_characters_are_refused() {
+    let server = TestServer::spawn_fast().await;
+    let disguises = [
+        "Admin\u{202E}nimdA",
+        "Ali\u{200B}ce",
+        "\u{2066}Ops\u{2069}",
+        "Bob\u{200F}",
+        "\u{FEFF}Eve",
+        "Zero\u{2060}Width",
+        "Join\u{200D}ed",
+    ];
+    for (n, name) in disguises.iter().enumerate() {
+        let response = server
+            .register(json!({"email": format!("u{n}@example.com"), "password": GOOD_PASSWORD, "name": name}))
+            .await;
+        assert_name_refused(response, &format!("register {name:?}")).await;
+    }
+
+    let org_response = server
+        .operator_json(
+            Method::POST,
+            "/v1/orgs",
+            json!({"slug": "lab", "name": "Home\u{202E}baL"}),
+        )
+        .await;
+    assert_name_refused(org_response, "an org").await;
+
+    let profile = server.register_ok("olga@example.com").await;
+    let id = profile["id"].as_str().expect("id");
+    let rename = server
+        .operator_json(
+            Method::PATCH,
+            &format!("/v1/users/{id}"),
+            json!({"name": "Olga\u{200B}"}),
+        )
+        .await;
+    assert_name_refused(rename, "an operator rename").await;
+
+    let org = profile["memberships"][0]["org_id"]
+        .as_str()
+        .expect("org id")
+        .to_owned();
+    let login: Value = server
+        .post("/api/v1/auth/login")
+        .json(&json!({"email": "olga@example.com", "password": GOOD_PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let session = login["access_token"].as_str().expect("token");
+    let pat = post_json(
+        &server,
+        "/api/v1/auth/api-tokens",
+        session,
+        Some(&org),
+        json!({"name": "deploy\u{2067}", "scopes": ["tokens.read"], "expires_in_days": 1}),
+    )
+    .await;
+    assert_name_refused(pat, "a PAT").await;
+
+    // Names in any script, and plain emoji, are still welcome.
+    let response = server
+        .register(
+            json!({"email": "yuki@example.com", "password": GOOD_PASSWORD, "name": "山田 ゆき 🌸"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
 }
