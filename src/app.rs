@@ -35,6 +35,9 @@ impl Application {
     /// instance on the same data dir fails here, before binding the port.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let config = Arc::new(config);
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
+        }
         ensure_data_dir(&config.storage.data_dir)?;
 
         let database_path = config.database_path();

@@ -554,15 +554,40 @@ impl Config {
         }
     }
 
+    /// Things that work but should be fixed, one sentence each, for the log
+    /// at start and for `check-config`.
+    pub fn warnings(&self) -> Vec<String> {
+        self.webhooks
+            .iter()
+            .filter(|webhook| {
+                !webhook.url.starts_with("https://")
+                    && !url_host(&webhook.url).is_some_and(|host| is_loopback_host(&host))
+            })
+            .map(|webhook| {
+                format!(
+                    "webhooks.url {} is not https: its requests (with approve/deny links that work) can be read and changed on the way; use https, or a loopback address",
+                    mask_url(&webhook.url)
+                )
+            })
+            .collect()
+    }
+
     /// The effective configuration as TOML, with derived defaults filled in
-    /// and any secret replaced by `[redacted]`.
+    /// and any secret replaced by `[redacted]`: webhook secrets, and the
+    /// query and user info of URLs (a webhook URL often carries its token
+    /// there, e.g. `?auth=…` or `https://user:token@…`).
     pub fn to_effective_toml(&self) -> String {
         let mut effective = self.clone();
+        effective.server.public_url = mask_url(&self.server.public_url);
+        for origin in &mut effective.webauthn.extra_origins {
+            *origin = mask_url(origin);
+        }
         effective.admin.token_file = Some(self.admin_token_path());
         effective.passwords.hash_concurrency = Some(self.hash_concurrency());
         effective.server.max_connections = self.max_connections().0;
         effective.webauthn.rp_id = self.webauthn_rp_id();
         for webhook in &mut effective.webhooks {
+            webhook.url = mask_url(&webhook.url);
             if webhook.secret.is_some() {
                 webhook.secret = Some("[redacted]".to_owned());
             }
@@ -603,6 +628,42 @@ pub fn open_files_limit() -> Option<u64> {
     #[allow(clippy::useless_conversion)]
     let soft = u64::from(limit.rlim_cur);
     (status == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(soft)
+}
+
+/// `url` with its user info, query and fragment replaced by `[redacted]`,
+/// for output that people copy into tickets and chats.
+pub fn mask_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, after) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("[redacted]@{host}"),
+        None => authority.to_owned(),
+    };
+    let (path, masked_tail) = match after.find(['?', '#']) {
+        Some(at) => {
+            let marker = &after[at..=at];
+            (&after[..at], format!("{marker}[redacted]"))
+        }
+        None => (after, String::new()),
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{authority}{path}{masked_tail}"),
+        None => format!("{authority}{path}{masked_tail}"),
+    }
+}
+
+/// `localhost`, a name under `.localhost`, or a loopback address: traffic
+/// that never leaves the machine.
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `scheme://host[:port]` of a URL (everything before the path).
@@ -852,6 +913,50 @@ mod tests {
     fn a_zero_ttl_is_rejected_by_key() {
         let error = load_toml("[sessions]\nttl = \"0s\"\n").expect_err("must fail");
         assert!(error.to_string().starts_with("sessions.ttl:"), "{error}");
+    }
+
+    #[test]
+    fn urls_lose_their_user_info_query_and_fragment_in_output() {
+        for (url, masked) in [
+            (
+                "https://ntfy.example.com/authd",
+                "https://ntfy.example.com/authd",
+            ),
+            (
+                "https://hooks.example.com/x?token=s3cret&y=1",
+                "https://hooks.example.com/x?[redacted]",
+            ),
+            (
+                "https://bob:s3cret@hooks.example.com:8443/x",
+                "https://[redacted]@hooks.example.com:8443/x",
+            ),
+            (
+                "http://a@b@example.com?k=s3cret#f",
+                "http://[redacted]@example.com?[redacted]",
+            ),
+            (
+                "https://example.com#s3cret",
+                "https://example.com#[redacted]",
+            ),
+        ] {
+            assert_eq!(mask_url(url), masked, "{url}");
+        }
+    }
+
+    #[test]
+    fn plain_http_webhooks_off_the_machine_are_warned_about() {
+        let config = load_toml(
+            "[[webhooks]]\nurl = \"http://hooks.example.com/x?token=s3cret\"\n\
+             [[webhooks]]\nurl = \"https://hooks.example.com/y\"\n\
+             [[webhooks]]\nurl = \"http://127.0.0.1:8080/z\"\n\
+             [[webhooks]]\nurl = \"http://[::1]/z\"\n\
+             [[webhooks]]\nurl = \"http://localhost:9000/z\"\n",
+        )
+        .expect("valid config");
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("http://hooks.example.com/x?[redacted]"));
+        assert!(!warnings[0].contains("s3cret"));
     }
 
     #[test]

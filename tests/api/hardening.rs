@@ -1,7 +1,8 @@
 //! The attacks of the security review (issue 17), replayed against the real
 //! server: slow and half-open connections (finding 7), secrets that could be
-//! cached and plain-http downgrades (14), cookies a subdomain could plant and
-//! names that display as something they are not (15).
+//! cached and plain-http downgrades (14), secrets printed by `check-config`,
+//! names that display as something they are not, cookies a subdomain could
+//! plant, and webhooks over plain http (15).
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS};
+use crate::helpers::{run, TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS};
 use crate::mfa::{current_step, totp_at};
 
 /// A `[server]` section on a random port with `extra` keys.
@@ -565,4 +566,42 @@ async fn names_with_direction_overrides_or_invisible_characters_are_refused() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+// ---- finding 15: secrets in check-config, webhooks over plain http ---------
+
+#[tokio::test]
+async fn check_config_and_the_log_hide_url_secrets_and_warn_about_plain_http_webhooks() {
+    let server = TestServer::spawn_with(
+        "[[webhooks]]\nurl = \"http://hooks.example.com/authd?token=s3cret-query\"\n\n\
+         [[webhooks]]\nurl = \"https://bot:s3cret-password@chat.example.com/hook\"\n\n\
+         [[webhooks]]\nurl = \"http://127.0.0.1:8080/local\"\n",
+    )
+    .await;
+    let (status, stdout, stderr) = run(server.cli().arg("check-config"), None);
+    assert!(status.success(), "{stderr}");
+    assert!(!stdout.contains("s3cret"), "{stdout}");
+    assert!(
+        stdout.contains("url = \"http://hooks.example.com/authd?[redacted]\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("url = \"https://[redacted]@chat.example.com/hook\""),
+        "{stdout}"
+    );
+    let warnings: Vec<&str> = stdout
+        .lines()
+        .filter(|line| line.starts_with("# warning:"))
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "only the remote plain-http one: {stdout}"
+    );
+    assert!(warnings[0].contains("http://hooks.example.com/authd?[redacted]"));
+    assert!(warnings[0].contains("not https"));
+
+    let logs = server.logs();
+    assert!(logs.contains("is not https"), "{logs}");
+    assert!(!logs.contains("s3cret"), "{logs}");
 }
