@@ -17,8 +17,10 @@
 //!   flight** is closed to make room: it is either still sending its head
 //!   (the slow client the cap defends against) or an idle keep-alive
 //!   connection its client can simply reopen; nothing it was promised is
-//!   lost. Connections with a request in flight (a handler running, or a
-//!   body still being sent, such as the event stream) are never evicted:
+//!   lost. A request is in flight from its head until the last byte of its
+//!   answer has been handed to the kernel (a handler running, a body still
+//!   streaming such as the event stream, or bytes still in hyper's write
+//!   buffer), and such connections are never evicted:
 //!   when every connection is busy, the loop stops accepting until one
 //!   becomes idle or closes, and the kernel's backlog holds the newcomers.
 //!   Closing the oldest idle one, rather than refusing the newest, is what
@@ -33,8 +35,10 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -152,14 +156,18 @@ fn spawn_connection(
     let slot = registration.slot.clone();
     let service = {
         let slot = slot.clone();
-        let tracker = tracker.clone();
         hyper::service::service_fn(move |request: Request<Incoming>| {
-            let in_flight = InFlight::begin(&slot, &tracker);
+            let in_flight = InFlight::begin(&slot);
             let router = router.clone();
             async move { Ok::<_, Infallible>(answer(router, request, remote, in_flight).await) }
         })
     };
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let io = TrackedIo {
+        io: TokioIo::new(stream),
+        slot: slot.clone(),
+        tracker: tracker.clone(),
+    };
+    let connection = builder.serve_connection(io, service);
     tokio::spawn(async move {
         // Both are released when this task ends, however it ends.
         let _permit = permit;
@@ -190,8 +198,9 @@ fn spawn_connection(
 }
 
 /// One request through the router, with the client's address for
-/// `ConnectInfo`; the response body carries `in_flight` until it has been
-/// sent (or dropped), so the connection counts as busy until then.
+/// `ConnectInfo`; the response body carries `in_flight` until hyper has
+/// taken its last frame (or dropped it), so the connection counts as busy
+/// until then.
 async fn answer(
     router: Router,
     request: Request<Incoming>,
@@ -237,24 +246,40 @@ struct Tracker {
 /// One open connection as the tracker sees it.
 #[derive(Default)]
 struct Slot {
-    /// Requests answered on it whose response is not yet fully sent, or
-    /// [`CLOSED`] once we decided to close it. Only an idle connection (0)
-    /// can be closed, and a closed one takes no new request, so a request
-    /// is never cut off half-answered.
-    in_flight: AtomicUsize,
+    /// The requests on it whose response body is not finished (the low
+    /// bits), plus [`DRAINING`] while a finished response may still sit in
+    /// hyper's write buffer; or [`CLOSED`] once we decided to close it.
+    /// Only an idle connection (0) can be closed, and a closed one takes no
+    /// new request, so an answer is never cut off half-sent.
+    state: AtomicUsize,
     /// Tells the connection's task to drop it.
     closing: Notify,
 }
 
 const CLOSED: usize = usize::MAX;
+const DRAINING: usize = 1 << (usize::BITS - 2);
 
 impl Slot {
     /// Marks an idle connection closed; false if it has a request in flight
     /// (or was closed already).
     fn try_close(&self) -> bool {
-        self.in_flight
+        self.state
             .compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
+    }
+
+    /// hyper flushed everything it had buffered to the socket: a finished
+    /// response is out, and with nothing else in flight the connection is
+    /// idle.
+    fn flushed(&self, tracker: &Tracker) {
+        let drained = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                (state != CLOSED && state & DRAINING != 0).then_some(state & !DRAINING)
+            });
+        if drained == Ok(DRAINING) {
+            tracker.became_idle.notify_one();
+        }
     }
 }
 
@@ -305,32 +330,87 @@ impl Drop for Registration {
 }
 
 /// A request in flight on a connection: from its head until its response
-/// body is sent or dropped.
+/// body is finished or dropped; then the connection drains until hyper's
+/// next flush ([`Slot::flushed`]).
 struct InFlight {
     slot: Arc<Slot>,
-    tracker: Arc<Tracker>,
 }
 
 impl InFlight {
     /// `None` if the connection has been closed for room or shutdown.
-    fn begin(slot: &Arc<Slot>, tracker: &Arc<Tracker>) -> Option<InFlight> {
-        slot.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
-                (count != CLOSED).then(|| count + 1)
+    fn begin(slot: &Arc<Slot>) -> Option<InFlight> {
+        slot.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                (state != CLOSED).then(|| state + 1)
             })
             .ok()
-            .map(|_| InFlight {
-                slot: slot.clone(),
-                tracker: tracker.clone(),
-            })
+            .map(|_| InFlight { slot: slot.clone() })
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.slot.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.tracker.became_idle.notify_one();
+        // Never CLOSED while a request is in flight: only 0 can be closed.
+        let _ = self
+            .slot
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                Some((state - 1) | DRAINING)
+            });
+    }
+}
+
+/// The connection's socket, watched for the flush that tells a finished
+/// response has left hyper's buffer.
+struct TrackedIo {
+    io: TokioIo<TcpStream>,
+    slot: Arc<Slot>,
+    tracker: Arc<Tracker>,
+}
+
+impl hyper::rt::Read for TrackedIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for TrackedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    /// hyper calls this once its write buffer is empty.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.io).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            this.slot.flushed(&this.tracker);
         }
+        flushed
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 
@@ -367,5 +447,68 @@ impl AcceptBackoff {
         self.pause = Some(pause);
         tracing::warn!(%error, pause_ms = pause.as_millis() as u64, "accept failed; pausing before the next");
         tokio::time::sleep(pause).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_connection_with_nothing_in_flight_or_unflushed_can_be_closed() {
+        let tracker = Tracker::default();
+        let slot = Arc::new(Slot::default());
+
+        let request = InFlight::begin(&slot).expect("open");
+        assert!(!slot.try_close(), "a handler is running");
+        drop(request);
+        assert!(
+            !slot.try_close(),
+            "the answer may still be in hyper's buffer"
+        );
+        slot.flushed(&tracker);
+        assert_eq!(slot.state.load(Ordering::Acquire), 0);
+
+        // A flush while the next request is in flight leaves it busy.
+        let request = InFlight::begin(&slot).expect("open");
+        slot.flushed(&tracker);
+        assert!(!slot.try_close());
+        drop(request);
+        slot.flushed(&tracker);
+
+        assert!(slot.try_close());
+        assert!(!slot.try_close(), "closed once");
+        assert!(
+            InFlight::begin(&slot).is_none(),
+            "a closed connection takes no request"
+        );
+        slot.flushed(&tracker);
+        assert_eq!(slot.state.load(Ordering::Acquire), CLOSED);
+    }
+
+    #[test]
+    fn the_oldest_idle_connection_is_evicted_first_and_busy_ones_never() {
+        let tracker = Arc::new(Tracker::default());
+        let busy = tracker.register();
+        let idle = tracker.register();
+        let newest = tracker.register();
+        let _request = InFlight::begin(&busy.slot).expect("open");
+
+        assert!(tracker.evict_oldest_idle());
+        assert_eq!(idle.slot.state.load(Ordering::Acquire), CLOSED);
+        assert_eq!(busy.slot.state.load(Ordering::Acquire), 1);
+        assert!(tracker.evict_oldest_idle());
+        assert_eq!(newest.slot.state.load(Ordering::Acquire), CLOSED);
+        assert!(!tracker.evict_oldest_idle(), "only a busy one is left");
+
+        drop(newest);
+        assert_eq!(
+            tracker
+                .open
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len(),
+            2
+        );
     }
 }
