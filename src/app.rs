@@ -2,7 +2,7 @@
 //! data dir, database, admin token, background tasks, listener.
 
 use std::fs;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
@@ -35,6 +35,9 @@ impl Application {
     /// instance on the same data dir fails here, before binding the port.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let config = Arc::new(config);
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
+        }
         ensure_data_dir(&config.storage.data_dir)?;
 
         let database_path = config.database_path();
@@ -117,20 +120,30 @@ impl Application {
         };
 
         let router = http::router(self.state.clone());
-        let mut server_stop = stop_receiver.clone();
-        let server = axum::serve(
+        let (max_connections, lowered_from) = self.config.max_connections();
+        if let Some(configured) = lowered_from {
+            tracing::warn!(
+                configured,
+                max_connections,
+                open_files_limit = crate::config::open_files_limit(),
+                "server.max_connections is more than the open-files limit allows; using the lower number (raise the limit, e.g. systemd's LimitNOFILE=, to serve more)"
+            );
+        }
+        let options = http::server::ServeOptions {
+            header_timeout: self.config.server.header_timeout.as_std(),
+            max_connections,
+        };
+        let mut server = tokio::spawn(http::server::serve(
             self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|stopped| *stopped).await;
-        });
-        let mut server = tokio::spawn(server.into_future());
-        tracing::info!(%address, public_url = %self.config.server.public_url, "authd listening");
+            router,
+            options,
+            stop_receiver.clone(),
+        ));
+        tracing::info!(%address, public_url = %self.config.server.public_url, max_connections, "authd listening");
 
         let stop = tokio::select! {
             result = &mut server => {
-                result.context("server task failed")?.context("server failed")?;
+                result.context("server task failed")?;
                 None
             }
             () = shutdown => {
@@ -146,9 +159,7 @@ impl Application {
             let _ = stop_sender.send(true);
             let grace = self.config.server.shutdown_grace.as_std();
             match tokio::time::timeout(grace, &mut server).await {
-                Ok(result) => result
-                    .context("server task failed")?
-                    .context("server failed")?,
+                Ok(result) => result.context("server task failed")?,
                 Err(_) => {
                     tracing::warn!(grace = %self.config.server.shutdown_grace, "requests still running after the grace period; closing anyway");
                     server.abort();

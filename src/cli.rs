@@ -168,6 +168,9 @@ fn check_config(explicit: Option<&Path>) -> anyhow::Result<ExitCode> {
         Err(error) => error.to_string(),
     };
     println!("# admin token: {token_line}");
+    for warning in config.warnings() {
+        println!("# warning: {warning}");
+    }
     println!("# config OK");
     Ok(ExitCode::SUCCESS)
 }

@@ -125,6 +125,13 @@ pub struct ServerConfig {
     pub public_url: String,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub request_timeout: HumanDuration,
+    /// The whole request head (request line and headers) must arrive within
+    /// this, else the connection is closed; also how long an idle keep-alive
+    /// connection may wait for its next request.
+    pub header_timeout: HumanDuration,
+    /// Connections served at once; `0` means derived from the open-files
+    /// limit (see [`Config::max_connections`]).
+    pub max_connections: usize,
     pub max_body_bytes: usize,
     pub shutdown_grace: HumanDuration,
 }
@@ -226,6 +233,8 @@ impl Default for ServerConfig {
             public_url: "http://localhost:9090".to_owned(),
             trusted_proxies: Vec::new(),
             request_timeout: HumanDuration::from_secs(30),
+            header_timeout: HumanDuration::from_secs(10),
+            max_connections: 0,
             max_body_bytes: 64 * 1024,
             shutdown_grace: HumanDuration::from_secs(10),
         }
@@ -392,6 +401,12 @@ impl Config {
         if self.storage.data_dir.as_os_str().is_empty() {
             return invalid("storage.data_dir", "must not be empty");
         }
+        if self.server.max_connections > CONNECTIONS_CEILING {
+            return invalid(
+                "server.max_connections",
+                "must be at most 1048576 (0 = derived from the open-files limit)",
+            );
+        }
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024");
         }
@@ -401,6 +416,7 @@ impl Config {
             ("tokens.id_ttl", self.tokens.id_ttl),
             ("sessions.ttl", self.sessions.ttl),
             ("server.request_timeout", self.server.request_timeout),
+            ("server.header_timeout", self.server.header_timeout),
             ("audit.retention", self.audit.retention),
             ("approvals.ttl", self.approvals.ttl),
             ("mfa.challenge_ttl", self.mfa.challenge_ttl),
@@ -478,6 +494,12 @@ impl Config {
         Ok(())
     }
 
+    /// Whether `server.public_url` is https, which decides the UI cookies'
+    /// names and flags, and whether responses carry HSTS.
+    pub fn serves_https(&self) -> bool {
+        self.server.public_url.starts_with("https://")
+    }
+
     /// The admin token file: `admin.token_file`, else `<data_dir>/admin.token`.
     pub fn admin_token_path(&self) -> PathBuf {
         self.admin
@@ -523,20 +545,135 @@ impl Config {
         })
     }
 
+    /// How many connections the server holds at once: `server.max_connections`,
+    /// or when that is 0, derived from the open-files limit. Either way at
+    /// most the limit minus [`FD_RESERVE`], so that accepting never fails
+    /// with "too many open files" and the database, the log and outgoing
+    /// webhook sockets always have descriptors left. The second value is
+    /// the configured number when it had to be lowered, for a warning.
+    pub fn max_connections(&self) -> (usize, Option<usize>) {
+        let allowed = open_files_limit()
+            .map_or(usize::MAX, |limit| {
+                usize::try_from(limit.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX)
+            })
+            .max(MIN_CONNECTIONS);
+        match self.server.max_connections {
+            0 => (allowed.min(DERIVED_MAX_CONNECTIONS), None),
+            configured if configured > allowed => (allowed, Some(configured)),
+            configured => (configured, None),
+        }
+    }
+
+    /// Things that work but should be fixed, one sentence each, for the log
+    /// at start and for `check-config`.
+    pub fn warnings(&self) -> Vec<String> {
+        self.webhooks
+            .iter()
+            .filter(|webhook| {
+                !webhook.url.starts_with("https://")
+                    && !url_host(&webhook.url).is_some_and(|host| is_loopback_host(&host))
+            })
+            .map(|webhook| {
+                format!(
+                    "webhooks.url {} is not https: its requests (with approve/deny links that work) can be read and changed on the way; use https, or a loopback address",
+                    mask_url(&webhook.url)
+                )
+            })
+            .collect()
+    }
+
     /// The effective configuration as TOML, with derived defaults filled in
-    /// and any secret replaced by `[redacted]`.
+    /// and any secret replaced by `[redacted]`: webhook secrets, and the
+    /// query and user info of URLs (a webhook URL often carries its token
+    /// there, e.g. `?auth=…` or `https://user:token@…`).
     pub fn to_effective_toml(&self) -> String {
         let mut effective = self.clone();
+        effective.server.public_url = mask_url(&self.server.public_url);
+        for origin in &mut effective.webauthn.extra_origins {
+            *origin = mask_url(origin);
+        }
         effective.admin.token_file = Some(self.admin_token_path());
         effective.passwords.hash_concurrency = Some(self.hash_concurrency());
+        effective.server.max_connections = self.max_connections().0;
         effective.webauthn.rp_id = self.webauthn_rp_id();
         for webhook in &mut effective.webhooks {
+            webhook.url = mask_url(&webhook.url);
             if webhook.secret.is_some() {
                 webhook.secret = Some("[redacted]".to_owned());
             }
         }
         toml_string(&effective)
     }
+}
+
+/// File descriptors kept back from the connection cap: the database file,
+/// stdin/out/err, the listener, the runtime's epoll and wake-up descriptors,
+/// files read while running (admin token, server secret, backups), up to 16
+/// webhook deliveries with their DNS look-ups, and the one connection the
+/// accept loop holds while it waits for a free slot — with room to spare.
+pub const FD_RESERVE: u64 = 64;
+
+/// The derived cap never exceeds this: a homelab identity server needs far
+/// fewer, and each connection costs memory (its buffers can grow to the size
+/// of a request head). Set `server.max_connections` to go higher.
+pub const DERIVED_MAX_CONNECTIONS: usize = 4096;
+
+/// Whatever the limit says, serve at least this many connections.
+const MIN_CONNECTIONS: usize = 8;
+
+/// The most `server.max_connections` may say: more than any open-files
+/// limit, and within what the accept loop's semaphore can count.
+const CONNECTIONS_CEILING: usize = 1 << 20;
+
+/// The soft `RLIMIT_NOFILE` of this process (`ulimit -n`, systemd's
+/// `LimitNOFILE=`), or `None` if unlimited or unknown.
+pub fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass, which lives on our stack.
+    let status = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    // rlim_t is u32 on 32-bit Linux (a Raspberry Pi's armv7), u64 elsewhere.
+    #[allow(clippy::useless_conversion)]
+    let soft = u64::from(limit.rlim_cur);
+    (status == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(soft)
+}
+
+/// `url` with its user info, query and fragment replaced by `[redacted]`,
+/// for output that people copy into tickets and chats.
+pub fn mask_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, after) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("[redacted]@{host}"),
+        None => authority.to_owned(),
+    };
+    let (path, masked_tail) = match after.find(['?', '#']) {
+        Some(at) => {
+            let marker = &after[at..=at];
+            (&after[..at], format!("{marker}[redacted]"))
+        }
+        None => (after, String::new()),
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{authority}{path}{masked_tail}"),
+        None => format!("{authority}{path}{masked_tail}"),
+    }
+}
+
+/// `localhost`, a name under `.localhost`, or a loopback address: traffic
+/// that never leaves the machine.
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `scheme://host[:port]` of a URL (everything before the path).
@@ -786,6 +923,73 @@ mod tests {
     fn a_zero_ttl_is_rejected_by_key() {
         let error = load_toml("[sessions]\nttl = \"0s\"\n").expect_err("must fail");
         assert!(error.to_string().starts_with("sessions.ttl:"), "{error}");
+    }
+
+    #[test]
+    fn urls_lose_their_user_info_query_and_fragment_in_output() {
+        for (url, masked) in [
+            (
+                "https://ntfy.example.com/authd",
+                "https://ntfy.example.com/authd",
+            ),
+            (
+                "https://hooks.example.com/x?token=s3cret&y=1",
+                "https://hooks.example.com/x?[redacted]",
+            ),
+            (
+                "https://bob:s3cret@hooks.example.com:8443/x",
+                "https://[redacted]@hooks.example.com:8443/x",
+            ),
+            (
+                "http://a@b@example.com?k=s3cret#f",
+                "http://[redacted]@example.com?[redacted]",
+            ),
+            (
+                "https://example.com#s3cret",
+                "https://example.com#[redacted]",
+            ),
+        ] {
+            assert_eq!(mask_url(url), masked, "{url}");
+        }
+    }
+
+    #[test]
+    fn plain_http_webhooks_off_the_machine_are_warned_about() {
+        let config = load_toml(
+            "[[webhooks]]\nurl = \"http://hooks.example.com/x?token=s3cret\"\n\
+             [[webhooks]]\nurl = \"https://hooks.example.com/y\"\n\
+             [[webhooks]]\nurl = \"http://127.0.0.1:8080/z\"\n\
+             [[webhooks]]\nurl = \"http://[::1]/z\"\n\
+             [[webhooks]]\nurl = \"http://localhost:9000/z\"\n",
+        )
+        .expect("valid config");
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("http://hooks.example.com/x?[redacted]"));
+        assert!(!warnings[0].contains("s3cret"));
+    }
+
+    #[test]
+    fn the_connection_cap_stays_below_the_open_files_limit() {
+        let (derived, lowered) = Config::default().max_connections();
+        assert!(lowered.is_none());
+        assert!((MIN_CONNECTIONS..=DERIVED_MAX_CONNECTIONS).contains(&derived));
+        if let Some(limit) = open_files_limit() {
+            let allowed = usize::try_from(limit.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX);
+            assert!(derived <= allowed.max(MIN_CONNECTIONS));
+            let mut config = Config::default();
+            config.server.max_connections = allowed.saturating_add(1);
+            assert_eq!(
+                config.max_connections(),
+                (
+                    allowed.max(MIN_CONNECTIONS),
+                    Some(allowed.saturating_add(1))
+                )
+            );
+        }
+        let mut config = Config::default();
+        config.server.max_connections = 20;
+        assert_eq!(config.max_connections(), (20, None));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 // The one fetch helper. Three kinds of call:
 //   auth: 'cookie'  the signed-in user's session cookie; non-GET requests carry
-//                   X-CSRF-Token from the authd_csrf cookie; a 401 means the
+//                   X-CSRF-Token from the (__Host-)authd_csrf cookie; a 401 means the
 //                   session ended (the app sends the user to the login page).
 //   auth: 'public'  no session needed (info, login, MFA step, registration);
 //                   a 401 is an answer for the page to show, not a redirect.
@@ -62,9 +62,17 @@ function readableMessage(status, body) {
   return `The request failed (${status}).`;
 }
 
+// Behind https the cookie is `__Host-authd_csrf` (a subdomain cannot plant
+// it); on plain http browsers refuse that prefix, so it is `authd_csrf`.
+const CSRF_COOKIES = ['__Host-authd_csrf=', 'authd_csrf='];
+
 export function csrfToken() {
-  const entry = document.cookie.split(';').map((c) => c.trim()).find((c) => c.startsWith('authd_csrf='));
-  return entry ? decodeURIComponent(entry.slice('authd_csrf='.length)) : '';
+  const cookies = document.cookie.split(';').map((c) => c.trim());
+  for (const prefix of CSRF_COOKIES) {
+    const entry = cookies.find((c) => c.startsWith(prefix));
+    if (entry) return decodeURIComponent(entry.slice(prefix.length));
+  }
+  return '';
 }
 
 export function adminToken() {

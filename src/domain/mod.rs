@@ -1,8 +1,9 @@
-//! The nouns of authd, parsed once at the edge: ids, emails, roles, orgs,
-//! users, sessions and their policies. Plain data with serde; no I/O.
+//! The nouns of authd, parsed once at the edge: ids, emails, names, roles,
+//! orgs, users, sessions and their policies. Plain data with serde; no I/O.
 
 pub mod email;
 pub mod ids;
+pub mod name;
 pub mod org;
 pub mod password_policy;
 pub mod scope;
@@ -11,6 +12,7 @@ pub mod user;
 
 pub use email::Email;
 pub use ids::{OrgId, SessionId, UserId};
+pub use name::{check_name, NameError};
 pub use org::{MfaPolicy, Org, RegistrationMode};
 pub use password_policy::PasswordPolicy;
 pub use scope::Scope;

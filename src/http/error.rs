@@ -219,7 +219,6 @@ impl ApiError {
         if self.status == StatusCode::UNAUTHORIZED && family == ErrorFamily::OAuth {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
 }

@@ -257,7 +257,7 @@ impl FromRequestParts<AppState> for EnrollingAccount {
                 let Client(context) = Client::from_request_parts(parts, state).await?;
                 state.services.authenticate_bearer(&token, &context).await?
             }
-            None => match cookie(&parts.headers, SESSION_COOKIE) {
+            None => match cookie(&parts.headers, UiCookies::of(&state.config).session) {
                 Some(cookie) => browser_session(parts, state, cookie).await?,
                 None => {
                     return Err(ApiError::new(
@@ -272,10 +272,40 @@ impl FromRequestParts<AppState> for EnrollingAccount {
     }
 }
 
-/// The web UI's session cookie (HttpOnly) and its CSRF token (readable by
-/// the page's script, sent back in `X-CSRF-Token`).
-pub const SESSION_COOKIE: &str = "authd_session";
-pub const CSRF_COOKIE: &str = "authd_csrf";
+/// The names of the web UI's session cookie (HttpOnly) and its CSRF token
+/// (readable by the page's script, sent back in `X-CSRF-Token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UiCookies {
+    pub session: &'static str,
+    pub csrf: &'static str,
+    /// Whether they are set `Secure`.
+    pub secure: bool,
+}
+
+impl UiCookies {
+    /// Behind https, `__Host-` cookies: a browser keeps them only if they
+    /// are Secure, Path=/ and without Domain, so neither a sibling
+    /// subdomain nor anyone on plain http can plant or overwrite them
+    /// (session fixation, a CSRF token of the attacker's choosing). Only
+    /// those names are read there. Browsers refuse `__Host-` without
+    /// Secure, so plain http (local development, tests) keeps bare names.
+    pub fn of(config: &crate::config::Config) -> UiCookies {
+        if config.serves_https() {
+            UiCookies {
+                session: "__Host-authd_session",
+                csrf: "__Host-authd_csrf",
+                secure: true,
+            }
+        } else {
+            UiCookies {
+                session: "authd_session",
+                csrf: "authd_csrf",
+                secure: false,
+            }
+        }
+    }
+}
+
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The value of one cookie of the request.

@@ -4,12 +4,14 @@
 pub mod error;
 pub mod extract;
 pub mod routes;
+pub mod server;
 pub mod state;
 
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use tower::ServiceBuilder;
@@ -155,6 +157,8 @@ pub fn router(state: AppState) -> Router {
                         .on_response(DefaultOnResponse::new().level(Level::INFO)),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
+                .option_layer(strict_transport_security(&config))
+                .layer(axum::middleware::map_response(no_store_by_default))
                 .layer(axum::middleware::from_fn(error::render_error_bodies))
                 .layer(SetResponseHeaderLayer::if_not_present(
                     header::X_CONTENT_TYPE_OPTIONS,
@@ -175,6 +179,38 @@ pub fn router(state: AppState) -> Router {
                 // Every body is read through an extractor, which enforces this.
                 .layer(DefaultBodyLimit::max(config.server.max_body_bytes)),
         )
+}
+
+/// Every answer is private unless its handler says otherwise: tokens,
+/// secrets (TOTP seeds, recovery codes, PATs), profiles, sessions and audit
+/// records must never land in a browser's or a proxy's cache. Defaulting
+/// here rather than in each handler means a new endpoint cannot forget it;
+/// what may be cached (the UI's assets, JWKS, discovery) says so itself.
+/// `Pragma` for HTTP/1.0 caches, as RFC 6749 §5.1 asks of token responses.
+async fn no_store_by_default(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    }
+    response
+}
+
+/// Behind https, browsers are told to use nothing else for two years,
+/// subdomains included, so that no first visit over plain http can be
+/// intercepted to strip TLS or plant cookies. Sent on every response (the
+/// TLS proxy in front may add its own; the same value twice is harmless).
+/// Never when `public_url` is http: a development name must not be pinned
+/// to https for two years.
+fn strict_transport_security(
+    config: &crate::config::Config,
+) -> Option<SetResponseHeaderLayer<HeaderValue>> {
+    config.serves_https().then(|| {
+        SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        )
+    })
 }
 
 /// The span every request's log lines carry. The path only: query strings can

@@ -124,17 +124,18 @@ pub(crate) fn check_new_user(
     }
     let name = match new
         .name
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty())
+        .as_deref()
+        .map(|n| crate::domain::check_name(n, 200))
     {
-        Some(name) if name.chars().count() > 200 || name.chars().any(char::is_control) => {
+        Some(Err(problem)) => {
             errors.push(FieldError {
                 field: "name",
-                message: "must be at most 200 characters without control characters".into(),
+                message: problem.to_string(),
             });
             None
         }
-        other => other,
+        Some(Ok(name)) => Some(name.to_owned()).filter(|n| !n.is_empty()),
+        None => None,
     };
     match (email, new.password, errors.is_empty()) {
         (Some(email), Some(password), true) => Ok((

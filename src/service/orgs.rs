@@ -58,14 +58,11 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
 }
 
 fn check_name(name: &str) -> ServiceResult<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ServiceError::field(
-            "name",
-            "must be 1 to 200 characters without control characters",
-        ));
+    match crate::domain::check_name(name, 200) {
+        Ok("") => Err(ServiceError::field("name", "is required")),
+        Ok(name) => Ok(name.to_owned()),
+        Err(problem) => Err(ServiceError::field("name", problem.to_string())),
     }
-    Ok(name.to_owned())
 }
 
 fn check_slug(slug: &str) -> ServiceResult<String> {

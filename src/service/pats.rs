@@ -283,18 +283,15 @@ impl Services {
         context: &RequestContext,
     ) -> ServiceResult<CreatedPat> {
         caller.authorize(Scope::TokensWrite)?;
-        let name = new
+        let name = match new
             .name
-            .map(|n| n.trim().to_owned())
-            .filter(|n| {
-                !n.is_empty() && n.chars().count() <= 100 && !n.chars().any(char::is_control)
-            })
-            .ok_or_else(|| {
-                ServiceError::field(
-                    "name",
-                    "is required: 1 to 100 characters, no control characters",
-                )
-            })?;
+            .as_deref()
+            .map(|n| crate::domain::check_name(n, 100))
+        {
+            Some(Ok(name)) if !name.is_empty() => name.to_owned(),
+            Some(Err(problem)) => return Err(ServiceError::field("name", problem.to_string())),
+            _ => return Err(ServiceError::field("name", "is required")),
+        };
         let requested = new
             .scopes
             .filter(|s| !s.is_empty())

@@ -145,14 +145,14 @@ impl Services {
         changes: UserChanges,
         context: &RequestContext,
     ) -> ServiceResult<UserProfile> {
-        let name = match changes.name {
-            Some(name) if name.chars().count() > 200 || name.chars().any(char::is_control) => {
-                return Err(ServiceError::field(
-                    "name",
-                    "must be at most 200 characters without control characters",
-                ))
-            }
-            other => other,
+        let name = match changes
+            .name
+            .as_deref()
+            .map(|n| crate::domain::check_name(n, 200))
+        {
+            Some(Err(problem)) => return Err(ServiceError::field("name", problem.to_string())),
+            Some(Ok(name)) => Some(name.to_owned()),
+            None => None,
         };
         self.change_user(user_id, context, move |txn, user, now, origin| {
             if let Some(name) = name {

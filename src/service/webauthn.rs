@@ -81,13 +81,8 @@ fn credential_id_text(id: &[u8]) -> String {
 
 fn clean_name(name: Option<String>) -> ServiceResult<String> {
     let name = name.unwrap_or_default();
-    let name = name.trim();
-    if name.chars().any(char::is_control) || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ServiceError::field(
-            "name",
-            format!("must be at most {MAX_NAME_CHARS} printable characters"),
-        ));
-    }
+    let name = crate::domain::check_name(&name, MAX_NAME_CHARS)
+        .map_err(|problem| ServiceError::field("name", problem.to_string()))?;
     Ok(if name.is_empty() {
         "Security key".to_owned()
     } else {

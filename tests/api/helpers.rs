@@ -138,11 +138,21 @@ impl TestServer {
     }
 
     pub async fn spawn_with(extra_config: &str) -> TestServer {
-        Self::spawn_with_env(extra_config, &[]).await
+        Self::spawn_customised(extra_config, &[], |_| {}).await
     }
 
     /// [`TestServer::spawn_with`], with environment variables for the server.
     pub async fn spawn_with_env(extra_config: &str, env: &[(&str, &str)]) -> TestServer {
+        Self::spawn_customised(extra_config, env, |_| {}).await
+    }
+
+    /// [`TestServer::spawn_with`], with environment variables and a last say
+    /// on the command (e.g. to start it under resource limits).
+    pub async fn spawn_customised(
+        extra_config: &str,
+        env: &[(&str, &str)],
+        customise: impl FnOnce(&mut Command),
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("config.toml");
         std::fs::write(
@@ -150,7 +160,7 @@ impl TestServer {
             base_config(&dir.path().join("data"), extra_config),
         )
         .expect("write config");
-        Self::start(dir, config_path, env).await
+        Self::start_customised(dir, config_path, env, customise).await
     }
 
     /// Starts the binary on an existing directory (to test restarts).
@@ -158,6 +168,15 @@ impl TestServer {
         dir: tempfile::TempDir,
         config_path: PathBuf,
         env: &[(&str, &str)],
+    ) -> TestServer {
+        Self::start_customised(dir, config_path, env, |_| {}).await
+    }
+
+    async fn start_customised(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        env: &[(&str, &str)],
+        customise: impl FnOnce(&mut Command),
     ) -> TestServer {
         let mut command = Command::new(AUTHD);
         command
@@ -170,6 +189,7 @@ impl TestServer {
         for (key, value) in env {
             command.env(key, value);
         }
+        customise(&mut command);
         let mut child = command.spawn().expect("spawn authd");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (address_sender, address_receiver) = mpsc::channel();

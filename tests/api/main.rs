@@ -10,6 +10,7 @@ mod approvals;
 mod audit;
 mod cli;
 mod control_plane;
+mod hardening;
 mod lifecycle;
 mod login;
 mod mfa;

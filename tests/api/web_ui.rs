@@ -48,10 +48,16 @@ async fn browser_login(server: &TestServer, email: &str) -> BrowserSession {
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["profile"]["email"], email);
     assert!(body.get("access_token").is_none() && body.get("refresh_token").is_none());
-    let session = cookie_value(&set_cookies, "authd_session").to_owned();
-    let csrf = cookie_value(&set_cookies, "authd_csrf").to_owned();
+    // Behind https the cookies are `__Host-` ones.
+    let prefix = if set_cookies.iter().any(|c| c.starts_with("__Host-")) {
+        "__Host-"
+    } else {
+        ""
+    };
+    let session = cookie_value(&set_cookies, &format!("{prefix}authd_session")).to_owned();
+    let csrf = cookie_value(&set_cookies, &format!("{prefix}authd_csrf")).to_owned();
     BrowserSession {
-        cookie_header: format!("authd_session={session}; authd_csrf={csrf}"),
+        cookie_header: format!("{prefix}authd_session={session}; {prefix}authd_csrf={csrf}"),
         csrf,
         set_cookies,
     }
@@ -280,7 +286,10 @@ async fn behind_https_the_cookies_are_secure_and_failures_match_the_api() {
     server.register_ok("sec@example.com").await;
     let session = browser_login(&server, "sec@example.com").await;
     assert!(
-        session.set_cookies.iter().all(|c| c.contains("; Secure")),
+        session
+            .set_cookies
+            .iter()
+            .all(|c| c.contains("; Secure") && c.starts_with("__Host-authd_")),
         "{:?}",
         session.set_cookies
     );

@@ -88,16 +88,12 @@ pub async fn login(
         .services
         .login(body.into_request()?, SessionKind::Refreshable, &context)
         .await?;
-    let mut response = match tokens {
+    Ok(match tokens {
         LoginOutcome::Tokens(tokens) => Json(tokens).into_response(),
         LoginOutcome::MfaRequired(challenge) => {
             (StatusCode::ACCEPTED, Json(challenge)).into_response()
         }
-    };
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    })
 }
 
 /// Public keys of every key that may still verify a live token. Cached by
@@ -173,11 +169,7 @@ pub async fn mfa_challenge(
         .services
         .complete_mfa_challenge(&token, factor, SessionKind::Refreshable, &context)
         .await?;
-    let mut response = Json(tokens).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(Json(tokens).into_response())
 }
 
 #[derive(Deserialize)]
@@ -196,9 +188,5 @@ pub async fn webauthn_options(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::from(ServiceError::field("mfa_token", "is required")))?;
     let options = state.services.webauthn_login_options(&token).await?;
-    let mut response = Json(options).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(Json(options).into_response())
 }

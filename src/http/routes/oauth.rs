@@ -25,14 +25,6 @@ fn oauth_error(code: &'static str, description: &'static str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, description)
 }
 
-/// Token responses must not be cached (RFC 6749 §5.1).
-fn no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
-}
-
 pub async fn token(
     State(state): State<AppState>,
     Client(context): Client,
@@ -53,7 +45,7 @@ pub async fn token(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| oauth_error("invalid_request", "refresh_token is required"))?;
     match state.services.refresh(&presented, &context).await {
-        Ok(tokens) => Ok(no_store(Json(tokens).into_response())),
+        Ok(tokens) => Ok(Json(tokens).into_response()),
         Err(RefreshError::Refused(_)) => Err(oauth_error(
             "invalid_grant",
             "the refresh token is invalid, expired, revoked or already used",
@@ -92,7 +84,7 @@ pub async fn introspect(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| oauth_error("invalid_request", "token is required"))?;
     let answer: Introspection = state.services.introspect(&token).await?;
-    Ok(no_store(Json(answer).into_response()))
+    Ok(Json(answer).into_response())
 }
 
 #[derive(Deserialize, Default)]

@@ -492,10 +492,7 @@ fn resolution_page(status: &str) -> axum::response::Response {
          <p>{outcome}</p></section></main></body></html>"
     );
     let mut response = (
-        [
-            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (axum::http::header::CACHE_CONTROL, "no-store"),
-        ],
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
         page,
     )
         .into_response();
@@ -544,10 +541,7 @@ pub async fn approval_confirmation_page(
          </section></main></body></html>"
     );
     let mut response = (
-        [
-            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (axum::http::header::CACHE_CONTROL, "no-store"),
-        ],
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
         page,
     )
         .into_response();

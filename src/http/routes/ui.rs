@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::http::error::ApiError;
-use crate::http::extract::{AppJson, Client, EnrollingAccount, CSRF_COOKIE, SESSION_COOKIE};
+use crate::http::extract::{AppJson, Client, EnrollingAccount, UiCookies};
 use crate::http::routes::identity::{ChallengeBody, LoginBody};
 use crate::http::state::AppState;
 use crate::service::login::LoginOutcome;
@@ -121,6 +121,7 @@ pub async fn info(
     })))
 }
 
+/// Path=/ and no Domain always: both are what `__Host-` requires.
 fn set_cookie(name: &str, value: &str, http_only: bool, max_age: u64, secure: bool) -> HeaderValue {
     let mut cookie = format!("{name}={value}; Path=/; SameSite=Lax; Max-Age={max_age}");
     if http_only {
@@ -130,10 +131,6 @@ fn set_cookie(name: &str, value: &str, http_only: bool, max_age: u64, secure: bo
         cookie.push_str("; Secure");
     }
     HeaderValue::from_str(&cookie).unwrap_or(HeaderValue::from_static(""))
-}
-
-fn secure_cookies(state: &AppState) -> bool {
-    state.config.server.public_url.starts_with("https://")
 }
 
 /// The answer to a completed browser sign-in: the two cookies, the profile
@@ -149,7 +146,7 @@ async fn signed_in(state: &AppState, tokens: TokenSet) -> Result<Response, ApiEr
     let profile = state.services.user_profile(principal.user_id).await?;
     let csrf = state.services.csrf_token(principal.session_id);
     let max_age = state.config.sessions.ttl.as_secs();
-    let secure = secure_cookies(state);
+    let names = UiCookies::of(&state.config);
     let mut response = Json(json!({
         "profile": profile,
         "mfa_enrollment_required": tokens.mfa_enrollment_required.unwrap_or(false),
@@ -159,13 +156,12 @@ async fn signed_in(state: &AppState, tokens: TokenSet) -> Result<Response, ApiEr
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, &cookie, true, max_age, secure),
+        set_cookie(names.session, &cookie, true, max_age, names.secure),
     );
     headers.append(
         header::SET_COOKIE,
-        set_cookie(CSRF_COOKIE, &csrf, false, max_age, secure),
+        set_cookie(names.csrf, &csrf, false, max_age, names.secure),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
@@ -183,11 +179,7 @@ pub async fn login(
     {
         LoginOutcome::Tokens(tokens) => signed_in(&state, tokens).await,
         LoginOutcome::MfaRequired(challenge) => {
-            let mut response = (StatusCode::ACCEPTED, Json(challenge)).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            Ok(response)
+            Ok((StatusCode::ACCEPTED, Json(challenge)).into_response())
         }
     }
 }
@@ -218,16 +210,16 @@ pub async fn logout(
         .services
         .revoke_session(session.user_id, session.session_id, &context)
         .await?;
-    let secure = secure_cookies(&state);
+    let names = UiCookies::of(&state.config);
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, "", true, 0, secure),
+        set_cookie(names.session, "", true, 0, names.secure),
     );
     headers.append(
         header::SET_COOKIE,
-        set_cookie(CSRF_COOKIE, "", false, 0, secure),
+        set_cookie(names.csrf, "", false, 0, names.secure),
     );
     Ok(response)
 }
