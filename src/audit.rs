@@ -50,6 +50,9 @@ pub enum AuditKind {
     KeyRotated,
     #[serde(rename = "key.retired")]
     KeyRetired,
+    /// Keys an earlier version stored in clear were sealed at start.
+    #[serde(rename = "key.sealed")]
+    KeySealed,
     #[serde(rename = "token.refreshed")]
     TokenRefreshed,
     #[serde(rename = "token.replay_detected")]

@@ -8,8 +8,10 @@
 //! algorithm of that key, the signature must verify, and the registered claims
 //! are checked against a caller-supplied clock.
 //!
-//! Private key material is stored as PKCS#8 DER, is held in a zeroising buffer
-//! and is never written to `Debug` output or error messages.
+//! Private key material is held as PKCS#8 DER in a zeroising buffer and is
+//! never written to `Debug` output or error messages. Its storage form,
+//! [`StoredKeyPair`], carries it only sealed with a key derived from the
+//! server secret: a copy of the database alone cannot sign tokens.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -21,6 +23,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::rngs::OsRng;
 use rsa::pkcs1::EncodeRsaPrivateKey as _;
+use rsa::pkcs8::der::zeroize::Zeroizing;
 use rsa::pkcs8::SecretDocument;
 use rsa::traits::PublicKeyParts as _;
 use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
@@ -28,6 +31,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
+
+use super::sealed::SealingKey;
 
 /// The RSA modulus size used for new keys and the smallest one we accept.
 const RSA_BITS: usize = 2048;
@@ -85,6 +90,10 @@ pub enum JwtError {
     /// A public JWK given to the verifier is unusable.
     #[error("public key is unusable: {0}")]
     InvalidPublicKey(&'static str),
+    /// A stored private key could not be sealed, or opened with this
+    /// server's secret.
+    #[error("signing key cannot be sealed or opened: {0}")]
+    Sealing(&'static str),
     /// Producing a signed token failed.
     #[error("token signing failed: {0}")]
     Signing(&'static str),
@@ -116,8 +125,9 @@ impl KeyAlgorithm {
     }
 }
 
-/// A signing key as stored in the database (serde: the private key as base64 PKCS#8 DER).
-#[derive(Clone, Serialize, Deserialize)]
+/// A signing key in memory. It has no serialized form of its own: what is
+/// stored is a [`StoredKeyPair`], with the private key sealed.
+#[derive(Clone)]
 pub struct KeyPair {
     /// The RFC 7638 thumbprint of the public key.
     pub kid: String,
@@ -125,13 +135,151 @@ pub struct KeyPair {
     pub algorithm: KeyAlgorithm,
     // SecretDocument zeroes its buffer on drop, so copies of the private key
     // do not linger in freed memory after a KeyPair goes away.
-    #[serde(rename = "private_key_pkcs8", with = "pkcs8_base64")]
     private_key: SecretDocument,
     /// Unix seconds at which the key was created; the caller supplies the clock.
     pub created_at: i64,
 }
 
+/// A signing key as the database keeps it: the public facts in clear, the
+/// PKCS#8 private key sealed (ChaCha20-Poly1305 under a key derived from the
+/// server secret, bound to the kid and algorithm so that a sealed key cannot
+/// be moved to another record).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredKeyPair {
+    /// The RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// The algorithm this key signs with.
+    pub algorithm: KeyAlgorithm,
+    /// Unix seconds at which the key was created.
+    pub created_at: i64,
+    #[serde(
+        default,
+        rename = "private_key_sealed",
+        skip_serializing_if = "Option::is_none",
+        with = "sealed_base64"
+    )]
+    sealed_private_key: Option<Vec<u8>>,
+    /// How versions before sealing stored the key: read so that it can be
+    /// sealed, and never written (serializing a record that still holds it
+    /// fails rather than write a key in clear or silently drop it).
+    #[serde(
+        default,
+        rename = "private_key_pkcs8",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "refuse_clear_key",
+        deserialize_with = "pkcs8_base64::deserialize_optional"
+    )]
+    clear_private_key: Option<SecretDocument>,
+}
+
+/// What the sealed private key is bound to besides the server secret.
+fn sealing_context(kid: &str, algorithm: KeyAlgorithm) -> Vec<u8> {
+    format!("authd signing key\n{kid}\n{}", algorithm.as_str()).into_bytes()
+}
+
+impl StoredKeyPair {
+    /// Whether the private key is still in clear (a file from before sealing).
+    pub fn in_clear(&self) -> bool {
+        self.clear_private_key.is_some()
+    }
+
+    /// The usable key: the sealed private key opened with `sealing`, or for
+    /// a record from before sealing, its clear key.
+    pub fn open(&self, sealing: &SealingKey) -> Result<KeyPair, JwtError> {
+        let private_key = match (&self.clear_private_key, &self.sealed_private_key) {
+            (Some(clear), _) => clear.clone(),
+            (None, Some(sealed)) => {
+                let der = Zeroizing::new(
+                    sealing
+                        .open(sealed, &sealing_context(&self.kid, self.algorithm))
+                        .map_err(|_| {
+                            JwtError::Sealing(
+                                "not sealed with this server's secret (server.secret)",
+                            )
+                        })?,
+                );
+                SecretDocument::try_from(der.as_slice())
+                    .map_err(|_| JwtError::KeyEncoding("sealed key is not valid DER"))?
+            }
+            (None, None) => return Err(JwtError::KeyEncoding("stored key has no private key")),
+        };
+        Ok(KeyPair {
+            kid: self.kid.clone(),
+            algorithm: self.algorithm,
+            private_key,
+            created_at: self.created_at,
+        })
+    }
+}
+
+impl fmt::Debug for StoredKeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredKeyPair")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("created_at", &self.created_at)
+            .field("sealed", &self.sealed_private_key.is_some())
+            .field("in_clear", &self.in_clear())
+            .finish()
+    }
+}
+
+fn refuse_clear_key<S: serde::Serializer>(
+    _: &Option<SecretDocument>,
+    _: S,
+) -> Result<S::Ok, S::Error> {
+    Err(serde::ser::Error::custom(
+        "a signing key is never written in clear; seal it first",
+    ))
+}
+
+/// Serde adapter for the sealed bytes as standard base64.
+mod sealed_base64 {
+    use super::STANDARD;
+    use base64::Engine as _;
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        sealed: &Option<Vec<u8>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match sealed {
+            Some(bytes) => serializer.serialize_str(&STANDARD.encode(bytes)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|encoded| {
+                STANDARD
+                    .decode(encoded.as_bytes())
+                    .map_err(|_| serde::de::Error::custom("sealed private key is not valid base64"))
+            })
+            .transpose()
+    }
+}
+
 impl KeyPair {
+    /// The storage form: the private key sealed with `sealing`.
+    pub fn seal(&self, sealing: &SealingKey) -> Result<StoredKeyPair, JwtError> {
+        let sealed = sealing
+            .seal(
+                self.private_key.as_bytes(),
+                &sealing_context(&self.kid, self.algorithm),
+            )
+            .map_err(|_| JwtError::Sealing("sealing failed"))?;
+        Ok(StoredKeyPair {
+            kid: self.kid.clone(),
+            algorithm: self.algorithm,
+            created_at: self.created_at,
+            sealed_private_key: Some(sealed),
+            clear_private_key: None,
+        })
+    }
+
     /// Generates a fresh key from the operating system's RNG: RSA-2048 with
     /// e = 65537 for `RS256`, or Ed25519 for `EdDSA`.
     pub fn generate(algorithm: KeyAlgorithm, created_at: i64) -> Result<KeyPair, JwtError> {
@@ -219,6 +367,23 @@ impl KeyPair {
     }
 }
 
+#[cfg(test)]
+impl KeyPair {
+    /// The record an earlier version stored: the private key in clear.
+    pub(crate) fn stored_in_clear(&self) -> Value {
+        serde_json::json!({
+            "kid": self.kid,
+            "algorithm": self.algorithm,
+            "private_key_pkcs8": STANDARD.encode(self.private_key.as_bytes()),
+            "created_at": self.created_at,
+        })
+    }
+
+    pub(crate) fn private_key_der(&self) -> &[u8] {
+        self.private_key.as_bytes()
+    }
+}
+
 impl fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyPair")
@@ -230,29 +395,29 @@ impl fmt::Debug for KeyPair {
     }
 }
 
-/// Serde adapter that stores the PKCS#8 document as standard base64.
+/// Serde adapter that reads the clear PKCS#8 document (standard base64)
+/// that versions before sealing stored.
 mod pkcs8_base64 {
-    use super::{SecretDocument, STANDARD};
+    use super::{SecretDocument, Zeroizing, STANDARD};
     use base64::Engine as _;
-    use serde::{Deserialize as _, Deserializer, Serializer};
+    use serde::{Deserialize as _, Deserializer};
 
-    pub fn serialize<S: Serializer>(
-        doc: &SecretDocument,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&STANDARD.encode(doc.as_bytes()))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub fn deserialize_optional<'de, D: Deserializer<'de>>(
         deserializer: D,
-    ) -> Result<SecretDocument, D::Error> {
+    ) -> Result<Option<SecretDocument>, D::Error> {
         // The messages are fixed because base64 and DER errors quote the
         // offending input, which here is private key material.
-        let encoded = String::deserialize(deserializer)?;
-        let der = STANDARD
-            .decode(encoded.as_bytes())
-            .map_err(|_| serde::de::Error::custom("private key is not valid base64"))?;
-        SecretDocument::try_from(der)
+        let Some(encoded) = Option::<String>::deserialize(deserializer)? else {
+            return Ok(None);
+        };
+        let encoded = Zeroizing::new(encoded);
+        let der = Zeroizing::new(
+            STANDARD
+                .decode(encoded.as_bytes())
+                .map_err(|_| serde::de::Error::custom("private key is not valid base64"))?,
+        );
+        SecretDocument::try_from(der.as_slice())
+            .map(Some)
             .map_err(|_| serde::de::Error::custom("private key is not valid DER"))
     }
 }
@@ -759,6 +924,10 @@ mod tests {
 
     fn sign(key: &KeyPair, claims: &Value) -> String {
         key.signer().unwrap().sign(claims).unwrap()
+    }
+
+    fn sealing() -> SealingKey {
+        SealingKey::derive(&[7; 32], "authd/signing-keys/test")
     }
 
     fn verify(token: &str) -> Result<Value, JwtError> {
@@ -1341,62 +1510,141 @@ mod tests {
         }
     }
 
+    /// Every 16-byte window of `secret`, so that no piece of it can hide in `haystack`.
+    fn contains_any_piece_of(haystack: &[u8], secret: &[u8]) -> bool {
+        secret
+            .windows(16)
+            .any(|piece| haystack.windows(16).any(|w| w == piece))
+    }
+
     #[test]
     fn key_pair_debug_does_not_reveal_the_private_key() {
         for key in keys() {
-            let stored = serde_json::to_value(key).unwrap();
-            let private = stored["private_key_pkcs8"].as_str().unwrap();
-            let debug = format!("{key:?} {:?}", key.signer().unwrap());
-            assert!(!debug.contains(private));
-            assert!(!debug.contains(&private[..16]));
+            let private = STANDARD.encode(key.private_key.as_bytes());
+            let stored = key.seal(&sealing()).unwrap();
+            let sealed = serde_json::to_value(&stored).unwrap()["private_key_sealed"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let debug = format!("{key:?} {:?} {stored:?}", key.signer().unwrap());
+            for secret in [&private, &sealed] {
+                assert!(!debug.contains(secret.as_str()));
+                assert!(!debug.contains(&secret[..16]));
+            }
             assert!(debug.contains("[redacted]"));
             assert!(debug.contains(&key.kid));
         }
     }
 
     #[test]
-    fn key_pair_is_stored_as_base64_pkcs8_der() {
-        let stored = serde_json::to_value(rsa_key()).unwrap();
-        let der = STANDARD
-            .decode(stored["private_key_pkcs8"].as_str().unwrap())
-            .unwrap();
-        assert!(<RsaPrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_der(&der).is_ok());
-        assert_eq!(stored["algorithm"], "RS256");
-        assert_eq!(stored["kid"], rsa_key().kid.as_str());
-        assert_eq!(stored["created_at"], NOW);
-
-        let stored = serde_json::to_value(ed_key()).unwrap();
-        let der = STANDARD
-            .decode(stored["private_key_pkcs8"].as_str().unwrap())
-            .unwrap();
-        assert!(ed25519_dalek::SigningKey::from_pkcs8_der(&der).is_ok());
-        assert_eq!(stored["algorithm"], "EdDSA");
+    fn a_stored_key_holds_its_private_key_only_sealed() {
+        for key in keys() {
+            let der = key.private_key.as_bytes();
+            let text = serde_json::to_string(&key.seal(&sealing()).unwrap()).unwrap();
+            let stored: Value = serde_json::from_str(&text).unwrap();
+            let mut names: Vec<&str> = stored
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            names.sort_unstable();
+            assert_eq!(
+                names,
+                ["algorithm", "created_at", "kid", "private_key_sealed"]
+            );
+            assert_eq!(stored["kid"], key.kid.as_str());
+            assert_eq!(stored["algorithm"], key.algorithm.as_str());
+            assert_eq!(stored["created_at"], NOW);
+            let sealed = STANDARD
+                .decode(stored["private_key_sealed"].as_str().unwrap())
+                .unwrap();
+            assert!(!contains_any_piece_of(&sealed, der));
+            assert!(!contains_any_piece_of(text.as_bytes(), der));
+            assert!(!text.contains(&STANDARD.encode(der)[..24]));
+        }
     }
 
     #[test]
-    fn key_pair_still_signs_after_a_storage_round_trip() {
+    fn a_sealed_key_opens_only_with_its_secret_and_under_its_own_kid() {
         for key in keys() {
-            let text = serde_json::to_string(key).unwrap();
-            let restored: KeyPair = serde_json::from_str(&text).unwrap();
-            assert_eq!(restored.public_jwk().unwrap(), key.public_jwk().unwrap());
-            assert!(verify(&sign(&restored, &claims())).is_ok());
+            let stored = key.seal(&sealing()).unwrap();
+            let text = serde_json::to_string(&stored).unwrap();
+            let restored: StoredKeyPair = serde_json::from_str(&text).unwrap();
+            assert!(!restored.in_clear());
+            let opened = restored.open(&sealing()).unwrap();
+            assert_eq!(opened.public_jwk().unwrap(), key.public_jwk().unwrap());
+            assert!(verify(&sign(&opened, &claims())).is_ok());
+
+            let other_secret = SealingKey::derive(&[8; 32], "authd/signing-keys/test");
+            assert!(matches!(
+                restored.open(&other_secret),
+                Err(JwtError::Sealing(_))
+            ));
+            let mut moved: Value = serde_json::from_str(&text).unwrap();
+            moved["kid"] = json!("another-kid");
+            let moved: StoredKeyPair = serde_json::from_value(moved).unwrap();
+            assert!(matches!(moved.open(&sealing()), Err(JwtError::Sealing(_))));
+        }
+    }
+
+    #[test]
+    fn a_key_stored_in_clear_by_an_earlier_version_opens_and_is_only_ever_written_sealed() {
+        for key in keys() {
+            let legacy = json!({
+                "kid": key.kid,
+                "algorithm": key.algorithm,
+                "private_key_pkcs8": STANDARD.encode(key.private_key.as_bytes()),
+                "created_at": NOW,
+            });
+            let stored: StoredKeyPair = serde_json::from_value(legacy).unwrap();
+            assert!(stored.in_clear());
+            let opened = stored.open(&sealing()).unwrap();
+            assert_eq!(opened.public_jwk().unwrap(), key.public_jwk().unwrap());
+            assert!(
+                serde_json::to_string(&stored).is_err(),
+                "a clear key is never written back"
+            );
+            let resealed = opened.seal(&sealing()).unwrap();
+            assert!(!resealed.in_clear());
+            let text = serde_json::to_string(&resealed).unwrap();
+            assert!(!text.contains("private_key_pkcs8"));
+            assert!(!contains_any_piece_of(
+                text.as_bytes(),
+                key.private_key.as_bytes()
+            ));
         }
     }
 
     #[test]
     fn corrupt_stored_private_key_is_rejected_without_echoing_it() {
-        let mut stored = serde_json::to_value(ed_key()).unwrap();
-        stored["private_key_pkcs8"] = json!("not*base64");
-        let error = serde_json::from_value::<KeyPair>(stored.clone()).unwrap_err();
+        let legacy = |private: Value| json!({"kid": ed_key().kid, "algorithm": "EdDSA", "private_key_pkcs8": private, "created_at": NOW});
+        let error =
+            serde_json::from_value::<StoredKeyPair>(legacy(json!("not*base64"))).unwrap_err();
+        assert!(!error.to_string().contains("not*base64"));
+        let mut sealed = serde_json::to_value(ed_key().seal(&sealing()).unwrap()).unwrap();
+        sealed["private_key_sealed"] = json!("not*base64");
+        let error = serde_json::from_value::<StoredKeyPair>(sealed).unwrap_err();
         assert!(!error.to_string().contains("not*base64"));
 
         // A well-formed document for the wrong algorithm fails when used.
-        stored["private_key_pkcs8"] =
-            serde_json::to_value(rsa_key()).unwrap()["private_key_pkcs8"].clone();
-        let mismatched: KeyPair = serde_json::from_value(stored).unwrap();
+        let mismatched: StoredKeyPair = serde_json::from_value(legacy(json!(
+            STANDARD.encode(rsa_key().private_key.as_bytes())
+        )))
+        .unwrap();
+        let mismatched = mismatched.open(&sealing()).unwrap();
         assert!(matches!(mismatched.signer(), Err(JwtError::KeyEncoding(_))));
         assert!(matches!(
             mismatched.public_jwk(),
+            Err(JwtError::KeyEncoding(_))
+        ));
+
+        let empty: StoredKeyPair = serde_json::from_value(
+            json!({"kid": ed_key().kid, "algorithm": "EdDSA", "created_at": NOW}),
+        )
+        .unwrap();
+        assert!(matches!(
+            empty.open(&sealing()),
             Err(JwtError::KeyEncoding(_))
         ));
     }

@@ -16,6 +16,7 @@ mod mfa;
 mod operator_api;
 mod operator_users;
 mod registration;
+mod token_hardening;
 mod tokens;
 mod web_ui;
 mod webauthn;

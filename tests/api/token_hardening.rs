@@ -1,0 +1,226 @@
+//! The security review's token findings (issue 17), each attack replayed
+//! through the real server: signing keys in clear in the database file.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{TestServer, FAST_HASHING, RELAXED_LIMITS};
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Fails if `file` holds anything that looks like a private key in clear:
+/// the field earlier versions stored it in, or the PKCS#8 prefix of an RSA
+/// or Ed25519 key, as DER or as the base64 of a DER document. The needles
+/// are long enough that sealed (random-looking) bytes never match by chance.
+fn assert_no_private_key_in_clear(file: &[u8]) {
+    let needles: [(&str, &[u8]); 5] = [
+        ("the clear key field", b"private_key_pkcs8"),
+        (
+            "RSA PKCS#8 DER",
+            &[
+                0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01,
+                0x01, 0x01, 0x05, 0x00,
+            ],
+        ),
+        ("RSA PKCS#8 DER in base64", b"ADANBgkqhkiG9w0BAQEFAASC"),
+        (
+            "Ed25519 PKCS#8 DER",
+            &[
+                0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+            ],
+        ),
+        ("Ed25519 PKCS#8 DER in base64", b"BQYDK2VwBCIE"),
+    ];
+    for (what, needle) in needles {
+        assert!(!contains(file, needle), "the database file holds {what}");
+    }
+}
+
+fn database_bytes(data_dir: &std::path::Path) -> Vec<u8> {
+    std::fs::read(data_dir.join("authd.redb")).expect("database file")
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn part_of(token: &str, index: usize) -> Value {
+    let part = token.split('.').nth(index).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("b64url")).expect("json")
+}
+
+fn kid_of(token: &str) -> String {
+    part_of(token, 0)["kid"].as_str().expect("kid").to_owned()
+}
+
+async fn account_status(server: &TestServer, bearer: &str) -> StatusCode {
+    server
+        .get("/api/account")
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .expect("account")
+        .status()
+}
+
+async fn published_kids(server: &TestServer) -> Vec<String> {
+    let jwks = server.get_json("/.well-known/jwks.json").await;
+    jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid").to_owned())
+        .collect()
+}
+
+/// An Ed25519 key made by the test, so that it knows the private half.
+struct KnownKey {
+    kid: String,
+    x: String,
+    pkcs8_der: Vec<u8>,
+    seed: [u8; 32],
+}
+
+impl KnownKey {
+    fn generate() -> KnownKey {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        use sha2::Digest;
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let x = b64url(key.verifying_key().as_bytes());
+        // RFC 7638, as authd names its keys.
+        let kid = b64url(&sha2::Sha256::digest(
+            format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#).as_bytes(),
+        ));
+        KnownKey {
+            kid,
+            x,
+            pkcs8_der: key.to_pkcs8_der().expect("der").as_bytes().to_vec(),
+            seed: key.to_bytes(),
+        }
+    }
+
+    /// Signs `claims` with this key.
+    fn sign(&self, claims: &Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &jsonwebtoken::EncodingKey::from_ed_der(&self.pkcs8_der),
+        )
+        .expect("sign")
+    }
+
+    /// Writes this key into a stopped server's database the way versions
+    /// before sealing did (`"private_key_pkcs8": <base64 PKCS#8 DER>`) and
+    /// makes it the signer.
+    fn install_in_clear(&self, data_dir: &std::path::Path) {
+        const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+        const SIGNING_KEYS: redb::TableDefinition<&str, &[u8]> =
+            redb::TableDefinition::new("signing_keys");
+        let record = json!({
+            "key": {
+                "kid": self.kid,
+                "algorithm": "EdDSA",
+                "private_key_pkcs8": STANDARD.encode(&self.pkcs8_der),
+                "created_at": 1_700_000_000,
+            },
+            "rotated_out_at": null,
+            "retire_after": null,
+        });
+        let database = redb::Database::open(data_dir.join("authd.redb")).expect("open");
+        let txn = database.begin_write().expect("txn");
+        {
+            let mut keys = txn.open_table(SIGNING_KEYS).expect("signing keys");
+            keys.insert(self.kid.as_str(), record.to_string().as_bytes())
+                .expect("insert");
+            let mut meta = txn.open_table(META).expect("meta");
+            meta.insert("active_signing_kid", json!(self.kid).to_string().as_bytes())
+                .expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+}
+
+const EDDSA: &str = "[tokens]\nsigning_alg = \"EdDSA\"\n";
+
+#[tokio::test]
+async fn the_database_file_never_holds_a_signing_key_in_clear() {
+    let server = TestServer::spawn_fast().await;
+    server.register_ok("kit@example.com").await;
+    let tokens = server.login_ok("kit@example.com").await;
+    let access = tokens["access_token"].as_str().expect("access");
+    assert_eq!(part_of(access, 0)["alg"], "RS256");
+    // One key of each algorithm.
+    let rotated = server
+        .operator(Method::POST, "/v1/keys/rotate?alg=EdDSA")
+        .send()
+        .await
+        .expect("rotate");
+    assert_eq!(rotated.status(), StatusCode::CREATED);
+    assert_eq!(published_kids(&server).await.len(), 2);
+    let data_dir = server.data_dir();
+    let (_dir, _config) = server.stop();
+    assert_no_private_key_in_clear(&database_bytes(&data_dir));
+}
+
+#[tokio::test]
+async fn a_database_with_a_key_in_clear_comes_up_sealed_and_the_key_still_verifies_and_signs() {
+    let server =
+        TestServer::spawn_with(&format!("{FAST_HASHING}\n{RELAXED_LIMITS}\n{EDDSA}")).await;
+    server.register_ok("lou@example.com").await;
+    let before = server.login_ok("lou@example.com").await;
+    let first_access = before["access_token"].as_str().expect("access").to_owned();
+    let data_dir = server.data_dir();
+    let (dir, config) = server.stop();
+
+    // The file as a version before sealing would have left it.
+    let known = KnownKey::generate();
+    known.install_in_clear(&data_dir);
+    let der_base64 = STANDARD.encode(&known.pkcs8_der);
+    assert!(contains(&database_bytes(&data_dir), der_base64.as_bytes()));
+    // A token that key signed for a live session before the upgrade.
+    let mut claims = part_of(&first_access, 1);
+    claims["jti"] = json!("signed-before-the-upgrade");
+    let signed_before = known.sign(&claims);
+
+    let server = TestServer::start(dir, config, &[]).await;
+    let file = database_bytes(&data_dir);
+    assert_no_private_key_in_clear(&file);
+    assert!(!contains(&file, der_base64.as_bytes()));
+    assert!(!contains(&file, &known.pkcs8_der));
+    assert!(!contains(&file, &known.seed), "not even the bare key");
+    assert!(!data_dir.join("authd.redb.rewrite").exists());
+
+    let jwks = server.get_json("/.well-known/jwks.json").await;
+    let published = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == known.kid.as_str())
+        .expect("the sealed key is still published")
+        .clone();
+    assert_eq!(published["x"], known.x.as_str());
+    assert_eq!(
+        account_status(&server, &signed_before).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        account_status(&server, &first_access).await,
+        StatusCode::OK,
+        "tokens of the other key too"
+    );
+    let after = server.login_ok("lou@example.com").await;
+    let new_access = after["access_token"].as_str().expect("access");
+    assert_eq!(kid_of(new_access), known.kid, "the sealed key signs");
+    assert_eq!(account_status(&server, new_access).await, StatusCode::OK);
+
+    let sealed = server.audit_events("type=key.sealed").await;
+    assert_eq!(sealed.len(), 1);
+    assert_eq!(sealed[0]["details"]["kids"], json!([known.kid]));
+    assert!(server.logs().contains("rewrote the database file"));
+}
