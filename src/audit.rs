@@ -50,6 +50,9 @@ pub enum AuditKind {
     KeyRotated,
     #[serde(rename = "key.retired")]
     KeyRetired,
+    /// Dropped at once by the operator (compromise), whatever its window.
+    #[serde(rename = "key.revoked")]
+    KeyRevoked,
     /// Keys an earlier version stored in clear were sealed at start.
     #[serde(rename = "key.sealed")]
     KeySealed,

@@ -627,6 +627,16 @@ impl Verifier {
         token: &str,
         expect: &Expectations<'_>,
     ) -> Result<T, JwtError> {
+        self.verify_with_kid(token, expect)
+            .map(|(claims, _)| claims)
+    }
+
+    /// [`Verifier::verify`], also naming the key that signed the token.
+    pub fn verify_with_kid<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        expect: &Expectations<'_>,
+    ) -> Result<(T, String), JwtError> {
         let header = read_header(token)?;
         let kid = header.kid.ok_or(JwtError::UnknownKey)?;
         let entry = self.keys.get(&kid).ok_or(JwtError::UnknownKey)?;
@@ -639,7 +649,13 @@ impl Verifier {
             .map_err(|error| map_decode_error(error.kind()))?;
         let claims = data.claims;
         check_claims(&claims, expect)?;
-        serde_json::from_value(claims).map_err(|_| JwtError::ClaimsShape)
+        let claims = serde_json::from_value(claims).map_err(|_| JwtError::ClaimsShape)?;
+        Ok((claims, kid))
+    }
+
+    /// Whether tokens signed by `kid` can still verify.
+    pub fn knows(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
     }
 }
 
@@ -986,6 +1002,18 @@ mod tests {
             assert_eq!(signer.kid(), key.kid);
             assert_eq!(signer.algorithm(), key.algorithm);
         }
+    }
+
+    #[test]
+    fn verification_names_the_key_that_signed_and_the_verifier_knows_its_keys() {
+        for key in keys() {
+            let (_, kid) = verifier()
+                .verify_with_kid::<Value>(&sign(key, &claims()), &expect())
+                .unwrap();
+            assert_eq!(kid, key.kid);
+            assert!(verifier().knows(&key.kid));
+        }
+        assert!(!verifier().knows("another-kid"));
     }
 
     #[test]

@@ -21,6 +21,12 @@
 //! them, and has the store rewrite the file so that no freed page keeps the
 //! clear copy. A secret the keys were not sealed with stops the start with
 //! an error naming `server.secret` rather than quietly making new keys.
+//!
+//! Revocation (a key is compromised) drops a key at once, whatever its
+//! window: from the JWKS, from verification (tokens it signed fail on the
+//! next request, cached verifications included) and from the database. If it
+//! was the signer, a new key is made and installed in the same transaction,
+//! so there is always a signer.
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -69,7 +75,7 @@ pub struct KeyRing {
     /// Held by whatever changes the key set or rebuilds the state, from its
     /// write through its read of the store to publishing the state: a state
     /// built from an older read must never replace a newer one (it could
-    /// drop a new signer, or bring back a key that left).
+    /// drop a new signer, or bring a revoked key back).
     changes: Arc<Mutex<()>>,
 }
 
@@ -77,6 +83,15 @@ fn one_at_a_time(changes: &Mutex<()>) -> MutexGuard<'_, ()> {
     changes
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What `DELETE /v1/keys/{kid}` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevokedKey {
+    pub revoked_kid: String,
+    /// The signer after the revocation: a new key if the revoked one signed.
+    pub active_kid: String,
+    pub replaced_signer: bool,
 }
 
 /// A key as `GET /v1/keys` shows it: never the private part.
@@ -296,6 +311,78 @@ impl KeyRing {
             .into_iter()
             .find(|k| k.kid == kid)
             .ok_or_else(|| internal("the new key vanished"))
+    }
+
+    /// Drops `kid` at once (it is compromised): from the JWKS, from
+    /// verification and from the database, whatever its window. A signer is
+    /// first replaced by a new key of its algorithm, in the same transaction.
+    pub async fn revoke(&self, kid: String, origin: RequestOrigin) -> ServiceResult<RevokedKey> {
+        // Also waits for the first key, so that it cannot land after this.
+        let signer = self.snapshot().await?.signer.clone();
+        let now = clock::now();
+        // Made before the transaction (RSA takes a while), and only if the
+        // key signs: a key that is not the signer cannot become it again,
+        // since only new keys are ever made the signer.
+        let replacement = if signer.kid() == kid {
+            Some(self.generate(signer.algorithm(), now).await?)
+        } else {
+            None
+        };
+        let revoked = self
+            .change(move |store| {
+                store.write(move |txn| {
+                    let key = txn
+                        .signing_keys()?
+                        .into_iter()
+                        .find(|k| k.key.kid == kid)
+                        .ok_or(ServiceError::NotFound("key"))?;
+                    let active = txn
+                        .active_signing_kid()?
+                        .ok_or_else(|| internal("no active signing key"))?;
+                    let replaced_signer = active == kid;
+                    let active_kid = if replaced_signer {
+                        let new_key = replacement
+                            .ok_or_else(|| internal("the key to revoke became the signer"))?;
+                        txn.put_signing_key(&new_key)?;
+                        txn.set_active_signing_kid(&new_key.key.kid)?;
+                        txn.audit(
+                            AuditRecord::new(AuditKind::KeyCreated, now, &origin)
+                                .reason("signer_revoked")
+                                .details(serde_json::json!({
+                                    "kid": new_key.key.kid,
+                                    "alg": new_key.key.algorithm,
+                                    "previous_kid": kid,
+                                })),
+                        )?;
+                        new_key.key.kid
+                    } else {
+                        active
+                    };
+                    txn.delete_signing_key(&kid)?;
+                    txn.audit(
+                        AuditRecord::new(AuditKind::KeyRevoked, now, &origin)
+                            .reason("operator")
+                            .details(serde_json::json!({
+                                "kid": kid,
+                                "alg": key.key.algorithm,
+                                "was_signer": replaced_signer,
+                                "active_kid": active_kid,
+                            })),
+                    )?;
+                    Ok::<_, ServiceError>(RevokedKey {
+                        revoked_kid: kid,
+                        active_kid,
+                        replaced_signer,
+                    })
+                })
+            })
+            .await?;
+        tracing::warn!(
+            kid = %revoked.revoked_kid,
+            active_kid = %revoked.active_kid,
+            "signing key revoked"
+        );
+        Ok(revoked)
     }
 
     /// A new sealed key, made on the blocking pool.

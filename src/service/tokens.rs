@@ -95,37 +95,50 @@ pub struct TokenSet {
 /// Access tokens that verified, by the SHA-256 of the whole token, until
 /// they expire. An RS256 verification costs ~130 µs of CPU; a lookup ~1 µs.
 /// Only the signature and claims checks are remembered — the session is
-/// still read on every request, so revocation is seen at once. Bounded: at
+/// still read on every request, so revocation is seen at once — with the
+/// key that signed, which must still be one the verifier knows: a revoked
+/// key's tokens fail on their next request, remembered or not. Bounded: at
 /// capacity, expired entries go, and if that is not enough, all of them.
 #[derive(Default)]
-pub struct VerifiedTokens(std::sync::Mutex<std::collections::HashMap<[u8; 32], AccessClaims>>);
+pub struct VerifiedTokens(std::sync::Mutex<std::collections::HashMap<[u8; 32], VerifiedToken>>);
+
+struct VerifiedToken {
+    kid: String,
+    claims: AccessClaims,
+}
 
 const VERIFIED_TOKENS_CAPACITY: usize = 16_384;
 
 impl VerifiedTokens {
-    fn get(&self, digest: &[u8; 32], now: UnixSeconds) -> Option<AccessClaims> {
+    fn get(
+        &self,
+        digest: &[u8; 32],
+        now: UnixSeconds,
+        key_is_known: impl FnOnce(&str) -> bool,
+    ) -> Option<AccessClaims> {
         let cache = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache
             .get(digest)
-            .filter(|claims| claims.nbf <= now && now < claims.exp)
-            .cloned()
+            .filter(|entry| entry.claims.nbf <= now && now < entry.claims.exp)
+            .filter(|entry| key_is_known(&entry.kid))
+            .map(|entry| entry.claims.clone())
     }
 
-    fn insert(&self, digest: [u8; 32], claims: AccessClaims, now: UnixSeconds) {
+    fn insert(&self, digest: [u8; 32], kid: String, claims: AccessClaims, now: UnixSeconds) {
         let mut cache = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.len() >= VERIFIED_TOKENS_CAPACITY {
-            cache.retain(|_, claims| now < claims.exp);
+            cache.retain(|_, entry| now < entry.claims.exp);
             if cache.len() >= VERIFIED_TOKENS_CAPACITY {
                 cache.clear();
             }
         }
-        cache.insert(digest, claims);
+        cache.insert(digest, VerifiedToken { kid, claims });
     }
 }
 
@@ -253,14 +266,15 @@ impl Services {
         now: UnixSeconds,
     ) -> ServiceResult<AccessClaims> {
         let digest = crypto::sha256(token.as_bytes());
-        if let Some(claims) = self.verified_tokens.get(&digest, now) {
+        let verifier = self.keys.verifier().await?;
+        if let Some(claims) = self
+            .verified_tokens
+            .get(&digest, now, |kid| verifier.knows(kid))
+        {
             return Ok(claims);
         }
-        let claims: AccessClaims = self
-            .keys
-            .verifier()
-            .await?
-            .verify(
+        let (claims, kid): (AccessClaims, String) = verifier
+            .verify_with_kid(
                 token,
                 &Expectations {
                     issuer: &self.config.server.public_url,
@@ -271,7 +285,8 @@ impl Services {
                 },
             )
             .map_err(|_| ServiceError::InvalidToken)?;
-        self.verified_tokens.insert(digest, claims.clone(), now);
+        self.verified_tokens
+            .insert(digest, kid, claims.clone(), now);
         Ok(claims)
     }
 
@@ -366,10 +381,23 @@ mod tests {
     #[test]
     fn a_remembered_token_is_only_good_until_it_expires() {
         let cache = VerifiedTokens::default();
-        cache.insert([1; 32], claims(100), 10);
-        assert!(cache.get(&[1; 32], 99).is_some());
-        assert!(cache.get(&[1; 32], 100).is_none(), "expired");
-        assert!(cache.get(&[2; 32], 50).is_none(), "never verified");
+        cache.insert([1; 32], "k".into(), claims(100), 10);
+        assert!(cache.get(&[1; 32], 99, |_| true).is_some());
+        assert!(cache.get(&[1; 32], 100, |_| true).is_none(), "expired");
+        assert!(
+            cache.get(&[2; 32], 50, |_| true).is_none(),
+            "never verified"
+        );
+    }
+
+    #[test]
+    fn a_remembered_token_is_only_good_while_its_key_is_known() {
+        let cache = VerifiedTokens::default();
+        cache.insert([1; 32], "kept".into(), claims(100), 10);
+        cache.insert([2; 32], "revoked".into(), claims(100), 10);
+        let known = |kid: &str| kid == "kept";
+        assert!(cache.get(&[1; 32], 50, known).is_some());
+        assert!(cache.get(&[2; 32], 50, known).is_none());
     }
 
     #[test]
@@ -378,7 +406,7 @@ mod tests {
         for n in 0..(VERIFIED_TOKENS_CAPACITY as u32 * 2 + 7) {
             let mut digest = [0; 32];
             digest[..4].copy_from_slice(&n.to_be_bytes());
-            cache.insert(digest, claims(1_000), 10);
+            cache.insert(digest, String::new(), claims(1_000), 10);
         }
         let size = cache.0.lock().map(|c| c.len()).unwrap_or(usize::MAX);
         assert!(size <= VERIFIED_TOKENS_CAPACITY, "{size}");

@@ -1,5 +1,6 @@
 //! The security review's token findings (issue 17), each attack replayed
-//! through the real server: signing keys in clear in the database file.
+//! through the real server: signing keys in clear in the database file, and
+//! the operator's way to drop a compromised key.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -65,6 +66,17 @@ async fn account_status(server: &TestServer, bearer: &str) -> StatusCode {
         .await
         .expect("account")
         .status()
+}
+
+async fn introspect(server: &TestServer, token: &str) -> Value {
+    let response = server
+        .operator(Method::POST, "/oauth/introspect")
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("introspect");
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("json")
 }
 
 async fn published_kids(server: &TestServer) -> Vec<String> {
@@ -223,4 +235,122 @@ async fn a_database_with_a_key_in_clear_comes_up_sealed_and_the_key_still_verifi
     assert_eq!(sealed.len(), 1);
     assert_eq!(sealed[0]["details"]["kids"], json!([known.kid]));
     assert!(server.logs().contains("rewrote the database file"));
+}
+
+#[tokio::test]
+async fn a_revoked_key_leaves_the_jwks_and_its_tokens_fail_at_once() {
+    let server = TestServer::spawn_fast().await;
+    server.register_ok("max@example.com").await;
+    let first = server.login_ok("max@example.com").await;
+    let first_access = first["access_token"].as_str().expect("access");
+    let first_kid = kid_of(first_access);
+    // Verified once, so that authd remembers it.
+    assert_eq!(account_status(&server, first_access).await, StatusCode::OK);
+
+    let rotated: Value = server
+        .operator(Method::POST, "/v1/keys/rotate")
+        .send()
+        .await
+        .expect("rotate")
+        .json()
+        .await
+        .expect("json");
+    let second_kid = rotated["kid"].as_str().expect("kid").to_owned();
+    let second = server.login_ok("max@example.com").await;
+    let second_access = second["access_token"].as_str().expect("access");
+    assert_eq!(kid_of(second_access), second_kid);
+    assert_eq!(published_kids(&server).await.len(), 2);
+
+    let path = format!("/v1/keys/{first_kid}");
+    let anonymous = server
+        .client
+        .delete(server.url(&path))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(published_kids(&server).await.len(), 2, "nothing changed");
+
+    // A key that is no longer the signer: dropped, the signer stays.
+    let response = server
+        .operator(Method::DELETE, &path)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(
+        body,
+        json!({"revoked_kid": first_kid, "active_kid": second_kid, "replaced_signer": false})
+    );
+    assert_eq!(published_kids(&server).await, [second_kid.as_str()]);
+    assert_eq!(
+        account_status(&server, first_access).await,
+        StatusCode::UNAUTHORIZED,
+        "a remembered verification does not outlive its key"
+    );
+    assert_eq!(
+        introspect(&server, first_access).await,
+        json!({"active": false})
+    );
+    assert_eq!(account_status(&server, second_access).await, StatusCode::OK);
+    let listed = server.operator_get("/v1/keys").await;
+    assert!(listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .all(|k| k["kid"] != first_kid.as_str()));
+    let again = server
+        .operator(Method::DELETE, &path)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+
+    // The signer itself: a new key signs from then on, never none.
+    let response = server
+        .operator(Method::DELETE, &format!("/v1/keys/{second_kid}"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["revoked_kid"], second_kid.as_str());
+    assert_eq!(body["replaced_signer"], true);
+    let third_kid = body["active_kid"].as_str().expect("kid").to_owned();
+    assert!(third_kid != first_kid && third_kid != second_kid);
+    assert_eq!(published_kids(&server).await, [third_kid.as_str()]);
+    assert_eq!(
+        account_status(&server, second_access).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // A compromised key is not a compromised session: refresh still works.
+    let refreshed = server
+        .post("/oauth/token")
+        .form(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                second["refresh_token"].as_str().expect("refresh"),
+            ),
+        ])
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let refreshed: Value = refreshed.json().await.expect("json");
+    let third_access = refreshed["access_token"].as_str().expect("access");
+    assert_eq!(kid_of(third_access), third_kid);
+    assert_eq!(account_status(&server, third_access).await, StatusCode::OK);
+
+    let revoked = server.audit_events("type=key.revoked").await;
+    assert_eq!(revoked.len(), 2);
+    assert_eq!(revoked[0]["details"]["kid"], second_kid.as_str());
+    assert_eq!(revoked[0]["details"]["was_signer"], true);
+    assert_eq!(revoked[1]["details"]["kid"], first_kid.as_str());
+
+    // Committed before the answer: a restart does not bring them back.
+    let (dir, config) = server.stop();
+    let server = TestServer::start(dir, config, &[]).await;
+    assert_eq!(published_kids(&server).await, [third_kid]);
 }
