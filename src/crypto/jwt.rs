@@ -12,6 +12,10 @@
 //! never written to `Debug` output or error messages. Its storage form,
 //! [`StoredKeyPair`], carries it only sealed with a key derived from the
 //! server secret: a copy of the database alone cannot sign tokens.
+//!
+//! Tokens say what they are in the header `typ`: access tokens `at+jwt`
+//! (RFC 9068), ID tokens `JWT`. Verification states the type it expects and
+//! refuses the other, so an ID token is never taken for an access token.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -90,6 +94,9 @@ pub enum JwtError {
     /// A public JWK given to the verifier is unusable.
     #[error("public key is unusable: {0}")]
     InvalidPublicKey(&'static str),
+    /// The header `typ` is absent or names another kind of token.
+    #[error("token is not of the expected type")]
+    WrongType,
     /// A stored private key could not be sealed, or opened with this
     /// server's secret.
     #[error("signing key cannot be sealed or opened: {0}")]
@@ -122,6 +129,36 @@ impl KeyAlgorithm {
             KeyAlgorithm::RS256 => Algorithm::RS256,
             KeyAlgorithm::EdDSA => Algorithm::EdDSA,
         }
+    }
+}
+
+/// What a token is, as its header `typ` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenType {
+    /// An OAuth access token: `typ: at+jwt` (RFC 9068 §2.1).
+    Access,
+    /// An OpenID Connect ID token: `typ: JWT`.
+    Id,
+}
+
+impl TokenType {
+    /// The `typ` value written into the header.
+    pub fn header_value(self) -> &'static str {
+        match self {
+            TokenType::Access => "at+jwt",
+            TokenType::Id => "JWT",
+        }
+    }
+
+    /// `typ` is a media type: case-insensitive, and `application/` may be
+    /// left out (RFC 7515 §4.1.9), so `application/at+jwt` is an access token
+    /// too (RFC 9068 §4).
+    fn is_named_by(self, typ: &str) -> bool {
+        let bare = match typ.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+            _ => typ,
+        };
+        bare.eq_ignore_ascii_case(self.header_value())
     }
 }
 
@@ -341,12 +378,17 @@ impl KeyPair {
                 EncodingKey::from_ed_der(self.private_key.as_bytes())
             }
         };
-        let mut header = Header::new(self.algorithm.jwt_algorithm());
-        header.kid = Some(self.kid.clone());
+        let header = |token_type: TokenType| {
+            let mut header = Header::new(self.algorithm.jwt_algorithm());
+            header.kid = Some(self.kid.clone());
+            header.typ = Some(token_type.header_value().to_owned());
+            header
+        };
         Ok(Signer {
             kid: self.kid.clone(),
             algorithm: self.algorithm,
-            header,
+            access_header: header(TokenType::Access),
+            id_header: header(TokenType::Id),
             key,
         })
     }
@@ -537,7 +579,9 @@ fn thumbprint(params: &JwkParams) -> String {
 pub struct Signer {
     kid: String,
     algorithm: KeyAlgorithm,
-    header: Header,
+    // Built once: a header per token type, so signing never assembles one.
+    access_header: Header,
+    id_header: Header,
     key: EncodingKey,
 }
 
@@ -552,9 +596,18 @@ impl Signer {
         self.algorithm
     }
 
-    /// Signs `claims` into a compact JWT with header `{"typ":"JWT","alg":..,"kid":..}`.
-    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, JwtError> {
-        jsonwebtoken::encode(&self.header, claims, &self.key).map_err(|error| match error.kind() {
+    /// Signs `claims` into a compact JWT with header
+    /// `{"typ":"at+jwt"|"JWT","alg":..,"kid":..}` as `token_type` says.
+    pub fn sign<T: Serialize>(
+        &self,
+        token_type: TokenType,
+        claims: &T,
+    ) -> Result<String, JwtError> {
+        let header = match token_type {
+            TokenType::Access => &self.access_header,
+            TokenType::Id => &self.id_header,
+        };
+        jsonwebtoken::encode(header, claims, &self.key).map_err(|error| match error.kind() {
             ErrorKind::Json(_) => JwtError::Signing("claims could not be serialized"),
             _ => JwtError::Signing("the key could not produce a signature"),
         })
@@ -574,6 +627,8 @@ impl fmt::Debug for Signer {
 /// What a token must say about itself to be accepted.
 #[derive(Debug, Clone, Copy)]
 pub struct Expectations<'a> {
+    /// The kind of token the header `typ` must name.
+    pub token_type: TokenType,
     /// The exact `iss` value required.
     pub issuer: &'a str,
     /// The audience that `aud` must name (as the string or inside the array).
@@ -620,8 +675,9 @@ impl Verifier {
     /// Verifies `token` and returns its claims as `T`.
     ///
     /// The key is chosen by the header `kid`; the header `alg` must be that
-    /// key's algorithm; the signature must verify; then `exp`, `nbf`, `iat`,
-    /// `iss` and `aud` are checked against `expect`.
+    /// key's algorithm; the signature must verify; the header `typ` must name
+    /// the expected type; then `exp`, `nbf`, `iat`, `iss` and `aud` are
+    /// checked against `expect`.
     pub fn verify<T: DeserializeOwned>(
         &self,
         token: &str,
@@ -647,6 +703,15 @@ impl Verifier {
         }
         let data = jsonwebtoken::decode::<Value>(token, &entry.key, &entry.validation)
             .map_err(|error| map_decode_error(error.kind()))?;
+        // Every token authd signs says its type, and one key signs both
+        // kinds, so the signature alone does not tell an ID token from an
+        // access token: the type does.
+        if !header
+            .typ
+            .is_some_and(|typ| expect.token_type.is_named_by(&typ))
+        {
+            return Err(JwtError::WrongType);
+        }
         let claims = data.claims;
         check_claims(&claims, expect)?;
         let claims = serde_json::from_value(claims).map_err(|_| JwtError::ClaimsShape)?;
@@ -742,9 +807,11 @@ fn signature_only_validation(algorithm: KeyAlgorithm) -> Validation {
 struct TokenHeader {
     alg: String,
     kid: Option<String>,
+    typ: Option<String>,
 }
 
-/// Reads the unverified header, only to pick a key and to compare `alg`.
+/// Reads the unverified header, only to pick a key and to compare `alg` and
+/// `typ`.
 fn read_header(token: &str) -> Result<TokenHeader, JwtError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(JwtError::Malformed("token is too long"));
@@ -780,7 +847,12 @@ fn read_header(token: &str) -> Result<TokenHeader, JwtError> {
         Some(Value::String(kid)) => Some(kid.clone()),
         Some(_) => return Err(JwtError::Malformed("header kid is not a string")),
     };
-    Ok(TokenHeader { alg, kid })
+    let typ = match members.get("typ") {
+        None => None,
+        Some(Value::String(typ)) => Some(typ.clone()),
+        Some(_) => return Err(JwtError::Malformed("header typ is not a string")),
+    };
+    Ok(TokenHeader { alg, kid, typ })
 }
 
 fn map_decode_error(kind: &ErrorKind) -> JwtError {
@@ -915,6 +987,7 @@ mod tests {
 
     fn expect() -> Expectations<'static> {
         Expectations {
+            token_type: TokenType::Access,
             issuer: ISSUER,
             audience: AUDIENCE,
             now: NOW,
@@ -939,11 +1012,22 @@ mod tests {
     }
 
     fn sign(key: &KeyPair, claims: &Value) -> String {
-        key.signer().unwrap().sign(claims).unwrap()
+        key.signer()
+            .unwrap()
+            .sign(TokenType::Access, claims)
+            .unwrap()
     }
 
     fn sealing() -> SealingKey {
         SealingKey::derive(&[7; 32], "authd/signing-keys/test")
+    }
+
+    /// A token signed by `key` with the header `typ` set to `typ` (or none).
+    fn sign_with_typ(key: &KeyPair, typ: Option<&str>) -> String {
+        let mut header = Header::new(key.algorithm.jwt_algorithm());
+        header.kid = Some(key.kid.clone());
+        header.typ = typ.map(str::to_owned);
+        jsonwebtoken::encode(&header, &claims(), &key.signer().unwrap().key).unwrap()
     }
 
     fn verify(token: &str) -> Result<Value, JwtError> {
@@ -988,19 +1072,85 @@ mod tests {
     }
 
     #[test]
-    fn signed_header_names_the_algorithm_the_jwt_type_and_the_key_id() {
+    fn signed_header_names_the_algorithm_the_token_type_and_the_key_id() {
         for key in keys() {
-            let token = sign(key, &claims());
-            let header: Value =
-                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&segments(&token)[0]).unwrap())
-                    .unwrap();
-            assert_eq!(
-                header,
-                json!({"alg": key.algorithm.as_str(), "typ": "JWT", "kid": key.kid})
-            );
             let signer = key.signer().unwrap();
+            for (token_type, typ) in [(TokenType::Access, "at+jwt"), (TokenType::Id, "JWT")] {
+                let token = signer.sign(token_type, &claims()).unwrap();
+                let header: Value =
+                    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&segments(&token)[0]).unwrap())
+                        .unwrap();
+                assert_eq!(
+                    header,
+                    json!({"alg": key.algorithm.as_str(), "typ": typ, "kid": key.kid})
+                );
+            }
             assert_eq!(signer.kid(), key.kid);
             assert_eq!(signer.algorithm(), key.algorithm);
+        }
+    }
+
+    #[test]
+    fn an_id_token_is_refused_where_an_access_token_is_expected_and_the_reverse() {
+        for key in keys() {
+            let signer = key.signer().unwrap();
+            let id = signer.sign(TokenType::Id, &claims()).unwrap();
+            assert_eq!(verify(&id), Err(JwtError::WrongType));
+            let access = signer.sign(TokenType::Access, &claims()).unwrap();
+            let expect_id = Expectations {
+                token_type: TokenType::Id,
+                ..expect()
+            };
+            assert_eq!(
+                verifier().verify::<Value>(&access, &expect_id),
+                Err(JwtError::WrongType)
+            );
+            assert!(verifier().verify::<Value>(&id, &expect_id).is_ok());
+        }
+    }
+
+    #[test]
+    fn typ_is_compared_as_a_media_type_and_must_be_present() {
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/At+Jwt",
+        ] {
+            assert!(
+                verify(&sign_with_typ(ed_key(), Some(typ))).is_ok(),
+                "{typ} is an access token"
+            );
+        }
+        for typ in [
+            None,
+            Some("JWT"),
+            Some("jwt"),
+            Some("application/jwt"),
+            Some(""),
+            Some("at+jwt "),
+            Some("at+jwt2"),
+            Some("application/"),
+            Some("x-at+jwt"),
+        ] {
+            assert_eq!(
+                verify(&sign_with_typ(rsa_key(), typ)),
+                Err(JwtError::WrongType),
+                "{typ:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn typ_that_is_not_a_string_is_malformed() {
+        let payload = b64(claims().to_string().as_bytes());
+        for typ in [json!(1), json!(["at+jwt"]), json!(null)] {
+            let header = json!({"alg": "EdDSA", "kid": ed_key().kid, "typ": typ});
+            let token = format!("{}.{payload}.AAAA", b64(header.to_string().as_bytes()));
+            assert!(
+                matches!(verify(&token), Err(JwtError::Malformed(_))),
+                "{typ}"
+            );
         }
     }
 
@@ -1499,7 +1649,7 @@ mod tests {
     fn payload_that_is_not_a_json_object_is_malformed_even_when_signed() {
         let signer = ed_key().signer().unwrap();
         for payload in [json!("just a string"), json!([1, 2, 3]), json!(null)] {
-            let token = signer.sign(&payload).unwrap();
+            let token = signer.sign(TokenType::Access, &payload).unwrap();
             assert!(
                 matches!(verify(&token), Err(JwtError::Malformed(_))),
                 "{payload}"
@@ -1807,9 +1957,9 @@ mod tests {
             let signer = key.signer().unwrap();
             let claims = claims();
             let signs = per_second(|| {
-                std::hint::black_box(signer.sign(&claims).unwrap());
+                std::hint::black_box(signer.sign(TokenType::Access, &claims).unwrap());
             });
-            let token = signer.sign(&claims).unwrap();
+            let token = signer.sign(TokenType::Access, &claims).unwrap();
             let verifies = per_second(|| {
                 std::hint::black_box(verifier.verify::<Value>(&token, &expect).unwrap());
             });

@@ -279,6 +279,7 @@ impl Services {
             failed_logins: 0,
             locked_until: None,
             mfa_enrolled: false,
+            email_verified: false,
             created_at: now,
             password_changed_at: Some(now),
         };

@@ -693,7 +693,11 @@ mod tests {
         ));
         let issuer = "http://localhost:9090";
         let claims = serde_json::json!({"iss": issuer, "aud": "authd", "sub": "u", "iat": now, "exp": now + 600});
-        let issued_before = key.signer().expect("signer").sign(&claims).expect("sign");
+        let issued_before = key
+            .signer()
+            .expect("signer")
+            .sign(crate::crypto::jwt::TokenType::Access, &claims)
+            .expect("sign");
 
         let (store, _) = Store::open(&path, 1 << 20, now).expect("open");
         let store = seal_keys_at_rest(store, &secret, now).expect("sealed");
@@ -733,6 +737,7 @@ mod tests {
             "the same key signs"
         );
         let expect = crate::crypto::jwt::Expectations {
+            token_type: crate::crypto::jwt::TokenType::Access,
             issuer,
             audience: "authd",
             now,

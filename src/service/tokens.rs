@@ -1,13 +1,22 @@
 //! The token set a login returns (RS256/EdDSA access JWT, opaque refresh
 //! token stored only as its SHA-256) and the check that turns a bearer access
 //! token back into an authenticated session.
+//!
+//! Access and ID tokens are signed by the same key, so they are kept apart
+//! by two things a resource server can check: the header `typ` (`at+jwt`
+//! for access tokens, RFC 9068; `JWT` for ID tokens) and the audience, which
+//! for an ID token is never `tokens.audience` — it is the `client_id`, or
+//! [`ID_TOKEN_AUDIENCE`] when the login named none.
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::{ServiceError, ServiceResult, Services};
 use crate::clock::UnixSeconds;
-use crate::crypto::{self, jwt::Expectations};
+use crate::crypto::{
+    self,
+    jwt::{Expectations, TokenType},
+};
 use crate::domain::{OrgId, Session, SessionId, User, UserId};
 use crate::store::{Queries, RefreshToken, WriteTxn};
 
@@ -22,6 +31,10 @@ pub struct AccessClaims {
     pub nbf: UnixSeconds,
     pub jti: String,
     pub email: String,
+    /// Self-registered emails are not verified (there is no verification
+    /// flow yet); tokens say so rather than let a client assume.
+    #[serde(default)]
+    pub email_verified: bool,
     pub roles: Vec<String>,
     pub org: OrgId,
     pub sid: SessionId,
@@ -43,13 +56,20 @@ pub struct IdClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     pub email: String,
+    pub email_verified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub sid: SessionId,
 }
 
+/// The `aud` of an ID token whose login named no `client_id`: the caller of
+/// `/login` itself. Not the issuer URL, which operators often choose as
+/// `tokens.audience` too; this value is refused as `tokens.audience` by the
+/// config, so an ID token never carries the access tokens' audience.
+pub use crate::config::ID_TOKEN_AUDIENCE;
+
 /// What a login asked for beyond the access token: `scope=openid` brings an
-/// ID token for `client_id` (else the configured audience), echoing `nonce`.
+/// ID token for `client_id` (else [`ID_TOKEN_AUDIENCE`]), echoing `nonce`.
 #[derive(Debug, Clone, Default)]
 pub struct TokenGrant {
     pub scope: Option<String>,
@@ -59,6 +79,18 @@ pub struct TokenGrant {
 }
 
 impl TokenGrant {
+    /// The ID token's audience: the client, but never `access_audience`.
+    /// A grant naming the access audience is refused when asked for
+    /// ([`Services::check_token_grant`]); one stored before that check
+    /// existed gets the first-party audience instead.
+    fn id_token_audience(&self, access_audience: &str) -> String {
+        self.client_id
+            .as_deref()
+            .filter(|client| *client != access_audience)
+            .unwrap_or(ID_TOKEN_AUDIENCE)
+            .to_owned()
+    }
+
     pub fn wants_id_token(&self) -> bool {
         self.scope
             .as_deref()
@@ -213,6 +245,7 @@ impl Services {
             nbf: now,
             jti: uuid::Uuid::new_v4().to_string(),
             email: user.email.as_str().to_owned(),
+            email_verified: user.email_verified,
             roles: user
                 .role_in(&session.org_id)
                 .map(|r| vec![r.as_str().to_owned()])
@@ -224,22 +257,22 @@ impl Services {
         let id = grant.wants_id_token().then(|| IdClaims {
             iss: self.config.server.public_url.clone(),
             sub: user.id,
-            aud: grant
-                .client_id
-                .clone()
-                .unwrap_or_else(|| self.config.tokens.audience.clone()),
+            aud: grant.id_token_audience(&self.config.tokens.audience),
             exp: now + self.config.tokens.id_ttl.as_secs() as i64,
             iat: now,
             auth_time: grant.auth_time,
             nonce: grant.nonce.clone(),
             email: user.email.as_str().to_owned(),
+            email_verified: user.email_verified,
             name: user.name.clone(),
             sid: session.id,
         });
         let signer = self.keys.signer().await?;
         let (access_token, id_token) = tokio::task::spawn_blocking(move || {
-            let access = signer.sign(&access)?;
-            let id = id.map(|claims| signer.sign(&claims)).transpose()?;
+            let access = signer.sign(TokenType::Access, &access)?;
+            let id = id
+                .map(|claims| signer.sign(TokenType::Id, &claims))
+                .transpose()?;
             Ok::<_, crate::crypto::jwt::JwtError>((access, id))
         })
         .await
@@ -277,6 +310,7 @@ impl Services {
             .verify_with_kid(
                 token,
                 &Expectations {
+                    token_type: TokenType::Access,
                     issuer: &self.config.server.public_url,
                     audience: &self.config.tokens.audience,
                     now,
@@ -288,6 +322,19 @@ impl Services {
         self.verified_tokens
             .insert(digest, kid, claims.clone(), now);
         Ok(claims)
+    }
+
+    /// Refuses, before any work, a grant whose ID token would carry the
+    /// access tokens' audience: a resource server checking only `aud` would
+    /// take it for an access token.
+    pub fn check_token_grant(&self, grant: &TokenGrant) -> ServiceResult<()> {
+        if grant.client_id.as_deref() == Some(self.config.tokens.audience.as_str()) {
+            return Err(ServiceError::field(
+                "client_id",
+                "must not be the access tokens' audience (tokens.audience)",
+            ));
+        }
+        Ok(())
     }
 
     /// A browser session's cookie: `<session id>.<secret>`, the secret
@@ -371,6 +418,7 @@ mod tests {
             nbf: 0,
             jti: "j".into(),
             email: "a@example.com".into(),
+            email_verified: false,
             roles: vec![],
             org: OrgId::random(),
             sid: SessionId::random(),
@@ -398,6 +446,20 @@ mod tests {
         let known = |kid: &str| kid == "kept";
         assert!(cache.get(&[1; 32], 50, known).is_some());
         assert!(cache.get(&[2; 32], 50, known).is_none());
+    }
+
+    #[test]
+    fn an_id_token_never_gets_the_access_audience() {
+        let grant = |client: Option<&str>| TokenGrant {
+            client_id: client.map(str::to_owned),
+            ..TokenGrant::default()
+        };
+        assert_eq!(grant(Some("grafana")).id_token_audience("authd"), "grafana");
+        assert_eq!(grant(None).id_token_audience("authd"), ID_TOKEN_AUDIENCE);
+        assert_eq!(
+            grant(Some("authd")).id_token_audience("authd"),
+            ID_TOKEN_AUDIENCE
+        );
     }
 
     #[test]

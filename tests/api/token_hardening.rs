@@ -1,13 +1,14 @@
 //! The security review's token findings (issue 17), each attack replayed
-//! through the real server: signing keys in clear in the database file, and
-//! the operator's way to drop a compromised key.
+//! through the real server: signing keys in clear in the database file (and
+//! the operator's way to drop a compromised key), and ID tokens that passed
+//! for access tokens.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{TestServer, FAST_HASHING, RELAXED_LIMITS};
+use crate::helpers::{TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS};
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
@@ -115,10 +116,11 @@ impl KnownKey {
         }
     }
 
-    /// Signs `claims` with this key.
-    fn sign(&self, claims: &Value) -> String {
+    /// Signs `claims` with this key, the header `typ` set to `typ`.
+    fn sign(&self, typ: &str, claims: &Value) -> String {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
+        header.typ = Some(typ.to_owned());
         jsonwebtoken::encode(
             &header,
             claims,
@@ -198,7 +200,7 @@ async fn a_database_with_a_key_in_clear_comes_up_sealed_and_the_key_still_verifi
     // A token that key signed for a live session before the upgrade.
     let mut claims = part_of(&first_access, 1);
     claims["jti"] = json!("signed-before-the-upgrade");
-    let signed_before = known.sign(&claims);
+    let signed_before = known.sign("at+jwt", &claims);
 
     let server = TestServer::start(dir, config, &[]).await;
     let file = database_bytes(&data_dir);
@@ -230,6 +232,22 @@ async fn a_database_with_a_key_in_clear_comes_up_sealed_and_the_key_still_verifi
     let new_access = after["access_token"].as_str().expect("access");
     assert_eq!(kid_of(new_access), known.kid, "the sealed key signs");
     assert_eq!(account_status(&server, new_access).await, StatusCode::OK);
+
+    // authd itself takes only an access token: the same claims and key,
+    // typed as anything else, are refused.
+    for typ in ["JWT", "jwt", "id_token+jwt", ""] {
+        claims["jti"] = json!(format!("typed-{typ}"));
+        assert_eq!(
+            account_status(&server, &known.sign(typ, &claims)).await,
+            StatusCode::UNAUTHORIZED,
+            "typ {typ:?}"
+        );
+    }
+    claims["jti"] = json!("typed-application");
+    assert_eq!(
+        account_status(&server, &known.sign("application/at+jwt", &claims)).await,
+        StatusCode::OK
+    );
 
     let sealed = server.audit_events("type=key.sealed").await;
     assert_eq!(sealed.len(), 1);
@@ -353,4 +371,107 @@ async fn a_revoked_key_leaves_the_jwks_and_its_tokens_fail_at_once() {
     let (dir, config) = server.stop();
     let server = TestServer::start(dir, config, &[]).await;
     assert_eq!(published_kids(&server).await, [third_kid]);
+}
+
+/// Runs `examples/verify_token.py` on `token`: its exit status and stderr.
+/// `None` when python3 with PyJWT is missing (outside CI only).
+async fn example_verifier(server: &TestServer, token: &str) -> Option<(bool, String)> {
+    let available = std::process::Command::new("python3")
+        .args(["-c", "import jwt, cryptography"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install pyjwt[crypto]"
+        );
+        eprintln!("skipped: python3 with PyJWT is not installed");
+        return None;
+    }
+    let (jwks_url, token) = (server.url("/.well-known/jwks.json"), token.to_owned());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/verify_token.py"
+            ))
+            .arg(jwks_url)
+            .arg(token)
+            .output()
+            .expect("python3")
+    })
+    .await
+    .expect("join");
+    Some((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+#[tokio::test]
+async fn an_id_token_is_never_taken_for_an_access_token() {
+    let server = TestServer::spawn_fast().await;
+    server.register_ok("oli@example.com").await;
+    let response = server
+        .login(
+            json!({"email": "oli@example.com", "password": GOOD_PASSWORD, "scope": "openid email"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.expect("json");
+    let access = tokens["access_token"].as_str().expect("access");
+    let id_token = tokens["id_token"].as_str().expect("id token");
+
+    assert_eq!(part_of(access, 0)["typ"], "at+jwt");
+    assert_eq!(part_of(id_token, 0)["typ"], "JWT");
+    let id_claims = part_of(id_token, 1);
+    let access_claims = part_of(access, 1);
+    assert_eq!(access_claims["aud"], "authd");
+    assert_eq!(
+        id_claims["aud"], "authd-id-token",
+        "never the access tokens' audience"
+    );
+    assert_eq!(id_claims["email_verified"], false);
+    assert_eq!(access_claims["email_verified"], false);
+
+    // authd itself refuses it wherever an access token goes.
+    assert_eq!(
+        account_status(&server, id_token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let memberships = server
+        .get("/api/v1/org/memberships")
+        .bearer_auth(id_token)
+        .send()
+        .await
+        .expect("memberships");
+    assert_eq!(memberships.status(), StatusCode::UNAUTHORIZED);
+    let logout = server
+        .post("/logout")
+        .bearer_auth(id_token)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        introspect(&server, id_token).await,
+        json!({"active": false})
+    );
+    assert_eq!(account_status(&server, access).await, StatusCode::OK);
+
+    // A client_id equal to the access audience would bring the confusion back.
+    let response = server
+        .login(json!({"email": "oli@example.com", "password": GOOD_PASSWORD, "scope": "openid", "client_id": "authd"}))
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["fields"][0]["field"], "client_id", "{body}");
+
+    // The README's resource-server example takes the access token only.
+    if let Some((accepted, stderr)) = example_verifier(&server, access).await {
+        assert!(accepted, "{stderr}");
+        let (accepted, stderr) = example_verifier(&server, id_token).await.expect("ran");
+        assert!(!accepted, "the example verifier took an ID token");
+        assert!(stderr.contains("at+jwt"), "refused for its type: {stderr}");
+    }
 }
