@@ -1,7 +1,7 @@
 //! The security review's token findings (issue 17), each attack replayed
 //! through the real server: signing keys in clear in the database file (and
-//! the operator's way to drop a compromised key), and ID tokens that passed
-//! for access tokens.
+//! the operator's way to drop a compromised key), PATs that introspection
+//! and revocation did not know, and ID tokens that passed for access tokens.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -78,6 +78,16 @@ async fn introspect(server: &TestServer, token: &str) -> Value {
         .expect("introspect");
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.expect("json")
+}
+
+async fn revoke(server: &TestServer, token: &str) -> StatusCode {
+    server
+        .post("/oauth/revoke")
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("revoke")
+        .status()
 }
 
 async fn published_kids(server: &TestServer) -> Vec<String> {
@@ -371,6 +381,134 @@ async fn a_revoked_key_leaves_the_jwks_and_its_tokens_fail_at_once() {
     let (dir, config) = server.stop();
     let server = TestServer::start(dir, config, &[]).await;
     assert_eq!(published_kids(&server).await, [third_kid]);
+}
+
+#[tokio::test]
+async fn pats_are_introspected_and_revoked_through_the_oauth_endpoints() {
+    let server = TestServer::spawn_fast().await;
+    let created = server
+        .operator_json(
+            Method::POST,
+            "/v1/users",
+            json!({"email": "ned@example.com", "password": GOOD_PASSWORD, "role": "member"}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let user: Value = created.json().await.expect("json");
+    let user_id = user["id"].as_str().expect("id").to_owned();
+    let org = user["memberships"][0]["org_id"]
+        .as_str()
+        .expect("org")
+        .to_owned();
+    let login: Value = server
+        .post("/api/v1/auth/login")
+        .json(&json!({"email": "ned@example.com", "password": GOOD_PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let session = login["access_token"].as_str().expect("token");
+    let response = server
+        .post("/api/v1/auth/api-tokens")
+        .bearer_auth(session)
+        .header("X-Active-Org-Id", &org)
+        .json(&json!({"name": "ci", "scopes": ["tokens.read", "sessions.read"], "expires_in_days": 30}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let pat: Value = response.json().await.expect("json");
+    let token = pat["token"].as_str().expect("token").to_owned();
+    let list_status = |token: String| {
+        let request = server
+            .get("/api/v1/auth/api-tokens")
+            .bearer_auth(token)
+            .header("X-Active-Org-Id", &org);
+        async move { request.send().await.expect("list").status() }
+    };
+    assert_eq!(list_status(token.clone()).await, StatusCode::OK);
+
+    // Who may introspect is unchanged: the operator only.
+    let anonymous = server
+        .post("/oauth/introspect")
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .expect("introspect");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let with_the_pat = server
+        .post("/oauth/introspect")
+        .bearer_auth(&token)
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .expect("introspect");
+    assert_eq!(with_the_pat.status(), StatusCode::UNAUTHORIZED);
+
+    let active = introspect(&server, &token).await;
+    assert_eq!(active["active"], true, "{active}");
+    assert_eq!(active["token_type"], "personal_access_token");
+    assert_eq!(active["scope"], "sessions.read tokens.read");
+    assert_eq!(active["sub"], user_id.as_str());
+    assert_eq!(active["org"], org.as_str());
+    assert_eq!(active["username"], "ned@example.com");
+    let exp = active["exp"].as_i64().expect("exp");
+    let iat = active["iat"].as_i64().expect("iat");
+    assert_eq!(exp - iat, 30 * 86_400);
+    assert!(
+        active.get("client_id").is_none(),
+        "a PAT has no OAuth client"
+    );
+
+    // A look-alike (a changed character breaks the checksum) is no PAT.
+    let mut look_alike = token.clone().into_bytes();
+    let middle = look_alike.len() / 2;
+    look_alike[middle] = if look_alike[middle] == b'a' {
+        b'b'
+    } else {
+        b'a'
+    };
+    let look_alike = String::from_utf8(look_alike).expect("ascii");
+    assert_eq!(
+        introspect(&server, &look_alike).await,
+        json!({"active": false})
+    );
+
+    // Its owner disabled: not active; enabled again: active again.
+    for (disabled, active) in [(true, false), (false, true)] {
+        let response = server
+            .operator_json(
+                Method::PATCH,
+                &format!("/v1/users/{user_id}"),
+                json!({"disabled": disabled}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(introspect(&server, &token).await["active"], active);
+    }
+
+    // RFC 7009: whoever holds it may end it; it fails from the next request.
+    assert_eq!(revoke(&server, &look_alike).await, StatusCode::OK);
+    assert_eq!(
+        list_status(token.clone()).await,
+        StatusCode::OK,
+        "a look-alike revokes nothing"
+    );
+    assert_eq!(revoke(&server, &token).await, StatusCode::OK);
+    assert_eq!(list_status(token.clone()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(introspect(&server, &token).await, json!({"active": false}));
+    assert_eq!(
+        revoke(&server, &token).await,
+        StatusCode::OK,
+        "again: nothing left"
+    );
+    let events = server.audit_events("type=pat.revoked").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["details"]["pat_id"], pat["id"]);
+    assert_eq!(events[0]["reason"], "token_revoked");
+    assert_eq!(events[0]["user_id"], user_id.as_str());
 }
 
 /// Runs `examples/verify_token.py` on `token`: its exit status and stderr.
