@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use authd::crypto::jwt::{KeyAlgorithm, KeyPair, Verifier};
+use authd::crypto::jwt::{KeyAlgorithm, KeyPair, TokenType, Verifier};
 use common::{closed_loop, cores, header, row, save, BenchServer};
 use serde_json::{json, Value};
 
@@ -25,15 +25,16 @@ fn jwt_alone(algorithm: KeyAlgorithm, duration: Duration) -> (f64, f64) {
     let claims = json!({"sub": "00000000-0000-0000-0000-000000000000", "iss": "http://localhost:9090", "aud": "authd",
         "exp": 4_102_444_800_i64, "iat": 0, "nbf": 0, "jti": "x", "email": "a@example.com", "roles": ["member"],
         "org": "org_x", "sid": "00000000-0000-0000-0000-000000000000"});
-    let token = signer.sign(&claims).expect("sign");
+    let token = signer.sign(TokenType::Access, &claims).expect("sign");
     let signs = {
         let (signer, claims) = (signer.clone(), claims.clone());
         per_second_on_every_core(duration, move |_| {
-            signer.sign(&claims).expect("sign");
+            signer.sign(TokenType::Access, &claims).expect("sign");
         })
     };
     let verifies = per_second_on_every_core(duration, move |_| {
         let expect = authd::crypto::jwt::Expectations {
+            token_type: TokenType::Access,
             issuer: "http://localhost:9090",
             audience: "authd",
             now: 1,

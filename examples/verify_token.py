@@ -5,7 +5,8 @@ but the public keys from the JWKS endpoint.
     python3 verify_token.py http://localhost:9090/.well-known/jwks.json "$ACCESS_TOKEN"
 
 Prints the verified claims as JSON, or exits non-zero. The test suite runs
-this file against a live server (tests/api/tokens.rs), so it stays true.
+this file against a live server (tests/api/tokens.rs, token_hardening.rs),
+so it stays true.
 """
 
 import json
@@ -18,6 +19,11 @@ AUDIENCE = "authd"  # authd's tokens.audience
 
 
 def verify(token: str, jwks_url: str) -> dict:
+    # authd signs ID tokens with the same keys: only the header typ tells an
+    # access token (RFC 9068: "at+jwt") from an ID token ("JWT").
+    typ = str(jwt.get_unverified_header(token).get("typ", "")).lower()
+    if typ.removeprefix("application/") != "at+jwt":
+        raise jwt.InvalidTokenError("not an access token: typ is not at+jwt")
     signing_key = jwt.PyJWKClient(jwks_url).get_signing_key_from_jwt(token)
     return jwt.decode(
         token,

@@ -60,8 +60,9 @@ impl Application {
                 format!("cannot listen on {} (server.listen)", config.server.listen)
             })?;
 
-        let store = Arc::new(store);
         let server_secret = crate::server_secret::load_or_create(&config.storage.data_dir)?;
+        let store = crate::service::keys::seal_keys_at_rest(store, &server_secret, clock::now())?;
+        let store = Arc::new(store);
         let services =
             Arc::new(Services::build(config.clone(), store.clone(), &server_secret).await?);
         let (stop_sender, stop_receiver) = watch::channel(false);

@@ -55,6 +55,12 @@ pub enum AuditKind {
     KeyRotated,
     #[serde(rename = "key.retired")]
     KeyRetired,
+    /// Dropped at once by the operator (compromise), whatever its window.
+    #[serde(rename = "key.revoked")]
+    KeyRevoked,
+    /// Keys an earlier version stored in clear were sealed at start.
+    #[serde(rename = "key.sealed")]
+    KeySealed,
     #[serde(rename = "token.refreshed")]
     TokenRefreshed,
     #[serde(rename = "token.replay_detected")]

@@ -157,6 +157,10 @@ pub enum SigningAlgorithm {
     EdDSA,
 }
 
+/// The `aud` of an ID token whose login named no `client_id`, reserved so
+/// that `tokens.audience` (the access tokens') can never equal it.
+pub const ID_TOKEN_AUDIENCE: &str = "authd-id-token";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokensConfig {
@@ -451,6 +455,12 @@ impl Config {
         }
         if self.sessions.max_per_user == 0 {
             return invalid("sessions.max_per_user", "must be at least 1");
+        }
+        if self.tokens.audience == ID_TOKEN_AUDIENCE {
+            return invalid(
+                "tokens.audience",
+                "must not be \"authd-id-token\": that is the audience of ID tokens",
+            );
         }
         if self.pat.max_ttl_days == 0 {
             return invalid("pat.max_ttl_days", "must be at least 1");
@@ -917,6 +927,12 @@ mod tests {
         assert!(message.contains("listen_port"), "{message}");
         let error = load_toml("[nonsense]\nx = 1\n").expect_err("must fail");
         assert!(error.to_string().contains("nonsense"), "{error}");
+    }
+
+    #[test]
+    fn the_id_token_audience_cannot_be_the_access_audience() {
+        let error = load_toml("[tokens]\naudience = \"authd-id-token\"\n").expect_err("must fail");
+        assert!(error.to_string().starts_with("tokens.audience:"), "{error}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The server secret: 32 random bytes in `<data_dir>/server.secret` (0600,
 //! beside the admin token, never in the database). Keys for sealing secrets
 //! at rest are derived from it, so a copy of `authd.redb` alone reveals none
-//! of them. Losing the file makes enrolled TOTP seeds unreadable: back it up
-//! with the database.
+//! of them. Losing the file makes enrolled TOTP seeds and the JWT signing
+//! keys unreadable (authd then refuses to start): back it up with the
+//! database.
 
 use std::path::{Path, PathBuf};
 

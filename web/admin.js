@@ -28,7 +28,7 @@ const AUDIT_TYPES = [
   'user.created', 'user.updated', 'user.deleted', 'user.login', 'user.login_failed', 'user.locked', 'user.unlocked',
   'user.registration_pending', 'password.changed', 'session.revoked', 'session.logout', 'org.created', 'org.updated',
   'org.deleted', 'membership.changed', 'membership.suspended', 'membership.restored', 'approval.created', 'approval.resolved', 'approval.expired', 'key.created',
-  'key.rotated', 'key.retired', 'token.refreshed', 'token.replay_detected', 'token.revoked', 'pat.created',
+  'key.rotated', 'key.retired', 'key.revoked', 'key.sealed', 'token.refreshed', 'token.replay_detected', 'token.revoked', 'pat.created',
   'pat.revoked', 'pat.used', 'mfa.enrolled', 'mfa.disabled', 'mfa.challenge_failed', 'mfa.recovery_code_used',
   'mfa.recovery_codes_regenerated', 'step_up.failed', 'audit.pruned',
 ];

@@ -103,6 +103,7 @@ fn user(i: u64, org: &OrgId, phc: &str, now: UnixSeconds) -> User {
         failed_second_factors: 0,
         locked_until: None,
         mfa_enrolled: false,
+        email_verified: false,
         created_at: now,
         password_changed_at: Some(now),
     }

@@ -8,8 +8,14 @@
 //! algorithm of that key, the signature must verify, and the registered claims
 //! are checked against a caller-supplied clock.
 //!
-//! Private key material is stored as PKCS#8 DER, is held in a zeroising buffer
-//! and is never written to `Debug` output or error messages.
+//! Private key material is held as PKCS#8 DER in a zeroising buffer and is
+//! never written to `Debug` output or error messages. Its storage form,
+//! [`StoredKeyPair`], carries it only sealed with a key derived from the
+//! server secret: a copy of the database alone cannot sign tokens.
+//!
+//! Tokens say what they are in the header `typ`: access tokens `at+jwt`
+//! (RFC 9068), ID tokens `JWT`. Verification states the type it expects and
+//! refuses the other, so an ID token is never taken for an access token.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -21,6 +27,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::rngs::OsRng;
 use rsa::pkcs1::EncodeRsaPrivateKey as _;
+use rsa::pkcs8::der::zeroize::Zeroizing;
 use rsa::pkcs8::SecretDocument;
 use rsa::traits::PublicKeyParts as _;
 use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
@@ -28,6 +35,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
+
+use super::sealed::SealingKey;
 
 /// The RSA modulus size used for new keys and the smallest one we accept.
 const RSA_BITS: usize = 2048;
@@ -85,6 +94,13 @@ pub enum JwtError {
     /// A public JWK given to the verifier is unusable.
     #[error("public key is unusable: {0}")]
     InvalidPublicKey(&'static str),
+    /// The header `typ` is absent or names another kind of token.
+    #[error("token is not of the expected type")]
+    WrongType,
+    /// A stored private key could not be sealed, or opened with this
+    /// server's secret.
+    #[error("signing key cannot be sealed or opened: {0}")]
+    Sealing(&'static str),
     /// Producing a signed token failed.
     #[error("token signing failed: {0}")]
     Signing(&'static str),
@@ -116,8 +132,39 @@ impl KeyAlgorithm {
     }
 }
 
-/// A signing key as stored in the database (serde: the private key as base64 PKCS#8 DER).
-#[derive(Clone, Serialize, Deserialize)]
+/// What a token is, as its header `typ` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenType {
+    /// An OAuth access token: `typ: at+jwt` (RFC 9068 §2.1).
+    Access,
+    /// An OpenID Connect ID token: `typ: JWT`.
+    Id,
+}
+
+impl TokenType {
+    /// The `typ` value written into the header.
+    pub fn header_value(self) -> &'static str {
+        match self {
+            TokenType::Access => "at+jwt",
+            TokenType::Id => "JWT",
+        }
+    }
+
+    /// `typ` is a media type: case-insensitive, and `application/` may be
+    /// left out (RFC 7515 §4.1.9), so `application/at+jwt` is an access token
+    /// too (RFC 9068 §4).
+    fn is_named_by(self, typ: &str) -> bool {
+        let bare = match typ.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+            _ => typ,
+        };
+        bare.eq_ignore_ascii_case(self.header_value())
+    }
+}
+
+/// A signing key in memory. It has no serialized form of its own: what is
+/// stored is a [`StoredKeyPair`], with the private key sealed.
+#[derive(Clone)]
 pub struct KeyPair {
     /// The RFC 7638 thumbprint of the public key.
     pub kid: String,
@@ -125,13 +172,151 @@ pub struct KeyPair {
     pub algorithm: KeyAlgorithm,
     // SecretDocument zeroes its buffer on drop, so copies of the private key
     // do not linger in freed memory after a KeyPair goes away.
-    #[serde(rename = "private_key_pkcs8", with = "pkcs8_base64")]
     private_key: SecretDocument,
     /// Unix seconds at which the key was created; the caller supplies the clock.
     pub created_at: i64,
 }
 
+/// A signing key as the database keeps it: the public facts in clear, the
+/// PKCS#8 private key sealed (ChaCha20-Poly1305 under a key derived from the
+/// server secret, bound to the kid and algorithm so that a sealed key cannot
+/// be moved to another record).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredKeyPair {
+    /// The RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// The algorithm this key signs with.
+    pub algorithm: KeyAlgorithm,
+    /// Unix seconds at which the key was created.
+    pub created_at: i64,
+    #[serde(
+        default,
+        rename = "private_key_sealed",
+        skip_serializing_if = "Option::is_none",
+        with = "sealed_base64"
+    )]
+    sealed_private_key: Option<Vec<u8>>,
+    /// How versions before sealing stored the key: read so that it can be
+    /// sealed, and never written (serializing a record that still holds it
+    /// fails rather than write a key in clear or silently drop it).
+    #[serde(
+        default,
+        rename = "private_key_pkcs8",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "refuse_clear_key",
+        deserialize_with = "pkcs8_base64::deserialize_optional"
+    )]
+    clear_private_key: Option<SecretDocument>,
+}
+
+/// What the sealed private key is bound to besides the server secret.
+fn sealing_context(kid: &str, algorithm: KeyAlgorithm) -> Vec<u8> {
+    format!("authd signing key\n{kid}\n{}", algorithm.as_str()).into_bytes()
+}
+
+impl StoredKeyPair {
+    /// Whether the private key is still in clear (a file from before sealing).
+    pub fn in_clear(&self) -> bool {
+        self.clear_private_key.is_some()
+    }
+
+    /// The usable key: the sealed private key opened with `sealing`, or for
+    /// a record from before sealing, its clear key.
+    pub fn open(&self, sealing: &SealingKey) -> Result<KeyPair, JwtError> {
+        let private_key = match (&self.clear_private_key, &self.sealed_private_key) {
+            (Some(clear), _) => clear.clone(),
+            (None, Some(sealed)) => {
+                let der = Zeroizing::new(
+                    sealing
+                        .open(sealed, &sealing_context(&self.kid, self.algorithm))
+                        .map_err(|_| {
+                            JwtError::Sealing(
+                                "not sealed with this server's secret (server.secret)",
+                            )
+                        })?,
+                );
+                SecretDocument::try_from(der.as_slice())
+                    .map_err(|_| JwtError::KeyEncoding("sealed key is not valid DER"))?
+            }
+            (None, None) => return Err(JwtError::KeyEncoding("stored key has no private key")),
+        };
+        Ok(KeyPair {
+            kid: self.kid.clone(),
+            algorithm: self.algorithm,
+            private_key,
+            created_at: self.created_at,
+        })
+    }
+}
+
+impl fmt::Debug for StoredKeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredKeyPair")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("created_at", &self.created_at)
+            .field("sealed", &self.sealed_private_key.is_some())
+            .field("in_clear", &self.in_clear())
+            .finish()
+    }
+}
+
+fn refuse_clear_key<S: serde::Serializer>(
+    _: &Option<SecretDocument>,
+    _: S,
+) -> Result<S::Ok, S::Error> {
+    Err(serde::ser::Error::custom(
+        "a signing key is never written in clear; seal it first",
+    ))
+}
+
+/// Serde adapter for the sealed bytes as standard base64.
+mod sealed_base64 {
+    use super::STANDARD;
+    use base64::Engine as _;
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        sealed: &Option<Vec<u8>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match sealed {
+            Some(bytes) => serializer.serialize_str(&STANDARD.encode(bytes)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|encoded| {
+                STANDARD
+                    .decode(encoded.as_bytes())
+                    .map_err(|_| serde::de::Error::custom("sealed private key is not valid base64"))
+            })
+            .transpose()
+    }
+}
+
 impl KeyPair {
+    /// The storage form: the private key sealed with `sealing`.
+    pub fn seal(&self, sealing: &SealingKey) -> Result<StoredKeyPair, JwtError> {
+        let sealed = sealing
+            .seal(
+                self.private_key.as_bytes(),
+                &sealing_context(&self.kid, self.algorithm),
+            )
+            .map_err(|_| JwtError::Sealing("sealing failed"))?;
+        Ok(StoredKeyPair {
+            kid: self.kid.clone(),
+            algorithm: self.algorithm,
+            created_at: self.created_at,
+            sealed_private_key: Some(sealed),
+            clear_private_key: None,
+        })
+    }
+
     /// Generates a fresh key from the operating system's RNG: RSA-2048 with
     /// e = 65537 for `RS256`, or Ed25519 for `EdDSA`.
     pub fn generate(algorithm: KeyAlgorithm, created_at: i64) -> Result<KeyPair, JwtError> {
@@ -193,12 +378,17 @@ impl KeyPair {
                 EncodingKey::from_ed_der(self.private_key.as_bytes())
             }
         };
-        let mut header = Header::new(self.algorithm.jwt_algorithm());
-        header.kid = Some(self.kid.clone());
+        let header = |token_type: TokenType| {
+            let mut header = Header::new(self.algorithm.jwt_algorithm());
+            header.kid = Some(self.kid.clone());
+            header.typ = Some(token_type.header_value().to_owned());
+            header
+        };
         Ok(Signer {
             kid: self.kid.clone(),
             algorithm: self.algorithm,
-            header,
+            access_header: header(TokenType::Access),
+            id_header: header(TokenType::Id),
             key,
         })
     }
@@ -219,6 +409,23 @@ impl KeyPair {
     }
 }
 
+#[cfg(test)]
+impl KeyPair {
+    /// The record an earlier version stored: the private key in clear.
+    pub(crate) fn stored_in_clear(&self) -> Value {
+        serde_json::json!({
+            "kid": self.kid,
+            "algorithm": self.algorithm,
+            "private_key_pkcs8": STANDARD.encode(self.private_key.as_bytes()),
+            "created_at": self.created_at,
+        })
+    }
+
+    pub(crate) fn private_key_der(&self) -> &[u8] {
+        self.private_key.as_bytes()
+    }
+}
+
 impl fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyPair")
@@ -230,29 +437,29 @@ impl fmt::Debug for KeyPair {
     }
 }
 
-/// Serde adapter that stores the PKCS#8 document as standard base64.
+/// Serde adapter that reads the clear PKCS#8 document (standard base64)
+/// that versions before sealing stored.
 mod pkcs8_base64 {
-    use super::{SecretDocument, STANDARD};
+    use super::{SecretDocument, Zeroizing, STANDARD};
     use base64::Engine as _;
-    use serde::{Deserialize as _, Deserializer, Serializer};
+    use serde::{Deserialize as _, Deserializer};
 
-    pub fn serialize<S: Serializer>(
-        doc: &SecretDocument,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&STANDARD.encode(doc.as_bytes()))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub fn deserialize_optional<'de, D: Deserializer<'de>>(
         deserializer: D,
-    ) -> Result<SecretDocument, D::Error> {
+    ) -> Result<Option<SecretDocument>, D::Error> {
         // The messages are fixed because base64 and DER errors quote the
         // offending input, which here is private key material.
-        let encoded = String::deserialize(deserializer)?;
-        let der = STANDARD
-            .decode(encoded.as_bytes())
-            .map_err(|_| serde::de::Error::custom("private key is not valid base64"))?;
-        SecretDocument::try_from(der)
+        let Some(encoded) = Option::<String>::deserialize(deserializer)? else {
+            return Ok(None);
+        };
+        let encoded = Zeroizing::new(encoded);
+        let der = Zeroizing::new(
+            STANDARD
+                .decode(encoded.as_bytes())
+                .map_err(|_| serde::de::Error::custom("private key is not valid base64"))?,
+        );
+        SecretDocument::try_from(der.as_slice())
+            .map(Some)
             .map_err(|_| serde::de::Error::custom("private key is not valid DER"))
     }
 }
@@ -372,7 +579,9 @@ fn thumbprint(params: &JwkParams) -> String {
 pub struct Signer {
     kid: String,
     algorithm: KeyAlgorithm,
-    header: Header,
+    // Built once: a header per token type, so signing never assembles one.
+    access_header: Header,
+    id_header: Header,
     key: EncodingKey,
 }
 
@@ -387,9 +596,18 @@ impl Signer {
         self.algorithm
     }
 
-    /// Signs `claims` into a compact JWT with header `{"typ":"JWT","alg":..,"kid":..}`.
-    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, JwtError> {
-        jsonwebtoken::encode(&self.header, claims, &self.key).map_err(|error| match error.kind() {
+    /// Signs `claims` into a compact JWT with header
+    /// `{"typ":"at+jwt"|"JWT","alg":..,"kid":..}` as `token_type` says.
+    pub fn sign<T: Serialize>(
+        &self,
+        token_type: TokenType,
+        claims: &T,
+    ) -> Result<String, JwtError> {
+        let header = match token_type {
+            TokenType::Access => &self.access_header,
+            TokenType::Id => &self.id_header,
+        };
+        jsonwebtoken::encode(header, claims, &self.key).map_err(|error| match error.kind() {
             ErrorKind::Json(_) => JwtError::Signing("claims could not be serialized"),
             _ => JwtError::Signing("the key could not produce a signature"),
         })
@@ -409,6 +627,8 @@ impl fmt::Debug for Signer {
 /// What a token must say about itself to be accepted.
 #[derive(Debug, Clone, Copy)]
 pub struct Expectations<'a> {
+    /// The kind of token the header `typ` must name.
+    pub token_type: TokenType,
     /// The exact `iss` value required.
     pub issuer: &'a str,
     /// The audience that `aud` must name (as the string or inside the array).
@@ -455,13 +675,24 @@ impl Verifier {
     /// Verifies `token` and returns its claims as `T`.
     ///
     /// The key is chosen by the header `kid`; the header `alg` must be that
-    /// key's algorithm; the signature must verify; then `exp`, `nbf`, `iat`,
-    /// `iss` and `aud` are checked against `expect`.
+    /// key's algorithm; the signature must verify; the header `typ` must name
+    /// the expected type; then `exp`, `nbf`, `iat`, `iss` and `aud` are
+    /// checked against `expect`.
     pub fn verify<T: DeserializeOwned>(
         &self,
         token: &str,
         expect: &Expectations<'_>,
     ) -> Result<T, JwtError> {
+        self.verify_with_kid(token, expect)
+            .map(|(claims, _)| claims)
+    }
+
+    /// [`Verifier::verify`], also naming the key that signed the token.
+    pub fn verify_with_kid<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        expect: &Expectations<'_>,
+    ) -> Result<(T, String), JwtError> {
         let header = read_header(token)?;
         let kid = header.kid.ok_or(JwtError::UnknownKey)?;
         let entry = self.keys.get(&kid).ok_or(JwtError::UnknownKey)?;
@@ -472,9 +703,24 @@ impl Verifier {
         }
         let data = jsonwebtoken::decode::<Value>(token, &entry.key, &entry.validation)
             .map_err(|error| map_decode_error(error.kind()))?;
+        // Every token authd signs says its type, and one key signs both
+        // kinds, so the signature alone does not tell an ID token from an
+        // access token: the type does.
+        if !header
+            .typ
+            .is_some_and(|typ| expect.token_type.is_named_by(&typ))
+        {
+            return Err(JwtError::WrongType);
+        }
         let claims = data.claims;
         check_claims(&claims, expect)?;
-        serde_json::from_value(claims).map_err(|_| JwtError::ClaimsShape)
+        let claims = serde_json::from_value(claims).map_err(|_| JwtError::ClaimsShape)?;
+        Ok((claims, kid))
+    }
+
+    /// Whether tokens signed by `kid` can still verify.
+    pub fn knows(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
     }
 }
 
@@ -561,9 +807,11 @@ fn signature_only_validation(algorithm: KeyAlgorithm) -> Validation {
 struct TokenHeader {
     alg: String,
     kid: Option<String>,
+    typ: Option<String>,
 }
 
-/// Reads the unverified header, only to pick a key and to compare `alg`.
+/// Reads the unverified header, only to pick a key and to compare `alg` and
+/// `typ`.
 fn read_header(token: &str) -> Result<TokenHeader, JwtError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(JwtError::Malformed("token is too long"));
@@ -599,7 +847,12 @@ fn read_header(token: &str) -> Result<TokenHeader, JwtError> {
         Some(Value::String(kid)) => Some(kid.clone()),
         Some(_) => return Err(JwtError::Malformed("header kid is not a string")),
     };
-    Ok(TokenHeader { alg, kid })
+    let typ = match members.get("typ") {
+        None => None,
+        Some(Value::String(typ)) => Some(typ.clone()),
+        Some(_) => return Err(JwtError::Malformed("header typ is not a string")),
+    };
+    Ok(TokenHeader { alg, kid, typ })
 }
 
 fn map_decode_error(kind: &ErrorKind) -> JwtError {
@@ -734,6 +987,7 @@ mod tests {
 
     fn expect() -> Expectations<'static> {
         Expectations {
+            token_type: TokenType::Access,
             issuer: ISSUER,
             audience: AUDIENCE,
             now: NOW,
@@ -758,7 +1012,22 @@ mod tests {
     }
 
     fn sign(key: &KeyPair, claims: &Value) -> String {
-        key.signer().unwrap().sign(claims).unwrap()
+        key.signer()
+            .unwrap()
+            .sign(TokenType::Access, claims)
+            .unwrap()
+    }
+
+    fn sealing() -> SealingKey {
+        SealingKey::derive(&[7; 32], "authd/signing-keys/test")
+    }
+
+    /// A token signed by `key` with the header `typ` set to `typ` (or none).
+    fn sign_with_typ(key: &KeyPair, typ: Option<&str>) -> String {
+        let mut header = Header::new(key.algorithm.jwt_algorithm());
+        header.kid = Some(key.kid.clone());
+        header.typ = typ.map(str::to_owned);
+        jsonwebtoken::encode(&header, &claims(), &key.signer().unwrap().key).unwrap()
     }
 
     fn verify(token: &str) -> Result<Value, JwtError> {
@@ -803,20 +1072,98 @@ mod tests {
     }
 
     #[test]
-    fn signed_header_names_the_algorithm_the_jwt_type_and_the_key_id() {
+    fn signed_header_names_the_algorithm_the_token_type_and_the_key_id() {
         for key in keys() {
-            let token = sign(key, &claims());
-            let header: Value =
-                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&segments(&token)[0]).unwrap())
-                    .unwrap();
-            assert_eq!(
-                header,
-                json!({"alg": key.algorithm.as_str(), "typ": "JWT", "kid": key.kid})
-            );
             let signer = key.signer().unwrap();
+            for (token_type, typ) in [(TokenType::Access, "at+jwt"), (TokenType::Id, "JWT")] {
+                let token = signer.sign(token_type, &claims()).unwrap();
+                let header: Value =
+                    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&segments(&token)[0]).unwrap())
+                        .unwrap();
+                assert_eq!(
+                    header,
+                    json!({"alg": key.algorithm.as_str(), "typ": typ, "kid": key.kid})
+                );
+            }
             assert_eq!(signer.kid(), key.kid);
             assert_eq!(signer.algorithm(), key.algorithm);
         }
+    }
+
+    #[test]
+    fn an_id_token_is_refused_where_an_access_token_is_expected_and_the_reverse() {
+        for key in keys() {
+            let signer = key.signer().unwrap();
+            let id = signer.sign(TokenType::Id, &claims()).unwrap();
+            assert_eq!(verify(&id), Err(JwtError::WrongType));
+            let access = signer.sign(TokenType::Access, &claims()).unwrap();
+            let expect_id = Expectations {
+                token_type: TokenType::Id,
+                ..expect()
+            };
+            assert_eq!(
+                verifier().verify::<Value>(&access, &expect_id),
+                Err(JwtError::WrongType)
+            );
+            assert!(verifier().verify::<Value>(&id, &expect_id).is_ok());
+        }
+    }
+
+    #[test]
+    fn typ_is_compared_as_a_media_type_and_must_be_present() {
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/At+Jwt",
+        ] {
+            assert!(
+                verify(&sign_with_typ(ed_key(), Some(typ))).is_ok(),
+                "{typ} is an access token"
+            );
+        }
+        for typ in [
+            None,
+            Some("JWT"),
+            Some("jwt"),
+            Some("application/jwt"),
+            Some(""),
+            Some("at+jwt "),
+            Some("at+jwt2"),
+            Some("application/"),
+            Some("x-at+jwt"),
+        ] {
+            assert_eq!(
+                verify(&sign_with_typ(rsa_key(), typ)),
+                Err(JwtError::WrongType),
+                "{typ:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn typ_that_is_not_a_string_is_malformed() {
+        let payload = b64(claims().to_string().as_bytes());
+        for typ in [json!(1), json!(["at+jwt"]), json!(null)] {
+            let header = json!({"alg": "EdDSA", "kid": ed_key().kid, "typ": typ});
+            let token = format!("{}.{payload}.AAAA", b64(header.to_string().as_bytes()));
+            assert!(
+                matches!(verify(&token), Err(JwtError::Malformed(_))),
+                "{typ}"
+            );
+        }
+    }
+
+    #[test]
+    fn verification_names_the_key_that_signed_and_the_verifier_knows_its_keys() {
+        for key in keys() {
+            let (_, kid) = verifier()
+                .verify_with_kid::<Value>(&sign(key, &claims()), &expect())
+                .unwrap();
+            assert_eq!(kid, key.kid);
+            assert!(verifier().knows(&key.kid));
+        }
+        assert!(!verifier().knows("another-kid"));
     }
 
     #[test]
@@ -1302,7 +1649,7 @@ mod tests {
     fn payload_that_is_not_a_json_object_is_malformed_even_when_signed() {
         let signer = ed_key().signer().unwrap();
         for payload in [json!("just a string"), json!([1, 2, 3]), json!(null)] {
-            let token = signer.sign(&payload).unwrap();
+            let token = signer.sign(TokenType::Access, &payload).unwrap();
             assert!(
                 matches!(verify(&token), Err(JwtError::Malformed(_))),
                 "{payload}"
@@ -1341,62 +1688,141 @@ mod tests {
         }
     }
 
+    /// Every 16-byte window of `secret`, so that no piece of it can hide in `haystack`.
+    fn contains_any_piece_of(haystack: &[u8], secret: &[u8]) -> bool {
+        secret
+            .windows(16)
+            .any(|piece| haystack.windows(16).any(|w| w == piece))
+    }
+
     #[test]
     fn key_pair_debug_does_not_reveal_the_private_key() {
         for key in keys() {
-            let stored = serde_json::to_value(key).unwrap();
-            let private = stored["private_key_pkcs8"].as_str().unwrap();
-            let debug = format!("{key:?} {:?}", key.signer().unwrap());
-            assert!(!debug.contains(private));
-            assert!(!debug.contains(&private[..16]));
+            let private = STANDARD.encode(key.private_key.as_bytes());
+            let stored = key.seal(&sealing()).unwrap();
+            let sealed = serde_json::to_value(&stored).unwrap()["private_key_sealed"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let debug = format!("{key:?} {:?} {stored:?}", key.signer().unwrap());
+            for secret in [&private, &sealed] {
+                assert!(!debug.contains(secret.as_str()));
+                assert!(!debug.contains(&secret[..16]));
+            }
             assert!(debug.contains("[redacted]"));
             assert!(debug.contains(&key.kid));
         }
     }
 
     #[test]
-    fn key_pair_is_stored_as_base64_pkcs8_der() {
-        let stored = serde_json::to_value(rsa_key()).unwrap();
-        let der = STANDARD
-            .decode(stored["private_key_pkcs8"].as_str().unwrap())
-            .unwrap();
-        assert!(<RsaPrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_der(&der).is_ok());
-        assert_eq!(stored["algorithm"], "RS256");
-        assert_eq!(stored["kid"], rsa_key().kid.as_str());
-        assert_eq!(stored["created_at"], NOW);
-
-        let stored = serde_json::to_value(ed_key()).unwrap();
-        let der = STANDARD
-            .decode(stored["private_key_pkcs8"].as_str().unwrap())
-            .unwrap();
-        assert!(ed25519_dalek::SigningKey::from_pkcs8_der(&der).is_ok());
-        assert_eq!(stored["algorithm"], "EdDSA");
+    fn a_stored_key_holds_its_private_key_only_sealed() {
+        for key in keys() {
+            let der = key.private_key.as_bytes();
+            let text = serde_json::to_string(&key.seal(&sealing()).unwrap()).unwrap();
+            let stored: Value = serde_json::from_str(&text).unwrap();
+            let mut names: Vec<&str> = stored
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            names.sort_unstable();
+            assert_eq!(
+                names,
+                ["algorithm", "created_at", "kid", "private_key_sealed"]
+            );
+            assert_eq!(stored["kid"], key.kid.as_str());
+            assert_eq!(stored["algorithm"], key.algorithm.as_str());
+            assert_eq!(stored["created_at"], NOW);
+            let sealed = STANDARD
+                .decode(stored["private_key_sealed"].as_str().unwrap())
+                .unwrap();
+            assert!(!contains_any_piece_of(&sealed, der));
+            assert!(!contains_any_piece_of(text.as_bytes(), der));
+            assert!(!text.contains(&STANDARD.encode(der)[..24]));
+        }
     }
 
     #[test]
-    fn key_pair_still_signs_after_a_storage_round_trip() {
+    fn a_sealed_key_opens_only_with_its_secret_and_under_its_own_kid() {
         for key in keys() {
-            let text = serde_json::to_string(key).unwrap();
-            let restored: KeyPair = serde_json::from_str(&text).unwrap();
-            assert_eq!(restored.public_jwk().unwrap(), key.public_jwk().unwrap());
-            assert!(verify(&sign(&restored, &claims())).is_ok());
+            let stored = key.seal(&sealing()).unwrap();
+            let text = serde_json::to_string(&stored).unwrap();
+            let restored: StoredKeyPair = serde_json::from_str(&text).unwrap();
+            assert!(!restored.in_clear());
+            let opened = restored.open(&sealing()).unwrap();
+            assert_eq!(opened.public_jwk().unwrap(), key.public_jwk().unwrap());
+            assert!(verify(&sign(&opened, &claims())).is_ok());
+
+            let other_secret = SealingKey::derive(&[8; 32], "authd/signing-keys/test");
+            assert!(matches!(
+                restored.open(&other_secret),
+                Err(JwtError::Sealing(_))
+            ));
+            let mut moved: Value = serde_json::from_str(&text).unwrap();
+            moved["kid"] = json!("another-kid");
+            let moved: StoredKeyPair = serde_json::from_value(moved).unwrap();
+            assert!(matches!(moved.open(&sealing()), Err(JwtError::Sealing(_))));
+        }
+    }
+
+    #[test]
+    fn a_key_stored_in_clear_by_an_earlier_version_opens_and_is_only_ever_written_sealed() {
+        for key in keys() {
+            let legacy = json!({
+                "kid": key.kid,
+                "algorithm": key.algorithm,
+                "private_key_pkcs8": STANDARD.encode(key.private_key.as_bytes()),
+                "created_at": NOW,
+            });
+            let stored: StoredKeyPair = serde_json::from_value(legacy).unwrap();
+            assert!(stored.in_clear());
+            let opened = stored.open(&sealing()).unwrap();
+            assert_eq!(opened.public_jwk().unwrap(), key.public_jwk().unwrap());
+            assert!(
+                serde_json::to_string(&stored).is_err(),
+                "a clear key is never written back"
+            );
+            let resealed = opened.seal(&sealing()).unwrap();
+            assert!(!resealed.in_clear());
+            let text = serde_json::to_string(&resealed).unwrap();
+            assert!(!text.contains("private_key_pkcs8"));
+            assert!(!contains_any_piece_of(
+                text.as_bytes(),
+                key.private_key.as_bytes()
+            ));
         }
     }
 
     #[test]
     fn corrupt_stored_private_key_is_rejected_without_echoing_it() {
-        let mut stored = serde_json::to_value(ed_key()).unwrap();
-        stored["private_key_pkcs8"] = json!("not*base64");
-        let error = serde_json::from_value::<KeyPair>(stored.clone()).unwrap_err();
+        let legacy = |private: Value| json!({"kid": ed_key().kid, "algorithm": "EdDSA", "private_key_pkcs8": private, "created_at": NOW});
+        let error =
+            serde_json::from_value::<StoredKeyPair>(legacy(json!("not*base64"))).unwrap_err();
+        assert!(!error.to_string().contains("not*base64"));
+        let mut sealed = serde_json::to_value(ed_key().seal(&sealing()).unwrap()).unwrap();
+        sealed["private_key_sealed"] = json!("not*base64");
+        let error = serde_json::from_value::<StoredKeyPair>(sealed).unwrap_err();
         assert!(!error.to_string().contains("not*base64"));
 
         // A well-formed document for the wrong algorithm fails when used.
-        stored["private_key_pkcs8"] =
-            serde_json::to_value(rsa_key()).unwrap()["private_key_pkcs8"].clone();
-        let mismatched: KeyPair = serde_json::from_value(stored).unwrap();
+        let mismatched: StoredKeyPair = serde_json::from_value(legacy(json!(
+            STANDARD.encode(rsa_key().private_key.as_bytes())
+        )))
+        .unwrap();
+        let mismatched = mismatched.open(&sealing()).unwrap();
         assert!(matches!(mismatched.signer(), Err(JwtError::KeyEncoding(_))));
         assert!(matches!(
             mismatched.public_jwk(),
+            Err(JwtError::KeyEncoding(_))
+        ));
+
+        let empty: StoredKeyPair = serde_json::from_value(
+            json!({"kid": ed_key().kid, "algorithm": "EdDSA", "created_at": NOW}),
+        )
+        .unwrap();
+        assert!(matches!(
+            empty.open(&sealing()),
             Err(JwtError::KeyEncoding(_))
         ));
     }
@@ -1531,9 +1957,9 @@ mod tests {
             let signer = key.signer().unwrap();
             let claims = claims();
             let signs = per_second(|| {
-                std::hint::black_box(signer.sign(&claims).unwrap());
+                std::hint::black_box(signer.sign(TokenType::Access, &claims).unwrap());
             });
-            let token = signer.sign(&claims).unwrap();
+            let token = signer.sign(TokenType::Access, &claims).unwrap();
             let verifies = per_second(|| {
                 std::hint::black_box(verifier.verify::<Value>(&token, &expect).unwrap());
             });

@@ -1,7 +1,8 @@
-//! Secrets at rest that authd must read back (TOTP seeds): sealed with
-//! ChaCha20-Poly1305 under a key derived (HKDF-SHA-256) from the server
-//! secret, which lives in a 0600 file beside the admin token and never in the
-//! database. A stolen database file alone does not reveal them.
+//! Secrets at rest that authd must read back (TOTP seeds, JWT signing
+//! keys): sealed with ChaCha20-Poly1305 under a key derived (HKDF-SHA-256)
+//! from the server secret, which lives in a 0600 file beside the admin token
+//! and never in the database. A stolen database file alone does not reveal
+//! them.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};

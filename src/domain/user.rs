@@ -83,6 +83,10 @@ pub struct User {
     pub locked_until: Option<UnixSeconds>,
     #[serde(default)]
     pub mfa_enrolled: bool,
+    /// Whether the email was proven to be the user's; self-registration does
+    /// not prove it. Absent from records written before it existed: false.
+    #[serde(default)]
+    pub email_verified: bool,
     pub created_at: UnixSeconds,
     #[serde(default)]
     pub password_changed_at: Option<UnixSeconds>,

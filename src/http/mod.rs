@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/keys", get(operator::list_keys))
         .route("/keys/rotate", post(operator::rotate_keys))
+        .route("/keys/{kid}", delete(operator::revoke_key))
         .route("/approvals", get(operator::list_approvals))
         .route(
             "/approvals/{id}/resolve",

@@ -295,6 +295,7 @@ impl Services {
             failed_second_factors: 0,
             locked_until: None,
             mfa_enrolled: false,
+            email_verified: false,
             created_at: now,
             password_changed_at: Some(now),
         };

@@ -246,6 +246,7 @@ impl Services {
         kind: SessionKind,
         context: &RequestContext,
     ) -> ServiceResult<LoginOutcome> {
+        self.check_token_grant(&request.grant)?;
         let password = request.password.clone();
         let grant = request.grant.clone();
         let authenticated = self.authenticate_password(request, context).await?;

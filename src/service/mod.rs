@@ -182,7 +182,13 @@ impl Services {
         let concurrency = config.hash_concurrency();
         let passwords =
             tokio::task::spawn_blocking(move || PasswordHasher::new(params, concurrency)).await??;
-        let keys = KeyRing::load_or_create(&store, &config, crate::clock::now()).await?;
+        let keys = KeyRing::load_or_create(
+            &store,
+            &config,
+            Arc::new(keys::sealing_key(server_secret)),
+            crate::clock::now(),
+        )
+        .await?;
         let webauthn = match webauthn::relying_party(&config) {
             Ok(relying_party) => Some(Arc::new(relying_party)),
             Err(why) => {

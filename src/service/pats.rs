@@ -1,6 +1,7 @@
 //! Personal access tokens and the bearer credentials of the control plane:
 //! who a caller is (a session or a PAT), what they may do in an org (role ∩
-//! scopes), and the PAT life cycle (create, list, revoke, sweep). Use is
+//! scopes), and the PAT life cycle (create, list, revoke — by id, or by the
+//! token itself through RFC 7009 —, RFC 7662 introspection, sweep). Use is
 //! recorded in memory and written once a minute with a `pat.used` audit
 //! record at most once per token per hour, so authenticating a request never
 //! writes to the database.
@@ -10,12 +11,13 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use super::refresh::Introspection;
 use super::tokens::SessionPrincipal;
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord, RequestOrigin};
 use crate::clock::{self, UnixSeconds};
 use crate::crypto;
-use crate::domain::{OrgId, Role, Scope, UserId};
+use crate::domain::{OrgId, Role, Scope, User, UserId};
 use crate::store::{PersonalAccessToken, Queries};
 
 const HOUR: UnixSeconds = 3600;
@@ -141,6 +143,29 @@ pub struct PatActivity {
     audited_at: Mutex<HashMap<String, UnixSeconds>>,
 }
 
+fn pat_digest(token: &str) -> String {
+    hex::encode(crypto::sha256(token.as_bytes()))
+}
+
+/// The PAT stored under `digest` and its owner, if it may be used at `now`:
+/// unexpired, its owner active, not locked and still a member of the org it
+/// was made in. The one rule for bearer use and introspection alike.
+fn live_pat(
+    txn: &impl Queries,
+    digest: &str,
+    now: UnixSeconds,
+) -> ServiceResult<Option<(PersonalAccessToken, User)>> {
+    let Some(pat) = txn.pat(digest)?.filter(|p| p.expires_at > now) else {
+        return Ok(None);
+    };
+    // A brute-force lock does not stop a PAT (see `lockout`); the
+    // operator's lock, a disabled account or a suspended membership does.
+    let owner = txn
+        .user(&pat.user_id)?
+        .filter(|user| user.may_use_tokens() && user.active_role_in(&pat.org_id).is_some());
+    Ok(owner.map(|owner| (pat, owner)))
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match mutex.lock() {
         Ok(guard) => guard,
@@ -198,18 +223,9 @@ impl Services {
         if !crypto::pat::is_well_formed(prefix, token) {
             return Err(ServiceError::InvalidToken);
         }
-        let digest = hex::encode(crypto::sha256(token.as_bytes()));
-        let (pat, active_member) = self.store_lookup(|txn| {
-            let Some(pat) = txn.pat(&digest)? else {
-                return Ok((None, false));
-            };
-            let member = txn.user(&pat.user_id)?.is_some_and(|user| {
-                user.may_use_tokens() && user.active_role_in(&pat.org_id).is_some()
-            });
-            Ok((Some(pat), member))
-        })?;
-        let pat = pat
-            .filter(|p| p.expires_at > now && active_member)
+        let digest = pat_digest(token);
+        let (pat, _) = self
+            .store_lookup(|txn| live_pat(txn, &digest, now))?
             .ok_or(ServiceError::InvalidToken)?;
         lock(&self.pat_activity.seen).insert(pat.id.clone(), (now, context.origin()));
         Ok(Caller::Pat(PatPrincipal {
@@ -420,6 +436,72 @@ impl Services {
                 AuditRecord::new(AuditKind::PatRevoked, now, &origin)
                     .user(pat.user_id)
                     .org(&pat.org_id)
+                    .details(serde_json::json!({"pat_id": pat.id})),
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Whether `token` is a PAT: the configured prefix and a checksum that
+    /// holds. Only then is it one; a refresh token can start with the same
+    /// characters, but cannot also carry the checksum.
+    pub fn is_pat(&self, token: &str) -> bool {
+        crypto::pat::is_well_formed(&self.config.pat.prefix, token)
+    }
+
+    /// RFC 7662 for a PAT: active while it may be used (see `live_pat`),
+    /// with its owner, org, scopes (space-separated) and lifetime. A PAT
+    /// belongs to no OAuth client, so there is no `client_id`.
+    pub async fn introspect_pat(&self, token: &str) -> ServiceResult<Introspection> {
+        let digest = pat_digest(token);
+        let now = clock::now();
+        self.store_read(move |txn| {
+            let Some((pat, owner)) = live_pat(txn, &digest, now)? else {
+                return Ok(Introspection::default());
+            };
+            let scope = pat
+                .scopes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ");
+            Ok(Introspection {
+                active: true,
+                token_type: Some("personal_access_token"),
+                sub: Some(pat.user_id.to_string()),
+                exp: Some(pat.expires_at),
+                iat: Some(pat.created_at),
+                org: Some(pat.org_id.to_string()),
+                scope: Some(scope),
+                username: Some(owner.email.as_str().to_owned()),
+                ..Introspection::default()
+            })
+        })
+        .await
+    }
+
+    /// RFC 7009 for a PAT: whoever holds it may end it. Deleted and audited
+    /// (`pat.revoked`) before the answer; it fails from the next request.
+    /// Unknown tokens succeed: the caller wanted it dead, and it is.
+    pub async fn revoke_pat_by_token(
+        &self,
+        token: &str,
+        context: &RequestContext,
+    ) -> ServiceResult<()> {
+        let digest = pat_digest(token);
+        let now = clock::now();
+        let origin = context.origin();
+        self.store_write(move |txn| {
+            let Some(pat) = txn.pat(&digest)? else {
+                return Ok(());
+            };
+            txn.delete_pat(&digest, &pat)?;
+            txn.audit(
+                AuditRecord::new(AuditKind::PatRevoked, now, &origin)
+                    .user(pat.user_id)
+                    .org(&pat.org_id)
+                    .reason("token_revoked")
                     .details(serde_json::json!({"pat_id": pat.id})),
             )?;
             Ok(())

@@ -1,6 +1,7 @@
 //! The refresh-token life cycle: single-use rotation within a family,
-//! replay detection (the whole family and its session die), logout,
-//! revocation (RFC 7009) and introspection (RFC 7662).
+//! replay detection (the whole family and its session die), logout, and
+//! revocation (RFC 7009) and introspection (RFC 7662) of every kind of token:
+//! access tokens, refresh tokens, and PATs (handed to `pats`).
 //!
 //! Every decision about a presented refresh token is made inside one write
 //! transaction. redb runs write transactions one at a time, so of two
@@ -195,10 +196,14 @@ impl Services {
         .await
     }
 
-    /// RFC 7009: revoking either kind of token ends its session (a JWT cannot
-    /// be recalled on its own; its session can). Unknown tokens succeed.
+    /// RFC 7009: revoking an access or refresh token ends its session (a JWT
+    /// cannot be recalled on its own; its session can); revoking a PAT
+    /// deletes it. Unknown tokens succeed.
     pub async fn revoke_token(&self, token: &str, context: &RequestContext) -> ServiceResult<()> {
         let now = clock::now();
+        if self.is_pat(token) {
+            return self.revoke_pat_by_token(token, context).await;
+        }
         if token.contains('.') {
             if let Ok(claims) = self.verify_access_token(token, now).await {
                 return self
@@ -211,9 +216,12 @@ impl Services {
             .await
     }
 
-    /// RFC 7662 for access and refresh tokens.
+    /// RFC 7662 for access tokens, refresh tokens and PATs.
     pub async fn introspect(&self, token: &str) -> ServiceResult<Introspection> {
         let now = clock::now();
+        if self.is_pat(token) {
+            return self.introspect_pat(token).await;
+        }
         if token.contains('.') {
             return Ok(match self.authenticate_access_token(token, now).await {
                 Ok(_) => {

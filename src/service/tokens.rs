@@ -1,13 +1,22 @@
 //! The token set a login returns (RS256/EdDSA access JWT, opaque refresh
 //! token stored only as its SHA-256) and the check that turns a bearer access
 //! token back into an authenticated session.
+//!
+//! Access and ID tokens are signed by the same key, so they are kept apart
+//! by two things a resource server can check: the header `typ` (`at+jwt`
+//! for access tokens, RFC 9068; `JWT` for ID tokens) and the audience, which
+//! for an ID token is never `tokens.audience` — it is the `client_id`, or
+//! [`ID_TOKEN_AUDIENCE`] when the login named none.
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::{ServiceError, ServiceResult, Services};
 use crate::clock::UnixSeconds;
-use crate::crypto::{self, jwt::Expectations};
+use crate::crypto::{
+    self,
+    jwt::{Expectations, TokenType},
+};
 use crate::domain::{OrgId, Session, SessionId, User, UserId};
 use crate::store::{Queries, RefreshToken, WriteTxn};
 
@@ -22,6 +31,10 @@ pub struct AccessClaims {
     pub nbf: UnixSeconds,
     pub jti: String,
     pub email: String,
+    /// Self-registered emails are not verified (there is no verification
+    /// flow yet); tokens say so rather than let a client assume.
+    #[serde(default)]
+    pub email_verified: bool,
     pub roles: Vec<String>,
     pub org: OrgId,
     pub sid: SessionId,
@@ -43,13 +56,20 @@ pub struct IdClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     pub email: String,
+    pub email_verified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub sid: SessionId,
 }
 
+/// The `aud` of an ID token whose login named no `client_id`: the caller of
+/// `/login` itself. Not the issuer URL, which operators often choose as
+/// `tokens.audience` too; this value is refused as `tokens.audience` by the
+/// config, so an ID token never carries the access tokens' audience.
+pub use crate::config::ID_TOKEN_AUDIENCE;
+
 /// What a login asked for beyond the access token: `scope=openid` brings an
-/// ID token for `client_id` (else the configured audience), echoing `nonce`.
+/// ID token for `client_id` (else [`ID_TOKEN_AUDIENCE`]), echoing `nonce`.
 #[derive(Debug, Clone, Default)]
 pub struct TokenGrant {
     pub scope: Option<String>,
@@ -59,6 +79,18 @@ pub struct TokenGrant {
 }
 
 impl TokenGrant {
+    /// The ID token's audience: the client, but never `access_audience`.
+    /// A grant naming the access audience is refused when asked for
+    /// ([`Services::check_token_grant`]); one stored before that check
+    /// existed gets the first-party audience instead.
+    fn id_token_audience(&self, access_audience: &str) -> String {
+        self.client_id
+            .as_deref()
+            .filter(|client| *client != access_audience)
+            .unwrap_or(ID_TOKEN_AUDIENCE)
+            .to_owned()
+    }
+
     pub fn wants_id_token(&self) -> bool {
         self.scope
             .as_deref()
@@ -95,37 +127,50 @@ pub struct TokenSet {
 /// Access tokens that verified, by the SHA-256 of the whole token, until
 /// they expire. An RS256 verification costs ~130 µs of CPU; a lookup ~1 µs.
 /// Only the signature and claims checks are remembered — the session is
-/// still read on every request, so revocation is seen at once. Bounded: at
+/// still read on every request, so revocation is seen at once — with the
+/// key that signed, which must still be one the verifier knows: a revoked
+/// key's tokens fail on their next request, remembered or not. Bounded: at
 /// capacity, expired entries go, and if that is not enough, all of them.
 #[derive(Default)]
-pub struct VerifiedTokens(std::sync::Mutex<std::collections::HashMap<[u8; 32], AccessClaims>>);
+pub struct VerifiedTokens(std::sync::Mutex<std::collections::HashMap<[u8; 32], VerifiedToken>>);
+
+struct VerifiedToken {
+    kid: String,
+    claims: AccessClaims,
+}
 
 const VERIFIED_TOKENS_CAPACITY: usize = 16_384;
 
 impl VerifiedTokens {
-    fn get(&self, digest: &[u8; 32], now: UnixSeconds) -> Option<AccessClaims> {
+    fn get(
+        &self,
+        digest: &[u8; 32],
+        now: UnixSeconds,
+        key_is_known: impl FnOnce(&str) -> bool,
+    ) -> Option<AccessClaims> {
         let cache = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache
             .get(digest)
-            .filter(|claims| claims.nbf <= now && now < claims.exp)
-            .cloned()
+            .filter(|entry| entry.claims.nbf <= now && now < entry.claims.exp)
+            .filter(|entry| key_is_known(&entry.kid))
+            .map(|entry| entry.claims.clone())
     }
 
-    fn insert(&self, digest: [u8; 32], claims: AccessClaims, now: UnixSeconds) {
+    fn insert(&self, digest: [u8; 32], kid: String, claims: AccessClaims, now: UnixSeconds) {
         let mut cache = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.len() >= VERIFIED_TOKENS_CAPACITY {
-            cache.retain(|_, claims| now < claims.exp);
+            cache.retain(|_, entry| now < entry.claims.exp);
             if cache.len() >= VERIFIED_TOKENS_CAPACITY {
                 cache.clear();
             }
         }
-        cache.insert(digest, claims);
+        cache.insert(digest, VerifiedToken { kid, claims });
     }
 }
 
@@ -202,6 +247,7 @@ impl Services {
             nbf: now,
             jti: uuid::Uuid::new_v4().to_string(),
             email: user.email.as_str().to_owned(),
+            email_verified: user.email_verified,
             roles: user
                 .active_role_in(&session.org_id)
                 .map(|r| vec![r.as_str().to_owned()])
@@ -213,22 +259,22 @@ impl Services {
         let id = grant.wants_id_token().then(|| IdClaims {
             iss: self.config.server.public_url.clone(),
             sub: user.id,
-            aud: grant
-                .client_id
-                .clone()
-                .unwrap_or_else(|| self.config.tokens.audience.clone()),
+            aud: grant.id_token_audience(&self.config.tokens.audience),
             exp: now + self.config.tokens.id_ttl.as_secs() as i64,
             iat: now,
             auth_time: grant.auth_time,
             nonce: grant.nonce.clone(),
             email: user.email.as_str().to_owned(),
+            email_verified: user.email_verified,
             name: user.name.clone(),
             sid: session.id,
         });
         let signer = self.keys.signer().await?;
         let (access_token, id_token) = tokio::task::spawn_blocking(move || {
-            let access = signer.sign(&access)?;
-            let id = id.map(|claims| signer.sign(&claims)).transpose()?;
+            let access = signer.sign(TokenType::Access, &access)?;
+            let id = id
+                .map(|claims| signer.sign(TokenType::Id, &claims))
+                .transpose()?;
             Ok::<_, crate::crypto::jwt::JwtError>((access, id))
         })
         .await
@@ -255,16 +301,18 @@ impl Services {
         now: UnixSeconds,
     ) -> ServiceResult<AccessClaims> {
         let digest = crypto::sha256(token.as_bytes());
-        if let Some(claims) = self.verified_tokens.get(&digest, now) {
+        let verifier = self.keys.verifier().await?;
+        if let Some(claims) = self
+            .verified_tokens
+            .get(&digest, now, |kid| verifier.knows(kid))
+        {
             return Ok(claims);
         }
-        let claims: AccessClaims = self
-            .keys
-            .verifier()
-            .await?
-            .verify(
+        let (claims, kid): (AccessClaims, String) = verifier
+            .verify_with_kid(
                 token,
                 &Expectations {
+                    token_type: TokenType::Access,
                     issuer: &self.config.server.public_url,
                     audience: &self.config.tokens.audience,
                     now,
@@ -273,8 +321,22 @@ impl Services {
                 },
             )
             .map_err(|_| ServiceError::InvalidToken)?;
-        self.verified_tokens.insert(digest, claims.clone(), now);
+        self.verified_tokens
+            .insert(digest, kid, claims.clone(), now);
         Ok(claims)
+    }
+
+    /// Refuses, before any work, a grant whose ID token would carry the
+    /// access tokens' audience: a resource server checking only `aud` would
+    /// take it for an access token.
+    pub fn check_token_grant(&self, grant: &TokenGrant) -> ServiceResult<()> {
+        if grant.client_id.as_deref() == Some(self.config.tokens.audience.as_str()) {
+            return Err(ServiceError::field(
+                "client_id",
+                "must not be the access tokens' audience (tokens.audience)",
+            ));
+        }
+        Ok(())
     }
 
     /// A browser session's cookie: `<session id>.<secret>`, the secret
@@ -360,6 +422,7 @@ mod tests {
             nbf: 0,
             jti: "j".into(),
             email: "a@example.com".into(),
+            email_verified: false,
             roles: vec![],
             org: OrgId::random(),
             sid: SessionId::random(),
@@ -370,10 +433,37 @@ mod tests {
     #[test]
     fn a_remembered_token_is_only_good_until_it_expires() {
         let cache = VerifiedTokens::default();
-        cache.insert([1; 32], claims(100), 10);
-        assert!(cache.get(&[1; 32], 99).is_some());
-        assert!(cache.get(&[1; 32], 100).is_none(), "expired");
-        assert!(cache.get(&[2; 32], 50).is_none(), "never verified");
+        cache.insert([1; 32], "k".into(), claims(100), 10);
+        assert!(cache.get(&[1; 32], 99, |_| true).is_some());
+        assert!(cache.get(&[1; 32], 100, |_| true).is_none(), "expired");
+        assert!(
+            cache.get(&[2; 32], 50, |_| true).is_none(),
+            "never verified"
+        );
+    }
+
+    #[test]
+    fn a_remembered_token_is_only_good_while_its_key_is_known() {
+        let cache = VerifiedTokens::default();
+        cache.insert([1; 32], "kept".into(), claims(100), 10);
+        cache.insert([2; 32], "revoked".into(), claims(100), 10);
+        let known = |kid: &str| kid == "kept";
+        assert!(cache.get(&[1; 32], 50, known).is_some());
+        assert!(cache.get(&[2; 32], 50, known).is_none());
+    }
+
+    #[test]
+    fn an_id_token_never_gets_the_access_audience() {
+        let grant = |client: Option<&str>| TokenGrant {
+            client_id: client.map(str::to_owned),
+            ..TokenGrant::default()
+        };
+        assert_eq!(grant(Some("grafana")).id_token_audience("authd"), "grafana");
+        assert_eq!(grant(None).id_token_audience("authd"), ID_TOKEN_AUDIENCE);
+        assert_eq!(
+            grant(Some("authd")).id_token_audience("authd"),
+            ID_TOKEN_AUDIENCE
+        );
     }
 
     #[test]
@@ -382,7 +472,7 @@ mod tests {
         for n in 0..(VERIFIED_TOKENS_CAPACITY as u32 * 2 + 7) {
             let mut digest = [0; 32];
             digest[..4].copy_from_slice(&n.to_be_bytes());
-            cache.insert(digest, claims(1_000), 10);
+            cache.insert(digest, String::new(), claims(1_000), 10);
         }
         let size = cache.0.lock().map(|c| c.len()).unwrap_or(usize::MAX);
         assert!(size <= VERIFIED_TOKENS_CAPACITY, "{size}");

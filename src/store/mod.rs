@@ -94,6 +94,9 @@ pub struct OpenReport {
     pub created: bool,
     pub migrated_from: u64,
     pub schema_version: u64,
+    /// A rewrite had been asked for (`WriteTxn::request_file_rewrite`) and
+    /// the file was copied into a fresh one.
+    pub rewritten: bool,
 }
 
 impl Store {
@@ -127,16 +130,24 @@ impl Store {
         if mode & 0o077 != 0 {
             fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(open_failed)?;
         }
-        let database = Database::builder()
-            .set_cache_size(cache_bytes)
-            .create(path)
-            .map_err(|error| match error {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
-                    path: path.to_path_buf(),
-                },
-                other => StoreError::Database(other.into()),
-            })?;
+        let open_database = || {
+            Database::builder()
+                .set_cache_size(cache_bytes)
+                .create(path)
+                .map_err(|error| match error {
+                    redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+                        path: path.to_path_buf(),
+                    },
+                    other => StoreError::Database(other.into()),
+                })
+        };
+        let mut database = open_database()?;
         let (migrated_from, schema_version) = migrations::migrate(&database, path, now)?;
+        let rewritten = rewrite_pending(&database)?;
+        if rewritten {
+            rewrite_file(database, path)?;
+            database = open_database()?;
+        }
         let database = Arc::new(database);
         let store = Store {
             writer: group_commit::Writer::start(database.clone())?,
@@ -153,8 +164,20 @@ impl Store {
                 created,
                 migrated_from,
                 schema_version,
+                rewritten,
             },
         ))
+    }
+
+    /// Closes the file (finishing queued writes) and opens it again, which
+    /// carries out a rewrite asked for meanwhile. For start-up only: the
+    /// store must not be shared yet.
+    pub fn reopen(self, now: UnixSeconds) -> StoreResult<(Store, OpenReport)> {
+        let (path, cache_bytes) = (self.path.clone(), self.cache_bytes);
+        // Dropping stops the writer thread, which holds the other handle, so
+        // the file and its lock are released before it is opened again.
+        drop(self);
+        Store::open(&path, cache_bytes, now)
     }
 
     /// Runs `work` in one write transaction on the store's writer thread and
@@ -322,33 +345,77 @@ impl Store {
     /// `destination` (mode 0600). The copy is taken from one read snapshot,
     /// so writes that land meanwhile are either wholly in it or wholly not.
     pub fn backup_to(&self, destination: &Path) -> StoreResult<()> {
-        fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(destination)
-            .map_err(|source| StoreError::Open {
-                path: destination.to_path_buf(),
-                source,
-            })?;
-        let copy = Database::create(destination).map_err(|e| StoreError::Database(e.into()))?;
-        let snapshot = self.database.begin_read()?;
-        let txn = copy.begin_write()?;
-        for definition in ALL_TABLES {
-            let source = match snapshot.open_table(*definition) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => continue,
-                Err(other) => return Err(other.into()),
-            };
-            let mut target = txn.open_table(*definition)?;
-            for entry in source.iter()? {
-                let (key, value) = entry?;
-                target.insert(key.value(), value.value())?;
-            }
-        }
-        txn.commit()?;
-        Ok(())
+        copy_into(&self.database, destination)
     }
+}
+
+/// Copies every table of `database`, from one read snapshot, into a new
+/// file at `destination` (mode 0600), committed durably.
+fn copy_into(database: &Database, destination: &Path) -> StoreResult<()> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(destination)
+        .map_err(|source| StoreError::Open {
+            path: destination.to_path_buf(),
+            source,
+        })?;
+    let copy = Database::create(destination).map_err(|e| StoreError::Database(e.into()))?;
+    let snapshot = database.begin_read()?;
+    let txn = copy.begin_write()?;
+    for definition in ALL_TABLES {
+        let source = match snapshot.open_table(*definition) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => continue,
+            Err(other) => return Err(other.into()),
+        };
+        let mut target = txn.open_table(*definition)?;
+        for entry in source.iter()? {
+            let (key, value) = entry?;
+            target.insert(key.value(), value.value())?;
+        }
+    }
+    // A copy is a fresh file already; it has nothing left to rewrite.
+    txn.open_table(META)?.remove(txn::REWRITE_PENDING_KEY)?;
+    txn.commit()?;
+    Ok(())
+}
+
+fn rewrite_pending(database: &Database) -> StoreResult<bool> {
+    let txn = database.begin_read()?;
+    let meta = txn.open_table(META)?;
+    Ok(read_json::<bool>(&meta, txn::REWRITE_PENDING_KEY)?.unwrap_or(false))
+}
+
+/// Replaces the file with a fresh copy of its live rows. redb frees the
+/// pages of replaced values but does not erase them, so a secret that was
+/// once stored in clear stays readable in the file until its page is
+/// reused; a copy holds only what is live. The copy is made durable beside
+/// the file and renamed over it, so a crash leaves either the old file (with
+/// its rewrite still pending) or the new one, never neither.
+fn rewrite_file(database: Database, path: &Path) -> StoreResult<()> {
+    let failed = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut fresh = path.as_os_str().to_owned();
+    fresh.push(".rewrite");
+    let fresh = PathBuf::from(fresh);
+    // Left by a rewrite that was interrupted before its rename.
+    match fs::remove_file(&fresh) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(failed(error)),
+        _ => {}
+    }
+    copy_into(&database, &fresh)?;
+    drop(database);
+    fs::rename(&fresh, path).map_err(failed)?;
+    if let Some(directory) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::File::open(directory)
+            .and_then(|d| d.sync_all())
+            .map_err(failed)?;
+    }
+    Ok(())
 }
 
 /// One transaction of a group-commit run: `work`, then a commit with the
@@ -503,6 +570,53 @@ mod tests {
         assert!(kept
             .iter()
             .all(|a| !a.id.ends_with("-3") && !a.id.ends_with("-7")));
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn a_requested_rewrite_leaves_no_trace_of_a_replaced_value_in_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("authd.redb");
+        let (store, _) = Store::open(&path, CACHE, 0).expect("open");
+        let secret = "a-secret-once-stored-in-clear-4f1c";
+        let mut record = approval("a");
+        record.kind = secret.to_owned();
+        let stored = record.clone();
+        let result: Result<(), StoreError> = store.write(move |txn| txn.put_approval(&stored));
+        result.expect("write");
+        record.kind = "sealed".to_owned();
+        let replaced = record.clone();
+        let result: Result<(), StoreError> = store.write(move |txn| {
+            txn.put_approval(&replaced)?;
+            txn.request_file_rewrite()
+        });
+        result.expect("write");
+        assert!(
+            contains(&fs::read(&path).expect("read"), secret.as_bytes()),
+            "redb frees the replaced page without erasing it: the reason for rewriting"
+        );
+        // A copy left by an interrupted rewrite does not get in the way.
+        fs::write(dir.path().join("authd.redb.rewrite"), b"half a copy").expect("write");
+
+        let (store, report) = store.reopen(0).expect("reopen");
+        assert!(report.rewritten);
+        assert!(!contains(
+            &fs::read(&path).expect("read"),
+            secret.as_bytes()
+        ));
+        assert!(!dir.path().join("authd.redb.rewrite").exists());
+        assert_eq!(
+            fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+        let kept = store.read(|txn| txn.approvals()).expect("read");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].kind, "sealed", "live rows are kept");
+        let (_, again) = store.reopen(0).expect("reopen");
+        assert!(!again.rewritten, "a rewrite is done once");
     }
 
     fn approval(id: &str) -> Approval {

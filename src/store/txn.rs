@@ -134,10 +134,10 @@ impl TableReader<'_> {
     }
 }
 
-/// A signing key as kept in the database.
+/// A signing key as kept in the database (its private key sealed).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct StoredSigningKey {
-    pub key: crate::crypto::jwt::KeyPair,
+    pub key: crate::crypto::jwt::StoredKeyPair,
     /// When it stopped signing; it stays published until `retire_after`.
     pub rotated_out_at: Option<UnixSeconds>,
     /// After this instant no token it signed can still be valid.
@@ -526,6 +526,8 @@ pub trait Queries {
 }
 
 pub(crate) const ACTIVE_KID_KEY: &str = "active_signing_kid";
+/// Set when the file is to be rewritten into a fresh one at the next open.
+pub(crate) const REWRITE_PENDING_KEY: &str = "rewrite_pending";
 
 pub struct ReadTxn(pub(crate) redb::ReadTransaction);
 
@@ -704,6 +706,25 @@ impl WriteTxn {
 
     pub fn set_active_signing_kid(&self, kid: &str) -> StoreResult<()> {
         self.put(META, ACTIVE_KID_KEY, &kid)
+    }
+
+    /// Writes a signing key record exactly as given: how tests make the
+    /// records of an earlier version, which the typed writes refuse to.
+    #[cfg(test)]
+    pub(crate) fn put_raw_signing_key(
+        &self,
+        kid: &str,
+        record: &serde_json::Value,
+    ) -> StoreResult<()> {
+        self.put(SIGNING_KEYS, kid, record)
+    }
+
+    /// Asks for the file to be rewritten into a fresh one at the next open
+    /// (see `Store::open`): after a secret that was stored in clear has been
+    /// replaced, the pages that held it are free but not erased. Committed
+    /// with the change, so a crash before the rewrite still leads to one.
+    pub fn request_file_rewrite(&self) -> StoreResult<()> {
+        self.put(META, REWRITE_PENDING_KEY, &true)
     }
 
     pub fn put_pat(&self, digest_hex: &str, pat: &PersonalAccessToken) -> StoreResult<()> {

@@ -37,7 +37,7 @@ async fn a_login_returns_the_spec_token_set_verifiable_from_the_jwks_alone() {
     let access = tokens["access_token"].as_str().expect("access");
     let (header, claims) = jwt_parts(access);
     assert_eq!(header["alg"], "RS256");
-    assert_eq!(header["typ"], "JWT");
+    assert_eq!(header["typ"], "at+jwt", "an access token, RFC 9068");
     assert_eq!(claims["sub"], profile["id"]);
     assert_eq!(claims["iss"], "http://localhost:9090");
     assert_eq!(claims["aud"], "authd");

@@ -159,7 +159,7 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Response {
             "revocation_endpoint_auth_methods_supported": ["none"],
             "introspection_endpoint_auth_methods_supported": ["bearer"],
             "scopes_supported": ["openid", "email", "profile"],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "email", "name", "roles", "org", "sid"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "email", "email_verified", "name", "roles", "org", "sid"],
         })),
     )
         .into_response()

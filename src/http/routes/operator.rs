@@ -1,5 +1,5 @@
 //! The operator API under `/v1` (admin bearer token): users, orgs, sessions,
-//! audit and its live stream.
+//! signing keys, audit and its live stream.
 
 use std::convert::Infallible;
 
@@ -396,6 +396,18 @@ pub async fn rotate_keys(
         .rotate(algorithm, context.origin())
         .await?;
     Ok((StatusCode::CREATED, Json(json!(key))))
+}
+
+/// Drops a key at once (compromise): gone from the JWKS and from
+/// verification, with a new signer first if it was the signer.
+pub async fn revoke_key(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(kid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let revoked = state.services.keys.revoke(kid, context.origin()).await?;
+    Ok(Json(json!(revoked)))
 }
 
 #[derive(Deserialize)]
