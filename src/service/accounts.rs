@@ -28,6 +28,9 @@ pub struct OrgRef {
 pub struct UserProfile {
     pub id: UserId,
     pub email: String,
+    /// Whether the email was shown to reach the user; a self-registered one
+    /// is not until verified.
+    pub email_verified: bool,
     pub name: Option<String>,
     pub memberships: Vec<Membership>,
     /// The orgs of `memberships` by name, for the user's own profile.
@@ -49,6 +52,7 @@ impl UserProfile {
         Self {
             id: user.id,
             email: user.email.as_str().to_owned(),
+            email_verified: user.email_verified,
             name: user.name.clone(),
             memberships: user.memberships.clone(),
             orgs: None,
