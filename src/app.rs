@@ -68,7 +68,6 @@ impl Application {
         let (stop_sender, stop_receiver) = watch::channel(false);
         let state = AppState::new(Shared {
             config: config.clone(),
-            store,
             admin_token: Arc::new(admin_token),
             started_at: Instant::now(),
             services,
@@ -105,11 +104,11 @@ impl Application {
         ));
 
         let warm = {
-            let store = self.state.store.clone();
+            let services = self.state.services.clone();
             let stop = stop_receiver.clone();
             tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
-                match store.warm_cache(|| !*stop.borrow()) {
+                match services.warm_store_cache(|| !*stop.borrow()) {
                     Ok(bytes) => tracing::info!(
                         mib = bytes >> 20,
                         elapsed_ms = started.elapsed().as_millis() as u64,

@@ -7,7 +7,6 @@ use std::time::Instant;
 use crate::admin_token::AdminTokenVerifier;
 use crate::config::Config;
 use crate::service::Services;
-use crate::store::Store;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -15,8 +14,6 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     /// The configuration the server was started with.
     pub config: Arc<Config>,
-    /// The database; blocking, so call it through `spawn_blocking`.
-    pub store: Arc<Store>,
     /// Checks operator bearer tokens; follows `authd token rotate`.
     pub admin_token: Arc<AdminTokenVerifier>,
     /// For `/v1/status` uptime.

@@ -4,7 +4,8 @@ use super::{ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock;
 use crate::domain::UserId;
-use crate::store::{AuditQuery, Queries};
+pub use crate::store::AuditQuery;
+use crate::store::Queries;
 
 /// The most records one page returns.
 pub const MAX_PAGE: usize = 500;

@@ -1,13 +1,18 @@
 //! What an org admin sees of, and does to, the members of their org
-//! (`/api/v1/users`): profiles cut down to that org, and disabling a member
-//! in that org only. A user may belong to other orgs; an org admin's view
+//! (`/api/v1/users`, `/api/v1/sessions`): profiles cut down to that org,
+//! disabling a member in that org only, and sessions in the org; and where
+//! a caller may act (`/api/v1/org/memberships`). A user may belong to other orgs; an org admin's view
 //! and reach stop at their own (the operator's `/v1` sees everything).
 
+use serde::Serialize;
+
 use super::accounts::UserProfile;
+use super::pats::{Caller, OrgCaller};
+use super::sessions::SessionView;
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::{self, UnixSeconds};
-use crate::domain::{OrgId, User, UserId};
+use crate::domain::{OrgId, Scope, SessionId, User, UserId};
 use crate::store::Queries;
 
 /// `user` as seen from `org`: only that membership, and disabled when
@@ -113,6 +118,88 @@ impl Services {
             )?;
             Ok(seen_from(&org, &user, now))
         })
+        .await
+    }
+}
+
+/// `GET /api/v1/org/memberships`: where the caller may act.
+#[derive(Debug, Serialize)]
+pub struct Memberships {
+    pub active_org_id: OrgId,
+    pub memberships: Vec<MembershipView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MembershipView {
+    pub org_id: OrgId,
+    pub role: crate::domain::Role,
+}
+
+impl Services {
+    /// The caller's orgs; a PAT speaks for the one org it was made in.
+    pub async fn memberships_of(&self, caller: &Caller) -> ServiceResult<Memberships> {
+        let profile = self.user_profile(caller.user_id()).await?;
+        let active_org_id = match caller {
+            Caller::Pat(pat) => pat.org_id.clone(),
+            Caller::Session(session) => session.org_id.clone(),
+        };
+        let memberships = profile
+            .memberships
+            .into_iter()
+            .filter(|m| match caller {
+                Caller::Pat(pat) => m.org_id == pat.org_id,
+                Caller::Session(_) => true,
+            })
+            .map(|m| MembershipView {
+                org_id: m.org_id,
+                role: m.role,
+            })
+            .collect();
+        Ok(Memberships {
+            active_org_id,
+            memberships,
+        })
+    }
+
+    /// The caller's sessions in the org, or (with `users.read`) another
+    /// member's.
+    pub async fn org_sessions(
+        &self,
+        caller: &OrgCaller,
+        user: Option<&str>,
+    ) -> ServiceResult<Vec<SessionView>> {
+        caller.authorize(Scope::SessionsRead)?;
+        let own = caller.caller.user_id();
+        let user = match user {
+            Some(other) if other != own.to_string() => {
+                caller.authorize(Scope::UsersRead)?;
+                self.org_member(&caller.org_id, other).await?.id
+            }
+            _ => own,
+        };
+        let sessions = self.list_sessions(user, caller.caller.session_id()).await?;
+        Ok(sessions
+            .into_iter()
+            .filter(|s| s.org_id == caller.org_id)
+            .collect())
+    }
+
+    /// Revokes one of the caller's sessions, or (admins) any in the org.
+    pub async fn revoke_session_in_org(
+        &self,
+        caller: &OrgCaller,
+        id: &str,
+        context: &RequestContext,
+    ) -> ServiceResult<()> {
+        caller.authorize(Scope::SessionsWrite)?;
+        let id = SessionId::parse(id).ok_or(ServiceError::NotFound("session"))?;
+        let admin = caller.authorize(Scope::UsersWrite).is_ok();
+        self.revoke_org_session(
+            &caller.org_id,
+            (!admin).then(|| caller.caller.user_id()),
+            id,
+            context,
+        )
         .await
     }
 }

@@ -27,6 +27,7 @@ pub mod orgs;
 pub mod pats;
 pub mod refresh;
 pub mod sessions;
+pub mod status;
 pub mod step_up;
 pub mod tokens;
 pub mod totp;

@@ -28,7 +28,10 @@ async fn a_registration_returns_the_profile_and_never_a_hash() {
         .expect("org")
         .starts_with("org_"));
     assert_eq!(body["locked"], false);
-    assert_eq!(body["email_verified"], false, "a self-registered email is unverified");
+    assert_eq!(
+        body["email_verified"], false,
+        "a self-registered email is unverified"
+    );
     assert!(uuid::Uuid::parse_str(body["id"].as_str().expect("id")).is_ok());
 }
 

@@ -10,16 +10,17 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::domain::{Password, Scope, SessionId};
+use crate::domain::{Password, Scope};
 use crate::http::error::ApiError;
 use crate::http::extract::{Account, AppJson, Client, EnrollingAccount, InOrg};
 use crate::http::state::AppState;
 use crate::service::accounts::{NewUser, UserProfile};
+use crate::service::audit_log::AuditQuery;
 use crate::service::login::LoginRequest;
+use crate::service::members::Memberships;
 use crate::service::pats::{CreatedPat, NewPat};
 use crate::service::tokens::TokenGrant;
 use crate::service::ServiceError;
-use crate::store::AuditQuery;
 
 const DEFAULT_PAGE: usize = 50;
 
@@ -88,25 +89,8 @@ pub async fn logout(
 pub async fn memberships(
     State(state): State<AppState>,
     Account(caller): Account,
-) -> Result<Json<Value>, ApiError> {
-    let profile = state.services.user_profile(caller.user_id()).await?;
-    let active = match &caller {
-        crate::service::pats::Caller::Pat(pat) => Some(pat.org_id.clone()),
-        crate::service::pats::Caller::Session(session) => Some(session.org_id.clone()),
-    };
-    let memberships: Vec<Value> = profile
-        .memberships
-        .iter()
-        .filter(|m| match &caller {
-            // A PAT speaks for one org only.
-            crate::service::pats::Caller::Pat(pat) => m.org_id == pat.org_id,
-            crate::service::pats::Caller::Session(_) => true,
-        })
-        .map(|m| json!({"org_id": m.org_id, "role": m.role}))
-        .collect();
-    Ok(Json(
-        json!({ "active_org_id": active, "memberships": memberships }),
-    ))
+) -> Result<Json<Memberships>, ApiError> {
+    Ok(Json(state.services.memberships_of(&caller).await?))
 }
 
 #[derive(Deserialize)]
@@ -261,22 +245,10 @@ pub async fn list_sessions(
     InOrg(caller): InOrg,
     Query(params): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.authorize(Scope::SessionsRead)?;
-    let user = match params.user.as_deref() {
-        Some(other) if other != caller.caller.user_id().to_string() => {
-            caller.authorize(Scope::UsersRead)?;
-            state.services.org_member(&caller.org_id, other).await?.id
-        }
-        _ => caller.caller.user_id(),
-    };
     let sessions = state
         .services
-        .list_sessions(user, caller.caller.session_id())
+        .org_sessions(&caller, params.user.as_deref())
         .await?;
-    let sessions: Vec<_> = sessions
-        .into_iter()
-        .filter(|s| s.org_id == caller.org_id)
-        .collect();
     Ok(Json(json!({ "items": sessions, "next_cursor": null })))
 }
 
@@ -287,17 +259,9 @@ pub async fn revoke_session(
     InOrg(caller): InOrg,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.authorize(Scope::SessionsWrite)?;
-    let id = SessionId::parse(&id).ok_or(ServiceError::NotFound("session"))?;
-    let admin = caller.authorize(Scope::UsersWrite).is_ok();
     state
         .services
-        .revoke_org_session(
-            &caller.org_id,
-            (!admin).then(|| caller.caller.user_id()),
-            id,
-            &context,
-        )
+        .revoke_session_in_org(&caller, &id, &context)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

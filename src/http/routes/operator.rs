@@ -18,10 +18,10 @@ use crate::http::extract::{bearer_token_in, AppJson, Client, Operator};
 use crate::http::state::AppState;
 use crate::service::accounts::{NewUser, UserProfile};
 use crate::service::audit_log::parse_filters;
+use crate::service::audit_log::AuditQuery;
 use crate::service::orgs::{NewOrg, OrgChanges};
 use crate::service::user_admin::UserChanges;
 use crate::service::ServiceError;
-use crate::store::AuditQuery;
 
 const DEFAULT_PAGE: usize = 50;
 
@@ -344,7 +344,7 @@ pub async fn events_stream(
         return Err(ApiError::invalid_authorization());
     }
     let mut shutdown = state.shutdown.clone();
-    let events = BroadcastStream::new(state.store.subscribe_audit())
+    let events = BroadcastStream::new(state.services.audit_feed())
         .map(|item| {
             Ok(match item {
                 Ok(record) => Event::default()
