@@ -6,6 +6,7 @@ pub mod extract;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod wire;
 
 use std::time::Duration;
 

@@ -6,14 +6,14 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use crate::domain::{Password, Scope, SessionId};
 use crate::http::error::ApiError;
 use crate::http::extract::{Account, AppJson, Client, EnrollingAccount};
 use crate::http::state::AppState;
+use crate::http::wire::{Page, RecoveryCodes, Revoked};
 use crate::service::accounts::{self, UserProfile};
 use crate::service::step_up::Proof;
 use crate::service::totp::Enrollment;
@@ -62,13 +62,13 @@ pub async fn change_password(
 pub async fn sessions(
     State(state): State<AppState>,
     Account(caller): Account,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     caller.require_scope(Scope::SessionsRead)?;
     let sessions = state
         .services
         .list_sessions(caller.user_id(), caller.session_id())
         .await?;
-    Ok(Json(json!({ "items": sessions })))
+    Ok(Json(Page::whole(sessions)))
 }
 
 pub async fn revoke_session(
@@ -91,13 +91,13 @@ pub async fn revoke_all(
     State(state): State<AppState>,
     Account(caller): Account,
     Client(context): Client,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     caller.require_scope(Scope::SessionsWrite)?;
     let revoked = state
         .services
         .revoke_all_sessions(caller.user_id(), None, "logout_everywhere", &context)
         .await?;
-    Ok(Json(json!({ "revoked": revoked })))
+    Ok(Json(Revoked { revoked }))
 }
 
 /// Starts TOTP enrollment (session tokens only).
@@ -120,7 +120,7 @@ pub async fn mfa_verify(
     EnrollingAccount(caller): EnrollingAccount,
     Client(context): Client,
     AppJson(body): AppJson<CodeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     let session = caller.session()?;
     let code = body
         .code
@@ -129,7 +129,9 @@ pub async fn mfa_verify(
         .services
         .verify_totp_enrollment(session.user_id, Some(session.session_id), code, &context)
         .await?;
-    Ok(Json(json!({ "recovery_codes": codes })))
+    Ok(Json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -174,23 +176,25 @@ pub async fn mfa_recovery_codes(
     Account(caller): Account,
     Client(context): Client,
     AppJson(body): AppJson<ProofBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     let session = caller.session()?;
     let codes = state
         .services
         .regenerate_recovery_codes(session.user_id, proof_of(body)?, &context)
         .await?;
-    Ok(Json(json!({ "recovery_codes": codes })))
+    Ok(Json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
 }
 
 /// `GET /api/account/webauthn`: the caller's security keys and passkeys.
 pub async fn webauthn_keys(
     State(state): State<AppState>,
     EnrollingAccount(caller): EnrollingAccount,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     let session = caller.session()?;
     let items = state.services.list_webauthn_keys(session.user_id).await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Page::whole(items)))
 }
 
 /// `POST /api/account/webauthn/register`: creation options for the browser.

@@ -7,13 +7,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{Password, Scope};
 use crate::http::error::ApiError;
 use crate::http::extract::{Account, AppJson, Client, EnrollingAccount, InOrg};
 use crate::http::state::AppState;
+use crate::http::wire::{Page, SessionToken};
 use crate::service::accounts::{NewUser, UserProfile};
 use crate::service::audit_log::AuditQuery;
 use crate::service::login::LoginRequest;
@@ -47,7 +47,7 @@ pub async fn login(
     State(state): State<AppState>,
     Client(context): Client,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     let Ok(body) = serde_json::from_slice::<LoginBody>(&body) else {
         return Err(auth_failed());
     };
@@ -62,9 +62,10 @@ pub async fn login(
         .control_plane_login(request, body.otp, &context)
         .await
     {
-        Ok((access_token, expires_in)) => Ok(Json(
-            json!({ "access_token": access_token, "expires_in": expires_in }),
-        )),
+        Ok((access_token, expires_in)) => Ok(Json(SessionToken {
+            access_token,
+            expires_in,
+        })),
         Err(ServiceError::Internal(cause)) => Err(ApiError::internal(cause)),
         Err(_) => Err(auth_failed()),
     }
@@ -94,7 +95,7 @@ pub async fn memberships(
 }
 
 #[derive(Deserialize)]
-pub struct Page {
+pub struct PageParams {
     cursor: Option<String>,
     limit: Option<usize>,
     user: Option<String>,
@@ -104,21 +105,10 @@ pub struct Page {
     until: Option<i64>,
 }
 
-impl Page {
+impl PageParams {
     fn limit(&self) -> usize {
         self.limit.unwrap_or(DEFAULT_PAGE).clamp(1, 500)
     }
-}
-
-fn page<T: serde::Serialize>(
-    items: Vec<T>,
-    limit: usize,
-    cursor_of: impl Fn(&T) -> String,
-) -> Json<Value> {
-    let next_cursor = (items.len() == limit)
-        .then(|| items.last().map(&cursor_of))
-        .flatten();
-    Json(json!({ "items": items, "next_cursor": next_cursor }))
 }
 
 pub async fn create_token(
@@ -136,14 +126,14 @@ pub async fn create_token(
 pub async fn list_tokens(
     State(state): State<AppState>,
     InOrg(caller): InOrg,
-    Query(params): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+    Query(params): Query<PageParams>,
+) -> Result<Json<impl Serialize>, ApiError> {
     let limit = params.limit();
     let tokens = state
         .services
         .list_pats(&caller, params.cursor, limit)
         .await?;
-    Ok(page(tokens, limit, |t| t.id.clone()))
+    Ok(Json(Page::of(tokens, limit, |t| t.id.clone())))
 }
 
 pub async fn revoke_token(
@@ -159,15 +149,15 @@ pub async fn revoke_token(
 pub async fn list_users(
     State(state): State<AppState>,
     InOrg(caller): InOrg,
-    Query(params): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+    Query(params): Query<PageParams>,
+) -> Result<Json<impl Serialize>, ApiError> {
     caller.authorize(Scope::UsersRead)?;
     let limit = params.limit();
     let users = state
         .services
         .org_members(&caller.org_id, params.cursor, limit)
         .await?;
-    Ok(page(users, limit, |u| u.id.to_string()))
+    Ok(Json(Page::of(users, limit, |u| u.id.to_string())))
 }
 
 pub async fn get_user(
@@ -243,13 +233,13 @@ async fn set_suspended(
 pub async fn list_sessions(
     State(state): State<AppState>,
     InOrg(caller): InOrg,
-    Query(params): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+    Query(params): Query<PageParams>,
+) -> Result<Json<impl Serialize>, ApiError> {
     let sessions = state
         .services
         .org_sessions(&caller, params.user.as_deref())
         .await?;
-    Ok(Json(json!({ "items": sessions, "next_cursor": null })))
+    Ok(Json(Page::whole(sessions)))
 }
 
 /// Revokes one of the caller's sessions, or (admins) any session in the org.
@@ -269,8 +259,8 @@ pub async fn revoke_session(
 pub async fn audit(
     State(state): State<AppState>,
     InOrg(caller): InOrg,
-    Query(params): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+    Query(params): Query<PageParams>,
+) -> Result<Json<impl Serialize>, ApiError> {
     caller.authorize(Scope::AuditRead)?;
     let (kind, user) =
         crate::service::audit_log::parse_filters(params.kind.as_deref(), params.user.as_deref())?;
@@ -284,5 +274,5 @@ pub async fn audit(
         cursor: params.cursor,
     };
     let (items, next_cursor) = state.services.query_audit(query).await?;
-    Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
+    Ok(Json(Page::with_cursor(items, next_cursor)))
 }

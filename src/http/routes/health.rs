@@ -3,16 +3,18 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
 
 use crate::http::state::AppState;
+use crate::http::wire::Status;
 
-pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Status>) {
     match state.services.store_answers() {
-        true => (StatusCode::OK, Json(json!({"status": "ok"}))),
+        true => (StatusCode::OK, Json(Status { status: "ok" })),
         false => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable"})),
+            Json(Status {
+                status: "unavailable",
+            }),
         ),
     }
 }

@@ -1,12 +1,12 @@
 //! The identity endpoints a person's browser or app calls: `POST /register`,
 //! `POST /login`, and `GET /.well-known/jwks.json`.
 
+use crate::http::wire::Status;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 use webauthn_rs::prelude::PublicKeyCredential;
 
 use crate::domain::Password;
@@ -30,7 +30,9 @@ pub async fn register(
         Registered::Created(profile) => (StatusCode::CREATED, Json(profile)).into_response(),
         Registered::PendingApproval { approval_id: _ } => (
             StatusCode::ACCEPTED,
-            Json(json!({"status": "pending_approval"})),
+            Json(Status {
+                status: "pending_approval",
+            }),
         )
             .into_response(),
     })

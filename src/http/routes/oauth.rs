@@ -6,8 +6,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::http::error::ApiError;
 use crate::http::extract::{bearer_token_in, AppForm, Client, Operator};
@@ -133,34 +132,71 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// OpenID Connect discovery, listing only what authd serves today.
+/// The OpenID Connect discovery document: only what authd serves today.
+#[derive(Serialize)]
+pub struct Discovery {
+    issuer: String,
+    jwks_uri: String,
+    token_endpoint: String,
+    revocation_endpoint: String,
+    introspection_endpoint: String,
+    end_session_endpoint: String,
+    grant_types_supported: &'static [&'static str],
+    response_types_supported: &'static [&'static str],
+    subject_types_supported: &'static [&'static str],
+    id_token_signing_alg_values_supported: [&'static str; 1],
+    token_endpoint_auth_methods_supported: &'static [&'static str],
+    revocation_endpoint_auth_methods_supported: &'static [&'static str],
+    introspection_endpoint_auth_methods_supported: &'static [&'static str],
+    scopes_supported: &'static [&'static str],
+    claims_supported: &'static [&'static str],
+}
+
 pub async fn openid_configuration(State(state): State<AppState>) -> Response {
-    let issuer = state
-        .config
-        .server
-        .public_url
-        .trim_end_matches('/')
-        .to_owned();
-    let algorithm = crate::service::keys::configured_algorithm(&state.config).as_str();
+    let base = state.config.server.public_url.trim_end_matches('/');
+    let endpoint = |path: &str| format!("{base}{path}");
+    let discovery = Discovery {
+        issuer: state.config.server.public_url.clone(),
+        jwks_uri: endpoint("/.well-known/jwks.json"),
+        token_endpoint: endpoint("/oauth/token"),
+        revocation_endpoint: endpoint("/oauth/revoke"),
+        introspection_endpoint: endpoint("/oauth/introspect"),
+        end_session_endpoint: endpoint("/logout"),
+        grant_types_supported: &["refresh_token"],
+        response_types_supported: &[],
+        subject_types_supported: &["public"],
+        id_token_signing_alg_values_supported: [crate::service::keys::configured_algorithm(
+            &state.config,
+        )
+        .as_str()],
+        token_endpoint_auth_methods_supported: &["none"],
+        revocation_endpoint_auth_methods_supported: &["none"],
+        introspection_endpoint_auth_methods_supported: &["bearer"],
+        scopes_supported: &["openid", "email", "profile"],
+        claims_supported: &[
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "nbf",
+            "jti",
+            "auth_time",
+            "nonce",
+            "email",
+            "email_verified",
+            "name",
+            "roles",
+            "org",
+            "sid",
+        ],
+    };
     (
-        [(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"))],
-        Json(json!({
-            "issuer": state.config.server.public_url,
-            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-            "token_endpoint": format!("{issuer}/oauth/token"),
-            "revocation_endpoint": format!("{issuer}/oauth/revoke"),
-            "introspection_endpoint": format!("{issuer}/oauth/introspect"),
-            "end_session_endpoint": format!("{issuer}/logout"),
-            "grant_types_supported": ["refresh_token"],
-            "response_types_supported": [],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": [algorithm],
-            "token_endpoint_auth_methods_supported": ["none"],
-            "revocation_endpoint_auth_methods_supported": ["none"],
-            "introspection_endpoint_auth_methods_supported": ["bearer"],
-            "scopes_supported": ["openid", "email", "profile"],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "email", "email_verified", "name", "roles", "org", "sid"],
-        })),
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        )],
+        Json(discovery),
     )
         .into_response()
 }

@@ -3,13 +3,13 @@
 
 use std::convert::Infallible;
 
+use crate::http::wire::{Page, Revoked};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures_util::stream::{Stream, StreamExt};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::domain::UserId;
@@ -26,7 +26,7 @@ use crate::service::ServiceError;
 const DEFAULT_PAGE: usize = 50;
 
 #[derive(Deserialize)]
-pub struct Page {
+pub struct PageParams {
     cursor: Option<String>,
     limit: Option<usize>,
     org: Option<String>,
@@ -34,7 +34,7 @@ pub struct Page {
     q: Option<String>,
 }
 
-impl Page {
+impl PageParams {
     fn limit(&self) -> usize {
         self.limit.unwrap_or(DEFAULT_PAGE).clamp(1, 500)
     }
@@ -47,17 +47,14 @@ fn parse_user_id(text: &str) -> Result<UserId, ApiError> {
 pub async fn list_users(
     _: Operator,
     State(state): State<AppState>,
-    Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+    Query(page): Query<PageParams>,
+) -> Result<Json<impl Serialize>, ApiError> {
     let limit = page.limit();
     let users = state
         .services
         .list_users(page.org, page.q, page.cursor, limit)
         .await?;
-    let next_cursor = (users.len() == limit)
-        .then(|| users.last().map(|u| u.id.to_string()))
-        .flatten();
-    Ok(Json(json!({ "items": users, "next_cursor": next_cursor })))
+    Ok(Json(Page::of(users, limit, |u| u.id.to_string())))
 }
 
 pub async fn create_user(
@@ -191,11 +188,11 @@ pub async fn user_sessions(
     _: Operator,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     let user = parse_user_id(&id)?;
     state.services.user_profile(user).await?;
     let sessions = state.services.list_sessions(user, None).await?;
-    Ok(Json(json!({ "items": sessions, "next_cursor": null })))
+    Ok(Json(Page::whole(sessions)))
 }
 
 pub async fn revoke_user_sessions(
@@ -203,27 +200,24 @@ pub async fn revoke_user_sessions(
     State(state): State<AppState>,
     Client(context): Client,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     let user = parse_user_id(&id)?;
     state.services.user_profile(user).await?;
     let revoked = state
         .services
         .revoke_all_sessions(user, None, "operator", &context)
         .await?;
-    Ok(Json(json!({ "revoked": revoked })))
+    Ok(Json(Revoked { revoked }))
 }
 
 pub async fn list_orgs(
     _: Operator,
     State(state): State<AppState>,
-    Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+    Query(page): Query<PageParams>,
+) -> Result<Json<impl Serialize>, ApiError> {
     let limit = page.limit();
     let orgs = state.services.list_orgs(page.cursor, limit).await?;
-    let next_cursor = (orgs.len() == limit)
-        .then(|| orgs.last().map(|o| o.id.to_string()))
-        .flatten();
-    Ok(Json(json!({ "items": orgs, "next_cursor": next_cursor })))
+    Ok(Json(Page::of(orgs, limit, |o| o.id.to_string())))
 }
 
 pub async fn create_org(
@@ -231,17 +225,17 @@ pub async fn create_org(
     State(state): State<AppState>,
     Client(context): Client,
     AppJson(body): AppJson<NewOrg>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
     let org = state.services.create_org(body, &context).await?;
-    Ok((StatusCode::CREATED, Json(json!(org))))
+    Ok((StatusCode::CREATED, Json(org)))
 }
 
 pub async fn get_org(
     _: Operator,
     State(state): State<AppState>,
     Path(reference): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(state.services.get_org(reference).await?)))
+) -> Result<Json<impl Serialize>, ApiError> {
+    Ok(Json(state.services.get_org(reference).await?))
 }
 
 pub async fn update_org(
@@ -250,10 +244,10 @@ pub async fn update_org(
     Client(context): Client,
     Path(reference): Path<String>,
     AppJson(body): AppJson<OrgChanges>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(
-        state.services.update_org(reference, body, &context).await?
-    )))
+) -> Result<Json<impl Serialize>, ApiError> {
+    Ok(Json(
+        state.services.update_org(reference, body, &context).await?,
+    ))
 }
 
 pub async fn delete_org(
@@ -296,7 +290,7 @@ pub async fn audit(
     _: Operator,
     State(state): State<AppState>,
     Query(params): Query<AuditParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     let (kind, user) = parse_filters(params.kind.as_deref(), params.user.as_deref())?;
     let org = match params.org.as_deref() {
         Some(reference) => Some(state.services.get_org(reference.to_owned()).await?.id),
@@ -320,7 +314,7 @@ pub async fn audit(
         limit: params.limit.unwrap_or(DEFAULT_PAGE),
     };
     let (items, next_cursor) = state.services.query_audit(query).await?;
-    Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
+    Ok(Json(Page::with_cursor(items, next_cursor)))
 }
 
 #[derive(Deserialize)]
@@ -366,10 +360,8 @@ pub async fn events_stream(
 pub async fn list_keys(
     _: Operator,
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({ "items": state.services.keys.list().await?, "next_cursor": null }),
-    ))
+) -> Result<Json<impl Serialize>, ApiError> {
+    Ok(Json(Page::whole(state.services.keys.list().await?)))
 }
 
 #[derive(Deserialize)]
@@ -383,7 +375,7 @@ pub async fn rotate_keys(
     State(state): State<AppState>,
     Client(context): Client,
     Query(params): Query<RotateParams>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
     let algorithm = match params.alg.as_deref() {
         None => None,
         Some("RS256") => Some(crate::crypto::jwt::KeyAlgorithm::RS256),
@@ -395,7 +387,7 @@ pub async fn rotate_keys(
         .keys
         .rotate(algorithm, context.origin())
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(key))))
+    Ok((StatusCode::CREATED, Json(key)))
 }
 
 /// Drops a key at once (compromise): gone from the JWKS and from
@@ -405,9 +397,9 @@ pub async fn revoke_key(
     State(state): State<AppState>,
     Client(context): Client,
     Path(kid): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     let revoked = state.services.keys.revoke(kid, context.origin()).await?;
-    Ok(Json(json!(revoked)))
+    Ok(Json(revoked))
 }
 
 #[derive(Deserialize)]
@@ -419,9 +411,9 @@ pub async fn list_approvals(
     _: Operator,
     State(state): State<AppState>,
     Query(params): Query<ApprovalParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     let approvals = state.services.list_approvals(params.status).await?;
-    Ok(Json(json!({ "items": approvals, "next_cursor": null })))
+    Ok(Json(Page::whole(approvals)))
 }
 
 #[derive(Deserialize)]
@@ -465,7 +457,7 @@ pub async fn resolve_approval(
         if from_a_browser {
             return Ok(resolution_page(&approval.status));
         }
-        return Ok(Json(json!(approval)).into_response());
+        return Ok(Json(approval).into_response());
     }
     let (mut parts, body) = request.into_parts();
     <Operator as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state)
@@ -485,7 +477,7 @@ pub async fn resolve_approval(
             &context,
         )
         .await?;
-    Ok(Json(json!(approval)).into_response())
+    Ok(Json(approval).into_response())
 }
 
 /// What a person who pressed the confirmation page's button sees next.

@@ -8,8 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, Client, EnrollingAccount, UiCookies};
@@ -108,17 +107,46 @@ pub struct InfoParams {
 pub async fn info(
     State(state): State<AppState>,
     Query(params): Query<InfoParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Info>, ApiError> {
     let org = state
         .services
         .get_org(params.org.unwrap_or_else(|| "default".to_owned()))
         .await?;
-    Ok(Json(json!({
-        "product": "authd",
-        "version": env!("CARGO_PKG_VERSION"),
-        "org": {"slug": org.slug, "name": org.name, "registration": org.registration},
-        "webauthn": state.services.webauthn.is_some(),
-    })))
+    Ok(Json(Info {
+        product: "authd",
+        version: env!("CARGO_PKG_VERSION"),
+        org: OrgInfo {
+            slug: org.slug,
+            name: org.name,
+            registration: org.registration,
+        },
+        webauthn: state.services.webauthn.is_some(),
+    }))
+}
+
+/// What `/ui/api/info` tells the sign-in page.
+#[derive(Serialize)]
+pub struct Info {
+    product: &'static str,
+    version: &'static str,
+    org: OrgInfo,
+    webauthn: bool,
+}
+
+#[derive(Serialize)]
+pub struct OrgInfo {
+    slug: String,
+    name: String,
+    registration: crate::domain::RegistrationMode,
+}
+
+/// A completed browser sign-in: the profile and the MFA prompts (the
+/// session itself is in the cookies, never in the body).
+#[derive(Serialize)]
+struct SignedIn {
+    profile: crate::service::accounts::UserProfile,
+    mfa_enrollment_required: bool,
+    mfa_enrollment_encouraged: bool,
 }
 
 /// Path=/ and no Domain always: both are what `__Host-` requires.
@@ -147,11 +175,11 @@ async fn signed_in(state: &AppState, tokens: TokenSet) -> Result<Response, ApiEr
     let csrf = state.services.csrf_token(principal.session_id);
     let max_age = state.config.sessions.ttl.as_secs();
     let names = UiCookies::of(&state.config);
-    let mut response = Json(json!({
-        "profile": profile,
-        "mfa_enrollment_required": tokens.mfa_enrollment_required.unwrap_or(false),
-        "mfa_enrollment_encouraged": tokens.mfa_enrollment_encouraged.unwrap_or(false),
-    }))
+    let mut response = Json(SignedIn {
+        profile,
+        mfa_enrollment_required: tokens.mfa_enrollment_required.unwrap_or(false),
+        mfa_enrollment_encouraged: tokens.mfa_enrollment_encouraged.unwrap_or(false),
+    })
     .into_response();
     let headers = response.headers_mut();
     headers.append(
