@@ -7,7 +7,8 @@
 //! Run with `cargo bench --bench footprint` (`-- --quick` for a smoke run).
 //! Prints a table and writes `target/bench/footprint.json`.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)]
+// A bench is a client: it reads the wall clock as one would.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::disallowed_methods)]
 
 mod common;
 

@@ -14,7 +14,8 @@
 //! to choose the user counts). Prints a table and writes
 //! `target/bench/scale.json`.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)]
+// A bench is a client: it reads the wall clock as one would.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::disallowed_methods)]
 
 mod common;
 

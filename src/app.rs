@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admin_token::{self, AdminTokenVerifier, TokenSource};
-use crate::clock;
+use crate::clock::Clock;
 use crate::config::{CacheMib, Config};
 use crate::http::{self, AppState, Shared};
 use crate::service::Services;
@@ -34,6 +34,14 @@ impl Application {
     /// Prepares everything that can fail before the first request: a second
     /// instance on the same data dir fails here, before binding the port.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        #[allow(clippy::disallowed_methods)] // The edge that makes the system clock.
+        let clock = Clock::system();
+        Self::build_with_clock(config, clock).await
+    }
+
+    /// [`Application::build`] with the services' clock given: a manual one
+    /// lets in-process tests move time instead of waiting for it.
+    pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Application> {
         let config = Arc::new(config);
         for warning in config.warnings() {
             tracing::warn!("{warning}");
@@ -42,7 +50,7 @@ impl Application {
 
         let database_path = config.database_path();
         let cache_bytes = page_cache_bytes(config.storage.cache_mib);
-        let (store, report) = Store::open(&database_path, cache_bytes, clock::now())?;
+        let (store, report) = Store::open(&database_path, cache_bytes, clock.now())?;
         tracing::info!(
             path = %database_path.display(),
             cache_mib = cache_bytes >> 20,
@@ -61,10 +69,10 @@ impl Application {
             })?;
 
         let server_secret = crate::server_secret::load_or_create(&config.storage.data_dir)?;
-        let store = crate::service::keys::seal_keys_at_rest(store, &server_secret, clock::now())?;
+        let store = crate::service::keys::seal_keys_at_rest(store, &server_secret, clock.now())?;
         let store = Arc::new(store);
         let services =
-            Arc::new(Services::build(config.clone(), store.clone(), &server_secret).await?);
+            Arc::new(Services::build(config.clone(), store.clone(), &server_secret, clock).await?);
         let (stop_sender, stop_receiver) = watch::channel(false);
         let state = AppState::new(Shared {
             config: config.clone(),

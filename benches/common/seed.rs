@@ -74,10 +74,15 @@ pub fn phc(memory_kib: u32, iterations: u32, parallelism: u32) -> String {
         .to_string()
 }
 
+/// Seeded records are dated by the wall clock, like the server's own.
+fn now() -> UnixSeconds {
+    authd::clock::Clock::system().now()
+}
+
 /// The database at `path`, created and migrated if new (which creates the
 /// default org), and that org's id.
 pub fn open(path: &Path) -> (Store, OrgId) {
-    let (store, _) = Store::open(path, CACHE_BYTES, authd::clock::now()).expect("open store");
+    let (store, _) = Store::open(path, CACHE_BYTES, now()).expect("open store");
     let org = store
         .read(|txn| txn.org_by_slug("default"))
         .expect("read")
@@ -113,7 +118,7 @@ fn user(i: u64, org: &OrgId, phc: &str, now: UnixSeconds) -> User {
 /// `CHUNK` users per transaction. Returns the seconds it took.
 pub fn users(store: &Store, org: &OrgId, range: Range<u64>, phc: &str, pats: bool) -> f64 {
     let started = Instant::now();
-    let now = authd::clock::now();
+    let now = now();
     assert!(authd::crypto::pat::is_well_formed(
         PAT_PREFIX,
         &pat_token(0)
@@ -163,7 +168,7 @@ pub fn users(store: &Store, org: &OrgId, range: Range<u64>, phc: &str, pats: boo
 /// the seconds it took.
 pub fn audit_events(store: &Store, org: &OrgId, count: u64, users: u64, heavy: u64) -> f64 {
     let started = Instant::now();
-    let now = authd::clock::now();
+    let now = now();
     let span: u64 = 30 * 86400;
     let first = now - span as UnixSeconds;
     let mut start = 0;

@@ -330,7 +330,7 @@ async fn browser_session(
 ) -> Result<Caller, ApiError> {
     let session = state
         .services
-        .authenticate_browser_cookie(cookie, crate::clock::now())
+        .authenticate_browser_cookie(cookie, state.services.clock.now())
         .await?;
     let safe = matches!(parts.method.as_str(), "GET" | "HEAD" | "OPTIONS");
     if !safe {

@@ -198,7 +198,7 @@ impl Services {
     ) -> ServiceResult<Registered> {
         // Every attempt counts, well-formed or not: each may cost a hash.
         self.limiter
-            .admit_registration(super::limiter::AddressKey::of(context.ip), clock::now())
+            .admit_registration(super::limiter::AddressKey::of(context.ip), self.clock.now())
             .map_err(|throttled| ServiceError::RateLimited {
                 retry_after_seconds: throttled.retry_after_seconds,
             })?;
@@ -217,7 +217,7 @@ impl Services {
         }
         Ok(match approval {
             Some(approval_id) => Registered::PendingApproval { approval_id },
-            None => Registered::Created(UserProfile::of(&user, clock::now())),
+            None => Registered::Created(UserProfile::of(&user, self.clock.now())),
         })
     }
 
@@ -278,7 +278,7 @@ impl Services {
         } else {
             self.passwords.hash(password).await?
         };
-        let now = clock::now();
+        let now = self.clock.now();
         let user = User {
             id: UserId::random(),
             email: checked.email,
@@ -361,7 +361,7 @@ impl Services {
     }
 
     pub async fn user_profile(&self, user: UserId) -> ServiceResult<UserProfile> {
-        let now = clock::now();
+        let now = self.clock.now();
         self.store_lookup(|txn| {
             let user = txn.user(&user)?.ok_or(ServiceError::NotFound("user"))?;
             let mut profile = UserProfile::of(&user, now);
@@ -442,7 +442,7 @@ impl Services {
             }
         }
         let new_hash = self.passwords.hash(new.into_inner()).await?;
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         let keep_history = history.max(1);
         self.store_write(move |txn| {

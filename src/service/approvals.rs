@@ -6,7 +6,7 @@
 
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord, RequestOrigin};
-use crate::clock::{self, UnixSeconds};
+use crate::clock::UnixSeconds;
 use crate::domain::user::UserStatus;
 use crate::store::{Approval, Queries, WriteTxn};
 
@@ -176,10 +176,14 @@ impl Services {
             "deny" => false,
             _ => return Err(ServiceError::InvalidSignature),
         };
-        if self
-            .link_key
-            .verify(method, &resolve_path(id), action, exp, sig, clock::now())
-        {
+        if self.link_key.verify(
+            method,
+            &resolve_path(id),
+            action,
+            exp,
+            sig,
+            self.clock.now(),
+        ) {
             Ok(approved)
         } else {
             Err(ServiceError::InvalidSignature)
@@ -217,7 +221,7 @@ impl Services {
         resolver: Resolver,
         context: &RequestContext,
     ) -> ServiceResult<Approval> {
-        let now = clock::now();
+        let now = self.clock.now();
         let ttl = self.config.approvals.ttl.as_secs() as i64;
         let origin = context.origin();
         self.store_write(move |txn| {
@@ -269,7 +273,7 @@ impl Services {
 
     /// Expires every pending approval past `approvals.ttl` (housekeeping).
     pub async fn expire_approvals(&self) -> ServiceResult<usize> {
-        let now = clock::now();
+        let now = self.clock.now();
         let ttl = self.config.approvals.ttl.as_secs() as i64;
         // Most calls find nothing due: answer them from a read, without a commit.
         let any_due = self

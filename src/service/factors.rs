@@ -10,7 +10,6 @@ use super::totp::{digest, new_recovery_codes};
 use super::webauthn::RegistrationOptions;
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
-use crate::clock;
 use crate::domain::UserId;
 use crate::store::Queries;
 
@@ -23,7 +22,7 @@ impl Services {
         context: &RequestContext,
     ) -> ServiceResult<()> {
         self.prove(user_id, proof, "password", context).await?;
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             let mut user = txn.user(&user_id)?.ok_or(ServiceError::InvalidToken)?;
@@ -49,7 +48,7 @@ impl Services {
         self.prove(user_id, proof, "password", context).await?;
         let codes = new_recovery_codes();
         let hashes: Vec<String> = codes.iter().map(|c| digest(c)).collect();
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             let enrolled = txn.user(&user_id)?.is_some_and(|u| u.mfa_enrolled);
@@ -110,7 +109,7 @@ impl Services {
             return Err(ServiceError::NotFound("security key"));
         }
         self.prove(user_id, proof, "password", context).await?;
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             let was_enrolled = txn.user(&user_id)?.is_some_and(|u| u.mfa_enrolled);

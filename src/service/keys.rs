@@ -35,7 +35,7 @@ use tokio::sync::watch;
 
 use super::{ServiceError, ServiceResult};
 use crate::audit::{AuditKind, AuditRecord, RequestOrigin};
-use crate::clock::{self, UnixSeconds};
+use crate::clock::{self, Clock, UnixSeconds};
 use crate::config::{Config, SigningAlgorithm};
 use crate::crypto::jwt::{jwks_document, KeyAlgorithm, KeyPair, PublicJwk, Signer, Verifier};
 use crate::crypto::sealed::SealingKey;
@@ -77,6 +77,7 @@ pub struct KeyRing {
     /// built from an older read must never replace a newer one (it could
     /// drop a new signer, or bring a revoked key back).
     changes: Arc<Mutex<()>>,
+    clock: Clock,
 }
 
 fn one_at_a_time(changes: &Mutex<()>) -> MutexGuard<'_, ()> {
@@ -123,8 +124,9 @@ impl KeyRing {
         store: &Arc<Store>,
         config: &Config,
         sealing: Arc<SealingKey>,
-        now: UnixSeconds,
+        clock: Clock,
     ) -> anyhow::Result<KeyRing> {
+        let now = clock.now();
         let algorithm = configured_algorithm(config);
         let overlap_seconds = config
             .tokens
@@ -205,6 +207,7 @@ impl KeyRing {
             ready,
             overlap_seconds,
             changes: Arc::default(),
+            clock,
         })
     }
 
@@ -239,10 +242,11 @@ impl KeyRing {
     ) -> ServiceResult<T> {
         let (store, sealing) = (self.store.clone(), self.sealing.clone());
         let (shared, changes) = (self.state.clone(), self.changes.clone());
+        let clock = self.clock.clone();
         tokio::task::spawn_blocking(move || {
             let _one_at_a_time = one_at_a_time(&changes);
             let outcome = change(&store)?;
-            let state = build_state(&store, &sealing, clock::now()).map_err(internal)?;
+            let state = build_state(&store, &sealing, clock.now()).map_err(internal)?;
             set_state(&shared, state);
             Ok(outcome)
         })
@@ -252,7 +256,7 @@ impl KeyRing {
 
     /// The current state, rebuilt first if a key's publication window ended.
     async fn current(&self) -> ServiceResult<Arc<KeyState>> {
-        let now = clock::now();
+        let now = self.clock.now();
         let due = move |state: &KeyState| state.next_retirement.is_some_and(|at| at <= now);
         let state = self.snapshot().await?;
         if !due(&state) {
@@ -297,7 +301,7 @@ impl KeyRing {
         // Also waits for the first key, so that it cannot land after this one.
         let active_algorithm = self.snapshot().await?.signer.algorithm();
         let overlap = self.overlap_seconds;
-        let now = clock::now();
+        let now = self.clock.now();
         let algorithm = algorithm.unwrap_or(active_algorithm);
         let key = self.generate(algorithm, now).await?;
         let kid = self
@@ -319,7 +323,7 @@ impl KeyRing {
     pub async fn revoke(&self, kid: String, origin: RequestOrigin) -> ServiceResult<RevokedKey> {
         // Also waits for the first key, so that it cannot land after this.
         let signer = self.snapshot().await?.signer.clone();
-        let now = clock::now();
+        let now = self.clock.now();
         // Made before the transaction (RSA takes a while), and only if the
         // key signs: a key that is not the signer cannot become it again,
         // since only new keys are ever made the signer.
@@ -429,7 +433,7 @@ impl KeyRing {
     /// Deletes keys whose window has ended (housekeeping).
     pub async fn delete_retired(&self) -> ServiceResult<usize> {
         let store = self.store.clone();
-        let now = clock::now();
+        let now = self.clock.now();
         let removed = tokio::task::spawn_blocking(move || {
             store.write(move |txn| {
                 let active = txn.active_signing_kid()?;
@@ -647,7 +651,7 @@ mod tests {
     fn ring(ready: watch::Receiver<bool>) -> (tempfile::TempDir, KeyRing) {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, _) =
-            Store::open(&dir.path().join("authd.redb"), 1 << 20, clock::now()).expect("open");
+            Store::open(&dir.path().join("authd.redb"), 1 << 20, 1_700_000_000).expect("open");
         let ring = KeyRing {
             store: Arc::new(store),
             sealing: Arc::new(sealing_key(&[3; 32])),
@@ -655,6 +659,7 @@ mod tests {
             ready,
             overlap_seconds: 60,
             changes: Arc::default(),
+            clock: Clock::manual(1_700_000_000),
         };
         (dir, ring)
     }
@@ -668,7 +673,7 @@ mod tests {
         use base64::Engine as _;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("authd.redb");
-        let now = clock::now();
+        let now = 1_700_000_000;
         let secret = [5_u8; 32];
         let key = KeyPair::generate(KeyAlgorithm::EdDSA, now).expect("key");
         let der = key.private_key_der().to_vec();
@@ -728,9 +733,14 @@ mod tests {
 
         let mut config = Config::default();
         config.tokens.signing_alg = SigningAlgorithm::EdDSA;
-        let ring = KeyRing::load_or_create(&store, &config, Arc::new(sealing_key(&secret)), now)
-            .await
-            .expect("keys");
+        let ring = KeyRing::load_or_create(
+            &store,
+            &config,
+            Arc::new(sealing_key(&secret)),
+            Clock::manual(now),
+        )
+        .await
+        .expect("keys");
         assert_eq!(
             ring.signer().await.expect("signer").kid(),
             kid,
@@ -749,8 +759,13 @@ mod tests {
             .verify::<serde_json::Value>(&issued_before, &expect)
             .expect("a token signed before still verifies");
 
-        let wrong_secret =
-            KeyRing::load_or_create(&store, &config, Arc::new(sealing_key(&[6; 32])), now).await;
+        let wrong_secret = KeyRing::load_or_create(
+            &store,
+            &config,
+            Arc::new(sealing_key(&[6; 32])),
+            Clock::manual(now),
+        )
+        .await;
         let error = wrong_secret
             .err()
             .expect("a wrong secret stops the start")

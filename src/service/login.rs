@@ -10,7 +10,7 @@ use super::sessions::SessionKind;
 use super::tokens::{TokenGrant, TokenSet};
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
-use crate::clock::{self, UnixSeconds};
+use crate::clock::UnixSeconds;
 use crate::crypto::passwords::Verification;
 use crate::domain::user::UserStatus;
 use crate::domain::{Email, Org, Password, User, UserId};
@@ -93,7 +93,7 @@ impl Services {
         request: LoginRequest,
         context: &RequestContext,
     ) -> ServiceResult<Authenticated> {
-        let now = clock::now();
+        let now = self.clock.now();
         let address = AddressKey::of(context.ip);
         let over_long = request.email.len() > MAX_EMAIL_INPUT
             || request

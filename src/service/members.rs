@@ -11,7 +11,7 @@ use super::pats::{Caller, OrgCaller};
 use super::sessions::SessionView;
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
-use crate::clock::{self, UnixSeconds};
+use crate::clock::UnixSeconds;
 use crate::domain::{OrgId, Scope, SessionId, User, UserId};
 use crate::store::Queries;
 
@@ -28,7 +28,7 @@ impl Services {
     /// A member of `org`; users of other orgs do not exist here.
     pub async fn org_member(&self, org: &OrgId, id: &str) -> ServiceResult<UserProfile> {
         let id = UserId::parse(id).ok_or(ServiceError::NotFound("user"))?;
-        let now = clock::now();
+        let now = self.clock.now();
         self.store_lookup(|txn| {
             let user = txn
                 .user(&id)?
@@ -45,7 +45,7 @@ impl Services {
         cursor: Option<String>,
         limit: usize,
     ) -> ServiceResult<Vec<UserProfile>> {
-        let now = clock::now();
+        let now = self.clock.now();
         let org = org.clone();
         self.store_read(move |txn| {
             Ok(txn
@@ -74,7 +74,7 @@ impl Services {
                 "you cannot disable yourself; ask another admin of this org".into(),
             ));
         }
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         let org = org.clone();
         self.store_write(move |txn| {

@@ -16,7 +16,6 @@ use super::tokens::{TokenGrant, TokenSet};
 use super::totp::{check_typed_code, digest, CodeCheck, TypedCode};
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
-use crate::clock;
 use crate::crypto;
 use crate::domain::{Org, User};
 use crate::store::{MfaChallenge, Queries};
@@ -70,7 +69,7 @@ impl Services {
         let challenge = MfaChallenge {
             user_id: user.id,
             org_id: org.id.clone(),
-            expires_at: clock::now() + self.config.mfa.challenge_ttl.as_secs() as i64,
+            expires_at: self.clock.now() + self.config.mfa.challenge_ttl.as_secs() as i64,
             failures: 0,
             scope: grant.scope,
             client_id: grant.client_id,
@@ -105,7 +104,7 @@ impl Services {
     ) -> ServiceResult<RequestChallengeResponse> {
         let relying_party = self.webauthn_relying_party()?;
         let key = mfa_token_digest(mfa_token);
-        let now = clock::now();
+        let now = self.clock.now();
         self.store_write(move |txn| {
             let mut challenge = txn
                 .mfa_challenge(&key)?
@@ -131,7 +130,7 @@ impl Services {
         kind: SessionKind,
         context: &RequestContext,
     ) -> ServiceResult<TokenSet> {
-        let now = clock::now();
+        let now = self.clock.now();
         let key = mfa_token_digest(mfa_token);
         let origin = context.origin();
         let sealing = self.mfa_key.clone();
@@ -277,7 +276,7 @@ impl Services {
         otp: &str,
         context: &RequestContext,
     ) -> ServiceResult<bool> {
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         let (user_id, org_id) = (user.id, org.id.clone());
         let address = AddressKey::of(context.ip);

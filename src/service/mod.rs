@@ -38,6 +38,7 @@ pub mod webhooks;
 use std::sync::Arc;
 
 use crate::audit::RequestOrigin;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::passwords::{Argon2Params, PasswordError, PasswordHasher};
 use crate::domain::password_policy::Violation;
@@ -166,6 +167,8 @@ pub struct Services {
     pub webhooks: webhooks::Webhooks,
     /// Access tokens whose signature and claims already checked out.
     pub verified_tokens: tokens::VerifiedTokens,
+    /// Where every use case takes the time from (manual in tests).
+    pub clock: Clock,
 }
 
 impl Services {
@@ -174,6 +177,7 @@ impl Services {
         config: Arc<Config>,
         store: Arc<Store>,
         server_secret: &[u8],
+        clock: Clock,
     ) -> anyhow::Result<Services> {
         let params = Argon2Params {
             memory_kib: config.passwords.memory_kib,
@@ -187,7 +191,7 @@ impl Services {
             &store,
             &config,
             Arc::new(keys::sealing_key(server_secret)),
-            crate::clock::now(),
+            clock.clone(),
         )
         .await?;
         let webauthn = match webauthn::relying_party(&config) {
@@ -197,7 +201,8 @@ impl Services {
                 None
             }
         };
-        let webhooks = webhooks::Webhooks::start(config.webhooks.clone(), store.clone())?;
+        let webhooks =
+            webhooks::Webhooks::start(config.webhooks.clone(), store.clone(), clock.clone())?;
         Ok(Services {
             verified_tokens: tokens::VerifiedTokens::default(),
             webhooks,
@@ -215,6 +220,7 @@ impl Services {
             store,
             passwords,
             keys,
+            clock,
         })
     }
 
@@ -222,7 +228,7 @@ impl Services {
     /// rows at a time (see `store::sweep`), on the blocking pool; returns how
     /// many rows it removed.
     pub async fn sweep(&self, sweep: Sweep) -> ServiceResult<usize> {
-        let (store, now) = (self.store.clone(), crate::clock::now());
+        let (store, now) = (self.store.clone(), self.clock.now());
         tokio::task::spawn_blocking(move || store.sweep(sweep, now, 1_000))
             .await
             .map_err(|error| ServiceError::Internal(error.to_string()))?

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
-use crate::clock::{self, UnixSeconds};
+use crate::clock::UnixSeconds;
 use crate::domain::org::{slug_is_valid, DEFAULT_ORG_SLUG};
 use crate::domain::{MfaPolicy, Org, OrgId, PasswordPolicy, RegistrationMode};
 use crate::store::Queries;
@@ -86,7 +86,7 @@ impl Services {
         let slug = check_slug(&new.slug)?;
         let name = check_name(&new.name)?;
         check_policy(&new.password_policy)?;
-        let now = clock::now();
+        let now = self.clock.now();
         let org = Org {
             id: OrgId::random(),
             slug,
@@ -123,7 +123,7 @@ impl Services {
         if let Some(policy) = &changes.password_policy {
             check_policy(policy)?;
         }
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             let mut org = resolve(txn, Some(&reference))?.ok_or(ServiceError::NotFound("org"))?;
@@ -181,7 +181,7 @@ impl Services {
         reference: String,
         context: &RequestContext,
     ) -> ServiceResult<()> {
-        let now: UnixSeconds = clock::now();
+        let now: UnixSeconds = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             let org = resolve(txn, Some(&reference))?.ok_or(ServiceError::NotFound("org"))?;

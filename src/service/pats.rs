@@ -212,7 +212,7 @@ impl Services {
         token: &str,
         context: &RequestContext,
     ) -> ServiceResult<Caller> {
-        let now = clock::now();
+        let now = self.clock.now();
         let prefix = &self.config.pat.prefix;
         if !token.starts_with(prefix.as_str()) {
             return Ok(Caller::Session(
@@ -360,7 +360,7 @@ impl Services {
                     ),
                 )
             })?;
-        let now = clock::now();
+        let now = self.clock.now();
         let token = crypto::pat::generate(&self.config.pat.prefix);
         let digest = hex::encode(crypto::sha256(token.as_bytes()));
         let pat = PersonalAccessToken {
@@ -424,7 +424,7 @@ impl Services {
     ) -> ServiceResult<()> {
         caller.authorize(Scope::TokensWrite)?;
         let (user, org) = (caller.caller.user_id(), caller.org_id.clone());
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             let (digest, pat) = txn
@@ -455,7 +455,7 @@ impl Services {
     /// belongs to no OAuth client, so there is no `client_id`.
     pub async fn introspect_pat(&self, token: &str) -> ServiceResult<Introspection> {
         let digest = pat_digest(token);
-        let now = clock::now();
+        let now = self.clock.now();
         self.store_read(move |txn| {
             let Some((pat, owner)) = live_pat(txn, &digest, now)? else {
                 return Ok(Introspection::default());
@@ -490,7 +490,7 @@ impl Services {
         context: &RequestContext,
     ) -> ServiceResult<()> {
         let digest = pat_digest(token);
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             let Some(pat) = txn.pat(&digest)? else {
@@ -519,7 +519,7 @@ impl Services {
         }
         let to_audit: HashSet<String> = {
             let mut audited = lock(&self.pat_activity.audited_at);
-            let now = clock::now();
+            let now = self.clock.now();
             audited.retain(|_, at| *at + HOUR > now);
             seen.iter()
                 .filter(|(id, (used_at, _))| {

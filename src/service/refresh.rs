@@ -14,7 +14,7 @@ use super::sessions::revoke_in;
 use super::tokens::{refresh_token_digest, store_refresh_token, TokenGrant, TokenSet};
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
-use crate::clock::{self, UnixSeconds};
+use crate::clock::UnixSeconds;
 use crate::domain::{Session, User};
 use crate::store::Queries;
 
@@ -73,7 +73,7 @@ impl Services {
         context: &RequestContext,
     ) -> Result<TokenSet, RefreshError> {
         let digest = refresh_token_digest(presented);
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         let ip = context.ip.to_string();
         let refresh_ttl = self.config.tokens.refresh_ttl.as_secs();
@@ -164,7 +164,7 @@ impl Services {
         context: &RequestContext,
     ) -> ServiceResult<()> {
         let digest = refresh_token_digest(presented);
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             let Some(record) = txn.refresh_token(&digest)? else {
@@ -185,7 +185,7 @@ impl Services {
         reason: &'static str,
         context: &RequestContext,
     ) -> ServiceResult<()> {
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             if let Some(session) = txn.session(&session_id)?.filter(|s| s.is_live(now)) {
@@ -200,7 +200,7 @@ impl Services {
     /// cannot be recalled on its own; its session can); revoking a PAT
     /// deletes it. Unknown tokens succeed.
     pub async fn revoke_token(&self, token: &str, context: &RequestContext) -> ServiceResult<()> {
-        let now = clock::now();
+        let now = self.clock.now();
         if self.is_pat(token) {
             return self.revoke_pat_by_token(token, context).await;
         }
@@ -218,7 +218,7 @@ impl Services {
 
     /// RFC 7662 for access tokens, refresh tokens and PATs.
     pub async fn introspect(&self, token: &str) -> ServiceResult<Introspection> {
-        let now = clock::now();
+        let now = self.clock.now();
         if self.is_pat(token) {
             return self.introspect_pat(token).await;
         }

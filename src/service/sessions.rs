@@ -150,7 +150,7 @@ impl Services {
         kind: SessionKind,
         context: &RequestContext,
     ) -> ServiceResult<TokenSet> {
-        let now = clock::now();
+        let now = self.clock.now();
         grant.auth_time = now;
         let session_id = SessionId::random();
         let refreshable = kind == SessionKind::Refreshable;
@@ -242,7 +242,7 @@ impl Services {
         user: UserId,
         current: Option<SessionId>,
     ) -> ServiceResult<Vec<SessionView>> {
-        let now = clock::now();
+        let now = self.clock.now();
         let sessions = self
             .store_read(move |txn| Ok(txn.sessions_of_user(&user)?))
             .await?;
@@ -266,7 +266,7 @@ impl Services {
         session: SessionId,
         context: &RequestContext,
     ) -> ServiceResult<()> {
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             let found = txn
@@ -286,7 +286,7 @@ impl Services {
         session: SessionId,
         context: &RequestContext,
     ) -> ServiceResult<()> {
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         let org = org.clone();
         self.store_write(move |txn| {
@@ -311,7 +311,7 @@ impl Services {
         reason: &'static str,
         context: &RequestContext,
     ) -> ServiceResult<usize> {
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             let mut revoked = 0;

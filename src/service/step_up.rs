@@ -8,7 +8,6 @@ use super::lockout::{self, CredentialKind, LockoutPolicy};
 use super::totp::{check_typed_code, CodeCheck, TypedCode};
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
-use crate::clock;
 use crate::crypto::passwords::Verification;
 use crate::domain::{Password, UserId};
 use crate::store::Queries;
@@ -32,7 +31,7 @@ impl Services {
         password_field: &'static str,
         context: &RequestContext,
     ) -> ServiceResult<()> {
-        let now = clock::now();
+        let now = self.clock.now();
         let (kind, account) = match &proof {
             Proof::Password(_) => (CredentialKind::Password, AccountKey::user(&user_id)),
             Proof::Code(_) => (

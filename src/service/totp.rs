@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
-use crate::clock::{self, UnixSeconds};
+use crate::clock::UnixSeconds;
 use crate::crypto::sealed::SealingKey;
 use crate::crypto::{self, totp};
 use crate::domain::{SessionId, UserId};
@@ -162,7 +162,7 @@ impl Services {
         code: String,
         context: &RequestContext,
     ) -> ServiceResult<Vec<String>> {
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         let codes = new_recovery_codes();
         let hashes: Vec<String> = codes.iter().map(|c| digest(c)).collect();

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::accounts::{audit_for, check_new_user, revoke_other_sessions, NewUser, UserProfile};
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord, RequestOrigin};
-use crate::clock::{self, UnixSeconds};
+use crate::clock::UnixSeconds;
 use crate::domain::user::UserStatus;
 use crate::domain::{Membership, Role, User, UserId};
 use crate::store::{Queries, WriteTxn};
@@ -47,7 +47,7 @@ impl Services {
             + Send
             + 'static,
     ) -> ServiceResult<T> {
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             let mut user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
@@ -77,7 +77,7 @@ impl Services {
         let (user, _) = self
             .insert_user(checked, org, role, false, false, context)
             .await?;
-        Ok(UserProfile::of(&user, clock::now()))
+        Ok(UserProfile::of(&user, self.clock.now()))
     }
 
     /// Users in id order after `cursor`; `search` keeps those whose email or
@@ -89,7 +89,7 @@ impl Services {
         cursor: Option<String>,
         limit: usize,
     ) -> ServiceResult<Vec<UserProfile>> {
-        let now = clock::now();
+        let now = self.clock.now();
         let search = search
             .map(|s| s.trim().to_lowercase())
             .filter(|s| !s.is_empty());
@@ -264,7 +264,7 @@ impl Services {
         user_id: UserId,
         context: &RequestContext,
     ) -> ServiceResult<()> {
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             let user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;

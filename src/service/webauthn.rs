@@ -173,7 +173,7 @@ impl Services {
         user_id: UserId,
     ) -> ServiceResult<RegistrationOptions> {
         let relying_party = self.webauthn_relying_party()?;
-        let now = clock::now();
+        let now = self.clock.now();
         let ceremony_id = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(crate::crypto::random::bytes::<24>());
         let key = ceremony_id.clone();
@@ -238,7 +238,7 @@ impl Services {
     ) -> ServiceResult<WebauthnKeyView> {
         let relying_party = self.webauthn_relying_party()?;
         let name = clean_name(name)?;
-        let now = clock::now();
+        let now = self.clock.now();
         let ceremony = self
             .store_write(move |txn| {
                 let ceremony = txn.webauthn_ceremony(&ceremony_id)?;
@@ -300,7 +300,7 @@ impl Services {
         context: &RequestContext,
     ) -> ServiceResult<WebauthnKeyView> {
         let name = clean_name(name)?;
-        let now = clock::now();
+        let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             let mut credential = txn
@@ -320,7 +320,7 @@ impl Services {
 
     /// Drops registration ceremonies nobody finished.
     pub async fn sweep_webauthn_ceremonies(&self) -> ServiceResult<usize> {
-        let now = clock::now();
+        let now = self.clock.now();
         self.store_write(move |txn| {
             let expired: Vec<String> = txn
                 .webauthn_ceremonies()?

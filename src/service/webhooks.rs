@@ -16,7 +16,7 @@ use sha2::Sha256;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::audit::{AuditKind, AuditRecord, RequestOrigin};
-use crate::clock;
+use crate::clock::{self, Clock, UnixSeconds};
 use crate::config::WebhookConfig;
 use crate::store::Store;
 
@@ -39,6 +39,7 @@ struct Event {
 pub struct Webhooks {
     queue: Option<mpsc::Sender<Event>>,
     store: Arc<Store>,
+    clock: Clock,
     dropped: std::sync::atomic::AtomicU64,
 }
 
@@ -62,11 +63,16 @@ fn host_of(url: &str) -> String {
 
 impl Webhooks {
     /// Starts the worker (none when no webhook is configured).
-    pub fn start(hooks: Vec<WebhookConfig>, store: Arc<Store>) -> anyhow::Result<Webhooks> {
+    pub fn start(
+        hooks: Vec<WebhookConfig>,
+        store: Arc<Store>,
+        clock: Clock,
+    ) -> anyhow::Result<Webhooks> {
         if hooks.is_empty() {
             return Ok(Webhooks {
                 queue: None,
                 store,
+                clock,
                 dropped: Default::default(),
             });
         }
@@ -75,10 +81,17 @@ impl Webhooks {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run_worker(receiver, Arc::new(hooks), client, store.clone()));
+        tokio::spawn(run_worker(
+            receiver,
+            Arc::new(hooks),
+            client,
+            store.clone(),
+            clock.clone(),
+        ));
         Ok(Webhooks {
             queue: Some(sender),
             store,
+            clock,
             dropped: Default::default(),
         })
     }
@@ -99,9 +112,11 @@ impl Webhooks {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(event = event.kind, "webhook queue full; event dropped");
             let store = self.store.clone();
+            let now = self.clock.now();
             tokio::task::spawn_blocking(move || {
                 audit_attempt(
                     &store,
+                    now,
                     AuditKind::WebhookFailed,
                     event.kind,
                     "",
@@ -115,6 +130,7 @@ impl Webhooks {
 
 fn audit_attempt(
     store: &Store,
+    now: UnixSeconds,
     kind: AuditKind,
     event: &str,
     host: &str,
@@ -125,7 +141,7 @@ fn audit_attempt(
     if let (Some(details), Some(extra)) = (details.as_object_mut(), extra.as_object()) {
         details.extend(extra.clone());
     }
-    let record = AuditRecord::new(kind, clock::now(), &RequestOrigin::default()).details(details);
+    let record = AuditRecord::new(kind, now, &RequestOrigin::default()).details(details);
     if let Err(error) = store.write(|txn| txn.audit(record)) {
         tracing::warn!(%error, "could not audit a webhook attempt");
     }
@@ -136,6 +152,7 @@ async fn run_worker(
     hooks: Arc<Vec<WebhookConfig>>,
     client: reqwest::Client,
     store: Arc<Store>,
+    clock: Clock,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(event) = receiver.recv().await {
@@ -144,7 +161,7 @@ async fn run_worker(
         if let Some(object) = payload.as_object_mut() {
             object.insert("event".into(), event.kind.into());
             object.insert("delivery_id".into(), delivery_id.clone().into());
-            object.insert("sent_at".into(), clock::rfc3339(clock::now()).into());
+            object.insert("sent_at".into(), clock::rfc3339(clock.now()).into());
         }
         let body = match serde_json::to_vec(&payload) {
             Ok(body) => Arc::new(body),
@@ -164,6 +181,7 @@ async fn run_worker(
             let delivery = Delivery {
                 client: client.clone(),
                 store: store.clone(),
+                clock: clock.clone(),
                 hooks: hooks.clone(),
                 index,
                 event: event.kind,
@@ -181,6 +199,7 @@ async fn run_worker(
 struct Delivery {
     client: reqwest::Client,
     store: Arc<Store>,
+    clock: Clock,
     hooks: Arc<Vec<WebhookConfig>>,
     index: usize,
     event: &'static str,
@@ -209,9 +228,9 @@ impl Delivery {
                 ),
             };
             let store = self.store.clone();
-            let (event, audited_host) = (self.event, host.clone());
+            let (event, audited_host, now) = (self.event, host.clone(), self.clock.now());
             let _ = tokio::task::spawn_blocking(move || {
-                audit_attempt(&store, kind, event, &audited_host, attempt, details)
+                audit_attempt(&store, now, kind, event, &audited_host, attempt, details)
             })
             .await;
             if outcome.is_ok() {
@@ -266,7 +285,7 @@ mod tests {
     async fn a_dead_receiver_fills_a_bounded_queue_and_then_events_are_dropped() {
         let dir = tempfile::tempdir().expect("dir");
         let (store, _) =
-            Store::open(&dir.path().join("authd.redb"), 1 << 20, clock::now()).expect("open");
+            Store::open(&dir.path().join("authd.redb"), 1 << 20, 1_700_000_000).expect("open");
         let store = Arc::new(store);
         let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
@@ -282,7 +301,8 @@ mod tests {
             // Failed deliveries sit in their pause and keep their permits.
             backoff: crate::config::HumanDuration::from_secs(3600),
         };
-        let webhooks = Webhooks::start(vec![hook], store.clone()).expect("start");
+        let webhooks = Webhooks::start(vec![hook], store.clone(), Clock::manual(1_700_000_000))
+            .expect("start");
         let started = std::time::Instant::now();
         let sent = 1000;
         for n in 0..sent {

@@ -137,13 +137,13 @@ async fn a_denied_sign_up_is_removed() {
 
 #[tokio::test]
 async fn an_unanswered_approval_expires_and_its_account_goes() {
-    let server = TestServer::spawn_with(&format!(
+    let (server, clock) = TestServer::in_process(&format!(
         "{FAST_HASHING}\n{RELAXED_LIMITS}\n[approvals]\nttl = \"1s\"\n"
     ))
     .await;
     gated(&server).await;
     sign_up(&server, "too-late@example.com").await;
-    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    clock.advance(2);
     let listed = server.operator_get("/v1/approvals").await;
     let approval = &listed["items"][0];
     assert_eq!(approval["status"], "expired");
@@ -262,7 +262,7 @@ async fn a_signed_link_resolves_once_without_the_token() {
 
 #[tokio::test]
 async fn an_expired_signed_link_is_refused() {
-    let server = TestServer::spawn_with(&format!(
+    let (server, clock) = TestServer::in_process(&format!(
         "{FAST_HASHING}\n{RELAXED_LIMITS}\n[approvals]\nttl = \"1s\"\n"
     ))
     .await;
@@ -270,7 +270,7 @@ async fn an_expired_signed_link_is_refused() {
     sign_up(&server, "slow@example.com").await;
     let listed = server.operator_get("/v1/approvals").await;
     let approve = local(&server, &listed["items"][0]["links"]["approve"]);
-    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    clock.advance(2);
     let response = server.client.post(&approve).send().await.expect("post");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.text().await.expect("body"), BAD_SIGNATURE);

@@ -1,6 +1,8 @@
-//! The one harness: [`TestServer::spawn`] starts the real binary with a temp
+//! The harness: [`TestServer::spawn`] starts the real binary with a temp
 //! data dir and `listen = 127.0.0.1:0`, learns the port from its log, and
-//! keeps every log line for assertions.
+//! keeps every log line for assertions; [`TestServer::in_process`] runs the
+//! same application in the test's process on a manual clock, for expiry
+//! tests that move time instead of sleeping. Both are spoken to over HTTP.
 
 use std::io::{BufRead, BufReader};
 
@@ -21,6 +23,8 @@ pub struct TestServer {
     pub config_path: PathBuf,
     logs: Arc<Mutex<Vec<String>>>,
     pub client: reqwest::Client,
+    /// The server task of an in-process server (see [`TestServer::in_process`]).
+    in_process: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Config every test server starts from; `extra` is appended, so it may add
@@ -226,7 +230,44 @@ impl TestServer {
             config_path,
             logs,
             client: reqwest::Client::new(),
+            in_process: None,
         }
+    }
+
+    /// The same server in this process, on a manual clock: a test moves the
+    /// time on (`clock.advance`) instead of sleeping through expiry. It has
+    /// no log to read; everything else is as with [`TestServer::spawn_with`].
+    pub async fn in_process(extra_config: &str) -> (TestServer, authd::clock::Clock) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(
+            &config_path,
+            base_config(&dir.path().join("data"), extra_config),
+        )
+        .expect("write config");
+        let config =
+            authd::config::Config::load(&authd::config::ConfigSource::File(config_path.clone()))
+                .expect("config");
+        let clock = authd::clock::Clock::manual(1_800_000_000);
+        let app = authd::app::Application::build_with_clock(config, clock.clone())
+            .await
+            .expect("build");
+        let address = app.local_addr().expect("address");
+        let task = tokio::spawn(async move {
+            app.run_until_stopped(std::future::pending())
+                .await
+                .expect("serve");
+        });
+        let server = TestServer {
+            child: None,
+            address,
+            dir,
+            config_path,
+            logs: Arc::default(),
+            client: reqwest::Client::new(),
+            in_process: Some(task),
+        };
+        (server, clock)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -318,6 +359,9 @@ impl Drop for TestServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(task) = self.in_process.take() {
+            task.abort();
         }
     }
 }

@@ -1,7 +1,8 @@
 //! HTTP-level tests: each spawns the real `authd` binary on a random port with
 //! a temp data dir and speaks HTTP to it, like a client would.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)]
+// Tests read the wall clock as any client would (TOTP codes, timings).
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::disallowed_methods)]
 
 mod helpers;
 

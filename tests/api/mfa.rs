@@ -23,6 +23,15 @@ fn the_independent_totp_matches_rfc_6238() {
 /// Registers, logs in, enrolls and verifies TOTP (with the previous step's
 /// code); returns (secret, recovery codes).
 pub(crate) async fn enrolled(server: &TestServer, email: &str) -> (String, Vec<String>) {
+    enrolled_at(server, email, current_step).await
+}
+
+/// [`enrolled`] for a server whose TOTP step `step` tells.
+pub(crate) async fn enrolled_at(
+    server: &TestServer,
+    email: &str,
+    step: impl Fn() -> u64,
+) -> (String, Vec<String>) {
     server.register_ok(email).await;
     let tokens = server.login_ok(email).await;
     let access = tokens["access_token"].as_str().expect("access");
@@ -34,14 +43,24 @@ pub(crate) async fn enrolled(server: &TestServer, email: &str) -> (String, Vec<S
         .await
         .expect("json");
     let secret = enrollment["secret"].as_str().expect("secret").to_owned();
-    let response = server
-        .bearer(access)
-        .post(
-            "/api/account/mfa/verify",
-            json!({"code": totp_at(&secret, current_step() - 1)}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
+    // The previous step's code, so the current one is left for a login. A
+    // step that ended between our reading of the clock and the server's
+    // makes it two steps old: then once more with the new step.
+    let mut response = None;
+    for _ in 0..2 {
+        let attempt = server
+            .bearer(access)
+            .post(
+                "/api/account/mfa/verify",
+                json!({"code": totp_at(&secret, step() - 1)}),
+            )
+            .await;
+        if attempt.status() == StatusCode::OK {
+            response = Some(attempt);
+            break;
+        }
+    }
+    let response = response.expect("the enrollment is verified");
     let body: Value = response.json().await.expect("json");
     let codes = body["recovery_codes"]
         .as_array()
@@ -239,16 +258,17 @@ async fn five_wrong_codes_kill_the_mfa_token() {
 
 #[tokio::test]
 async fn an_mfa_token_expires_and_is_single_use() {
-    let server = TestServer::spawn_with(&format!(
+    let (server, clock) = TestServer::in_process(&format!(
         "{FAST_HASHING}\n{RELAXED_LIMITS}\n[mfa]\nchallenge_ttl = \"2s\"\n"
     ))
     .await;
-    let (secret, codes) = enrolled(&server, "late@example.com").await;
+    let (secret, codes) =
+        enrolled_at(&server, "late@example.com", || clock.now() as u64 / 30).await;
     let token = mfa_token(&server, "late@example.com").await;
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    clock.advance(3);
     let response = challenge(
         &server,
-        json!({"mfa_token": token, "code": totp_at(&secret, current_step() + 1)}),
+        json!({"mfa_token": token, "code": totp_at(&secret, clock.now() as u64 / 30 + 1)}),
     )
     .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -524,4 +544,46 @@ async fn required_for_admins_restricts_only_admins_and_encouraged_only_hints() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "encouraged is only a hint");
+}
+
+#[tokio::test]
+async fn the_login_step_takes_one_step_of_drift_either_way_and_each_step_once() {
+    let (server, clock) =
+        TestServer::in_process(&format!("{FAST_HASHING}\n{RELAXED_LIMITS}")).await;
+    let step = clock.now() as u64 / 30;
+    // Enrollment spends the code of `step - 1`.
+    let (secret, _) = enrolled_at(&server, "drift@example.com", || step).await;
+    let answer = |code_step: u64| {
+        let (server, secret) = (&server, &secret);
+        async move {
+            let token = mfa_token(server, "drift@example.com").await;
+            challenge(
+                server,
+                json!({"mfa_token": token, "code": totp_at(secret, code_step)}),
+            )
+            .await
+            .status()
+        }
+    };
+    assert_eq!(
+        answer(step - 2).await,
+        StatusCode::UNAUTHORIZED,
+        "two steps back"
+    );
+    assert_eq!(
+        answer(step + 2).await,
+        StatusCode::UNAUTHORIZED,
+        "two steps ahead"
+    );
+    assert_eq!(answer(step + 1).await, StatusCode::OK, "one step ahead");
+    assert_eq!(
+        answer(step).await,
+        StatusCode::UNAUTHORIZED,
+        "older than the last one used"
+    );
+    // A minute on, `step + 1` is one step back and already spent.
+    clock.advance(60);
+    assert_eq!(answer(step + 1).await, StatusCode::UNAUTHORIZED, "spent");
+    assert_eq!(answer(step + 2).await, StatusCode::OK, "the current step");
+    assert_eq!(answer(step + 3).await, StatusCode::OK, "one step ahead");
 }

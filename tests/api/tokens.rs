@@ -462,7 +462,7 @@ async fn the_jwks_follows_rfc_7517_and_discovery_lists_what_exists() {
 
 #[tokio::test]
 async fn a_rotated_key_stays_published_for_its_tokens_lifetime_then_leaves() {
-    let server = TestServer::spawn_with(&format!(
+    let (server, clock) = TestServer::in_process(&format!(
         "{FAST_HASHING}\n{RELAXED_LIMITS}\n[tokens]\naccess_ttl = \"3s\"\nid_ttl = \"2s\"\n"
     ))
     .await;
@@ -510,7 +510,7 @@ async fn a_rotated_key_stays_published_for_its_tokens_lifetime_then_leaves() {
     let new_access = after["access_token"].as_str().expect("access");
     assert_eq!(header_of(new_access)["kid"], new_kid.as_str());
 
-    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    clock.advance(4);
     let jwks: Value = server.get_json("/.well-known/jwks.json").await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
@@ -683,13 +683,13 @@ async fn forged_and_foreign_tokens_are_rejected() {
 
 #[tokio::test]
 async fn expired_tokens_and_tokens_for_another_issuer_or_audience_are_rejected() {
-    let server = TestServer::spawn_with(&format!(
+    let (server, clock) = TestServer::in_process(&format!(
         "{FAST_HASHING}\n{RELAXED_LIMITS}\n[tokens]\naccess_ttl = \"1s\"\n"
     ))
     .await;
     server.register_ok("ida@example.com").await;
     let short = server.login_ok("ida@example.com").await;
-    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    clock.advance(2);
     assert_eq!(
         account_status(&server, short["access_token"].as_str().expect("access")).await,
         StatusCode::UNAUTHORIZED

@@ -9,7 +9,8 @@
 //! `target/browser-screenshots/`; every scenario also checks that no page saw
 //! a Content-Security-Policy violation or a script error.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)]
+// Tests read the wall clock as any client would (TOTP codes, timings).
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::disallowed_methods)]
 
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]

@@ -101,7 +101,7 @@ pub async fn logout(
     if let Some(token) = bearer_token_in(&headers)? {
         let claims = state
             .services
-            .verify_access_token(token, crate::clock::now())
+            .verify_access_token(token, state.services.clock.now())
             .await?;
         state
             .services

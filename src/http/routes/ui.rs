@@ -169,7 +169,7 @@ async fn signed_in(state: &AppState, tokens: TokenSet) -> Result<Response, ApiEr
         .ok_or_else(|| ApiError::internal("a browser session without a cookie"))?;
     let principal = state
         .services
-        .authenticate_browser_cookie(&cookie, crate::clock::now())
+        .authenticate_browser_cookie(&cookie, state.services.clock.now())
         .await?;
     let profile = state.services.user_profile(principal.user_id).await?;
     let csrf = state.services.csrf_token(principal.session_id);
