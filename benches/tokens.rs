@@ -83,13 +83,13 @@ fn commits_alone(duration: Duration) -> f64 {
             .write(move |txn| {
                 txn.put_approval(&authd::store::Approval {
                     id: format!("apr_{commits}"),
-                    kind: "bench".into(),
+                    kind: authd::domain::ApprovalKind::Registration,
                     subject_user_id: None,
                     org_id: None,
                     requested_at: 0,
                     requested_by_ip: None,
                     requested_by_user_agent: None,
-                    status: "pending".into(),
+                    status: authd::domain::ApprovalStatus::Pending,
                     resolved_by: None,
                     resolved_at: None,
                 })

@@ -1,6 +1,7 @@
 //! The nouns of authd, parsed once at the edge: ids, emails, names, roles,
 //! orgs, users, sessions and their policies. Plain data with serde; no I/O.
 
+pub mod approval;
 pub mod email;
 pub mod ids;
 pub mod name;
@@ -10,6 +11,7 @@ pub mod scope;
 pub mod session;
 pub mod user;
 
+pub use approval::{ApprovalKind, ApprovalStatus};
 pub use email::Email;
 pub use ids::{OrgId, SessionId, UserId};
 pub use name::{check_name, NameError};

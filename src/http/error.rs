@@ -312,7 +312,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
-            ServiceError::Internal(cause) => ApiError::internal(cause),
+            ServiceError::Internal(cause) => ApiError::internal(format!("{cause:#}")),
         }
     }
 }

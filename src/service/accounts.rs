@@ -314,13 +314,13 @@ impl Services {
             let approval = if pending {
                 let approval = Approval {
                     id: format!("apr_{}", ulid::Ulid::new()),
-                    kind: "registration".to_owned(),
+                    kind: crate::domain::ApprovalKind::Registration,
                     subject_user_id: Some(user.id),
                     org_id: Some(org.id.clone()),
                     requested_at: now,
                     requested_by_ip: origin.ip.clone(),
                     requested_by_user_agent: origin.user_agent.clone(),
-                    status: "pending".to_owned(),
+                    status: crate::domain::ApprovalStatus::Pending,
                     resolved_by: None,
                     resolved_at: None,
                 };

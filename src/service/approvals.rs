@@ -8,9 +8,8 @@ use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord, RequestOrigin};
 use crate::clock::UnixSeconds;
 use crate::domain::user::UserStatus;
+use crate::domain::ApprovalStatus;
 use crate::store::{Approval, Queries, WriteTxn};
-
-pub const PENDING: &str = "pending";
 
 /// Who resolved an approval, for the record.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +49,7 @@ pub fn resolve_path(id: &str) -> String {
 }
 
 fn is_expired(approval: &Approval, now: UnixSeconds, ttl: i64) -> bool {
-    approval.status == PENDING && approval.requested_at + ttl <= now
+    approval.status == ApprovalStatus::Pending && approval.requested_at + ttl <= now
 }
 
 /// Marks `approval` expired and removes its pending account.
@@ -60,7 +59,7 @@ fn expire(
     now: UnixSeconds,
     origin: &RequestOrigin,
 ) -> ServiceResult<Approval> {
-    approval.status = "expired".to_owned();
+    approval.status = ApprovalStatus::Expired;
     approval.resolved_at = Some(now);
     remove_pending_account(txn, &approval)?;
     txn.put_approval(&approval)?;
@@ -89,14 +88,22 @@ impl Services {
     /// Approvals, newest first, optionally of one status. Pending ones past
     /// their time are shown (and stored) as expired.
     pub async fn list_approvals(&self, status: Option<String>) -> ServiceResult<Vec<ApprovalView>> {
+        let status = status
+            .map(|text| {
+                ApprovalStatus::parse(&text).ok_or_else(|| {
+                    ServiceError::field("status", "must be pending, approved, denied or expired")
+                })
+            })
+            .transpose()?;
         self.expire_approvals().await?;
         let mut approvals = self.store_read(|txn| Ok(txn.approvals()?)).await?;
         approvals.reverse();
         Ok(approvals
             .into_iter()
-            .filter(|a| status.as_deref().is_none_or(|s| a.status == s))
+            .filter(|a| status.is_none_or(|s| a.status == s))
             .map(|approval| ApprovalView {
-                links: (approval.status == PENDING).then(|| self.approval_links(&approval)),
+                links: (approval.status == ApprovalStatus::Pending)
+                    .then(|| self.approval_links(&approval)),
                 approval,
             })
             .collect())
@@ -232,10 +239,10 @@ impl Services {
                 expire(txn, approval, now, &origin)?;
                 return Err(ServiceError::Conflict("the approval has expired".into()));
             }
-            if approval.status != PENDING {
+            if approval.status != ApprovalStatus::Pending {
                 return Err(ServiceError::Conflict(format!(
                     "the approval is already {}",
-                    approval.status
+                    approval.status.as_str()
                 )));
             }
             if approved {
@@ -248,7 +255,11 @@ impl Services {
             } else {
                 remove_pending_account(txn, &approval)?;
             }
-            approval.status = if approved { "approved" } else { "denied" }.to_owned();
+            approval.status = if approved {
+                ApprovalStatus::Approved
+            } else {
+                ApprovalStatus::Denied
+            };
             approval.resolved_by = Some(resolver.name().to_owned());
             approval.resolved_at = Some(now);
             txn.put_approval(&approval)?;

@@ -113,8 +113,8 @@ pub fn configured_algorithm(config: &Config) -> KeyAlgorithm {
     }
 }
 
-fn internal(error: impl std::fmt::Display) -> ServiceError {
-    ServiceError::Internal(error.to_string())
+fn internal(error: impl Into<anyhow::Error>) -> ServiceError {
+    ServiceError::internal(error)
 }
 
 impl KeyRing {
@@ -220,8 +220,12 @@ impl KeyRing {
             .clone()
             .wait_for(|ready| *ready)
             .await
-            .map_err(|_| internal("the first signing key could not be made (see the log)"))?;
-        get_state(&self.state).ok_or_else(|| internal("no signing keys"))
+            .map_err(|_| {
+                internal(anyhow::anyhow!(
+                    "the first signing key could not be made (see the log)"
+                ))
+            })?;
+        get_state(&self.state).ok_or_else(|| internal(anyhow::anyhow!("no signing keys")))
     }
 
     /// Resolves only if the first key could not be made in the background:
@@ -314,7 +318,7 @@ impl KeyRing {
             .await?
             .into_iter()
             .find(|k| k.kid == kid)
-            .ok_or_else(|| internal("the new key vanished"))
+            .ok_or_else(|| internal(anyhow::anyhow!("the new key vanished")))
     }
 
     /// Drops `kid` at once (it is compromised): from the JWKS, from
@@ -342,11 +346,12 @@ impl KeyRing {
                         .ok_or(ServiceError::NotFound("key"))?;
                     let active = txn
                         .active_signing_kid()?
-                        .ok_or_else(|| internal("no active signing key"))?;
+                        .ok_or_else(|| internal(anyhow::anyhow!("no active signing key")))?;
                     let replaced_signer = active == kid;
                     let active_kid = if replaced_signer {
-                        let new_key = replacement
-                            .ok_or_else(|| internal("the key to revoke became the signer"))?;
+                        let new_key = replacement.ok_or_else(|| {
+                            internal(anyhow::anyhow!("the key to revoke became the signer"))
+                        })?;
                         txn.put_signing_key(&new_key)?;
                         txn.set_active_signing_kid(&new_key.key.kid)?;
                         txn.audit(

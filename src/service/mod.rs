@@ -95,8 +95,10 @@ pub enum ServiceError {
     NotFound(&'static str),
     #[error("conflict: {0}")]
     Conflict(String),
-    #[error("internal: {0}")]
-    Internal(String),
+    /// Something that should not fail did; its whole chain of causes is
+    /// kept for the one log line the HTTP layer writes.
+    #[error("internal: {0:#}")]
+    Internal(anyhow::Error),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -106,6 +108,11 @@ pub struct FieldError {
 }
 
 impl ServiceError {
+    /// An internal failure, keeping `error` and its sources.
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        ServiceError::Internal(error.into())
+    }
+
     pub fn field(field: &'static str, message: impl Into<String>) -> Self {
         ServiceError::InvalidFields(vec![FieldError {
             field,
@@ -116,13 +123,13 @@ impl ServiceError {
 
 impl From<StoreError> for ServiceError {
     fn from(error: StoreError) -> Self {
-        ServiceError::Internal(error.to_string())
+        ServiceError::internal(error)
     }
 }
 
 impl From<PasswordError> for ServiceError {
     fn from(error: PasswordError) -> Self {
-        ServiceError::Internal(error.to_string())
+        ServiceError::internal(error)
     }
 }
 
@@ -231,7 +238,7 @@ impl Services {
         let (store, now) = (self.store.clone(), self.clock.now());
         tokio::task::spawn_blocking(move || store.sweep(sweep, now, 1_000))
             .await
-            .map_err(|error| ServiceError::Internal(error.to_string()))?
+            .map_err(ServiceError::internal)?
             .map_err(ServiceError::from)
     }
 
@@ -255,7 +262,7 @@ impl Services {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.read(work))
             .await
-            .map_err(|error| ServiceError::Internal(error.to_string()))?
+            .map_err(ServiceError::internal)?
     }
 
     pub async fn store_write<T: Send + 'static>(
@@ -265,6 +272,6 @@ impl Services {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.write(work))
             .await
-            .map_err(|error| ServiceError::Internal(error.to_string()))?
+            .map_err(ServiceError::internal)?
     }
 }

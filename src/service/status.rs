@@ -40,7 +40,7 @@ impl Services {
             })
         })
         .await
-        .map_err(|error| ServiceError::Internal(error.to_string()))?
+        .map_err(ServiceError::internal)?
     }
 
     /// Reads the request-path tables into the page cache while `keep_going`

@@ -278,8 +278,8 @@ impl Services {
             Ok::<_, crate::crypto::jwt::JwtError>((access, id))
         })
         .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        .map_err(ServiceError::internal)?
+        .map_err(ServiceError::internal)?;
         Ok(TokenSet {
             access_token,
             token_type: "Bearer",

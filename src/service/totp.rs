@@ -72,7 +72,7 @@ fn normalise_recovery_code(code: &str) -> String {
 
 fn open_seed(key: &SealingKey, sealed: &[u8], user: &UserId) -> ServiceResult<Vec<u8>> {
     key.open(sealed, user.to_string().as_bytes())
-        .map_err(|error| ServiceError::Internal(error.to_string()))
+        .map_err(ServiceError::internal)
 }
 
 /// Checks `code` against `factors`, updating them (the last accepted step,
@@ -90,9 +90,7 @@ pub(crate) fn check_typed_code(
                 return Ok(CodeCheck::Rejected);
             };
             let seed = open_seed(key, sealed, user)?;
-            match totp::matching_step(&seed, code, now)
-                .map_err(|e| ServiceError::Internal(e.to_string()))?
-            {
+            match totp::matching_step(&seed, code, now).map_err(ServiceError::internal)? {
                 Some(step) if step > factors.totp_last_step => {
                     factors.totp_last_step = step;
                     Ok(CodeCheck::Accepted)
@@ -134,11 +132,10 @@ impl Services {
         let sealed = self
             .mfa_key
             .seal(&seed, user_id.to_string().as_bytes())
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            .map_err(ServiceError::internal)?;
         let otpauth_uri = totp::otpauth_uri(&seed, &self.config.mfa.issuer, user.email.as_str())
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let qr_svg =
-            totp::qr_svg(&otpauth_uri).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            .map_err(ServiceError::internal)?;
+        let qr_svg = totp::qr_svg(&otpauth_uri).map_err(ServiceError::internal)?;
         self.store_write(move |txn| {
             let mut factors = txn.mfa_factors(&user_id)?.unwrap_or_default();
             factors.pending_totp_sealed = Some(sealed);
@@ -176,7 +173,7 @@ impl Services {
             .ok_or_else(|| ServiceError::field("code", "start enrollment first"))?;
         let seed = open_seed(&self.mfa_key, &pending, &user_id)?;
         let step = totp::matching_step(&seed, &code, now)
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(ServiceError::internal)?
             .ok_or_else(|| ServiceError::field("code", "is not the current code"))?;
         self.store_write(move |txn| {
             let mut user = txn.user(&user_id)?.ok_or(ServiceError::InvalidToken)?;

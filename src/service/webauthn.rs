@@ -90,8 +90,8 @@ fn clean_name(name: Option<String>) -> ServiceResult<String> {
     })
 }
 
-fn internal(error: impl std::fmt::Display) -> ServiceError {
-    ServiceError::Internal(error.to_string())
+fn internal(error: impl Into<anyhow::Error>) -> ServiceError {
+    ServiceError::internal(error)
 }
 
 fn key_of(credential: &WebauthnCredential) -> ServiceResult<SecurityKey> {

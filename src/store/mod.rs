@@ -583,11 +583,11 @@ mod tests {
         let (store, _) = Store::open(&path, CACHE, 0).expect("open");
         let secret = "a-secret-once-stored-in-clear-4f1c";
         let mut record = approval("a");
-        record.kind = secret.to_owned();
+        record.requested_by_user_agent = Some(secret.to_owned());
         let stored = record.clone();
         let result: Result<(), StoreError> = store.write(move |txn| txn.put_approval(&stored));
         result.expect("write");
-        record.kind = "sealed".to_owned();
+        record.requested_by_user_agent = Some("sealed".to_owned());
         let replaced = record.clone();
         let result: Result<(), StoreError> = store.write(move |txn| {
             txn.put_approval(&replaced)?;
@@ -614,7 +614,11 @@ mod tests {
         );
         let kept = store.read(|txn| txn.approvals()).expect("read");
         assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0].kind, "sealed", "live rows are kept");
+        assert_eq!(
+            kept[0].requested_by_user_agent.as_deref(),
+            Some("sealed"),
+            "live rows are kept"
+        );
         let (_, again) = store.reopen(0).expect("reopen");
         assert!(!again.rewritten, "a rewrite is done once");
     }
@@ -622,13 +626,13 @@ mod tests {
     fn approval(id: &str) -> Approval {
         Approval {
             id: id.to_owned(),
-            kind: "test".into(),
+            kind: crate::domain::ApprovalKind::Registration,
             subject_user_id: None,
             org_id: None,
             requested_at: 0,
             requested_by_ip: None,
             requested_by_user_agent: None,
-            status: "pending".into(),
+            status: crate::domain::ApprovalStatus::Pending,
             resolved_by: None,
             resolved_at: None,
         }

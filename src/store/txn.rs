@@ -173,13 +173,13 @@ pub struct RefreshToken {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Approval {
     pub id: String,
-    pub kind: String,
+    pub kind: crate::domain::ApprovalKind,
     pub subject_user_id: Option<UserId>,
     pub org_id: Option<OrgId>,
     pub requested_at: UnixSeconds,
     pub requested_by_ip: Option<String>,
     pub requested_by_user_agent: Option<String>,
-    pub status: String,
+    pub status: crate::domain::ApprovalStatus,
     pub resolved_by: Option<String>,
     pub resolved_at: Option<UnixSeconds>,
 }

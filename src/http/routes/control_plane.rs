@@ -66,7 +66,7 @@ pub async fn login(
             access_token,
             expires_in,
         })),
-        Err(ServiceError::Internal(cause)) => Err(ApiError::internal(cause)),
+        Err(error @ ServiceError::Internal(_)) => Err(error.into()),
         Err(_) => Err(auth_failed()),
     }
 }

@@ -455,7 +455,7 @@ pub async fn resolve_approval(
             .resolve_approval_by_link(id, &action, exp, &sig, &context)
             .await?;
         if from_a_browser {
-            return Ok(resolution_page(&approval.status));
+            return Ok(resolution_page(approval.status));
         }
         return Ok(Json(approval).into_response());
     }
@@ -481,9 +481,9 @@ pub async fn resolve_approval(
 }
 
 /// What a person who pressed the confirmation page's button sees next.
-fn resolution_page(status: &str) -> axum::response::Response {
+fn resolution_page(status: crate::domain::ApprovalStatus) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let outcome = if status == "approved" {
+    let outcome = if status == crate::domain::ApprovalStatus::Approved {
         "Approved: the account can sign in now."
     } else {
         "Denied: the pending account was removed."
