@@ -151,11 +151,9 @@ pub struct AdminConfig {
     pub token_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SigningAlgorithm {
-    RS256,
-    EdDSA,
-}
+/// `tokens.signing_alg`: the algorithm new keys sign with (one type, from
+/// the config file to the JWT header).
+pub use crate::crypto::jwt::KeyAlgorithm as SigningAlgorithm;
 
 /// The `aud` of an ID token whose login named no `client_id`, reserved so
 /// that `tokens.audience` (the access tokens') can never equal it.

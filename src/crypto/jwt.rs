@@ -124,6 +124,13 @@ impl KeyAlgorithm {
         }
     }
 
+    /// An algorithm by its JOSE name (`RS256`, `EdDSA`).
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::RS256, Self::EdDSA]
+            .into_iter()
+            .find(|algorithm| algorithm.as_str() == text)
+    }
+
     fn jwt_algorithm(self) -> Algorithm {
         match self {
             KeyAlgorithm::RS256 => Algorithm::RS256,

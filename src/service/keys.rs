@@ -36,7 +36,7 @@ use tokio::sync::watch;
 use super::{ServiceError, ServiceResult};
 use crate::audit::{AuditKind, AuditRecord, RequestOrigin};
 use crate::clock::{self, Clock, UnixSeconds};
-use crate::config::{Config, SigningAlgorithm};
+use crate::config::Config;
 use crate::crypto::jwt::{jwks_document, KeyAlgorithm, KeyPair, PublicJwk, Signer, Verifier};
 use crate::crypto::sealed::SealingKey;
 use crate::store::{Queries, Store, StoreError, StoredSigningKey};
@@ -107,10 +107,7 @@ pub struct KeyInfo {
 }
 
 pub fn configured_algorithm(config: &Config) -> KeyAlgorithm {
-    match config.tokens.signing_alg {
-        SigningAlgorithm::RS256 => KeyAlgorithm::RS256,
-        SigningAlgorithm::EdDSA => KeyAlgorithm::EdDSA,
-    }
+    config.tokens.signing_alg
 }
 
 fn internal(error: impl Into<anyhow::Error>) -> ServiceError {
@@ -737,7 +734,7 @@ mod tests {
         let store = Arc::new(seal_keys_at_rest(store, &secret, now).expect("again"));
 
         let mut config = Config::default();
-        config.tokens.signing_alg = SigningAlgorithm::EdDSA;
+        config.tokens.signing_alg = KeyAlgorithm::EdDSA;
         let ring = KeyRing::load_or_create(
             &store,
             &config,

@@ -376,12 +376,14 @@ pub async fn rotate_keys(
     Client(context): Client,
     Query(params): Query<RotateParams>,
 ) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
-    let algorithm = match params.alg.as_deref() {
-        None => None,
-        Some("RS256") => Some(crate::crypto::jwt::KeyAlgorithm::RS256),
-        Some("EdDSA") => Some(crate::crypto::jwt::KeyAlgorithm::EdDSA),
-        Some(_) => return Err(ServiceError::field("alg", "must be RS256 or EdDSA").into()),
-    };
+    let algorithm = params
+        .alg
+        .as_deref()
+        .map(|text| {
+            crate::crypto::jwt::KeyAlgorithm::parse(text)
+                .ok_or_else(|| ServiceError::field("alg", "must be RS256 or EdDSA"))
+        })
+        .transpose()?;
     let key = state
         .services
         .keys
