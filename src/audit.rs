@@ -8,101 +8,80 @@ use serde::{Deserialize, Serialize};
 use crate::clock::UnixSeconds;
 use crate::domain::{OrgId, UserId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum AuditKind {
-    #[serde(rename = "user.created")]
-    UserCreated,
-    #[serde(rename = "user.updated")]
-    UserUpdated,
-    #[serde(rename = "user.deleted")]
-    UserDeleted,
-    #[serde(rename = "user.login")]
-    UserLogin,
-    #[serde(rename = "user.login_failed")]
-    UserLoginFailed,
+/// Declares [`AuditKind`] with each kind's wire name once, and from that
+/// the list of every kind (`AuditKind::ALL`) the UI is served, so the two
+/// can never drift.
+macro_rules! audit_kinds {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal, )*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum AuditKind {
+            $( $(#[$doc])* #[serde(rename = $name)] $variant, )*
+        }
+
+        impl AuditKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [AuditKind] = &[$(AuditKind::$variant,)*];
+
+            /// The wire name, e.g. `user.login`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(AuditKind::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+audit_kinds! {
+    UserCreated = "user.created",
+    UserUpdated = "user.updated",
+    UserDeleted = "user.deleted",
+    UserLogin = "user.login",
+    UserLoginFailed = "user.login_failed",
     /// An org admin disabled a member in their org only.
-    #[serde(rename = "membership.suspended")]
-    MembershipSuspended,
-    #[serde(rename = "membership.restored")]
-    MembershipRestored,
-    #[serde(rename = "user.locked")]
-    UserLocked,
-    #[serde(rename = "user.unlocked")]
-    UserUnlocked,
-    #[serde(rename = "user.registration_pending")]
-    UserRegistrationPending,
-    #[serde(rename = "password.changed")]
-    PasswordChanged,
-    #[serde(rename = "session.revoked")]
-    SessionRevoked,
-    #[serde(rename = "org.created")]
-    OrgCreated,
-    #[serde(rename = "org.updated")]
-    OrgUpdated,
-    #[serde(rename = "org.deleted")]
-    OrgDeleted,
-    #[serde(rename = "membership.changed")]
-    MembershipChanged,
-    #[serde(rename = "approval.created")]
-    ApprovalCreated,
-    #[serde(rename = "approval.resolved")]
-    ApprovalResolved,
-    #[serde(rename = "approval.expired")]
-    ApprovalExpired,
-    #[serde(rename = "key.created")]
-    KeyCreated,
-    #[serde(rename = "key.rotated")]
-    KeyRotated,
-    #[serde(rename = "key.retired")]
-    KeyRetired,
+    MembershipSuspended = "membership.suspended",
+    MembershipRestored = "membership.restored",
+    UserLocked = "user.locked",
+    UserUnlocked = "user.unlocked",
+    UserRegistrationPending = "user.registration_pending",
+    PasswordChanged = "password.changed",
+    SessionRevoked = "session.revoked",
+    OrgCreated = "org.created",
+    OrgUpdated = "org.updated",
+    OrgDeleted = "org.deleted",
+    MembershipChanged = "membership.changed",
+    ApprovalCreated = "approval.created",
+    ApprovalResolved = "approval.resolved",
+    ApprovalExpired = "approval.expired",
+    KeyCreated = "key.created",
+    KeyRotated = "key.rotated",
+    KeyRetired = "key.retired",
     /// Dropped at once by the operator (compromise), whatever its window.
-    #[serde(rename = "key.revoked")]
-    KeyRevoked,
+    KeyRevoked = "key.revoked",
     /// Keys an earlier version stored in clear were sealed at start.
-    #[serde(rename = "key.sealed")]
-    KeySealed,
-    #[serde(rename = "token.refreshed")]
-    TokenRefreshed,
-    #[serde(rename = "token.replay_detected")]
-    TokenReplayDetected,
-    #[serde(rename = "token.revoked")]
-    TokenRevoked,
-    #[serde(rename = "session.logout")]
-    SessionLogout,
-    #[serde(rename = "pat.created")]
-    PatCreated,
-    #[serde(rename = "pat.revoked")]
-    PatRevoked,
-    #[serde(rename = "pat.used")]
-    PatUsed,
-    #[serde(rename = "mfa.enrolled")]
-    MfaEnrolled,
-    #[serde(rename = "mfa.disabled")]
-    MfaDisabled,
-    #[serde(rename = "mfa.challenge_failed")]
-    MfaChallengeFailed,
+    KeySealed = "key.sealed",
+    TokenRefreshed = "token.refreshed",
+    TokenReplayDetected = "token.replay_detected",
+    TokenRevoked = "token.revoked",
+    SessionLogout = "session.logout",
+    PatCreated = "pat.created",
+    PatRevoked = "pat.revoked",
+    PatUsed = "pat.used",
+    MfaEnrolled = "mfa.enrolled",
+    MfaDisabled = "mfa.disabled",
+    MfaChallengeFailed = "mfa.challenge_failed",
     /// A wrong password or code where a signed-in user had to prove it
     /// is them before changing their credentials.
-    #[serde(rename = "step_up.failed")]
-    StepUpFailed,
-    #[serde(rename = "mfa.recovery_code_used")]
-    MfaRecoveryCodeUsed,
-    #[serde(rename = "mfa.recovery_codes_regenerated")]
-    MfaRecoveryCodesRegenerated,
-    #[serde(rename = "webauthn.registered")]
-    WebauthnRegistered,
-    #[serde(rename = "webauthn.renamed")]
-    WebauthnRenamed,
-    #[serde(rename = "webauthn.removed")]
-    WebauthnRemoved,
-    #[serde(rename = "webhook.delivered")]
-    WebhookDelivered,
-    #[serde(rename = "webhook.failed")]
-    WebhookFailed,
-    #[serde(rename = "user.mfa_reset")]
-    UserMfaReset,
-    #[serde(rename = "audit.pruned")]
-    AuditPruned,
+    StepUpFailed = "step_up.failed",
+    MfaRecoveryCodeUsed = "mfa.recovery_code_used",
+    MfaRecoveryCodesRegenerated = "mfa.recovery_codes_regenerated",
+    WebauthnRegistered = "webauthn.registered",
+    WebauthnRenamed = "webauthn.renamed",
+    WebauthnRemoved = "webauthn.removed",
+    WebhookDelivered = "webhook.delivered",
+    WebhookFailed = "webhook.failed",
+    UserMfaReset = "user.mfa_reset",
+    AuditPruned = "audit.pruned",
 }
 
 /// Who did it and from where; `None` fields were not known.
@@ -176,4 +155,21 @@ impl AuditRecord {
 pub fn cursor_at(at: UnixSeconds) -> String {
     let millis = u64::try_from(at).unwrap_or(0).saturating_mul(1000);
     ulid::Ulid::from_parts(millis, 0).to_string()
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::AuditKind;
+
+    #[test]
+    fn every_kind_is_listed_once_under_its_wire_name() {
+        let mut names: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+        for kind in AuditKind::ALL {
+            let json = serde_json::to_string(kind).expect("json");
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), AuditKind::ALL.len(), "no name twice");
+    }
 }

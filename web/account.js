@@ -11,8 +11,8 @@ import { api, fetchInfo, withQuery, ApiError } from './api.js';
 import { navigate } from './router.js';
 import { setTopbar, setTitle, pageHeader, MFA_PROMPT_KEY, passwordProblems } from './layout.js';
 import { webauthnAvailable, creationOptions, credentialJSON, ceremonyError } from './webauthn.js';
+import { scopes } from './vocabulary.js';
 
-const SCOPES = ['users.read', 'users.write', 'sessions.read', 'sessions.write', 'audit.read', 'tokens.read', 'tokens.write'];
 
 let activePage = null;
 
@@ -81,7 +81,8 @@ export async function renderAccount(ctx) {
     ctx,
     profile,
     info,
-    restricted: prompt === 'required' && !profile.mfa_enrolled,
+    // The server says whether this session may only enroll a factor.
+    restricted: !!(profile.session && profile.session.enrollment_only),
     encouraged: prompt === 'encouraged' && !profile.mfa_enrolled,
     notice: null,
   };
@@ -96,7 +97,6 @@ export async function renderAccount(ctx) {
     restrict: () => {
       if (state.restricted || !ctx.isCurrent() || state.profile.mfa_enrolled) return;
       state.restricted = true;
-      sessionStorage.setItem(MFA_PROMPT_KEY, 'required');
       draw();
       focusEnrollment();
     },
@@ -742,7 +742,7 @@ function patsSection(state) {
   const name = el('input', { id: 'pat-name', type: 'text', maxlength: '100', autocomplete: 'off' });
   const expiry = el('input', { id: 'pat-expiry', type: 'number', min: '1', max: '180', step: '1', value: '30', inputmode: 'numeric' });
   const create = el('button', { type: 'submit', class: 'btn btn-primary', id: 'pat-create' }, 'Create token');
-  const scopeBoxes = SCOPES.map((scope) => checkbox(`pat-scope-${scope.replace('.', '-')}`, scope, { name: 'scope', value: scope, 'data-scope': scope }));
+  const scopeBoxes = scopes().map((scope) => checkbox(`pat-scope-${scope.replace('.', '-')}`, scope, { name: 'scope', value: scope, 'data-scope': scope }));
   const form = el('form', { id: 'pat-form', novalidate: true },
     el('h3', null, 'New token'),
     field('Name', name, 'What the token is for, e.g. “backup script”.'),

@@ -10,6 +10,7 @@ import {
 } from './dom.js';
 import { api, request, withQuery, adminToken, setAdminToken } from './api.js';
 import { rerender } from './router.js';
+import { auditTypes } from './vocabulary.js';
 import { setTopbar, setTitle, pageHeader } from './layout.js';
 
 const SECTIONS = [
@@ -24,14 +25,6 @@ const SECTIONS = [
 
 const REGISTRATION = [['open', 'Open'], ['approval', 'Needs approval'], ['closed', 'Closed']];
 const MFA_POLICIES = [['optional', 'Optional'], ['encouraged', 'Encouraged'], ['required', 'Required'], ['required_for_admins', 'Required for admins']];
-const AUDIT_TYPES = [
-  'user.created', 'user.updated', 'user.deleted', 'user.login', 'user.login_failed', 'user.locked', 'user.unlocked',
-  'user.registration_pending', 'password.changed', 'session.revoked', 'session.logout', 'org.created', 'org.updated',
-  'org.deleted', 'membership.changed', 'membership.suspended', 'membership.restored', 'approval.created', 'approval.resolved', 'approval.expired', 'key.created',
-  'key.rotated', 'key.retired', 'key.revoked', 'key.sealed', 'token.refreshed', 'token.replay_detected', 'token.revoked', 'pat.created',
-  'pat.revoked', 'pat.used', 'mfa.enrolled', 'mfa.disabled', 'mfa.challenge_failed', 'mfa.recovery_code_used',
-  'mfa.recovery_codes_regenerated', 'step_up.failed', 'audit.pruned',
-];
 const EVENTS_CAP = 200;
 /** Audit types shown in red: failures, token replay, a lock (not an unlock). */
 const DANGER_EVENT = /failed|replay|\.locked$/;
@@ -570,7 +563,7 @@ async function audit(ctx, content) {
   const apply = el('button', { type: 'submit', class: 'btn btn-primary', id: 'audit-filter-submit' }, 'Apply filters');
   const clear = el('button', { type: 'button', class: 'btn', id: 'audit-filter-reset' }, 'Clear');
   const form = el('form', { id: 'audit-filter-form', novalidate: true },
-    el('datalist', { id: 'audit-type-options' }, AUDIT_TYPES.map((t) => el('option', { value: t }))),
+    el('datalist', { id: 'audit-type-options' }, auditTypes().map((t) => el('option', { value: t }))),
     el('div', { class: 'form-grid' },
       field('Event type', type), field('User ID', user), field('Organization', org),
       field('Since', since), field('Until', until), field('Page size', limit)),

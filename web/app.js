@@ -4,7 +4,7 @@
 // Modules: dom.js (element helpers), api.js (fetch), router.js (History API),
 // layout.js (top bar), login.js (sign-in, MFA step, registration),
 // account.js (the signed-in user's page), admin.js (operator console),
-// webauthn.js (security-key glue).
+// webauthn.js (security-key glue), vocabulary.js (the server's names and texts).
 
 import { route, fallback, start, navigate } from './router.js';
 import { setHandlers, request, csrfToken } from './api.js';
@@ -13,6 +13,7 @@ import { setTopbar, setTitle, MFA_PROMPT_KEY } from './layout.js';
 import { renderLogin, renderRegister } from './login.js';
 import { renderAccount, enrollmentRequired } from './account.js';
 import { renderAdmin, signOutConsole, adminUnauthorized } from './admin.js';
+import { loadVocabulary } from './vocabulary.js';
 
 setHandlers({
   sessionEnded: () => {
@@ -71,4 +72,5 @@ signOut.addEventListener('click', () => busy(signOut, async () => {
 
 document.getElementById('admin-signout').addEventListener('click', signOutConsole);
 
+await loadVocabulary();
 start();

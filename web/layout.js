@@ -1,6 +1,7 @@
 // The page chrome around every page: the top bar and the document title.
 
 import { el } from './dom.js';
+import { violationAdvice } from './vocabulary.js';
 
 const byId = (id) => document.getElementById(id);
 
@@ -25,29 +26,15 @@ export function pageHeader(title, ...extra) {
   return el('div', { class: 'page-header' }, el('h1', null, title), ...extra);
 }
 
-/** sessionStorage key: 'required' or 'encouraged' after a login whose org wants MFA. */
+/** sessionStorage key: 'encouraged' after a login whose org encourages MFA. */
 export const MFA_PROMPT_KEY = 'authd.mfaPrompt';
 
-const VIOLATIONS = {
-  too_short: 'It is too short.',
-  min_length: 'It is too short.',
-  too_long: 'It is too long.',
-  max_length: 'It is too long.',
-  missing_uppercase: 'Add an uppercase letter.',
-  missing_lowercase: 'Add a lowercase letter.',
-  missing_digit: 'Add a digit.',
-  missing_special: 'Add a character that is not a letter or a digit.',
-  common: 'It is a commonly used password; choose something less guessable.',
-  contains_user_info: 'It must not contain your email address or name.',
-  contains_nul: 'It contains a character that is not allowed.',
-  reused_password: 'You used it recently; choose a new one.',
-};
 
 /** The body of an invalid_password error as a readable list. */
 export function passwordProblems(error, listId) {
   const codes = Array.isArray(error.body && error.body.violations) ? error.body.violations : [];
   return [
     el('p', { class: 'msg-title' }, 'Choose a stronger password:'),
-    el('ul', { id: listId }, codes.map((code) => el('li', { 'data-violation': code }, VIOLATIONS[code] || code.replace(/_/g, ' ')))),
+    el('ul', { id: listId }, codes.map((code) => el('li', { 'data-violation': code }, violationAdvice(code) || code.replace(/_/g, ' ')))),
   ];
 }

@@ -30,12 +30,11 @@ function firstEmpty(inputs) {
 
 /** After a complete sign-in: remember what the org wants about MFA, go to the account. */
 function finishLogin(data) {
-  const required = !!(data && data.mfa_enrollment_required);
+  // Whether the session may only enroll, the account page asks the server.
   const encouraged = !!(data && data.mfa_enrollment_encouraged);
-  if (required) sessionStorage.setItem(MFA_PROMPT_KEY, 'required');
-  else if (encouraged) sessionStorage.setItem(MFA_PROMPT_KEY, 'encouraged');
+  if (encouraged) sessionStorage.setItem(MFA_PROMPT_KEY, 'encouraged');
   else sessionStorage.removeItem(MFA_PROMPT_KEY);
-  navigate(required ? '/account#section-mfa' : '/account');
+  navigate(data && data.mfa_enrollment_required ? '/account#section-mfa' : '/account');
 }
 
 export async function renderLogin(ctx) {

@@ -89,6 +89,35 @@ pub enum Violation {
 }
 
 impl Violation {
+    pub const ALL: [Violation; 10] = [
+        Violation::TooShort,
+        Violation::TooLong,
+        Violation::MissingUppercase,
+        Violation::MissingLowercase,
+        Violation::MissingDigit,
+        Violation::MissingSpecial,
+        Violation::Common,
+        Violation::ContainsUserInfo,
+        Violation::ContainsNul,
+        Violation::ReusedPassword,
+    ];
+
+    /// What the UI tells a person to do about it, whatever the org's numbers.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Violation::TooShort => "It is too short.",
+            Violation::TooLong => "It is too long.",
+            Violation::MissingUppercase => "Add an uppercase letter.",
+            Violation::MissingLowercase => "Add a lowercase letter.",
+            Violation::MissingDigit => "Add a digit.",
+            Violation::MissingSpecial => "Add a character that is not a letter or a digit.",
+            Violation::Common => "It is a commonly used password; choose something less guessable.",
+            Violation::ContainsUserInfo => "It must not contain your email address or name.",
+            Violation::ContainsNul => "It contains a character that is not allowed.",
+            Violation::ReusedPassword => "You used it recently; choose a new one.",
+        }
+    }
+
     /// Returns the stable machine-readable code, identical to the serde representation.
     pub fn code(self) -> &'static str {
         match self {

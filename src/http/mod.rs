@@ -127,6 +127,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(web_ui)
         .route("/ui/api/info", get(ui::info))
+        .route("/ui/api/vocabulary", get(ui::vocabulary))
         .route("/ui/api/login", post(ui::login))
         .route("/ui/api/mfa", post(ui::mfa))
         .route("/ui/api/logout", post(ui::logout))

@@ -369,3 +369,44 @@ async fn the_operator_searches_locks_and_resets_mfa() {
     assert_eq!(server.audit_events("type=user.mfa_reset").await.len(), 1);
     assert_eq!(server.audit_events("type=user.locked").await.len(), 1);
 }
+
+#[tokio::test]
+async fn the_ui_learns_the_servers_vocabulary_and_its_sessions_state_from_the_server() {
+    let server = TestServer::spawn_fast().await;
+    let vocabulary = server.get_json("/ui/api/vocabulary").await;
+    let listed = |key: &str, value: &str| {
+        vocabulary[key]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|v| v == value)
+    };
+    assert!(listed("audit_types", "step_up.failed"), "{vocabulary}");
+    assert!(listed("audit_types", "key.revoked"));
+    assert!(listed("scopes", "users.read"));
+    assert_eq!(
+        vocabulary["password_violations"]["missing_digit"],
+        "Add a digit."
+    );
+
+    // Whether a cookie session may only enroll is the server's to say.
+    let patched = server
+        .operator_json(
+            Method::PATCH,
+            "/v1/orgs/default",
+            json!({"mfa_policy": "required"}),
+        )
+        .await;
+    assert_eq!(patched.status(), StatusCode::OK);
+    server.register_ok("enroller@example.com").await;
+    let session = browser_login(&server, "enroller@example.com").await;
+    let profile: Value = with_cookie(&server, Method::GET, "/api/account", &session)
+        .send()
+        .await
+        .expect("profile")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(profile["session"]["enrollment_only"], true, "{profile}");
+    assert_eq!(profile["session"]["mfa_verified"], false);
+}

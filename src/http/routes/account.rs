@@ -20,11 +20,32 @@ use crate::service::totp::Enrollment;
 use crate::service::webauthn::{RegistrationOptions, WebauthnKeyView};
 use crate::service::ServiceError;
 
+/// The caller's profile and, for a session, what it may do: the UI learns
+/// from here whether this session may only enroll a second factor.
 pub async fn profile(
     State(state): State<AppState>,
     EnrollingAccount(caller): EnrollingAccount,
-) -> Result<Json<UserProfile>, ApiError> {
-    Ok(Json(state.services.user_profile(caller.user_id()).await?))
+) -> Result<Json<ProfileWithSession>, ApiError> {
+    let profile = state.services.user_profile(caller.user_id()).await?;
+    let session = caller.session().ok().map(|session| SessionState {
+        enrollment_only: session.enrollment_only,
+        mfa_verified: session.mfa_verified,
+    });
+    Ok(Json(ProfileWithSession { profile, session }))
+}
+
+#[derive(Serialize)]
+pub struct ProfileWithSession {
+    #[serde(flatten)]
+    profile: UserProfile,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<SessionState>,
+}
+
+#[derive(Serialize)]
+struct SessionState {
+    enrollment_only: bool,
+    mfa_verified: bool,
 }
 
 #[derive(Deserialize)]

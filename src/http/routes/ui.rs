@@ -124,6 +124,33 @@ pub async fn info(
     }))
 }
 
+/// `GET /ui/api/vocabulary`: the server's own names and texts that the UI
+/// shows — audit event types, PAT scopes, password-rule advice — so the
+/// page never keeps copies of its own that drift.
+pub async fn vocabulary() -> Json<Vocabulary> {
+    Json(Vocabulary {
+        audit_types: crate::audit::AuditKind::ALL
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect(),
+        scopes: crate::domain::Scope::ALL
+            .iter()
+            .map(|scope| scope.as_str())
+            .collect(),
+        password_violations: crate::domain::password_policy::Violation::ALL
+            .iter()
+            .map(|violation| (violation.code(), violation.advice()))
+            .collect(),
+    })
+}
+
+#[derive(Serialize)]
+pub struct Vocabulary {
+    audit_types: Vec<&'static str>,
+    scopes: Vec<&'static str>,
+    password_violations: std::collections::BTreeMap<&'static str, &'static str>,
+}
+
 /// What `/ui/api/info` tells the sign-in page.
 #[derive(Serialize)]
 pub struct Info {
