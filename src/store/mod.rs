@@ -10,9 +10,12 @@
 //! All methods are blocking. Async callers run them with
 //! `tokio::task::spawn_blocking` and never hold a transaction across `.await`.
 
+mod due;
 mod error;
 mod group_commit;
 mod migrations;
+mod reader;
+mod records;
 mod sweep;
 mod tables;
 mod txn;
@@ -23,13 +26,15 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
+pub use due::Sweep;
 pub use error::{StoreError, StoreResult};
 pub use migrations::CURRENT_SCHEMA_VERSION;
-pub use sweep::{Sweep, SweepPage};
-pub use txn::{
-    Approval, AuditQuery, MfaChallenge, MfaFactors, PersonalAccessToken, Queries, ReadTxn,
-    RefreshToken, StoredSigningKey, WebauthnCeremony, WebauthnCredential, WriteTxn,
+pub use records::{
+    Approval, AuditQuery, MfaChallenge, MfaFactors, PersonalAccessToken, RefreshToken,
+    StoredSigningKey, WebauthnCeremony, WebauthnCredential,
 };
+pub use sweep::SweepPage;
+pub use txn::{Queries, ReadTxn, WriteTxn};
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;

@@ -1,0 +1,138 @@
+//! The records the store keeps beside the domain types: signing keys,
+//! refresh tokens, approvals, PATs, second factors, challenges and WebAuthn
+//! ceremonies — plain data, no rules — and the audit log's query.
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditKind;
+use crate::clock::UnixSeconds;
+use crate::domain::{OrgId, SessionId, UserId};
+
+/// A signing key as kept in the database (its private key sealed).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredSigningKey {
+    pub key: crate::crypto::jwt::StoredKeyPair,
+    /// When it stopped signing; it stays published until `retire_after`.
+    pub rotated_out_at: Option<UnixSeconds>,
+    /// After this instant no token it signed can still be valid.
+    pub retire_after: Option<UnixSeconds>,
+}
+
+/// An issued refresh token, keyed by its SHA-256. A family is the chain of
+/// tokens issued from one login; it lives and dies with its session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshToken {
+    pub family_id: String,
+    pub session_id: SessionId,
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub issued_at: UnixSeconds,
+    pub expires_at: UnixSeconds,
+    /// Set when it was exchanged; a second exchange is a replay.
+    pub used_at: Option<UnixSeconds>,
+    #[serde(default)]
+    pub used_by_ip: Option<String>,
+    /// What the login asked for (`openid` brings an ID token on refresh too).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The audience of ID tokens of this family.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// When the user actually authenticated (the ID token's `auth_time`).
+    #[serde(default)]
+    pub auth_time: UnixSeconds,
+}
+
+/// Something waiting for an operator's yes or no.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub id: String,
+    pub kind: crate::domain::ApprovalKind,
+    pub subject_user_id: Option<UserId>,
+    pub org_id: Option<OrgId>,
+    pub requested_at: UnixSeconds,
+    pub requested_by_ip: Option<String>,
+    pub requested_by_user_agent: Option<String>,
+    pub status: crate::domain::ApprovalStatus,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<UnixSeconds>,
+}
+
+/// A personal access token, keyed by the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonalAccessToken {
+    pub id: String,
+    pub name: String,
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub scopes: Vec<crate::domain::Scope>,
+    pub created_at: UnixSeconds,
+    pub expires_at: UnixSeconds,
+    pub last_used_at: Option<UnixSeconds>,
+}
+
+/// A user's second factors. The TOTP seed is sealed (see `crypto::sealed`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MfaFactors {
+    /// The active TOTP seed, sealed.
+    pub totp_sealed: Option<Vec<u8>>,
+    /// A seed being enrolled, not yet confirmed by a code.
+    pub pending_totp_sealed: Option<Vec<u8>>,
+    /// The last time step whose code was accepted: a code is good once.
+    pub totp_last_step: u64,
+    /// SHA-256 (hex) of each unused recovery code.
+    pub recovery_code_hashes: Vec<String>,
+    pub enrolled_at: Option<UnixSeconds>,
+}
+
+/// The state between a password and a second factor, keyed by the SHA-256
+/// of its `mfa_token`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MfaChallenge {
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub expires_at: UnixSeconds,
+    pub failures: u32,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub nonce: Option<String>,
+    /// The WebAuthn assertion state once `/mfa/webauthn/options` was asked.
+    #[serde(default)]
+    pub webauthn_state: Option<String>,
+}
+
+/// A registered WebAuthn credential. `key` is the relying-party crate's
+/// serialised credential (public key, counter, flags); the name and dates
+/// are ours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebauthnCredential {
+    /// The credential id, base64url.
+    pub id: String,
+    pub user_id: UserId,
+    pub name: String,
+    pub created_at: UnixSeconds,
+    pub last_used_at: Option<UnixSeconds>,
+    pub key: String,
+}
+
+/// A registration ceremony between its options and its answer: used once,
+/// until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebauthnCeremony {
+    pub user_id: UserId,
+    pub state: String,
+    pub expires_at: UnixSeconds,
+}
+
+/// Filters for the audit log; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub kind: Option<AuditKind>,
+    pub user: Option<UserId>,
+    pub org: Option<OrgId>,
+    pub since: Option<UnixSeconds>,
+    pub until: Option<UnixSeconds>,
+    /// Return events older than this id (the previous page's `next_cursor`).
+    pub cursor: Option<String>,
+    pub limit: usize,
+}
