@@ -353,6 +353,40 @@ async fn browser_session(
     Ok(Caller::Session(session))
 }
 
+/// A caller that must be a session (a PAT is refused with 403): changing
+/// one's password or second factors, logging out.
+#[derive(Debug, Clone)]
+pub struct SessionOnly(pub crate::service::tokens::SessionPrincipal);
+
+impl FromRequestParts<AppState> for SessionOnly {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Account(caller) = Account::from_request_parts(parts, state).await?;
+        Ok(SessionOnly(caller.session()?.clone()))
+    }
+}
+
+/// [`SessionOnly`], an enrollment-only session included: for enrolling a
+/// second factor and logging out.
+#[derive(Debug, Clone)]
+pub struct EnrollingSession(pub crate::service::tokens::SessionPrincipal);
+
+impl FromRequestParts<AppState> for EnrollingSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let EnrollingAccount(caller) = EnrollingAccount::from_request_parts(parts, state).await?;
+        Ok(EnrollingSession(caller.session()?.clone()))
+    }
+}
+
 /// A control-plane request: a bearer credential (401 without a good one),
 /// then `X-Active-Org-Id` (400 `ORG_REQUIRED` without, 403 `FORBIDDEN` for an
 /// org the caller is not in, or that a PAT was not made for).

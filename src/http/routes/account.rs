@@ -11,7 +11,9 @@ use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use crate::domain::{Password, Scope, SessionId};
 use crate::http::error::ApiError;
-use crate::http::extract::{Account, AppJson, Client, EnrollingAccount};
+use crate::http::extract::{
+    Account, AppJson, Client, EnrollingAccount, EnrollingSession, SessionOnly,
+};
 use crate::http::state::AppState;
 use crate::http::wire::{Page, RecoveryCodes, Revoked};
 use crate::service::accounts::{self, UserProfile};
@@ -59,11 +61,10 @@ pub struct PasswordChange {
 
 pub async fn change_password(
     State(state): State<AppState>,
-    Account(caller): Account,
+    SessionOnly(session): SessionOnly,
     Client(context): Client,
     AppJson(body): AppJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
-    let session = caller.session()?;
     state
         .services
         .change_password(
@@ -124,9 +125,8 @@ pub async fn revoke_all(
 /// Starts TOTP enrollment (session tokens only).
 pub async fn mfa_enroll(
     State(state): State<AppState>,
-    EnrollingAccount(caller): EnrollingAccount,
+    EnrollingSession(session): EnrollingSession,
 ) -> Result<Json<Enrollment>, ApiError> {
-    let session = caller.session()?;
     Ok(Json(state.services.enroll_totp(session.user_id).await?))
 }
 
@@ -138,11 +138,10 @@ pub struct CodeBody {
 /// Confirms enrollment; the recovery codes are in this answer and nowhere else.
 pub async fn mfa_verify(
     State(state): State<AppState>,
-    EnrollingAccount(caller): EnrollingAccount,
+    EnrollingSession(session): EnrollingSession,
     Client(context): Client,
     AppJson(body): AppJson<CodeBody>,
 ) -> Result<Json<impl Serialize>, ApiError> {
-    let session = caller.session()?;
     let code = body
         .code
         .ok_or_else(|| ServiceError::field("code", "is required"))?;
@@ -180,11 +179,10 @@ fn proof_of(body: ProofBody) -> Result<Proof, ApiError> {
 
 pub async fn mfa_disable(
     State(state): State<AppState>,
-    Account(caller): Account,
+    SessionOnly(session): SessionOnly,
     Client(context): Client,
     AppJson(body): AppJson<ProofBody>,
 ) -> Result<StatusCode, ApiError> {
-    let session = caller.session()?;
     state
         .services
         .disable_mfa(session.user_id, proof_of(body)?, &context)
@@ -194,11 +192,10 @@ pub async fn mfa_disable(
 
 pub async fn mfa_recovery_codes(
     State(state): State<AppState>,
-    Account(caller): Account,
+    SessionOnly(session): SessionOnly,
     Client(context): Client,
     AppJson(body): AppJson<ProofBody>,
 ) -> Result<Json<impl Serialize>, ApiError> {
-    let session = caller.session()?;
     let codes = state
         .services
         .regenerate_recovery_codes(session.user_id, proof_of(body)?, &context)
@@ -211,9 +208,8 @@ pub async fn mfa_recovery_codes(
 /// `GET /api/account/webauthn`: the caller's security keys and passkeys.
 pub async fn webauthn_keys(
     State(state): State<AppState>,
-    EnrollingAccount(caller): EnrollingAccount,
+    EnrollingSession(session): EnrollingSession,
 ) -> Result<Json<impl Serialize>, ApiError> {
-    let session = caller.session()?;
     let items = state.services.list_webauthn_keys(session.user_id).await?;
     Ok(Json(Page::whole(items)))
 }
@@ -222,11 +218,10 @@ pub async fn webauthn_keys(
 /// With `{password}` or `{code}` when the account already has a second factor.
 pub async fn webauthn_register_start(
     State(state): State<AppState>,
-    EnrollingAccount(caller): EnrollingAccount,
+    EnrollingSession(session): EnrollingSession,
     Client(context): Client,
     AppJson(body): AppJson<ProofBody>,
 ) -> Result<Json<RegistrationOptions>, ApiError> {
-    let session = caller.session()?;
     Ok(Json(
         state
             .services
@@ -246,11 +241,10 @@ pub struct WebauthnRegistration {
 /// `POST /api/account/webauthn`: the authenticator's answer; 201 with the key.
 pub async fn webauthn_register_finish(
     State(state): State<AppState>,
-    EnrollingAccount(caller): EnrollingAccount,
+    EnrollingSession(session): EnrollingSession,
     Client(context): Client,
     AppJson(body): AppJson<WebauthnRegistration>,
 ) -> Result<(StatusCode, Json<WebauthnKeyView>), ApiError> {
-    let session = caller.session()?;
     let key = state
         .services
         .finish_webauthn_registration(
@@ -272,12 +266,11 @@ pub struct WebauthnRename {
 
 pub async fn webauthn_rename(
     State(state): State<AppState>,
-    Account(caller): Account,
+    SessionOnly(session): SessionOnly,
     Client(context): Client,
     Path(id): Path<String>,
     AppJson(body): AppJson<WebauthnRename>,
 ) -> Result<Json<WebauthnKeyView>, ApiError> {
-    let session = caller.session()?;
     Ok(Json(
         state
             .services
@@ -288,12 +281,11 @@ pub async fn webauthn_rename(
 
 pub async fn webauthn_remove(
     State(state): State<AppState>,
-    Account(caller): Account,
+    SessionOnly(session): SessionOnly,
     Client(context): Client,
     Path(id): Path<String>,
     AppJson(body): AppJson<ProofBody>,
 ) -> Result<StatusCode, ApiError> {
-    let session = caller.session()?;
     state
         .services
         .remove_security_key(session.user_id, id, proof_of(body)?, &context)

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Password, Scope};
 use crate::http::error::ApiError;
-use crate::http::extract::{Account, AppJson, Client, EnrollingAccount, InOrg};
+use crate::http::extract::{Account, AppJson, Client, EnrollingSession, InOrg};
 use crate::http::state::AppState;
 use crate::http::wire::{Page, SessionToken};
 use crate::service::accounts::{NewUser, UserProfile};
@@ -76,9 +76,8 @@ pub async fn login(
 pub async fn logout(
     State(state): State<AppState>,
     Client(context): Client,
-    EnrollingAccount(caller): EnrollingAccount,
+    EnrollingSession(session): EnrollingSession,
 ) -> Result<StatusCode, ApiError> {
-    let session = caller.session()?;
     state
         .services
         .logout_session(session.session_id, "logout", &context)

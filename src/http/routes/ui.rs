@@ -11,7 +11,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::http::error::ApiError;
-use crate::http::extract::{AppJson, Client, EnrollingAccount, UiCookies};
+use crate::http::extract::{AppJson, Client, EnrollingSession, UiCookies};
 use crate::http::routes::identity::{ChallengeBody, LoginBody};
 use crate::http::state::AppState;
 use crate::service::login::LoginOutcome;
@@ -257,10 +257,9 @@ pub async fn mfa(
 /// cookies.
 pub async fn logout(
     State(state): State<AppState>,
-    EnrollingAccount(caller): EnrollingAccount,
+    EnrollingSession(session): EnrollingSession,
     Client(context): Client,
 ) -> Result<Response, ApiError> {
-    let session = caller.session()?;
     state
         .services
         .revoke_session(session.user_id, session.session_id, &context)
