@@ -21,18 +21,6 @@ async fn user_with_role(server: &TestServer, email: &str, role: &str) -> Value {
     response.json().await.expect("json")
 }
 
-async fn session_token(server: &TestServer, email: &str) -> String {
-    let response = server
-        .post("/api/v1/auth/login")
-        .json(&json!({"email": email, "password": GOOD_PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.expect("json");
-    body["access_token"].as_str().expect("token").to_owned()
-}
-
 async fn create_pat(server: &TestServer, token: &str, org: &str, scopes: &[&str]) -> Value {
     let response = call(
         server,
@@ -136,7 +124,7 @@ async fn every_login_failure_is_the_same_auth_failed_byte_for_byte() {
 async fn memberships_name_the_active_org_and_other_calls_need_it() {
     let server = TestServer::spawn_fast().await;
     let profile = server.register_ok("m@example.com").await;
-    let token = session_token(&server, "m@example.com").await;
+    let token = server.session_token("m@example.com").await;
     let org = profile["memberships"][0]["org_id"]
         .as_str()
         .expect("org")
@@ -235,7 +223,7 @@ async fn sessions_are_not_refreshable_and_logout_ends_them_at_once() {
         .as_str()
         .expect("org")
         .to_owned();
-    let token = session_token(&server, "n@example.com").await;
+    let token = server.session_token("n@example.com").await;
     let response = call(
         &server,
         Method::POST,
@@ -277,7 +265,7 @@ async fn a_pat_is_shown_once_listed_without_secret_works_and_dies_on_revocation(
         .as_str()
         .expect("org")
         .to_owned();
-    let session = session_token(&server, "p@example.com").await;
+    let session = server.session_token("p@example.com").await;
     let created = create_pat(&server, &session, &org, &["tokens.read", "sessions.read"]).await;
     let token = created["token"].as_str().expect("token").to_owned();
     assert!(token.starts_with("pat_authd_"));
@@ -404,8 +392,8 @@ async fn each_scope_opens_exactly_its_endpoints() {
         .expect("org")
         .to_owned();
     let admin_id = admin["id"].as_str().expect("id").to_owned();
-    let session = session_token(&server, "admin@example.com").await;
-    let other_session = session_token(&server, "admin@example.com").await;
+    let session = server.session_token("admin@example.com").await;
+    let other_session = server.session_token("admin@example.com").await;
     let other_sid = call(
         &server,
         Method::GET,
@@ -563,7 +551,7 @@ async fn roles_bound_what_a_pat_may_be_granted_and_what_a_session_may_do() {
         .as_str()
         .expect("org")
         .to_owned();
-    let session = session_token(&server, "mem@example.com").await;
+    let session = server.session_token("mem@example.com").await;
     for scope in ["users.read", "users.write", "audit.read"] {
         let response = call(
             &server,
@@ -612,7 +600,7 @@ async fn hostile_pats_and_bad_parameters_get_their_documented_errors() {
         .as_str()
         .expect("org")
         .to_owned();
-    let session = session_token(&server, "q@example.com").await;
+    let session = server.session_token("q@example.com").await;
     let pat = create_pat(&server, &session, &org, &["tokens.read"]).await;
     let token = pat["token"].as_str().expect("token").to_owned();
 
@@ -764,7 +752,7 @@ async fn a_pat_dies_with_its_owners_membership_and_its_use_is_audited() {
             json!({"org": "team", "role": "member"}),
         )
         .await;
-    let session = session_token(&server, "r@example.com").await;
+    let session = server.session_token("r@example.com").await;
     let pat = create_pat(&server, &session, &org, &["tokens.read"]).await;
     let token = pat["token"].as_str().expect("token").to_owned();
     for _ in 0..3 {

@@ -539,16 +539,7 @@ async fn names_with_direction_overrides_or_invisible_characters_are_refused() {
         .as_str()
         .expect("org id")
         .to_owned();
-    let login: Value = server
-        .post("/api/v1/auth/login")
-        .json(&json!({"email": "olga@example.com", "password": GOOD_PASSWORD}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let session = login["access_token"].as_str().expect("token");
+    let session = &server.session_token("olga@example.com").await;
     let pat = post_json(
         &server,
         "/api/v1/auth/api-tokens",

@@ -84,6 +84,24 @@ impl TestServer {
         self.post("/login").json(&body).send().await.expect("login")
     }
 
+    /// A control-plane session token for `email` with [`GOOD_PASSWORD`].
+    pub async fn session_token(&self, email: &str) -> String {
+        let response = self
+            .post("/api/v1/auth/login")
+            .json(&serde_json::json!({"email": email, "password": GOOD_PASSWORD}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(response.status(), 200, "control-plane login {email}");
+        let body: serde_json::Value = response.json().await.expect("json");
+        body["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// The status of `GET /api/account` with `bearer`: whether it still works.
+    pub async fn account_status(&self, bearer: &str) -> reqwest::StatusCode {
+        self.bearer(bearer).get("/api/account").await.status()
+    }
+
     /// Logs in with [`GOOD_PASSWORD`]; panics unless 200; returns the token set.
     pub async fn login_ok(&self, email: &str) -> serde_json::Value {
         let response = self

@@ -76,11 +76,7 @@ async fn a_session_acts_in_another_org_only_as_far_as_that_orgs_mfa_policy_allow
     add_membership(&server, user["id"].as_str().expect("id"), "secure", "admin").await;
 
     // Password only, into the default org, which does not ask for a factor.
-    let token = control_plane_token(
-        &server,
-        json!({"email": "ada@example.com", "password": GOOD_PASSWORD}),
-    )
-    .await;
+    let token = server.session_token("ada@example.com").await;
     let default = default_org(&server).await;
     let home = call(
         &server,
@@ -346,11 +342,7 @@ async fn a_lock_that_ran_out_forgives_its_failures_and_never_stops_tokens() {
         .as_str()
         .expect("refresh")
         .to_owned();
-    let session = control_plane_token(
-        &server,
-        json!({"email": "gus@example.com", "password": GOOD_PASSWORD}),
-    )
-    .await;
+    let session = server.session_token("gus@example.com").await;
     let org = default_org(&server).await;
     let pat = call(
         &server,
@@ -621,11 +613,7 @@ async fn an_enrollment_only_session_can_always_log_out() {
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
 
     // The control plane's bearer session.
-    let token = control_plane_token(
-        &server,
-        json!({"email": "kay@example.com", "password": GOOD_PASSWORD}),
-    )
-    .await;
+    let token = server.session_token("kay@example.com").await;
     let logout = call(
         &server,
         Method::POST,
@@ -645,11 +633,7 @@ async fn a_password_change_revokes_pats_unless_asked_to_keep_them() {
     let server = TestServer::spawn_fast().await;
     server.register_ok("lou@example.com").await;
     let org = default_org(&server).await;
-    let session = control_plane_token(
-        &server,
-        json!({"email": "lou@example.com", "password": GOOD_PASSWORD}),
-    )
-    .await;
+    let session = server.session_token("lou@example.com").await;
     let mint = || {
         call(
             &server,

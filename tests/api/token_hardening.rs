@@ -59,16 +59,6 @@ fn kid_of(token: &str) -> String {
     part_of(token, 0)["kid"].as_str().expect("kid").to_owned()
 }
 
-async fn account_status(server: &TestServer, bearer: &str) -> StatusCode {
-    server
-        .get("/api/account")
-        .bearer_auth(bearer)
-        .send()
-        .await
-        .expect("account")
-        .status()
-}
-
 async fn introspect(server: &TestServer, token: &str) -> Value {
     let response = server
         .operator(Method::POST, "/oauth/introspect")
@@ -229,33 +219,32 @@ async fn a_database_with_a_key_in_clear_comes_up_sealed_and_the_key_still_verifi
         .expect("the sealed key is still published")
         .clone();
     assert_eq!(published["x"], known.x.as_str());
+    assert_eq!(server.account_status(&signed_before).await, StatusCode::OK);
     assert_eq!(
-        account_status(&server, &signed_before).await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        account_status(&server, &first_access).await,
+        server.account_status(&first_access).await,
         StatusCode::OK,
         "tokens of the other key too"
     );
     let after = server.login_ok("lou@example.com").await;
     let new_access = after["access_token"].as_str().expect("access");
     assert_eq!(kid_of(new_access), known.kid, "the sealed key signs");
-    assert_eq!(account_status(&server, new_access).await, StatusCode::OK);
+    assert_eq!(server.account_status(new_access).await, StatusCode::OK);
 
     // authd itself takes only an access token: the same claims and key,
     // typed as anything else, are refused.
     for typ in ["JWT", "jwt", "id_token+jwt", ""] {
         claims["jti"] = json!(format!("typed-{typ}"));
         assert_eq!(
-            account_status(&server, &known.sign(typ, &claims)).await,
+            server.account_status(&known.sign(typ, &claims)).await,
             StatusCode::UNAUTHORIZED,
             "typ {typ:?}"
         );
     }
     claims["jti"] = json!("typed-application");
     assert_eq!(
-        account_status(&server, &known.sign("application/at+jwt", &claims)).await,
+        server
+            .account_status(&known.sign("application/at+jwt", &claims))
+            .await,
         StatusCode::OK
     );
 
@@ -273,7 +262,7 @@ async fn a_revoked_key_leaves_the_jwks_and_its_tokens_fail_at_once() {
     let first_access = first["access_token"].as_str().expect("access");
     let first_kid = kid_of(first_access);
     // Verified once, so that authd remembers it.
-    assert_eq!(account_status(&server, first_access).await, StatusCode::OK);
+    assert_eq!(server.account_status(first_access).await, StatusCode::OK);
 
     let rotated: Value = server
         .operator(Method::POST, "/v1/keys/rotate")
@@ -313,7 +302,7 @@ async fn a_revoked_key_leaves_the_jwks_and_its_tokens_fail_at_once() {
     );
     assert_eq!(published_kids(&server).await, [second_kid.as_str()]);
     assert_eq!(
-        account_status(&server, first_access).await,
+        server.account_status(first_access).await,
         StatusCode::UNAUTHORIZED,
         "a remembered verification does not outlive its key"
     );
@@ -321,7 +310,7 @@ async fn a_revoked_key_leaves_the_jwks_and_its_tokens_fail_at_once() {
         introspect(&server, first_access).await,
         json!({"active": false})
     );
-    assert_eq!(account_status(&server, second_access).await, StatusCode::OK);
+    assert_eq!(server.account_status(second_access).await, StatusCode::OK);
     let listed = server.operator_get("/v1/keys").await;
     assert!(listed["items"]
         .as_array()
@@ -349,7 +338,7 @@ async fn a_revoked_key_leaves_the_jwks_and_its_tokens_fail_at_once() {
     assert!(third_kid != first_kid && third_kid != second_kid);
     assert_eq!(published_kids(&server).await, [third_kid.as_str()]);
     assert_eq!(
-        account_status(&server, second_access).await,
+        server.account_status(second_access).await,
         StatusCode::UNAUTHORIZED
     );
     // A compromised key is not a compromised session: refresh still works.
@@ -369,7 +358,7 @@ async fn a_revoked_key_leaves_the_jwks_and_its_tokens_fail_at_once() {
     let refreshed: Value = refreshed.json().await.expect("json");
     let third_access = refreshed["access_token"].as_str().expect("access");
     assert_eq!(kid_of(third_access), third_kid);
-    assert_eq!(account_status(&server, third_access).await, StatusCode::OK);
+    assert_eq!(server.account_status(third_access).await, StatusCode::OK);
 
     let revoked = server.audit_events("type=key.revoked").await;
     assert_eq!(revoked.len(), 2);
@@ -400,16 +389,7 @@ async fn pats_are_introspected_and_revoked_through_the_oauth_endpoints() {
         .as_str()
         .expect("org")
         .to_owned();
-    let login: Value = server
-        .post("/api/v1/auth/login")
-        .json(&json!({"email": "ned@example.com", "password": GOOD_PASSWORD}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let session = login["access_token"].as_str().expect("token");
+    let session = &server.session_token("ned@example.com").await;
     let response = server
         .post("/api/v1/auth/api-tokens")
         .bearer_auth(session)
@@ -574,7 +554,7 @@ async fn an_id_token_is_never_taken_for_an_access_token() {
 
     // authd itself refuses it wherever an access token goes.
     assert_eq!(
-        account_status(&server, id_token).await,
+        server.account_status(id_token).await,
         StatusCode::UNAUTHORIZED
     );
     let memberships = server
@@ -595,7 +575,7 @@ async fn an_id_token_is_never_taken_for_an_access_token() {
         introspect(&server, id_token).await,
         json!({"active": false})
     );
-    assert_eq!(account_status(&server, access).await, StatusCode::OK);
+    assert_eq!(server.account_status(access).await, StatusCode::OK);
 
     // A client_id equal to the access audience would bring the confusion back.
     let response = server

@@ -33,16 +33,6 @@ async fn refresh(server: &TestServer, token: &str) -> reqwest::Response {
         .expect("refresh")
 }
 
-async fn account_status(server: &TestServer, access: &str) -> StatusCode {
-    server
-        .get("/api/account")
-        .bearer_auth(access)
-        .send()
-        .await
-        .expect("account")
-        .status()
-}
-
 async fn introspect(server: &TestServer, token: &str) -> Value {
     server
         .operator(Method::POST, "/oauth/introspect")
@@ -90,7 +80,7 @@ async fn a_refresh_rotates_within_the_family_and_a_replay_kills_it() {
     assert_ne!(second["refresh_token"], first["refresh_token"]);
     assert_eq!(second["token_type"], "Bearer");
     let second_access = second["access_token"].as_str().expect("access");
-    assert_eq!(account_status(&server, second_access).await, StatusCode::OK);
+    assert_eq!(server.account_status(second_access).await, StatusCode::OK);
     verify_independently(&server, second_access, "authd")
         .await
         .expect("verifies");
@@ -115,7 +105,7 @@ async fn a_refresh_rotates_within_the_family_and_a_replay_kills_it() {
     let after = refresh(&server, second["refresh_token"].as_str().expect("refresh")).await;
     assert_eq!(after.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
-        account_status(&server, second_access).await,
+        server.account_status(second_access).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
@@ -242,7 +232,7 @@ async fn logout_ends_the_session_family_and_access_tokens() {
         .expect("logout");
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        account_status(&server, access).await,
+        server.account_status(access).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(introspect(&server, access).await, json!({"active": false}));
@@ -261,7 +251,9 @@ async fn logout_ends_the_session_family_and_access_tokens() {
         .expect("logout");
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        account_status(&server, form["access_token"].as_str().expect("access")).await,
+        server
+            .account_status(form["access_token"].as_str().expect("access"))
+            .await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(server.audit_events("type=session.logout").await.len(), 2);
@@ -338,7 +330,7 @@ async fn revocation_and_introspection_follow_rfc_7009_and_7662() {
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        account_status(&server, access).await,
+        server.account_status(access).await,
         StatusCode::UNAUTHORIZED
     );
 
@@ -502,7 +494,7 @@ async fn a_rotated_key_stays_published_for_its_tokens_lifetime_then_leaves() {
         "both keys published during the overlap"
     );
     assert_eq!(
-        account_status(&server, old_access).await,
+        server.account_status(old_access).await,
         StatusCode::OK,
         "old tokens still verify"
     );
@@ -524,12 +516,14 @@ async fn a_rotated_key_stays_published_for_its_tokens_lifetime_then_leaves() {
         "the old key left once its last token expired"
     );
     assert_eq!(
-        account_status(&server, old_access).await,
+        server.account_status(old_access).await,
         StatusCode::UNAUTHORIZED
     );
     let fresh = server.login_ok("fay@example.com").await;
     assert_eq!(
-        account_status(&server, fresh["access_token"].as_str().expect("access")).await,
+        server
+            .account_status(fresh["access_token"].as_str().expect("access"))
+            .await,
         StatusCode::OK
     );
 }
@@ -569,7 +563,7 @@ async fn eddsa_by_config_and_an_algorithm_switch_keeps_old_tokens_valid() {
     verify_independently(&server, old, "authd")
         .await
         .expect("the RS256 token still verifies");
-    assert_eq!(account_status(&server, old).await, StatusCode::OK);
+    assert_eq!(server.account_status(old).await, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -664,7 +658,7 @@ async fn forged_and_foreign_tokens_are_rejected() {
         ("empty parts", ".."),
     ] {
         assert_eq!(
-            account_status(&server, token).await,
+            server.account_status(token).await,
             StatusCode::UNAUTHORIZED,
             "{name}"
         );
@@ -675,7 +669,7 @@ async fn forged_and_foreign_tokens_are_rejected() {
         );
     }
     assert_eq!(
-        account_status(&server, access).await,
+        server.account_status(access).await,
         StatusCode::OK,
         "the genuine token still works"
     );
@@ -691,7 +685,9 @@ async fn expired_tokens_and_tokens_for_another_issuer_or_audience_are_rejected()
     let short = server.login_ok("ida@example.com").await;
     clock.advance(2);
     assert_eq!(
-        account_status(&server, short["access_token"].as_str().expect("access")).await,
+        server
+            .account_status(short["access_token"].as_str().expect("access"))
+            .await,
         StatusCode::UNAUTHORIZED
     );
 
@@ -708,7 +704,7 @@ async fn expired_tokens_and_tokens_for_another_issuer_or_audience_are_rejected()
     .expect("write");
     let server = TestServer::start(dir, config.clone(), &[]).await;
     assert_eq!(
-        account_status(&server, &access).await,
+        server.account_status(&access).await,
         StatusCode::UNAUTHORIZED,
         "wrong aud"
     );
@@ -717,7 +713,7 @@ async fn expired_tokens_and_tokens_for_another_issuer_or_audience_are_rejected()
     std::fs::write(&config, with_issuer).expect("write");
     let server = TestServer::start(dir, config, &[]).await;
     assert_eq!(
-        account_status(&server, &access).await,
+        server.account_status(&access).await,
         StatusCode::UNAUTHORIZED,
         "wrong iss"
     );
