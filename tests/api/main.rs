@@ -11,6 +11,7 @@ mod approvals;
 mod audit;
 mod cli;
 mod control_plane;
+mod error_bodies;
 mod hardening;
 mod lifecycle;
 mod login;
