@@ -51,7 +51,19 @@ async fn the_first_key_is_made_while_serving_and_what_signs_waits_for_it() {
         .await
         .expect("account");
     assert_eq!(account.status(), StatusCode::OK);
-    assert!(server.logs().contains("generated the first signing key"));
+    // Serving began before the key existed: the server said it was
+    // listening before it logged the key (RSA generation takes far longer
+    // than the few steps between starting it and listening).
+    let logs = server.logs();
+    let line_of = |needle: &str| {
+        logs.lines()
+            .position(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{logs}"))
+    };
+    assert!(
+        line_of("authd listening") < line_of("generated the first signing key"),
+        "{logs}"
+    );
 
     // A restart serves the same key and makes none.
     let (dir, config) = server.stop();
