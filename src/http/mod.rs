@@ -29,6 +29,7 @@ pub use state::{AppState, Shared};
 
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
+    let max_body_bytes = config.server.max_body_bytes;
     use routes::{account, control_plane, identity, oauth, operator, ui};
     let operator_api = Router::new()
         .route("/status", get(routes::status::status))
@@ -179,9 +180,48 @@ pub fn router(state: AppState) -> Router {
                         .as_std()
                         .max(Duration::from_millis(100)),
                 ))
+                .layer(axum::middleware::from_fn(move |request, next| {
+                    refuse_oversized_body(max_body_bytes, request, next)
+                }))
                 // Every body is read through an extractor, which enforces this.
                 .layer(DefaultBodyLimit::max(config.server.max_body_bytes)),
         )
+}
+
+/// A declared body above the limit, read and dropped before answering 413
+/// when it is modest: closing a socket with unread bytes makes the kernel
+/// reset it, and a client still sending would see the reset, not the 413.
+const DRAIN_AT_MOST: u64 = 8 << 20;
+const DRAIN_FOR: Duration = Duration::from_secs(5);
+
+/// Refuses a body whose `Content-Length` is above `server.max_body_bytes`
+/// before any handler runs (413, rendered in the path's error family).
+async fn refuse_oversized_body(
+    limit: usize,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => {
+            if length <= DRAIN_AT_MOST {
+                use futures_util::StreamExt;
+                let mut body = request.into_body().into_data_stream();
+                let _ = tokio::time::timeout(DRAIN_FOR, async {
+                    while let Some(Ok(_)) = body.next().await {}
+                })
+                .await;
+            }
+            axum::response::IntoResponse::into_response(ApiError::from_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ))
+        }
+        _ => next.run(request).await,
+    }
 }
 
 /// Every answer is private unless its handler says otherwise: tokens,
