@@ -14,6 +14,14 @@ use crate::helpers::{
 };
 use crate::mfa::{enrolled, mfa_token};
 
+/// The default per-account limit (5 a minute) with the address limits out
+/// of the way: one client may try as many accounts as it likes.
+fn per_account_limit_only() -> String {
+    format!(
+        "{FAST_HASHING}\n[limits]\nlogin_per_ip_per_min = 100000\nregister_per_ip_per_min = 100000\n"
+    )
+}
+
 /// Limits out of the way except the lock: `threshold` failures lock for
 /// `duration`.
 fn lock_after(threshold: u32, duration: &str) -> String {
@@ -175,11 +183,7 @@ fn wrong_code(secret: &str) -> String {
 
 #[tokio::test]
 async fn wrong_codes_are_throttled_per_account_across_fresh_mfa_tokens() {
-    // Default per-account limit (5 a minute), the IP limit out of the way.
-    let server = TestServer::spawn_with(&format!(
-        "{FAST_HASHING}\n[limits]\nlogin_per_ip_per_min = 100000\nregister_per_ip_per_min = 100000\n"
-    ))
-    .await;
+    let server = TestServer::spawn_with(&per_account_limit_only()).await;
     let (secret, _) = enrolled(&server, "dee@example.com").await;
     let wrong = wrong_code(&secret);
     let mut statuses = Vec::new();
@@ -261,10 +265,7 @@ async fn wrong_codes_lock_the_account_on_both_login_apis() {
 
 #[tokio::test]
 async fn step_up_checks_are_limited_like_logins() {
-    let server = TestServer::spawn_with(&format!(
-        "{FAST_HASHING}\n[limits]\nlogin_per_ip_per_min = 100000\nregister_per_ip_per_min = 100000\n"
-    ))
-    .await;
+    let server = TestServer::spawn_with(&per_account_limit_only()).await;
     let (secret, _) = enrolled(&server, "fay@example.com").await;
     let wrong = wrong_code(&secret);
     let login = server
@@ -531,10 +532,7 @@ async fn sign_ups_are_limited_per_address() {
 
 #[tokio::test]
 async fn the_login_limiter_counts_the_resolved_account_however_it_is_spelled() {
-    let server = TestServer::spawn_with(&format!(
-        "{FAST_HASHING}\n[limits]\nlogin_per_ip_per_min = 100000\nregister_per_ip_per_min = 100000\n"
-    ))
-    .await;
+    let server = TestServer::spawn_with(&per_account_limit_only()).await;
     server.register_ok("jo@example.com").await;
     let org = default_org(&server).await;
     let spellings = [

@@ -494,16 +494,7 @@ async fn pats_are_introspected_and_revoked_through_the_oauth_endpoints() {
 /// Runs `examples/verify_token.py` on `token`: its exit status and stderr.
 /// `None` when python3 with PyJWT is missing (outside CI only).
 async fn example_verifier(server: &TestServer, token: &str) -> Option<(bool, String)> {
-    let available = std::process::Command::new("python3")
-        .args(["-c", "import jwt, cryptography"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !available {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install pyjwt[crypto]"
-        );
-        eprintln!("skipped: python3 with PyJWT is not installed");
+    if !crate::helpers::pyjwt_available() {
         return None;
     }
     let (jwks_url, token) = (server.url("/.well-known/jwks.json"), token.to_owned());
