@@ -349,6 +349,11 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
                     Ok(removed) => tracing::info!(removed, "swept unfinished WebAuthn registrations"),
                     Err(error) => tracing::warn!(%error, "WebAuthn ceremony sweep failed"),
                 }
+                match services.sweep_oauth_codes().await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "swept ended authorization and device codes"),
+                    Err(error) => tracing::warn!(%error, "authorization code sweep failed"),
+                }
                 match services.expire_approvals().await {
                     Ok(0) => {}
                     Ok(expired) => tracing::info!(expired, "expired pending approvals"),

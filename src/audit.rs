@@ -82,6 +82,20 @@ audit_kinds! {
     WebhookFailed = "webhook.failed",
     UserMfaReset = "user.mfa_reset",
     AuditPruned = "audit.pruned",
+    ClientCreated = "client.created",
+    ClientUpdated = "client.updated",
+    ClientDeleted = "client.deleted",
+    ClientSecretRotated = "client.secret_rotated",
+    ConsentGiven = "consent.given",
+    ConsentRevoked = "consent.revoked",
+    /// An authorization code became tokens.
+    CodeExchanged = "oauth.code_exchanged",
+    /// A spent authorization code came back; what it issued was ended.
+    CodeReplayed = "oauth.code_replayed",
+    DeviceApproved = "oauth.device_approved",
+    DeviceDenied = "oauth.device_denied",
+    /// A client's own token (`client_credentials`).
+    ClientTokenIssued = "oauth.client_token_issued",
 }
 
 /// Who did it and from where; `None` fields were not known.

@@ -2,6 +2,7 @@
 //! orgs, users, sessions and their policies. Plain data with serde; no I/O.
 
 pub mod approval;
+pub mod client;
 pub mod email;
 pub mod ids;
 pub mod name;
@@ -12,6 +13,7 @@ pub mod session;
 pub mod user;
 
 pub use approval::{ApprovalKind, ApprovalStatus};
+pub use client::{ClientKind, ConsentMode, GrantType, OAuthClient};
 pub use email::Email;
 pub use ids::{OrgId, SessionId, UserId};
 pub use name::{check_name, NameError};

@@ -217,7 +217,14 @@ impl ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if self.status == StatusCode::UNAUTHORIZED && family == ErrorFamily::OAuth {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            // RFC 6749 §5.2: a failed client authentication names the scheme
+            // the client may use; a bad bearer token names Bearer (RFC 6750).
+            let scheme = if self.code == "invalid_client" {
+                "Basic realm=\"authd\""
+            } else {
+                "Bearer"
+            };
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(scheme));
         }
         response
     }
@@ -312,6 +319,16 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
+            ServiceError::OAuth { code, description } => ApiError::new(
+                match code {
+                    "invalid_client" => StatusCode::UNAUTHORIZED,
+                    // RFC 6750 §3.1: a token without the scope a resource needs.
+                    "insufficient_scope" => StatusCode::FORBIDDEN,
+                    _ => StatusCode::BAD_REQUEST,
+                },
+                code,
+                description,
+            ),
             ServiceError::Internal(cause) => ApiError::internal(format!("{cause:#}")),
         }
     }

@@ -414,6 +414,127 @@ impl FromRequestParts<AppState> for InOrg {
     }
 }
 
+/// The browser's signed-in session, if it has one: for the pages an app
+/// sends a person to (`/oauth/authorize`, `/oauth/end_session`), which
+/// decide themselves what no session means. A stale or forged cookie is
+/// no session.
+#[derive(Debug, Clone)]
+pub struct BrowserVisitor(pub Option<crate::service::tokens::SessionPrincipal>);
+
+impl FromRequestParts<AppState> for BrowserVisitor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(value) = cookie(&parts.headers, UiCookies::of(&state.config).session) else {
+            return Ok(BrowserVisitor(None));
+        };
+        Ok(BrowserVisitor(
+            state
+                .services
+                .authenticate_browser_cookie(value, state.services.clock.now())
+                .await
+                .ok(),
+        ))
+    }
+}
+
+/// Who calls the token, introspection or revocation endpoint: the admin
+/// token (Bearer), an app's `client_secret_basic` credentials, or nothing
+/// in the header (the body may still carry `client_secret_post` or a
+/// public client's `client_id`).
+#[derive(Debug, Clone)]
+pub enum TokenEndpointCaller {
+    Operator,
+    Basic(crate::service::clients::ClientCredentials),
+    Unauthenticated,
+}
+
+impl FromRequestParts<AppState> for TokenEndpointCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Ok(TokenEndpointCaller::Unauthenticated);
+        };
+        let invalid_client = || ApiError::from(ServiceError::invalid_client());
+        let value = value.to_str().map_err(|_| invalid_client())?;
+        let (scheme, credential) = value.split_once(' ').ok_or_else(invalid_client)?;
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return if state.admin_token.verify(credential.trim()) {
+                Ok(TokenEndpointCaller::Operator)
+            } else {
+                Err(ApiError::invalid_authorization())
+            };
+        }
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(invalid_client());
+        }
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(credential.trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(invalid_client)?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(invalid_client)?;
+        // RFC 6749 §2.3.1: both parts are form-urlencoded before encoding.
+        let unescape = |text: &str| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={text}"))
+                .ok()
+                .and_then(|mut pairs| pairs.pop())
+                .map(|(_, value)| value)
+        };
+        let (Some(id), Some(secret)) = (unescape(id), unescape(secret)) else {
+            return Err(invalid_client());
+        };
+        Ok(TokenEndpointCaller::Basic(
+            crate::service::clients::ClientCredentials {
+                client_id: Some(id),
+                secret: Some(secret),
+            },
+        ))
+    }
+}
+
+impl TokenEndpointCaller {
+    /// The client's credentials, from the header or the body — not both
+    /// (RFC 6749 §2.3: one method per request).
+    pub fn client_credentials(
+        &self,
+        body_client_id: Option<String>,
+        body_secret: Option<String>,
+    ) -> Result<Option<crate::service::clients::ClientCredentials>, ApiError> {
+        let body_client_id = body_client_id.filter(|v| !v.is_empty());
+        let body_secret = body_secret.filter(|v| !v.is_empty());
+        match self {
+            TokenEndpointCaller::Basic(credentials) => {
+                if body_secret.is_some() {
+                    return Err(ApiError::bad_request(
+                        "use one client authentication method, not two",
+                    ));
+                }
+                if body_client_id
+                    .as_ref()
+                    .is_some_and(|id| Some(id) != credentials.client_id.as_ref())
+                {
+                    return Err(ServiceError::invalid_client().into());
+                }
+                Ok(Some(credentials.clone()))
+            }
+            _ if body_client_id.is_none() && body_secret.is_none() => Ok(None),
+            _ => Ok(Some(crate::service::clients::ClientCredentials {
+                client_id: body_client_id,
+                secret: body_secret,
+            })),
+        }
+    }
+}
+
 /// `Form<T>` whose rejections are rendered by [`ApiError`] as
 /// `invalid_request` (RFC 6749 §5.2 wants 400 for a malformed request).
 #[derive(Debug, Clone, Copy, Default)]

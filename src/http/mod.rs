@@ -30,7 +30,7 @@ pub use state::{AppState, Shared};
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let max_body_bytes = config.server.max_body_bytes;
-    use routes::{account, control_plane, identity, oauth, operator, ui};
+    use routes::{account, control_plane, identity, oauth, oidc, operator, ui};
     let operator_api = Router::new()
         .route("/status", get(routes::status::status))
         .route(
@@ -66,6 +66,17 @@ pub fn router(state: AppState) -> Router {
         .route("/keys", get(operator::list_keys))
         .route("/keys/rotate", post(operator::rotate_keys))
         .route("/keys/{kid}", delete(operator::revoke_key))
+        .route(
+            "/clients",
+            get(operator::list_clients).post(operator::create_client),
+        )
+        .route(
+            "/clients/{id}",
+            get(operator::get_client)
+                .patch(operator::update_client)
+                .delete(operator::delete_client),
+        )
+        .route("/clients/{id}/secret", post(operator::rotate_client_secret))
         .route("/approvals", get(operator::list_approvals))
         .route(
             "/approvals/{id}/resolve",
@@ -88,6 +99,8 @@ pub fn router(state: AppState) -> Router {
             get(account::webauthn_keys).post(account::webauthn_register_finish),
         )
         .route("/webauthn/register", post(account::webauthn_register_start))
+        .route("/apps", get(account::connected_apps))
+        .route("/apps/{client_id}", delete(account::revoke_connected_app))
         .route(
             "/webauthn/{id}",
             patch(account::webauthn_rename).delete(account::webauthn_remove),
@@ -122,6 +135,9 @@ pub fn router(state: AppState) -> Router {
         .route("/account", get(ui::page))
         .route("/admin", get(ui::page))
         .route("/admin/{*section}", get(ui::page))
+        .route("/consent", get(ui::page))
+        .route("/device", get(ui::page))
+        .route("/signout", get(ui::page))
         .route("/ui/{*path}", get(ui::asset))
         .layer(tower_http::compression::CompressionLayer::new());
 
@@ -132,6 +148,18 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/api/login", post(ui::login))
         .route("/ui/api/mfa", post(ui::mfa))
         .route("/ui/api/logout", post(ui::logout))
+        .route(
+            "/ui/api/consent",
+            get(oidc::describe_consent).post(oidc::answer_consent),
+        )
+        .route(
+            "/ui/api/device",
+            get(oidc::describe_device).post(oidc::answer_device),
+        )
+        .route(
+            "/ui/api/end_session",
+            get(oidc::describe_end_session).post(oidc::confirm_end_session),
+        )
         .route("/healthz", get(routes::health::healthz))
         .route("/register", post(identity::register))
         .route("/login", post(identity::login))
@@ -142,6 +170,20 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/.well-known/openid-configuration",
             get(oauth::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::openid_configuration),
+        )
+        .route(
+            "/oauth/authorize",
+            get(oidc::authorize).post(oidc::authorize_form),
+        )
+        .route("/oauth/userinfo", get(oidc::userinfo).post(oidc::userinfo))
+        .route("/oauth/end_session", get(oidc::end_session))
+        .route(
+            "/oauth/device_authorization",
+            post(oidc::device_authorization),
         )
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/revoke", post(oauth::revoke))

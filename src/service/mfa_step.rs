@@ -244,11 +244,17 @@ impl Services {
                         ),
                     )?;
                 }
+                let second = match &factor {
+                    SecondFactor::Webauthn(_) => "hwk",
+                    SecondFactor::Code(_) => "otp",
+                    SecondFactor::RecoveryCode(_) => "kba",
+                };
                 let grant = TokenGrant {
                     scope: challenge.scope,
                     client_id: challenge.client_id,
                     nonce: challenge.nonce,
                     auth_time: now,
+                    amr: vec!["pwd".into(), second.into(), "mfa".into()],
                 };
                 Ok(Ok((user, org, grant)))
             })

@@ -15,6 +15,10 @@
 pub mod accounts;
 pub mod approvals;
 pub mod audit_log;
+pub mod authorize;
+pub mod client_tokens;
+pub mod clients;
+pub mod device;
 pub mod enrolled_factors;
 pub mod factors;
 pub mod keys;
@@ -95,6 +99,13 @@ pub enum ServiceError {
     NotFound(&'static str),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An OAuth 2.0 refusal with its RFC 6749 code (`invalid_grant`,
+    /// `invalid_scope`, `authorization_pending`, …); `invalid_client` is a 401.
+    #[error("oauth: {code}: {description}")]
+    OAuth {
+        code: &'static str,
+        description: String,
+    },
     /// Something that should not fail did; its whole chain of causes is
     /// kept for the one log line the HTTP layer writes.
     #[error("internal: {0:#}")]
@@ -111,6 +122,19 @@ impl ServiceError {
     /// An internal failure, keeping `error` and its sources.
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         ServiceError::Internal(error.into())
+    }
+
+    pub fn oauth(code: &'static str, description: impl Into<String>) -> Self {
+        ServiceError::OAuth {
+            code,
+            description: description.into(),
+        }
+    }
+
+    /// Client authentication failed: one answer for an unknown client, a
+    /// wrong secret or a missing one (RFC 6749 §5.2).
+    pub fn invalid_client() -> Self {
+        Self::oauth("invalid_client", "client authentication failed")
     }
 
     pub fn field(field: &'static str, message: impl Into<String>) -> Self {

@@ -38,6 +38,14 @@ enum Exchange {
     Refused(RefreshRefusal),
 }
 
+/// A refresh's answer: the first-party token set, or an app's.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum RefreshedTokens {
+    FirstParty(TokenSet),
+    App(super::client_tokens::ClientTokenSet),
+}
+
 /// RFC 7662's answer; inactive tokens say nothing else.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Introspection {
@@ -62,27 +70,44 @@ pub struct Introspection {
     pub scope: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// The app the token belongs to; none for authd's own tokens and PATs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 impl Services {
     /// `grant_type=refresh_token`: the presented token is spent and a new
     /// access + refresh pair is issued in the same family and session.
+    ///
+    /// An app session's token is good only in the hands of its app
+    /// (`client`, authenticated by the caller); its answer is the app's
+    /// kind of token set.
     pub async fn refresh(
         &self,
         presented: &str,
+        client: Option<crate::domain::OAuthClient>,
         context: &RequestContext,
-    ) -> Result<TokenSet, RefreshError> {
+    ) -> Result<RefreshedTokens, RefreshError> {
         let digest = refresh_token_digest(presented);
         let now = self.clock.now();
         let origin = context.origin();
         let ip = context.ip.to_string();
-        let refresh_ttl = self.config.tokens.refresh_ttl.as_secs();
+        let default_refresh_ttl = self.config.tokens.refresh_ttl.as_secs();
+        let client_refresh_ttl = client.as_ref().map(|c| self.client_refresh_ttl(c));
+        let presenter = client.as_ref().map(|c| c.id.clone());
         let exchange = self
             .store_write(move |txn| {
                 let Some(mut record) = txn.refresh_token(&digest)? else {
                     return Ok(Exchange::Refused(RefreshRefusal::Unknown));
                 };
                 let session = txn.session(&record.session_id)?;
+                // An app's refresh token is refused to anyone but that app,
+                // before it is spent: a stolen copy in other hands is
+                // neither a rotation nor proof of a replay.
+                let owner = session.as_ref().and_then(|s| s.client_id.clone());
+                if owner.is_some() && owner != presenter {
+                    return Ok(Exchange::Refused(RefreshRefusal::Unknown));
+                }
                 if record.used_at.is_some() {
                     // A spent token came back: someone holds a copy. End the
                     // family (its session) so that neither copy works again.
@@ -124,6 +149,16 @@ impl Services {
                     client_id: record.client_id.clone(),
                     nonce: None,
                     auth_time: record.auth_time,
+                    amr: session.amr.clone(),
+                };
+                let refresh_ttl = match owner {
+                    // An app's session slides with its use, up to its TTL.
+                    Some(_) => {
+                        let ttl = client_refresh_ttl.unwrap_or(default_refresh_ttl);
+                        session.expires_at = session.expires_at.max(now + ttl as i64);
+                        ttl
+                    }
+                    None => default_refresh_ttl,
                 };
                 let refresh_token = store_refresh_token(txn, &session, &record.family_id, &grant, now, refresh_ttl)?;
                 session.last_active = now;
@@ -149,9 +184,34 @@ impl Services {
                 session,
                 refresh_token,
                 grant,
-            } => Ok(self
-                .issue_token_set(&user, &session, Some(refresh_token), &grant, now)
-                .await?),
+            } => match client.filter(|c| session.client_id.as_deref() == Some(c.id.as_str())) {
+                Some(client) => {
+                    let scopes: Vec<String> = grant
+                        .scope
+                        .as_deref()
+                        .unwrap_or("")
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    Ok(RefreshedTokens::App(
+                        self.issue_client_tokens(
+                            &client,
+                            &user,
+                            &session,
+                            &scopes,
+                            None,
+                            Some(refresh_token),
+                            now,
+                        )
+                        .await?,
+                    ))
+                }
+                None => Ok(RefreshedTokens::FirstParty(
+                    self.issue_token_set(&user, &session, Some(refresh_token), &grant, now)
+                        .await?,
+                )),
+            },
         }
     }
 
@@ -198,48 +258,92 @@ impl Services {
 
     /// RFC 7009: revoking an access or refresh token ends its session (a JWT
     /// cannot be recalled on its own; its session can); revoking a PAT
-    /// deletes it. Unknown tokens succeed.
-    pub async fn revoke_token(&self, token: &str, context: &RequestContext) -> ServiceResult<()> {
-        let now = self.clock.now();
-        if self.is_pat(token) {
-            return self.revoke_pat_by_token(token, context).await;
-        }
-        if token.contains('.') {
-            if let Ok(claims) = self.verify_access_token(token, now).await {
-                return self
-                    .logout_session(claims.sid, "token_revoked", context)
-                    .await;
-            }
+    /// deletes it. Unknown tokens, and tokens that are not the caller's to
+    /// revoke, succeed without effect: an app may revoke only its own
+    /// tokens, and an unauthenticated caller only authd's own (first-party
+    /// tokens and PATs, which whoever holds them may end).
+    pub async fn revoke_token(
+        &self,
+        token: &str,
+        caller: &TokenCaller,
+        context: &RequestContext,
+    ) -> ServiceResult<()> {
+        let found = self.introspect(token, &TokenCaller::Operator).await?;
+        if !found.active || !caller.may_see(found.client_id.as_deref()) {
             return Ok(());
         }
-        self.logout_refresh_token(token, "token_revoked", context)
-            .await
+        match found.token_type {
+            Some("personal_access_token") => self.revoke_pat_by_token(token, context).await,
+            Some("refresh_token") => {
+                self.logout_refresh_token(token, "token_revoked", context)
+                    .await
+            }
+            _ => match found
+                .sid
+                .as_deref()
+                .and_then(crate::domain::SessionId::parse)
+            {
+                Some(sid) => self.logout_session(sid, "token_revoked", context).await,
+                // An app's own token (client_credentials) has no session to
+                // end; it lives out its short lifetime.
+                None => Ok(()),
+            },
+        }
     }
 
-    /// RFC 7662 for access tokens, refresh tokens and PATs.
-    pub async fn introspect(&self, token: &str) -> ServiceResult<Introspection> {
+    /// RFC 7662 for access tokens (authd's and apps'), refresh tokens and
+    /// PATs; an app sees only its own tokens as active.
+    pub async fn introspect(
+        &self,
+        token: &str,
+        caller: &TokenCaller,
+    ) -> ServiceResult<Introspection> {
+        let answer = self.introspect_any(token).await?;
+        Ok(if caller.may_see(answer.client_id.as_deref()) {
+            answer
+        } else {
+            Introspection::default()
+        })
+    }
+
+    async fn introspect_any(&self, token: &str) -> ServiceResult<Introspection> {
         let now = self.clock.now();
         if self.is_pat(token) {
             return self.introspect_pat(token).await;
         }
         if token.contains('.') {
-            return Ok(match self.authenticate_access_token(token, now).await {
-                Ok(_) => {
-                    let claims = self.verify_access_token(token, now).await?;
-                    Introspection {
-                        active: true,
-                        token_type: Some("access_token"),
-                        sub: Some(claims.sub.to_string()),
-                        exp: Some(claims.exp),
-                        iat: Some(claims.iat),
-                        iss: Some(claims.iss),
-                        aud: Some(claims.aud),
-                        sid: Some(claims.sid.to_string()),
-                        org: Some(claims.org.to_string()),
-                        username: Some(claims.email),
-                        scope: None,
-                    }
-                }
+            if self.authenticate_access_token(token, now).await.is_ok() {
+                let claims = self.verify_access_token(token, now).await?;
+                return Ok(Introspection {
+                    active: true,
+                    token_type: Some("access_token"),
+                    sub: Some(claims.sub.to_string()),
+                    exp: Some(claims.exp),
+                    iat: Some(claims.iat),
+                    iss: Some(claims.iss),
+                    aud: Some(claims.aud),
+                    sid: Some(claims.sid.to_string()),
+                    org: Some(claims.org.to_string()),
+                    username: Some(claims.email),
+                    scope: None,
+                    client_id: None,
+                });
+            }
+            return Ok(match self.verify_client_access_token(token).await {
+                Ok((claims, session)) => Introspection {
+                    active: true,
+                    token_type: Some("access_token"),
+                    sub: Some(claims.sub),
+                    exp: Some(claims.exp),
+                    iat: Some(claims.iat),
+                    iss: Some(claims.iss),
+                    aud: Some(claims.aud),
+                    sid: claims.sid.map(|sid| sid.to_string()),
+                    org: session.map(|s| s.org_id.to_string()),
+                    scope: Some(claims.scope),
+                    username: None,
+                    client_id: Some(claims.client_id),
+                },
                 Err(_) => Introspection::default(),
             });
         }
@@ -248,10 +352,10 @@ impl Services {
             let Some(record) = txn.refresh_token(&digest)? else {
                 return Ok(Introspection::default());
             };
-            let live_session = txn
-                .session(&record.session_id)?
-                .is_some_and(|s| s.is_live(now));
-            if record.used_at.is_some() || record.expires_at <= now || !live_session {
+            let Some(session) = txn.session(&record.session_id)?.filter(|s| s.is_live(now)) else {
+                return Ok(Introspection::default());
+            };
+            if record.used_at.is_some() || record.expires_at <= now {
                 return Ok(Introspection::default());
             }
             let email = txn
@@ -267,10 +371,32 @@ impl Services {
                 org: Some(record.org_id.to_string()),
                 scope: record.scope,
                 username: email,
+                client_id: session.client_id,
                 ..Introspection::default()
             })
         })
         .await
+    }
+}
+
+/// Who asks to introspect or revoke a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCaller {
+    /// The admin token: every token.
+    Operator,
+    /// An authenticated app: its own tokens only.
+    Client(String),
+    /// No credentials (revocation only): authd's own tokens, not apps'.
+    Anyone,
+}
+
+impl TokenCaller {
+    fn may_see(&self, owner: Option<&str>) -> bool {
+        match self {
+            TokenCaller::Operator => true,
+            TokenCaller::Client(id) => owner == Some(id.as_str()),
+            TokenCaller::Anyone => owner.is_none(),
+        }
     }
 }
 

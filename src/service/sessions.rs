@@ -173,6 +173,13 @@ impl Services {
             cookie_digest: cookie_secret
                 .as_ref()
                 .map(|secret| hex::encode(crate::crypto::sha256(secret.as_bytes()))),
+            client_id: None,
+            amr: if grant.amr.is_empty() {
+                vec!["pwd".to_owned()]
+            } else {
+                grant.amr.clone()
+            },
+            auth_time: None,
         };
         let origin = context.origin();
         let default_cap = self.config.sessions.max_per_user;
@@ -195,7 +202,7 @@ impl Services {
                 let mut live: Vec<Session> = txn
                     .sessions_of_user(&stored.user_id)?
                     .into_iter()
-                    .filter(|s| s.is_live(now))
+                    .filter(|s| s.is_live(now) && s.client_id.is_none())
                     .collect();
                 live.sort_by_key(|s| s.created_at);
                 let excess = (live.len() + 1).saturating_sub(cap.max(1) as usize);
@@ -254,7 +261,8 @@ impl Services {
         };
         Ok(sessions
             .iter()
-            .filter(|s| s.is_live(now))
+            // Apps' sessions are on the account page as connected apps.
+            .filter(|s| s.is_live(now) && s.client_id.is_none())
             .map(|s| SessionView::new(s, pending.get(&s.id).copied(), current))
             .collect())
     }

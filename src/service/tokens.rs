@@ -76,6 +76,8 @@ pub struct TokenGrant {
     pub client_id: Option<String>,
     pub nonce: Option<String>,
     pub auth_time: UnixSeconds,
+    /// How the person signed in (RFC 8176), kept on the session.
+    pub amr: Vec<String>,
 }
 
 impl TokenGrant {

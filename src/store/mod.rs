@@ -30,8 +30,9 @@ pub use due::Sweep;
 pub use error::{StoreError, StoreResult};
 pub use migrations::CURRENT_SCHEMA_VERSION;
 pub use records::{
-    Approval, AuditQuery, MfaChallenge, MfaFactors, PersonalAccessToken, RefreshToken,
-    StoredSigningKey, WebauthnCeremony, WebauthnCredential,
+    Approval, AuditQuery, AuthorizationCode, Consent, DeviceAuthorization, DeviceStatus,
+    MfaChallenge, MfaFactors, PersonalAccessToken, RefreshToken, StoredSigningKey,
+    WebauthnCeremony, WebauthnCredential,
 };
 pub use sweep::SweepPage;
 pub use txn::{Queries, ReadTxn, WriteTxn};
@@ -682,6 +683,9 @@ mod tests {
             revoked_at,
             enrollment_only: false,
             cookie_digest: None,
+            client_id: None,
+            amr: Vec::new(),
+            auth_time: None,
         }
     }
 

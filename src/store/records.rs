@@ -124,6 +124,66 @@ pub struct WebauthnCeremony {
     pub expires_at: UnixSeconds,
 }
 
+/// A code `/oauth/authorize` gave an app, keyed by its SHA-256: good once,
+/// for a minute, for that client, redirect URI and PKCE verifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthorizationCode {
+    pub client_id: String,
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub nonce: Option<String>,
+    /// The S256 challenge (base64url of SHA-256 of the verifier).
+    pub code_challenge: Option<String>,
+    pub auth_time: UnixSeconds,
+    pub amr: Vec<String>,
+    pub mfa_verified: bool,
+    pub expires_at: UnixSeconds,
+    /// The app session its exchange began; a second exchange ends it.
+    pub exchanged_for: Option<SessionId>,
+}
+
+/// What a person allowed an app to have, remembered per client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consent {
+    pub user_id: UserId,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub granted_at: UnixSeconds,
+}
+
+/// Where a device authorization (RFC 8628) stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum DeviceStatus {
+    Pending,
+    Approved {
+        user_id: UserId,
+        org_id: OrgId,
+        auth_time: UnixSeconds,
+        amr: Vec<String>,
+        mfa_verified: bool,
+    },
+    Denied,
+    /// Tokens were issued; the device code is good for nothing more.
+    Spent,
+}
+
+/// A device authorization, keyed by the SHA-256 of its device code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceAuthorization {
+    pub client_id: String,
+    pub user_code: String,
+    pub scopes: Vec<String>,
+    pub expires_at: UnixSeconds,
+    /// Seconds the device must wait between polls; grows on `slow_down`.
+    pub interval: u64,
+    pub last_polled_at: Option<UnixSeconds>,
+    #[serde(flatten)]
+    pub status: DeviceStatus,
+}
+
 /// Filters for the audit log; all optional.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {

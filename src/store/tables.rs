@@ -57,6 +57,17 @@ pub(crate) const MFA_CHALLENGES: JsonTable = TableDefinition::new("mfa_challenge
 pub(crate) const WEBAUTHN_CREDENTIALS: JsonTable = TableDefinition::new("webauthn_credentials");
 /// `ceremony_id` → `WebauthnCeremony`: a registration between its two calls.
 pub(crate) const WEBAUTHN_CEREMONIES: JsonTable = TableDefinition::new("webauthn_ceremonies");
+/// `client_id` → `OAuthClient`.
+pub(crate) const OAUTH_CLIENTS: JsonTable = TableDefinition::new("oauth_clients");
+/// SHA-256 (hex) of an authorization code → `AuthorizationCode`, kept a
+/// while past its use so that a second use is seen as the replay it is.
+pub(crate) const AUTHORIZATION_CODES: JsonTable = TableDefinition::new("authorization_codes");
+/// `user_id/client_id` → `Consent`: what a person allowed an app.
+pub(crate) const CONSENTS: JsonTable = TableDefinition::new("consents");
+/// SHA-256 (hex) of a device code → `DeviceAuthorization`.
+pub(crate) const DEVICE_AUTHORIZATIONS: JsonTable = TableDefinition::new("device_authorizations");
+/// user code → SHA-256 (hex) of its device code.
+pub(crate) const DEVICE_USER_CODES: JsonTable = TableDefinition::new("device_user_codes");
 
 /// Every table that exists at the current schema version, for backups.
 pub(crate) const ALL_TABLES: &[JsonTable] = &[
@@ -81,6 +92,11 @@ pub(crate) const ALL_TABLES: &[JsonTable] = &[
     MFA_CHALLENGES,
     WEBAUTHN_CREDENTIALS,
     WEBAUTHN_CEREMONIES,
+    OAUTH_CLIENTS,
+    AUTHORIZATION_CODES,
+    CONSENTS,
+    DEVICE_AUTHORIZATIONS,
+    DEVICE_USER_CODES,
 ];
 
 /// The tables an ordinary request reads, hottest first: what
@@ -101,6 +117,7 @@ pub(crate) const REQUEST_PATH_TABLES: &[JsonTable] = &[
     USER_PATS,
     PAT_IDS,
     ORG_MEMBERS,
+    OAUTH_CLIENTS,
 ];
 
 pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> StoreResult<T> {

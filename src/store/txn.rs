@@ -12,7 +12,7 @@ use super::records::*;
 use super::tables::*;
 use crate::audit::AuditRecord;
 use crate::clock::UnixSeconds;
-use crate::domain::{Email, Org, OrgId, Role, Session, SessionId, User, UserId};
+use crate::domain::{Email, OAuthClient, Org, OrgId, Role, Session, SessionId, User, UserId};
 
 fn email_key(org: &OrgId, email: &Email) -> String {
     format!("{org}/{}", email.as_str())
@@ -208,6 +208,64 @@ pub trait Queries {
             .into_iter()
             .map(|(_, approval)| approval)
             .collect())
+    }
+
+    fn oauth_client(&self, id: &str) -> StoreResult<Option<OAuthClient>> {
+        self.reader().get(OAUTH_CLIENTS, id)
+    }
+
+    /// Clients in id order after `cursor`.
+    fn oauth_clients(&self, cursor: Option<&str>, limit: usize) -> StoreResult<Vec<OAuthClient>> {
+        Ok(self
+            .reader()
+            .scan::<OAuthClient>(OAUTH_CLIENTS, "", cursor, limit)?
+            .into_iter()
+            .map(|(_, client)| client)
+            .collect())
+    }
+
+    /// The app sessions of a client. There is no index by client: this
+    /// scans every session, which only deleting a client does.
+    fn sessions_of_client(&self, client_id: &str) -> StoreResult<Vec<Session>> {
+        Ok(self
+            .reader()
+            .scan::<Session>(SESSIONS, "", None, usize::MAX)?
+            .into_iter()
+            .map(|(_, session)| session)
+            .filter(|session| session.client_id.as_deref() == Some(client_id))
+            .collect())
+    }
+
+    fn authorization_code(&self, digest_hex: &str) -> StoreResult<Option<AuthorizationCode>> {
+        self.reader().get(AUTHORIZATION_CODES, digest_hex)
+    }
+
+    fn consent(&self, user: &UserId, client_id: &str) -> StoreResult<Option<Consent>> {
+        self.reader().get(CONSENTS, &format!("{user}/{client_id}"))
+    }
+
+    fn consents_of_user(&self, user: &UserId) -> StoreResult<Vec<Consent>> {
+        Ok(self
+            .reader()
+            .scan::<Consent>(CONSENTS, &format!("{user}/"), None, usize::MAX)?
+            .into_iter()
+            .map(|(_, consent)| consent)
+            .collect())
+    }
+
+    fn device_authorization(&self, digest_hex: &str) -> StoreResult<Option<DeviceAuthorization>> {
+        self.reader().get(DEVICE_AUTHORIZATIONS, digest_hex)
+    }
+
+    /// A device authorization by the code its user types, with its digest.
+    fn device_authorization_by_user_code(
+        &self,
+        user_code: &str,
+    ) -> StoreResult<Option<(String, DeviceAuthorization)>> {
+        let Some(digest) = self.reader().get::<String>(DEVICE_USER_CODES, user_code)? else {
+            return Ok(None);
+        };
+        Ok(self.device_authorization(&digest)?.map(|d| (digest, d)))
     }
 
     /// Audit events newest first, filtered, after the cursor.
@@ -548,6 +606,80 @@ impl WriteTxn {
 
     pub fn put_approval(&self, approval: &Approval) -> StoreResult<()> {
         self.put(APPROVALS, &approval.id, approval)
+    }
+
+    pub fn put_oauth_client(&self, client: &OAuthClient) -> StoreResult<()> {
+        self.put(OAUTH_CLIENTS, &client.id, client)
+    }
+
+    pub fn delete_oauth_client(&self, id: &str) -> StoreResult<bool> {
+        self.remove(OAUTH_CLIENTS, id)
+    }
+
+    pub fn put_authorization_code(
+        &self,
+        digest_hex: &str,
+        code: &AuthorizationCode,
+    ) -> StoreResult<()> {
+        self.put(AUTHORIZATION_CODES, digest_hex, code)
+    }
+
+    pub fn put_consent(&self, consent: &Consent) -> StoreResult<()> {
+        self.put(
+            CONSENTS,
+            &format!("{}/{}", consent.user_id, consent.client_id),
+            consent,
+        )
+    }
+
+    pub fn delete_consent(&self, user: &UserId, client_id: &str) -> StoreResult<bool> {
+        self.remove(CONSENTS, &format!("{user}/{client_id}"))
+    }
+
+    pub fn delete_consents_of_client(&self, client_id: &str) -> StoreResult<()> {
+        let all: Vec<(String, Consent)> = self.reader().scan(CONSENTS, "", None, usize::MAX)?;
+        for (key, consent) in all {
+            if consent.client_id == client_id {
+                self.remove(CONSENTS, &key)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn put_device_authorization(
+        &self,
+        digest_hex: &str,
+        device: &DeviceAuthorization,
+    ) -> StoreResult<()> {
+        self.put(DEVICE_USER_CODES, &device.user_code, &digest_hex)?;
+        self.put(DEVICE_AUTHORIZATIONS, digest_hex, device)
+    }
+
+    /// Removes authorization codes and device authorizations that ended
+    /// before `before`; both live minutes, so the tables stay small and a
+    /// whole scan is cheap. Returns how many went.
+    pub fn sweep_oauth_codes(&self, before: UnixSeconds) -> StoreResult<usize> {
+        let mut removed = 0;
+        let codes: Vec<(String, AuthorizationCode)> =
+            self.reader()
+                .scan(AUTHORIZATION_CODES, "", None, usize::MAX)?;
+        for (digest, code) in codes {
+            if code.expires_at < before {
+                self.remove(AUTHORIZATION_CODES, &digest)?;
+                removed += 1;
+            }
+        }
+        let devices: Vec<(String, DeviceAuthorization)> =
+            self.reader()
+                .scan(DEVICE_AUTHORIZATIONS, "", None, usize::MAX)?;
+        for (digest, device) in devices {
+            if device.expires_at < before {
+                self.remove(DEVICE_USER_CODES, &device.user_code)?;
+                self.remove(DEVICE_AUTHORIZATIONS, &digest)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Appends an audit record; it is committed with the rest of the

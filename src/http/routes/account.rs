@@ -292,3 +292,29 @@ pub async fn webauthn_remove(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `GET /api/account/apps`: the apps this person allowed or is signed in to.
+pub async fn connected_apps(
+    State(state): State<AppState>,
+    Account(caller): Account,
+) -> Result<Json<impl Serialize>, ApiError> {
+    caller.require_scope(Scope::SessionsRead)?;
+    let apps = state.services.connected_apps(caller.user_id()).await?;
+    Ok(Json(Page::whole(apps)))
+}
+
+/// `DELETE /api/account/apps/{client_id}`: forget the consent and end the
+/// app's sessions and tokens.
+pub async fn revoke_connected_app(
+    State(state): State<AppState>,
+    Account(caller): Account,
+    Client(context): Client,
+    Path(client_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_scope(Scope::SessionsWrite)?;
+    state
+        .services
+        .revoke_connected_app(caller.user_id(), client_id, &context)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -76,6 +76,7 @@ impl LoginBody {
                 client_id: body.client_id,
                 nonce: body.nonce,
                 auth_time: 0,
+                amr: Vec::new(),
             },
         })
     }

@@ -6,6 +6,7 @@ pub mod control_plane;
 pub mod health;
 pub mod identity;
 pub mod oauth;
+pub mod oidc;
 pub mod operator;
 pub mod status;
 pub mod ui;

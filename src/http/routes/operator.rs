@@ -1,5 +1,5 @@
 //! The operator API under `/v1` (admin bearer token): users, orgs, sessions,
-//! signing keys, audit and its live stream.
+//! signing keys, OAuth clients, audit and its live stream.
 
 use std::convert::Infallible;
 
@@ -19,6 +19,7 @@ use crate::http::state::AppState;
 use crate::service::accounts::{NewUser, UserProfile};
 use crate::service::audit_log::parse_filters;
 use crate::service::audit_log::AuditQuery;
+use crate::service::clients::{ClientChanges, NewClient};
 use crate::service::orgs::{NewOrg, OrgChanges};
 use crate::service::user_admin::UserChanges;
 use crate::service::ServiceError;
@@ -553,4 +554,65 @@ pub async fn approval_confirmation_page(
         .into_response();
     super::ui::security_headers(response.headers_mut());
     Ok(response)
+}
+
+pub async fn list_clients(
+    _: Operator,
+    State(state): State<AppState>,
+    Query(page): Query<PageParams>,
+) -> Result<Json<impl Serialize>, ApiError> {
+    let limit = page.limit();
+    let clients = state.services.list_clients(page.cursor, limit).await?;
+    Ok(Json(Page::of(clients, limit, |c| c.client_id.clone())))
+}
+
+pub async fn create_client(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    AppJson(body): AppJson<NewClient>,
+) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
+    let client = state.services.create_client(body, &context).await?;
+    Ok((StatusCode::CREATED, Json(client)))
+}
+
+pub async fn get_client(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<impl Serialize>, ApiError> {
+    Ok(Json(state.services.get_client(id).await?))
+}
+
+pub async fn update_client(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<ClientChanges>,
+) -> Result<Json<impl Serialize>, ApiError> {
+    Ok(Json(
+        state.services.update_client(id, body, &context).await?,
+    ))
+}
+
+pub async fn delete_client(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.services.delete_client(id, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn rotate_client_secret(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(id): Path<String>,
+) -> Result<Json<impl Serialize>, ApiError> {
+    Ok(Json(
+        state.services.rotate_client_secret(id, &context).await?,
+    ))
 }

@@ -264,9 +264,14 @@ pub async fn logout(
         .services
         .revoke_session(session.user_id, session.session_id, &context)
         .await?;
-    let names = UiCookies::of(&state.config);
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let headers = response.headers_mut();
+    clear_session_cookies(&state, response.headers_mut());
+    Ok(response)
+}
+
+/// Expires both UI cookies in the browser.
+pub fn clear_session_cookies(state: &AppState, headers: &mut HeaderMap) {
+    let names = UiCookies::of(&state.config);
     headers.append(
         header::SET_COOKIE,
         set_cookie(names.session, "", true, 0, names.secure),
@@ -275,5 +280,4 @@ pub async fn logout(
         header::SET_COOKIE,
         set_cookie(names.csrf, "", false, 0, names.secure),
     );
-    Ok(response)
 }
