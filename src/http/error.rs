@@ -355,7 +355,9 @@ pub async fn render_error_bodies(request: Request, next: Next) -> Response {
     }
     let error = match response.extensions().get::<ApiError>() {
         Some(error) => error.clone(),
-        None if is_json(&response) => return response,
+        // A body a handler wrote itself: JSON, or a page (`/oauth/authorize`'s
+        // error page, which must not turn into JSON for a browser).
+        None if has_own_body(&response) => return response,
         None => ApiError::from_status(response.status()),
     };
     if let Some(cause) = &error.cause {
@@ -373,12 +375,12 @@ pub async fn render_error_bodies(request: Request, next: Next) -> Response {
     rendered
 }
 
-fn is_json(response: &Response) -> bool {
+fn has_own_body(response: &Response) -> bool {
     response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"))
 }
 
 #[cfg(test)]

@@ -448,6 +448,9 @@ impl FromRequestParts<AppState> for BrowserVisitor {
 #[derive(Debug, Clone)]
 pub enum TokenEndpointCaller {
     Operator,
+    /// A bearer token that is not the admin token: no client credential
+    /// (the token endpoint ignores it), and refused where the operator's is asked.
+    OtherBearer,
     Basic(crate::service::clients::ClientCredentials),
     Unauthenticated,
 }
@@ -466,11 +469,11 @@ impl FromRequestParts<AppState> for TokenEndpointCaller {
         let value = value.to_str().map_err(|_| invalid_client())?;
         let (scheme, credential) = value.split_once(' ').ok_or_else(invalid_client)?;
         if scheme.eq_ignore_ascii_case("bearer") {
-            return if state.admin_token.verify(credential.trim()) {
-                Ok(TokenEndpointCaller::Operator)
+            return Ok(if state.admin_token.verify(credential.trim()) {
+                TokenEndpointCaller::Operator
             } else {
-                Err(ApiError::invalid_authorization())
-            };
+                TokenEndpointCaller::OtherBearer
+            });
         }
         if !scheme.eq_ignore_ascii_case("basic") {
             return Err(invalid_client());

@@ -180,7 +180,10 @@ pub fn router(state: AppState) -> Router {
             get(oidc::authorize).post(oidc::authorize_form),
         )
         .route("/oauth/userinfo", get(oidc::userinfo).post(oidc::userinfo))
-        .route("/oauth/end_session", get(oidc::end_session))
+        .route(
+            "/oauth/end_session",
+            get(oidc::end_session).post(oidc::end_session_form),
+        )
         .route(
             "/oauth/device_authorization",
             post(oidc::device_authorization),

@@ -159,6 +159,20 @@ impl TestServer {
         body["items"].as_array().expect("items").clone()
     }
 
+    /// A server whose `public_url` is its own address, so that a relying
+    /// party that checks the issuer (discovery, ID tokens) can talk to it.
+    /// The port is chosen free just before the start.
+    pub async fn spawn_as_issuer(extra_config: &str) -> TestServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        Self::spawn_with(&format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\n{extra_config}"
+        ))
+        .await
+    }
+
     pub async fn spawn_with(extra_config: &str) -> TestServer {
         Self::spawn_customised(extra_config, &[], |_| {}).await
     }
@@ -577,4 +591,72 @@ pub fn pyjwt_available() -> bool {
         eprintln!("skipped: python3 with PyJWT is not installed");
     }
     available
+}
+
+// The web UI's cookie session, as a browser holds it.
+use reqwest::header::{HeaderMap, COOKIE, SET_COOKIE};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// The browser session of one sign-in: the two cookies as a `Cookie` header,
+/// and the CSRF token the page's script would read.
+pub struct BrowserSession {
+    pub cookie_header: String,
+    pub csrf: String,
+    pub set_cookies: Vec<String>,
+}
+
+pub fn cookies_of(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect()
+}
+
+pub fn cookie_value<'a>(set_cookies: &'a [String], name: &str) -> &'a str {
+    set_cookies
+        .iter()
+        .find_map(|c| c.strip_prefix(&format!("{name}=")))
+        .and_then(|rest| rest.split(';').next())
+        .expect("cookie set")
+}
+
+pub async fn browser_login(server: &TestServer, email: &str) -> BrowserSession {
+    let response = server
+        .post("/ui/api/login")
+        .json(&serde_json::json!({"email": email, "password": GOOD_PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), StatusCode::OK);
+    let set_cookies = cookies_of(response.headers());
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["profile"]["email"], email);
+    assert!(body.get("access_token").is_none() && body.get("refresh_token").is_none());
+    // Behind https the cookies are `__Host-` ones.
+    let prefix = if set_cookies.iter().any(|c| c.starts_with("__Host-")) {
+        "__Host-"
+    } else {
+        ""
+    };
+    let session = cookie_value(&set_cookies, &format!("{prefix}authd_session")).to_owned();
+    let csrf = cookie_value(&set_cookies, &format!("{prefix}authd_csrf")).to_owned();
+    BrowserSession {
+        cookie_header: format!("{prefix}authd_session={session}; {prefix}authd_csrf={csrf}"),
+        csrf,
+        set_cookies,
+    }
+}
+
+pub fn with_cookie(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    session: &BrowserSession,
+) -> reqwest::RequestBuilder {
+    server
+        .client
+        .request(method, server.url(path))
+        .header(COOKIE, &session.cookie_header)
 }

@@ -16,6 +16,7 @@ mod hardening;
 mod lifecycle;
 mod login;
 mod mfa;
+mod oidc;
 mod operator_api;
 mod operator_users;
 mod registration;

@@ -175,7 +175,10 @@ async fn the_token_endpoint_speaks_rfc_6749_errors() {
             "unsupported_grant_type",
         ),
         (
-            &[("grant_type", "authorization_code"), ("code", "x")],
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", "x"),
+            ],
             "unsupported_grant_type",
         ),
         (&[("grant_type", "refresh_token")], "invalid_request"),

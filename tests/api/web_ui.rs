@@ -4,76 +4,15 @@
 //! ended on the server at logout.
 
 use reqwest::header::{
-    HeaderMap, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, COOKIE, ETAG, IF_NONE_MATCH,
-    SET_COOKIE,
+    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, COOKIE, ETAG, IF_NONE_MATCH, SET_COOKIE,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{TestServer, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS};
-
-/// The browser session of one sign-in: the two cookies as a `Cookie` header,
-/// and the CSRF token the page's script would read.
-struct BrowserSession {
-    cookie_header: String,
-    csrf: String,
-    set_cookies: Vec<String>,
-}
-
-fn cookies_of(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().expect("ascii").to_owned())
-        .collect()
-}
-
-fn cookie_value<'a>(set_cookies: &'a [String], name: &str) -> &'a str {
-    set_cookies
-        .iter()
-        .find_map(|c| c.strip_prefix(&format!("{name}=")))
-        .and_then(|rest| rest.split(';').next())
-        .expect("cookie set")
-}
-
-async fn browser_login(server: &TestServer, email: &str) -> BrowserSession {
-    let response = server
-        .post("/ui/api/login")
-        .json(&json!({"email": email, "password": GOOD_PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(response.status(), StatusCode::OK);
-    let set_cookies = cookies_of(response.headers());
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(body["profile"]["email"], email);
-    assert!(body.get("access_token").is_none() && body.get("refresh_token").is_none());
-    // Behind https the cookies are `__Host-` ones.
-    let prefix = if set_cookies.iter().any(|c| c.starts_with("__Host-")) {
-        "__Host-"
-    } else {
-        ""
-    };
-    let session = cookie_value(&set_cookies, &format!("{prefix}authd_session")).to_owned();
-    let csrf = cookie_value(&set_cookies, &format!("{prefix}authd_csrf")).to_owned();
-    BrowserSession {
-        cookie_header: format!("{prefix}authd_session={session}; {prefix}authd_csrf={csrf}"),
-        csrf,
-        set_cookies,
-    }
-}
-
-fn with_cookie(
-    server: &TestServer,
-    method: Method,
-    path: &str,
-    session: &BrowserSession,
-) -> reqwest::RequestBuilder {
-    server
-        .client
-        .request(method, server.url(path))
-        .header(COOKIE, &session.cookie_header)
-}
+use crate::helpers::{
+    browser_login, cookie_value, cookies_of, with_cookie, BrowserSession, TestServer, FAST_HASHING,
+    GOOD_PASSWORD, RELAXED_LIMITS,
+};
 
 #[tokio::test]
 async fn the_page_and_its_assets_come_with_a_strict_policy_and_etags() {

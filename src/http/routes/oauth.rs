@@ -136,8 +136,12 @@ fn token_caller(
     caller: &TokenEndpointCaller,
     body: &TokenParameter,
 ) -> Result<TokenCaller, ApiError> {
-    if matches!(caller, TokenEndpointCaller::Operator) {
-        return Ok(TokenCaller::Operator);
+    match caller {
+        TokenEndpointCaller::Operator => return Ok(TokenCaller::Operator),
+        // Someone's own token in the header proves nothing about the
+        // token in the body: revocation treats them as anyone.
+        TokenEndpointCaller::OtherBearer => return Ok(TokenCaller::Anyone),
+        _ => {}
     }
     match caller.client_credentials(body.client_id.clone(), body.client_secret.clone())? {
         Some(credentials) => Ok(TokenCaller::Client(
@@ -166,6 +170,9 @@ pub async fn introspect(
     caller: TokenEndpointCaller,
     AppForm(body): AppForm<TokenParameter>,
 ) -> Result<Response, ApiError> {
+    if matches!(caller, TokenEndpointCaller::OtherBearer) {
+        return Err(ApiError::invalid_authorization());
+    }
     let who = token_caller(&state, &caller, &body)?;
     if who == TokenCaller::Anyone {
         return Err(ApiError::missing_authorization());

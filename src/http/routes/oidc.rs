@@ -249,7 +249,26 @@ pub async fn end_session(
     visitor: BrowserVisitor,
     Query(params): Query<EndSessionParams>,
 ) -> Result<Response, ApiError> {
-    let (hint, redirect) = match check_end_session(&state, &params).await {
+    answer_end_session(&state, &context, visitor, params).await
+}
+
+/// `POST /oauth/end_session`: the same, form-encoded (RP-Initiated Logout §2).
+pub async fn end_session_form(
+    State(state): State<AppState>,
+    Client(context): Client,
+    visitor: BrowserVisitor,
+    AppForm(params): AppForm<EndSessionParams>,
+) -> Result<Response, ApiError> {
+    answer_end_session(&state, &context, visitor, params).await
+}
+
+async fn answer_end_session(
+    state: &AppState,
+    context: &crate::service::RequestContext,
+    visitor: BrowserVisitor,
+    params: EndSessionParams,
+) -> Result<Response, ApiError> {
+    let (hint, redirect) = match check_end_session(state, &params).await {
         Ok(checked) => checked,
         Err(page) => return Ok(page.render()),
     };
@@ -265,16 +284,16 @@ pub async fn end_session(
     }
     state
         .services
-        .logout_session(app_session, "end_session", &context)
+        .logout_session(app_session, "end_session", context)
         .await?;
     let mut response =
         Redirect::to(&after_logout(redirect.as_deref(), params.state.as_deref())).into_response();
     if let Some(browser) = browser {
         state
             .services
-            .logout_session(browser.session_id, "end_session", &context)
+            .logout_session(browser.session_id, "end_session", context)
             .await?;
-        clear_session_cookies(&state, response.headers_mut());
+        clear_session_cookies(state, response.headers_mut());
     }
     Ok(response)
 }
