@@ -111,6 +111,14 @@ impl OAuthClient {
     }
 }
 
+/// The scopes of a space-separated `scope` value, in order.
+pub fn scope_list(text: &str) -> Vec<String> {
+    text.split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Why a redirect URI is refused.
 pub fn check_redirect_uri(uri: &str) -> Result<(), &'static str> {
     let parsed = url::Url::parse(uri).map_err(|_| "must be an absolute URL")?;

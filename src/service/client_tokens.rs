@@ -201,6 +201,39 @@ pub(crate) fn begin_app_session(
     Ok((session, refresh_token))
 }
 
+/// Refuses a grant the client was not registered for.
+pub(crate) fn require_grant(client: &OAuthClient, grant: GrantType) -> ServiceResult<()> {
+    if client.allows_grant(grant) {
+        Ok(())
+    } else {
+        Err(ServiceError::oauth(
+            "unauthorized_client",
+            format!("this client may not use the {} grant", grant.as_str()),
+        ))
+    }
+}
+
+/// The scopes asked for, if every one is the client's (`invalid_scope` if not).
+pub(crate) fn requested_scopes(
+    client: &OAuthClient,
+    asked: Option<&str>,
+) -> ServiceResult<Vec<String>> {
+    client.narrow_scopes(asked).map_err(|unknown| {
+        ServiceError::oauth(
+            "invalid_scope",
+            format!("scope {unknown:?} is not allowed for this client"),
+        )
+    })
+}
+
+/// Where an app session is begun from, as its record keeps it.
+pub(crate) fn session_origin(context: &RequestContext) -> (String, String) {
+    (
+        context.ip.to_string(),
+        context.user_agent.chars().take(512).collect(),
+    )
+}
+
 /// Whether `user` may sign in to `client` now.
 pub(crate) fn may_use_client(user: &User, client: &OAuthClient) -> bool {
     user.may_use_tokens()
@@ -229,12 +262,7 @@ impl Services {
         code_verifier: Option<String>,
         context: &RequestContext,
     ) -> ServiceResult<ClientTokenSet> {
-        if !client.allows_grant(GrantType::AuthorizationCode) {
-            return Err(ServiceError::oauth(
-                "unauthorized_client",
-                "this client may not use the authorization code grant",
-            ));
-        }
+        require_grant(&client, GrantType::AuthorizationCode)?;
         if code_verifier
             .as_deref()
             .is_some_and(|v| !verifier_is_well_formed(v))
@@ -247,10 +275,8 @@ impl Services {
         let digest = refresh_token_digest(code);
         let now = self.clock.now();
         let origin = context.origin();
-        let ip = context.ip.to_string();
-        let user_agent: String = context.user_agent.chars().take(512).collect();
-        let access_ttl = self.client_access_ttl(&client);
-        let refresh_ttl = self.client_refresh_ttl(&client);
+        let origin_of_session = session_origin(context);
+        let ttls = self.client_ttls(&client);
         let client_for_txn = client.clone();
         let exchange = self
             .store_write(move |txn| {
@@ -325,9 +351,9 @@ impl Services {
                         amr: &record.amr,
                         mfa_verified: record.mfa_verified,
                     },
-                    (ip, user_agent),
+                    origin_of_session,
                     now,
-                    (access_ttl, refresh_ttl),
+                    ttls,
                 )?;
                 record.exchanged_for = Some(session.id);
                 txn.put_authorization_code(&digest, &record)?;
@@ -447,22 +473,14 @@ impl Services {
         client: OAuthClient,
         scope: Option<String>,
     ) -> ServiceResult<ClientTokenSet> {
-        if client.kind != ClientKind::Confidential
-            || !client.allows_grant(GrantType::ClientCredentials)
-        {
+        require_grant(&client, GrantType::ClientCredentials)?;
+        if client.kind != ClientKind::Confidential {
             return Err(ServiceError::oauth(
                 "unauthorized_client",
-                "this client may not use the client_credentials grant",
+                "only a confidential client may act as itself",
             ));
         }
-        let scopes = client
-            .narrow_scopes(scope.as_deref())
-            .map_err(|unknown| {
-                ServiceError::oauth(
-                    "invalid_scope",
-                    format!("scope {unknown:?} is not allowed for this client"),
-                )
-            })?
+        let scopes = requested_scopes(&client, scope.as_deref())?
             .into_iter()
             // There is no person: nothing to identify, nothing to refresh.
             .filter(|s| !matches!(s.as_str(), "openid" | "offline_access"))
@@ -559,7 +577,7 @@ impl Services {
             // client_credentials: no person to describe.
             return Err(ServiceError::InvalidToken);
         };
-        let scopes: Vec<String> = claims.scope.split(' ').map(str::to_owned).collect();
+        let scopes = crate::domain::client::scope_list(&claims.scope);
         if !scopes.iter().any(|s| s == "openid") {
             return Err(ServiceError::oauth(
                 "insufficient_scope",

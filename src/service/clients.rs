@@ -106,6 +106,14 @@ impl Services {
             .unwrap_or(self.config.tokens.access_ttl.as_secs())
     }
 
+    /// (access, refresh) lifetimes of the client's tokens, in seconds.
+    pub fn client_ttls(&self, client: &OAuthClient) -> (u64, u64) {
+        (
+            self.client_access_ttl(client),
+            self.client_refresh_ttl(client),
+        )
+    }
+
     pub fn client_refresh_ttl(&self, client: &OAuthClient) -> u64 {
         client
             .refresh_ttl

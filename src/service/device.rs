@@ -5,7 +5,10 @@
 
 use serde::Serialize;
 
-use super::client_tokens::{begin_app_session, may_use_client, AppSignIn, ClientTokenSet};
+use super::client_tokens::{
+    begin_app_session, may_use_client, requested_scopes, require_grant, session_origin, AppSignIn,
+    ClientTokenSet,
+};
 use super::tokens::{refresh_token_digest, SessionPrincipal};
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
@@ -61,6 +64,23 @@ fn display_user_code(code: &str) -> String {
     format!("{}-{}", &code[..4], &code[4..])
 }
 
+/// A device request still waiting for its person, with its digest and
+/// client; anything else (unknown, expired, answered) is "not found".
+fn pending_request(
+    txn: &impl Queries,
+    user_code: &str,
+    now: UnixSeconds,
+) -> ServiceResult<(String, DeviceAuthorization, OAuthClient)> {
+    let (digest, record) = txn
+        .device_authorization_by_user_code(user_code)?
+        .filter(|(_, r)| r.expires_at > now && r.status == DeviceStatus::Pending)
+        .ok_or(ServiceError::NotFound("code"))?;
+    let client = txn
+        .oauth_client(&record.client_id)?
+        .ok_or(ServiceError::NotFound("code"))?;
+    Ok((digest, record, client))
+}
+
 enum Poll {
     Issued {
         user: Box<User>,
@@ -85,18 +105,8 @@ impl Services {
         client: OAuthClient,
         scope: Option<String>,
     ) -> ServiceResult<DeviceCodeResponse> {
-        if !client.allows_grant(GrantType::DeviceCode) {
-            return Err(ServiceError::oauth(
-                "unauthorized_client",
-                "this client may not use the device grant",
-            ));
-        }
-        let scopes = client.narrow_scopes(scope.as_deref()).map_err(|unknown| {
-            ServiceError::oauth(
-                "invalid_scope",
-                format!("scope {unknown:?} is not allowed for this client"),
-            )
-        })?;
+        require_grant(&client, GrantType::DeviceCode)?;
+        let scopes = requested_scopes(&client, scope.as_deref())?;
         let now = self.clock.now();
         let device_code = super::tokens::new_refresh_token();
         let digest = refresh_token_digest(&device_code);
@@ -141,21 +151,12 @@ impl Services {
         device_code: &str,
         context: &RequestContext,
     ) -> ServiceResult<ClientTokenSet> {
-        if !client.allows_grant(GrantType::DeviceCode) {
-            return Err(ServiceError::oauth(
-                "unauthorized_client",
-                "this client may not use the device grant",
-            ));
-        }
+        require_grant(&client, GrantType::DeviceCode)?;
         let digest = refresh_token_digest(device_code);
         let now = self.clock.now();
         let origin = context.origin();
-        let ip = context.ip.to_string();
-        let user_agent: String = context.user_agent.chars().take(512).collect();
-        let ttls = (
-            self.client_access_ttl(&client),
-            self.client_refresh_ttl(&client),
-        );
+        let origin_of_session = session_origin(context);
+        let ttls = self.client_ttls(&client);
         let for_txn = client.clone();
         let poll = self
             .store_write(move |txn| {
@@ -220,7 +221,7 @@ impl Services {
                         amr: &amr,
                         mfa_verified,
                     },
-                    (ip, user_agent),
+                    origin_of_session,
                     now,
                     ttls,
                 )?;
@@ -271,13 +272,7 @@ impl Services {
         let code = normalise_user_code(typed);
         let now = self.clock.now();
         self.store_read(move |txn| {
-            let (_, record) = txn
-                .device_authorization_by_user_code(&code)?
-                .filter(|(_, r)| r.expires_at > now && r.status == DeviceStatus::Pending)
-                .ok_or(ServiceError::NotFound("code"))?;
-            let client = txn
-                .oauth_client(&record.client_id)?
-                .ok_or(ServiceError::NotFound("code"))?;
+            let (_, record, client) = pending_request(txn, &code, now)?;
             Ok(DeviceRequestView {
                 user_code: display_user_code(&code),
                 client_name: client.name,
@@ -300,13 +295,7 @@ impl Services {
         let origin = context.origin();
         let principal = principal.clone();
         self.store_write(move |txn| {
-            let (digest, mut record) = txn
-                .device_authorization_by_user_code(&code)?
-                .filter(|(_, r)| r.expires_at > now && r.status == DeviceStatus::Pending)
-                .ok_or(ServiceError::NotFound("code"))?;
-            let client = txn
-                .oauth_client(&record.client_id)?
-                .ok_or(ServiceError::NotFound("code"))?;
+            let (digest, mut record, client) = pending_request(txn, &code, now)?;
             let session = txn
                 .session(&principal.session_id)?
                 .filter(|s| s.is_live(now))

@@ -186,14 +186,8 @@ impl Services {
                 grant,
             } => match client.filter(|c| session.client_id.as_deref() == Some(c.id.as_str())) {
                 Some(client) => {
-                    let scopes: Vec<String> = grant
-                        .scope
-                        .as_deref()
-                        .unwrap_or("")
-                        .split(' ')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect();
+                    let scopes =
+                        crate::domain::client::scope_list(grant.scope.as_deref().unwrap_or(""));
                     Ok(RefreshedTokens::App(
                         self.issue_client_tokens(
                             &client,

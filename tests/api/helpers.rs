@@ -649,6 +649,24 @@ pub async fn browser_login(server: &TestServer, email: &str) -> BrowserSession {
     }
 }
 
+impl BrowserSession {
+    /// A request the page's script makes to read: the cookie only.
+    pub fn read(&self, server: &TestServer, path: &str) -> reqwest::RequestBuilder {
+        with_cookie(server, Method::GET, path, self)
+    }
+
+    /// A request the page's script makes to change something: the cookie
+    /// and the CSRF token.
+    pub fn write(
+        &self,
+        server: &TestServer,
+        method: Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        with_cookie(server, method, path, self).header("x-csrf-token", &self.csrf)
+    }
+}
+
 pub fn with_cookie(
     server: &TestServer,
     method: Method,

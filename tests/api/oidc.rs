@@ -256,6 +256,12 @@ async fn exchange(server: &TestServer, client: (&str, &str), code: &str) -> reqw
     .await
 }
 
+async fn exchange_json(server: &TestServer, client: (&str, &str), code: &str) -> Value {
+    let response = exchange(server, client, code).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("json")
+}
+
 async fn userinfo_status(server: &TestServer, access_token: &str) -> StatusCode {
     server
         .get("/oauth/userinfo")
@@ -655,10 +661,8 @@ async fn authorize_errors_go_back_with_state_and_store_nothing() {
         "login_required"
     );
     // Nothing was consented to or issued by any of that.
-    let apps: Value = server
-        .client
-        .get(server.url("/api/account/apps"))
-        .header(COOKIE, &session.cookie_header)
+    let apps: Value = session
+        .read(&server, "/api/account/apps")
         .send()
         .await
         .expect("apps")
@@ -719,11 +723,7 @@ async fn a_code_is_good_once_for_its_client_redirect_and_verifier_and_a_replay_e
     assert_error(no_verifier, StatusCode::BAD_REQUEST, "invalid_grant").await;
 
     // The right exchange still works, once.
-    let tokens: Value = exchange(&server, (&client_id, &secret), &code)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let tokens: Value = exchange_json(&server, (&client_id, &secret), &code).await;
     let access = tokens["access_token"].as_str().expect("access");
     let refresh = tokens["refresh_token"].as_str().expect("refresh");
     assert_eq!(userinfo_status(&server, access).await, StatusCode::OK);
@@ -854,11 +854,7 @@ async fn introspection_and_revocation_show_and_end_only_what_the_caller_owns() {
     let (other_id, other_secret) = confidential_client(&server, "implicit").await;
     let session = browser_login(&server, "intro@example.com").await;
     let code = plain_code(&server, &client_id, &session, "openid offline_access").await;
-    let tokens: Value = exchange(&server, (&client_id, &secret), &code)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let tokens: Value = exchange_json(&server, (&client_id, &secret), &code).await;
     let access = tokens["access_token"].as_str().expect("access").to_owned();
     let refresh = tokens["refresh_token"]
         .as_str()
@@ -996,11 +992,7 @@ async fn connected_apps_are_listed_and_revoking_one_ends_its_tokens_as_does_dele
     let (client_id, secret) = confidential_client(&server, "explicit").await;
     let session = browser_login(&server, "apps@example.com").await;
     let code = plain_code(&server, &client_id, &session, "openid email").await;
-    let tokens: Value = exchange(&server, (&client_id, &secret), &code)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let tokens: Value = exchange_json(&server, (&client_id, &secret), &code).await;
     let access = tokens["access_token"].as_str().expect("access").to_owned();
 
     let apps = |session: &BrowserSession| {
@@ -1024,10 +1016,8 @@ async fn connected_apps_are_listed_and_revoking_one_ends_its_tokens_as_does_dele
     assert_eq!(listed["items"][0]["scopes"], json!(["openid", "email"]));
     assert_eq!(listed["items"][0]["active_sessions"], 1);
     // The app's session is not among the person's own sessions.
-    let sessions: Value = server
-        .client
-        .get(server.url("/api/account/sessions"))
-        .header(COOKIE, &session.cookie_header)
+    let sessions: Value = session
+        .read(&server, "/api/account/sessions")
         .send()
         .await
         .expect("sessions")
@@ -1036,11 +1026,12 @@ async fn connected_apps_are_listed_and_revoking_one_ends_its_tokens_as_does_dele
         .expect("json");
     assert_eq!(sessions["items"].as_array().map(Vec::len), Some(1));
 
-    let revoke = server
-        .client
-        .delete(server.url(&format!("/api/account/apps/{client_id}")))
-        .header(COOKIE, &session.cookie_header)
-        .header("x-csrf-token", &session.csrf)
+    let revoke = session
+        .write(
+            &server,
+            reqwest::Method::DELETE,
+            &format!("/api/account/apps/{client_id}"),
+        )
         .send()
         .await
         .expect("revoke");
@@ -1054,11 +1045,7 @@ async fn connected_apps_are_listed_and_revoking_one_ends_its_tokens_as_does_dele
 
     // Consent is asked again; then the operator deletes the app.
     let code = plain_code(&server, &client_id, &session, "openid").await;
-    let tokens: Value = exchange(&server, (&client_id, &secret), &code)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let tokens: Value = exchange_json(&server, (&client_id, &secret), &code).await;
     let access = tokens["access_token"].as_str().expect("access").to_owned();
     let deleted = server
         .operator(reqwest::Method::DELETE, &format!("/v1/clients/{client_id}"))
@@ -1234,10 +1221,8 @@ async fn the_consent_page_answers_need_the_csrf_token_and_deny_tells_the_app() {
         .expect("csp")
         .contains("frame-ancestors 'none'"));
     assert_eq!(page.headers()["x-frame-options"], "DENY");
-    let shown: Value = server
-        .client
-        .get(server.url(&format!("/ui/api/consent?{query}")))
-        .header(COOKIE, &session.cookie_header)
+    let shown: Value = session
+        .read(&server, &format!("/ui/api/consent?{query}"))
         .send()
         .await
         .expect("describe")
@@ -1258,11 +1243,8 @@ async fn the_consent_page_answers_need_the_csrf_token_and_deny_tells_the_app() {
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     assert_eq!(server.audit_events("type=consent.given").await.len(), 0);
 
-    let denied: Value = server
-        .client
-        .post(server.url("/ui/api/consent"))
-        .header(COOKIE, &session.cookie_header)
-        .header("x-csrf-token", &session.csrf)
+    let denied: Value = session
+        .write(&server, reqwest::Method::POST, "/ui/api/consent")
         .json(&json!({"request": query, "approve": false}))
         .send()
         .await
@@ -1282,11 +1264,7 @@ async fn rp_initiated_logout_ends_the_sessions_and_returns_only_to_registered_ur
     let (client_id, secret) = confidential_client(&server, "implicit").await;
     let session = browser_login(&server, "bye@example.com").await;
     let code = plain_code(&server, &client_id, &session, "openid").await;
-    let tokens: Value = exchange(&server, (&client_id, &secret), &code)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let tokens: Value = exchange_json(&server, (&client_id, &secret), &code).await;
     let id_token = tokens["id_token"].as_str().expect("id token");
     let access = tokens["access_token"].as_str().expect("access");
 
@@ -1340,10 +1318,8 @@ async fn rp_initiated_logout_ends_the_sessions_and_returns_only_to_registered_ur
         userinfo_status(&server, access).await,
         StatusCode::UNAUTHORIZED
     );
-    let account = server
-        .client
-        .get(server.url("/api/account"))
-        .header(COOKIE, &session.cookie_header)
+    let account = session
+        .read(&server, "/api/account")
         .send()
         .await
         .expect("account");
@@ -1411,11 +1387,21 @@ async fn the_device_grant_polls_pending_then_slows_down_then_gets_tokens_once() 
         .await
         .expect("json");
     assert_eq!(shown["client_name"], "CLI");
-    let approve = server
-        .client
-        .post(server.url("/ui/api/device"))
-        .header(COOKIE, &session.cookie_header)
-        .header("x-csrf-token", &session.csrf)
+    // The page's answer needs its CSRF token, like every cookie write.
+    let forged =
+        crate::helpers::with_cookie(&server, reqwest::Method::POST, "/ui/api/device", &session)
+            .json(&json!({"user_code": user_code, "approve": true}))
+            .send()
+            .await
+            .expect("forged");
+    assert_error(forged, StatusCode::FORBIDDEN, "csrf_failed").await;
+    let device_page = server.get("/device").send().await.expect("page");
+    assert!(device_page.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .contains("frame-ancestors 'none'"));
+    let approve = session
+        .write(&server, reqwest::Method::POST, "/ui/api/device")
         .json(&json!({"user_code": user_code, "approve": true}))
         .send()
         .await
@@ -1450,11 +1436,8 @@ async fn a_relying_party_library_completes_the_device_grant_and_a_refusal_is_acc
         .await
         .expect("device authorization");
     let session = browser_login(&server, "lib@example.com").await;
-    let approve = server
-        .client
-        .post(server.url("/ui/api/device"))
-        .header(COOKIE, &session.cookie_header)
-        .header("x-csrf-token", &session.csrf)
+    let approve = session
+        .write(&server, reqwest::Method::POST, "/ui/api/device")
         .json(&json!({"user_code": details.user_code().secret(), "approve": true}))
         .send()
         .await
@@ -1479,11 +1462,8 @@ async fn a_relying_party_library_completes_the_device_grant_and_a_refusal_is_acc
         .json()
         .await
         .expect("json");
-    let deny = server
-        .client
-        .post(server.url("/ui/api/device"))
-        .header(COOKIE, &session.cookie_header)
-        .header("x-csrf-token", &session.csrf)
+    let deny = session
+        .write(&server, reqwest::Method::POST, "/ui/api/device")
         .json(&json!({"user_code": refused["user_code"], "approve": false}))
         .send()
         .await
@@ -1622,11 +1602,7 @@ async fn the_totp_step_is_part_of_an_apps_sign_in_and_shows_in_amr() {
         set_cookies: set_cookies.clone(),
     };
     let code = plain_code(&server, &client_id, &session, "openid").await;
-    let tokens: Value = exchange(&server, (&client_id, &client_secret), &code)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let tokens: Value = exchange_json(&server, (&client_id, &client_secret), &code).await;
     let claims = decode_payload(tokens["id_token"].as_str().expect("id token"));
     assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]));
     assert_eq!(claims["acr"], "mfa");
