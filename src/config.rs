@@ -33,7 +33,34 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     /// `[[webhooks]]`: where authd posts events (new approvals) as JSON.
     pub webhooks: Vec<WebhookConfig>,
+    /// Answers for reverse proxies (`/forward-auth`): which hosts and paths
+    /// need whom.
+    pub forward_auth: ForwardAuthConfig,
     pub log: LogConfig,
+}
+
+/// `[forward_auth]` and its `[[forward_auth.rules]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardAuthConfig {
+    /// The parent domain of the protected apps (`home.example`): the UI's
+    /// session cookie is then set for it, so one sign-in covers every
+    /// subdomain. Empty: the cookie stays on authd's own host.
+    pub cookie_domain: String,
+    /// What a request no rule matches gets.
+    pub default_policy: crate::domain::forward_auth::Policy,
+    /// First match wins.
+    pub rules: Vec<crate::domain::forward_auth::Rule>,
+}
+
+impl Default for ForwardAuthConfig {
+    fn default() -> Self {
+        Self {
+            cookie_domain: String::new(),
+            default_policy: crate::domain::forward_auth::Policy::Deny,
+            rules: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -471,6 +498,28 @@ impl Config {
                 key: "webauthn.extra_origins",
                 message,
             });
+        }
+        if let Err((index, why)) =
+            crate::domain::forward_auth::check_rules(&self.forward_auth.rules)
+        {
+            return Err(ConfigError::Invalid {
+                key: "forward_auth.rules",
+                message: format!("rule {} of [[forward_auth.rules]]: {why}", index + 1),
+            });
+        }
+        let cookie_domain = &self.forward_auth.cookie_domain;
+        if !cookie_domain.is_empty() {
+            let host = url::Url::parse(&self.server.public_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_default();
+            let domain = cookie_domain.trim_start_matches('.');
+            if !(host == domain || host.ends_with(&format!(".{domain}"))) || !domain.contains('.') {
+                return invalid(
+                    "forward_auth.cookie_domain",
+                    "must be a parent domain of server.public_url's host, with a dot (e.g. home.example for auth.home.example)",
+                );
+            }
         }
         for webhook in &self.webhooks {
             if !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://")) {

@@ -4,6 +4,7 @@
 pub mod approval;
 pub mod client;
 pub mod email;
+pub mod forward_auth;
 pub mod ids;
 pub mod name;
 pub mod org;

@@ -273,13 +273,16 @@ impl FromRequestParts<AppState> for EnrollingAccount {
 }
 
 /// The names of the web UI's session cookie (HttpOnly) and its CSRF token
-/// (readable by the page's script, sent back in `X-CSRF-Token`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// (readable by the page's script, sent back in `X-CSRF-Token`), and the
+/// domain they are set for when forward-auth shares them with subdomains.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UiCookies {
     pub session: &'static str,
     pub csrf: &'static str,
     /// Whether they are set `Secure`.
     pub secure: bool,
+    /// `forward_auth.cookie_domain`, if set.
+    pub domain: Option<String>,
 }
 
 impl UiCookies {
@@ -289,20 +292,64 @@ impl UiCookies {
     /// (session fixation, a CSRF token of the attacker's choosing). Only
     /// those names are read there. Browsers refuse `__Host-` without
     /// Secure, so plain http (local development, tests) keeps bare names.
+    ///
+    /// With `forward_auth.cookie_domain`, the cookies must reach the
+    /// protected subdomains, which `__Host-` forbids: they are `__Secure-`
+    /// (still https-only) with that Domain. The operator chose to trust
+    /// every host under it; the README says so.
     pub fn of(config: &crate::config::Config) -> UiCookies {
-        if config.serves_https() {
-            UiCookies {
+        let domain = Some(
+            config
+                .forward_auth
+                .cookie_domain
+                .trim_start_matches('.')
+                .to_owned(),
+        )
+        .filter(|d| !d.is_empty());
+        match (config.serves_https(), &domain) {
+            (true, None) => UiCookies {
                 session: "__Host-authd_session",
                 csrf: "__Host-authd_csrf",
                 secure: true,
-            }
-        } else {
-            UiCookies {
+                domain,
+            },
+            (true, Some(_)) => UiCookies {
+                session: "__Secure-authd_session",
+                csrf: "__Secure-authd_csrf",
+                secure: true,
+                domain,
+            },
+            (false, _) => UiCookies {
                 session: "authd_session",
                 csrf: "authd_csrf",
                 secure: false,
-            }
+                domain,
+            },
         }
+    }
+
+    /// A `Set-Cookie` value for `name` (one of these two).
+    pub fn set_cookie(
+        &self,
+        name: &str,
+        value: &str,
+        http_only: bool,
+        max_age: u64,
+    ) -> axum::http::HeaderValue {
+        // Path=/ always, and no Domain unless shared: both are what `__Host-` requires.
+        let mut cookie = format!("{name}={value}; Path=/; SameSite=Lax; Max-Age={max_age}");
+        if let Some(domain) = &self.domain {
+            cookie.push_str("; Domain=");
+            cookie.push_str(domain);
+        }
+        if http_only {
+            cookie.push_str("; HttpOnly");
+        }
+        if self.secure {
+            cookie.push_str("; Secure");
+        }
+        axum::http::HeaderValue::from_str(&cookie)
+            .unwrap_or(axum::http::HeaderValue::from_static(""))
     }
 }
 

@@ -30,7 +30,7 @@ pub use state::{AppState, Shared};
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let max_body_bytes = config.server.max_body_bytes;
-    use routes::{account, control_plane, identity, oauth, oidc, operator, ui};
+    use routes::{account, control_plane, forward_auth, identity, oauth, oidc, operator, ui};
     let operator_api = Router::new()
         .route("/status", get(routes::status::status))
         .route(
@@ -77,6 +77,8 @@ pub fn router(state: AppState) -> Router {
                 .delete(operator::delete_client),
         )
         .route("/clients/{id}/secret", post(operator::rotate_client_secret))
+        .route("/forward-auth/rules", get(forward_auth::rules))
+        .route("/users/{id}/forward-auth", get(forward_auth::reachable))
         .route("/approvals", get(operator::list_approvals))
         .route(
             "/approvals/{id}/resolve",
@@ -161,6 +163,9 @@ pub fn router(state: AppState) -> Router {
             get(oidc::describe_end_session).post(oidc::confirm_end_session),
         )
         .route("/healthz", get(routes::health::healthz))
+        .route("/forward-auth", get(forward_auth::check))
+        .route("/forward-auth/nginx", get(forward_auth::check_for_nginx))
+        .route("/ui/api/return", get(forward_auth::check_return_url))
         .route("/register", post(identity::register))
         .route("/login", post(identity::login))
         .route("/mfa/challenge", post(identity::mfa_challenge))

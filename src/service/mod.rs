@@ -21,6 +21,7 @@ pub mod clients;
 pub mod device;
 pub mod enrolled_factors;
 pub mod factors;
+pub mod forward_auth;
 pub mod keys;
 pub mod limiter;
 pub mod lockout;

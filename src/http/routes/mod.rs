@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod control_plane;
+pub mod forward_auth;
 pub mod health;
 pub mod identity;
 pub mod oauth;

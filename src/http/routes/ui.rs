@@ -176,18 +176,6 @@ struct SignedIn {
     mfa_enrollment_encouraged: bool,
 }
 
-/// Path=/ and no Domain always: both are what `__Host-` requires.
-fn set_cookie(name: &str, value: &str, http_only: bool, max_age: u64, secure: bool) -> HeaderValue {
-    let mut cookie = format!("{name}={value}; Path=/; SameSite=Lax; Max-Age={max_age}");
-    if http_only {
-        cookie.push_str("; HttpOnly");
-    }
-    if secure {
-        cookie.push_str("; Secure");
-    }
-    HeaderValue::from_str(&cookie).unwrap_or(HeaderValue::from_static(""))
-}
-
 /// The answer to a completed browser sign-in: the two cookies, the profile
 /// and the MFA prompts; never a token in the body.
 async fn signed_in(state: &AppState, tokens: TokenSet) -> Result<Response, ApiError> {
@@ -211,11 +199,11 @@ async fn signed_in(state: &AppState, tokens: TokenSet) -> Result<Response, ApiEr
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
-        set_cookie(names.session, &cookie, true, max_age, names.secure),
+        names.set_cookie(names.session, &cookie, true, max_age),
     );
     headers.append(
         header::SET_COOKIE,
-        set_cookie(names.csrf, &csrf, false, max_age, names.secure),
+        names.set_cookie(names.csrf, &csrf, false, max_age),
     );
     Ok(response)
 }
@@ -274,10 +262,10 @@ pub fn clear_session_cookies(state: &AppState, headers: &mut HeaderMap) {
     let names = UiCookies::of(&state.config);
     headers.append(
         header::SET_COOKIE,
-        set_cookie(names.session, "", true, 0, names.secure),
+        names.set_cookie(names.session, "", true, 0),
     );
     headers.append(
         header::SET_COOKIE,
-        set_cookie(names.csrf, "", false, 0, names.secure),
+        names.set_cookie(names.csrf, "", false, 0),
     );
 }
