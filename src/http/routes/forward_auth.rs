@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::forward_auth::return_url_allowed;
+use crate::domain::forward_auth::{decide, return_url_allowed, Policy};
 use crate::domain::UserId;
 use crate::http::error::ApiError;
 use crate::http::extract::{bearer_token_in, cookie, Client, Operator, UiCookies};
@@ -59,6 +59,15 @@ fn credential(state: &AppState, headers: &HeaderMap) -> ForwardCredential {
     }
 }
 
+/// The host a rule is matched against: with its port when the URL names one.
+fn host_and_port(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
 async fn answer(
     state: &AppState,
     context: &crate::service::RequestContext,
@@ -72,8 +81,7 @@ async fn answer(
         }));
     };
     let request = OriginalRequest {
-        host: url.host_str().unwrap_or_default().to_owned()
-            + &url.port().map(|p| format!(":{p}")).unwrap_or_default(),
+        host: host_and_port(&url),
         path: url.path().to_owned(),
     };
     let decision = state
@@ -155,6 +163,9 @@ pub struct ReturnQuery {
 #[derive(Serialize)]
 pub struct ReturnAllowed {
     url: String,
+    /// The first rule for this URL asks for a second factor: a session
+    /// signed in with a password alone must step up before going back.
+    second_factor_required: bool,
 }
 
 /// `GET /ui/api/return?url=`: whether the sign-in page may send the browser
@@ -164,7 +175,20 @@ pub async fn check_return_url(
     Query(query): Query<ReturnQuery>,
 ) -> Result<Json<ReturnAllowed>, ApiError> {
     if return_url_allowed(&state.config.forward_auth.rules, &query.url) {
-        Ok(Json(ReturnAllowed { url: query.url }))
+        let second_factor_required = url::Url::parse(&query.url).is_ok_and(|url| {
+            let config = &state.config.forward_auth;
+            decide(
+                &config.rules,
+                config.default_policy,
+                &host_and_port(&url),
+                url.path(),
+            )
+            .0 == Policy::TwoFactor
+        });
+        Ok(Json(ReturnAllowed {
+            url: query.url,
+            second_factor_required,
+        }))
     } else {
         Err(ServiceError::field("url", "no forward-auth rule names this host").into())
     }
