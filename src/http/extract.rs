@@ -461,6 +461,74 @@ impl FromRequestParts<AppState> for InOrg {
     }
 }
 
+/// The scopes a route needs, as types: a handler that takes
+/// `OrgScoped<UsersRead>` or `AccountScoped<SessionsWrite>` says in its
+/// signature what a caller must hold, and the extractor refuses the rest
+/// (403 `insufficient_scope` for a PAT without it; in an org, also 403 when
+/// the caller's role does not allow it).
+pub mod needs {
+    use crate::domain::Scope;
+
+    pub trait NeedsScope {
+        const SCOPE: Scope;
+    }
+
+    macro_rules! scope_types {
+        ($($name:ident),*) => {$(
+            #[derive(Debug, Clone, Copy)]
+            pub struct $name;
+            impl NeedsScope for $name {
+                const SCOPE: Scope = Scope::$name;
+            }
+        )*};
+    }
+
+    scope_types!(
+        UsersRead,
+        UsersWrite,
+        SessionsRead,
+        SessionsWrite,
+        AuditRead,
+        TokensRead,
+        TokensWrite
+    );
+}
+
+/// [`InOrg`] holding the scope `S` (on the PAT, and within the caller's role).
+#[derive(Debug, Clone)]
+pub struct OrgScoped<S>(pub OrgCaller, pub std::marker::PhantomData<S>);
+
+impl<S: needs::NeedsScope + Send> FromRequestParts<AppState> for OrgScoped<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let InOrg(caller) = InOrg::from_request_parts(parts, state).await?;
+        caller.authorize(S::SCOPE)?;
+        Ok(OrgScoped(caller, std::marker::PhantomData))
+    }
+}
+
+/// [`Account`] holding the scope `S` (a session holds every scope; a PAT
+/// only those it was made with).
+#[derive(Debug, Clone)]
+pub struct AccountScoped<S>(pub Caller, pub std::marker::PhantomData<S>);
+
+impl<S: needs::NeedsScope + Send> FromRequestParts<AppState> for AccountScoped<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Account(caller) = Account::from_request_parts(parts, state).await?;
+        caller.require_scope(S::SCOPE)?;
+        Ok(AccountScoped(caller, std::marker::PhantomData))
+    }
+}
+
 /// The browser's signed-in session, if it has one: for the pages an app
 /// sends a person to (`/oauth/authorize`, `/oauth/end_session`), which
 /// decide themselves what no session means. A stale or forged cookie is

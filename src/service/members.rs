@@ -161,14 +161,13 @@ impl Services {
         })
     }
 
-    /// The caller's sessions in the org, or (with `users.read`) another
-    /// member's.
+    /// The caller's sessions in the org (the route has checked
+    /// `sessions.read`), or (with `users.read`) another member's.
     pub async fn org_sessions(
         &self,
         caller: &OrgCaller,
         user: Option<&str>,
     ) -> ServiceResult<Vec<SessionView>> {
-        caller.authorize(Scope::SessionsRead)?;
         let own = caller.caller.user_id();
         let user = match user {
             Some(other) if other != own.to_string() => {
@@ -184,14 +183,14 @@ impl Services {
             .collect())
     }
 
-    /// Revokes one of the caller's sessions, or (admins) any in the org.
+    /// Revokes one of the caller's sessions (the route has checked
+    /// `sessions.write`), or (admins) any in the org.
     pub async fn revoke_session_in_org(
         &self,
         caller: &OrgCaller,
         id: &str,
         context: &RequestContext,
     ) -> ServiceResult<()> {
-        caller.authorize(Scope::SessionsWrite)?;
         let id = SessionId::parse(id).ok_or(ServiceError::NotFound("session"))?;
         let admin = caller.authorize(Scope::UsersWrite).is_ok();
         self.revoke_org_session(

@@ -292,13 +292,13 @@ impl Services {
         })
     }
 
+    /// The route has checked `tokens.write` (see `OrgScoped`).
     pub async fn create_pat(
         &self,
         caller: &OrgCaller,
         new: NewPat,
         context: &RequestContext,
     ) -> ServiceResult<CreatedPat> {
-        caller.authorize(Scope::TokensWrite)?;
         let name = match new
             .name
             .as_deref()
@@ -392,14 +392,14 @@ impl Services {
         })
     }
 
-    /// The caller's own tokens in the active org.
+    /// The caller's own tokens in the active org (the route has checked
+    /// `tokens.read`).
     pub async fn list_pats(
         &self,
         caller: &OrgCaller,
         cursor: Option<String>,
         limit: usize,
     ) -> ServiceResult<Vec<PatView>> {
-        caller.authorize(Scope::TokensRead)?;
         let (user, org) = (caller.caller.user_id(), caller.org_id.clone());
         let pats = self
             .store_read(move |txn| Ok(txn.pats_of_user(&user, cursor.as_deref(), limit)?))
@@ -415,14 +415,14 @@ impl Services {
             .collect())
     }
 
-    /// Deletes one of the caller's tokens; it fails from the next request on.
+    /// Deletes one of the caller's tokens; it fails from the next request on
+    /// (the route has checked `tokens.write`).
     pub async fn revoke_pat(
         &self,
         caller: &OrgCaller,
         id: String,
         context: &RequestContext,
     ) -> ServiceResult<()> {
-        caller.authorize(Scope::TokensWrite)?;
         let (user, org) = (caller.caller.user_id(), caller.org_id.clone());
         let now = self.clock.now();
         let origin = context.origin();

@@ -9,10 +9,11 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
-use crate::domain::{Password, Scope, SessionId};
+use crate::domain::{Password, SessionId};
 use crate::http::error::ApiError;
+use crate::http::extract::needs::{SessionsRead, SessionsWrite};
 use crate::http::extract::{
-    Account, AppJson, Client, EnrollingAccount, EnrollingSession, SessionOnly,
+    AccountScoped, AppJson, Client, EnrollingAccount, EnrollingSession, SessionOnly,
 };
 use crate::http::state::AppState;
 use crate::http::wire::{Page, RecoveryCodes, Revoked};
@@ -83,9 +84,8 @@ pub async fn change_password(
 
 pub async fn sessions(
     State(state): State<AppState>,
-    Account(caller): Account,
+    AccountScoped(caller, ..): AccountScoped<SessionsRead>,
 ) -> Result<Json<impl Serialize>, ApiError> {
-    caller.require_scope(Scope::SessionsRead)?;
     let sessions = state
         .services
         .list_sessions(caller.user_id(), caller.session_id())
@@ -95,11 +95,10 @@ pub async fn sessions(
 
 pub async fn revoke_session(
     State(state): State<AppState>,
-    Account(caller): Account,
+    AccountScoped(caller, ..): AccountScoped<SessionsWrite>,
     Client(context): Client,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_scope(Scope::SessionsWrite)?;
     let id = SessionId::parse(&id).ok_or(ServiceError::NotFound("session"))?;
     state
         .services
@@ -111,10 +110,9 @@ pub async fn revoke_session(
 /// Log out everywhere, this session included.
 pub async fn revoke_all(
     State(state): State<AppState>,
-    Account(caller): Account,
+    AccountScoped(caller, ..): AccountScoped<SessionsWrite>,
     Client(context): Client,
 ) -> Result<Json<impl Serialize>, ApiError> {
-    caller.require_scope(Scope::SessionsWrite)?;
     let revoked = state
         .services
         .revoke_all_sessions(caller.user_id(), None, "logout_everywhere", &context)
@@ -296,9 +294,8 @@ pub async fn webauthn_remove(
 /// `GET /api/account/apps`: the apps this person allowed or is signed in to.
 pub async fn connected_apps(
     State(state): State<AppState>,
-    Account(caller): Account,
+    AccountScoped(caller, ..): AccountScoped<SessionsRead>,
 ) -> Result<Json<impl Serialize>, ApiError> {
-    caller.require_scope(Scope::SessionsRead)?;
     let apps = state.services.connected_apps(caller.user_id()).await?;
     Ok(Json(Page::whole(apps)))
 }
@@ -307,11 +304,10 @@ pub async fn connected_apps(
 /// app's sessions and tokens.
 pub async fn revoke_connected_app(
     State(state): State<AppState>,
-    Account(caller): Account,
+    AccountScoped(caller, ..): AccountScoped<SessionsWrite>,
     Client(context): Client,
     Path(client_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_scope(Scope::SessionsWrite)?;
     state
         .services
         .revoke_connected_app(caller.user_id(), client_id, &context)

@@ -9,9 +9,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Password, Scope};
+use crate::domain::Password;
 use crate::http::error::ApiError;
-use crate::http::extract::{Account, AppJson, Client, EnrollingSession, InOrg};
+use crate::http::extract::needs::{
+    AuditRead, SessionsRead, SessionsWrite, TokensRead, TokensWrite, UsersRead, UsersWrite,
+};
+use crate::http::extract::{Account, AppJson, Client, EnrollingSession, OrgScoped};
 use crate::http::state::AppState;
 use crate::http::wire::{Page, SessionToken};
 use crate::service::accounts::{NewUser, UserProfile};
@@ -113,7 +116,7 @@ impl PageParams {
 pub async fn create_token(
     State(state): State<AppState>,
     Client(context): Client,
-    InOrg(caller): InOrg,
+    OrgScoped(caller, ..): OrgScoped<TokensWrite>,
     AppJson(body): AppJson<NewPat>,
 ) -> Result<(StatusCode, Json<CreatedPat>), ApiError> {
     Ok((
@@ -124,7 +127,7 @@ pub async fn create_token(
 
 pub async fn list_tokens(
     State(state): State<AppState>,
-    InOrg(caller): InOrg,
+    OrgScoped(caller, ..): OrgScoped<TokensRead>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<impl Serialize>, ApiError> {
     let limit = params.limit();
@@ -138,7 +141,7 @@ pub async fn list_tokens(
 pub async fn revoke_token(
     State(state): State<AppState>,
     Client(context): Client,
-    InOrg(caller): InOrg,
+    OrgScoped(caller, ..): OrgScoped<TokensWrite>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.services.revoke_pat(&caller, id, &context).await?;
@@ -147,10 +150,9 @@ pub async fn revoke_token(
 
 pub async fn list_users(
     State(state): State<AppState>,
-    InOrg(caller): InOrg,
+    OrgScoped(caller, ..): OrgScoped<UsersRead>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<impl Serialize>, ApiError> {
-    caller.authorize(Scope::UsersRead)?;
     let limit = params.limit();
     let users = state
         .services
@@ -161,10 +163,9 @@ pub async fn list_users(
 
 pub async fn get_user(
     State(state): State<AppState>,
-    InOrg(caller): InOrg,
+    OrgScoped(caller, ..): OrgScoped<UsersRead>,
     Path(id): Path<String>,
 ) -> Result<Json<UserProfile>, ApiError> {
-    caller.authorize(Scope::UsersRead)?;
     Ok(Json(state.services.org_member(&caller.org_id, &id).await?))
 }
 
@@ -173,10 +174,9 @@ pub async fn get_user(
 pub async fn create_user(
     State(state): State<AppState>,
     Client(context): Client,
-    InOrg(caller): InOrg,
+    OrgScoped(caller, ..): OrgScoped<UsersWrite>,
     AppJson(body): AppJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserProfile>), ApiError> {
-    caller.authorize(Scope::UsersWrite)?;
     let body = NewUser {
         org: Some(caller.org_id.to_string()),
         ..body
@@ -191,7 +191,7 @@ pub async fn create_user(
 pub async fn disable_user(
     State(state): State<AppState>,
     Client(context): Client,
-    InOrg(caller): InOrg,
+    OrgScoped(caller, ..): OrgScoped<UsersWrite>,
     Path(id): Path<String>,
 ) -> Result<Json<UserProfile>, ApiError> {
     set_suspended(state, context, caller, id, true).await
@@ -200,7 +200,7 @@ pub async fn disable_user(
 pub async fn enable_user(
     State(state): State<AppState>,
     Client(context): Client,
-    InOrg(caller): InOrg,
+    OrgScoped(caller, ..): OrgScoped<UsersWrite>,
     Path(id): Path<String>,
 ) -> Result<Json<UserProfile>, ApiError> {
     set_suspended(state, context, caller, id, false).await
@@ -213,7 +213,6 @@ async fn set_suspended(
     id: String,
     suspended: bool,
 ) -> Result<Json<UserProfile>, ApiError> {
-    caller.authorize(Scope::UsersWrite)?;
     Ok(Json(
         state
             .services
@@ -231,7 +230,7 @@ async fn set_suspended(
 /// The caller's sessions; an admin may name another member with `?user=`.
 pub async fn list_sessions(
     State(state): State<AppState>,
-    InOrg(caller): InOrg,
+    OrgScoped(caller, ..): OrgScoped<SessionsRead>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<impl Serialize>, ApiError> {
     let sessions = state
@@ -245,7 +244,7 @@ pub async fn list_sessions(
 pub async fn revoke_session(
     State(state): State<AppState>,
     Client(context): Client,
-    InOrg(caller): InOrg,
+    OrgScoped(caller, ..): OrgScoped<SessionsWrite>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state
@@ -257,10 +256,9 @@ pub async fn revoke_session(
 
 pub async fn audit(
     State(state): State<AppState>,
-    InOrg(caller): InOrg,
+    OrgScoped(caller, ..): OrgScoped<AuditRead>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<impl Serialize>, ApiError> {
-    caller.authorize(Scope::AuditRead)?;
     let (kind, user) =
         crate::service::audit_log::parse_filters(params.kind.as_deref(), params.user.as_deref())?;
     let query = AuditQuery {
