@@ -59,3 +59,10 @@ pub struct SessionToken {
     pub access_token: String,
     pub expires_in: u64,
 }
+
+/// `{"redirect": URL}`: where a UI page sends the browser next (after
+/// consent, or after signing out for an app).
+#[derive(Debug, Serialize)]
+pub struct Redirect {
+    pub redirect: String,
+}

@@ -216,12 +216,8 @@ pub async fn reachable(
     _: Operator,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     let id = UserId::parse(&id).ok_or(ServiceError::NotFound("user"))?;
     let hosts = state.services.reachable_hosts(id).await?;
-    Ok((
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(crate::http::wire::Page::whole(hosts)),
-    )
-        .into_response())
+    Ok(Json(crate::http::wire::Page::whole(hosts)))
 }

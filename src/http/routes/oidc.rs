@@ -16,6 +16,7 @@ use crate::http::extract::{
 };
 use crate::http::routes::ui::{clear_session_cookies, security_headers};
 use crate::http::state::AppState;
+use crate::http::wire;
 use crate::service::authorize::{AuthorizationParams, AuthorizeOutcome};
 use crate::service::ServiceError;
 
@@ -335,9 +336,9 @@ pub async fn confirm_end_session(
         .services
         .logout_session(session.session_id, "end_session", &context)
         .await?;
-    let mut response = Json(serde_json::json!({
-        "redirect": after_logout(redirect.as_deref(), params.state.as_deref())
-    }))
+    let mut response = Json(wire::Redirect {
+        redirect: after_logout(redirect.as_deref(), params.state.as_deref()),
+    })
     .into_response();
     clear_session_cookies(&state, response.headers_mut());
     Ok(response)
@@ -368,14 +369,14 @@ pub async fn answer_consent(
     Client(context): Client,
     SessionOnly(session): SessionOnly,
     AppJson(body): AppJson<ConsentAnswer>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<wire::Redirect>, ApiError> {
     let params: AuthorizationParams = serde_urlencoded::from_str(&body.request)
         .map_err(|_| ApiError::bad_request("the authorization request could not be read"))?;
     let redirect = state
         .services
         .answer_consent(params, body.approve, &session, &context)
         .await?;
-    Ok(Json(serde_json::json!({ "redirect": redirect })))
+    Ok(Json(wire::Redirect { redirect }))
 }
 
 #[derive(Deserialize)]
