@@ -10,9 +10,11 @@
 //! - [`service`]: use cases — the sign-in chain (login → second-factor
 //!   step → TOTP / WebAuthn → sessions → tokens), accounts and step-up
 //!   checks, orgs and their members, PATs, refresh tokens, signing keys,
-//!   approvals and webhooks, audit; no HTTP types, calls go downward only.
+//!   approvals and webhooks, audit, and apps signing in through authd
+//!   (OAuth clients, authorization, app tokens, device grant, forward-auth);
+//!   no HTTP types, calls go downward only.
 //! - [`domain`]: ids, emails, passwords, roles, orgs, users, sessions,
-//!   policies: parsed once, plain data.
+//!   policies, OAuth clients, forward-auth rules: parsed once, plain data.
 //! - [`audit`]: the closed set of audit event kinds and their records.
 //! - [`store`]: the only module that knows redb; every table and migration.
 //! - [`admin_token`]: the operator's bearer token file and its verifier.

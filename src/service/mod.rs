@@ -6,7 +6,9 @@
 //! [`tokens`]. Beside it, [`factors`] and [`accounts`] → [`step_up`] →
 //! [`totp`]; [`enrolled_factors`], [`lockout`] and [`limiter`] are leaves.
 //! The rest — [`pats`], [`members`], [`user_admin`], [`refresh`], [`orgs`], [`keys`],
-//! [`approvals`], [`webhooks`], [`audit_log`] — stand on those.
+//! [`approvals`], [`webhooks`], [`audit_log`] — stand on those. Apps signing
+//! in through authd: [`clients`] → [`authorize`] → [`client_tokens`] →
+//! [`sessions`]; [`device`] stands on those two, [`forward_auth`] on [`pats`].
 //!
 //! Store calls are blocking and run on the blocking pool through
 //! [`Services::store_read`] / [`Services::store_write`]; password hashing runs
