@@ -28,6 +28,8 @@ pub struct NewClient {
     pub org: Option<String>,
     #[serde(rename = "type")]
     pub kind: ClientKind,
+    /// Empty for a client that only uses the device or client-credentials grant.
+    #[serde(default)]
     pub redirect_uris: Vec<String>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
@@ -145,12 +147,7 @@ impl Services {
             created_at: now,
             secret_rotated_at: None,
         };
-        let default_grants = match new.kind {
-            ClientKind::Confidential => {
-                vec!["authorization_code".to_owned(), "refresh_token".into()]
-            }
-            ClientKind::Public => vec!["authorization_code".to_owned(), "refresh_token".into()],
-        };
+        let default_grants = vec!["authorization_code".to_owned(), "refresh_token".into()];
         apply_changes(
             &mut client,
             ClientChanges {
