@@ -20,4 +20,5 @@ mod webdriver;
 
 mod account;
 mod admin;
+mod apps;
 mod login;

@@ -43,6 +43,24 @@ impl Env {
     /// `None` (after saying why) when Chromium or chromedriver is missing and
     /// this is not CI; in CI a missing browser fails the test.
     pub async fn start() -> Option<Env> {
+        Self::start_with("").await
+    }
+
+    /// [`Env::start`] with authd's `public_url` at the address it listens
+    /// on (`http://localhost:<port>`), so the issuer an app discovers is the
+    /// one it reaches.
+    pub async fn start_as_issuer() -> Option<Env> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_with(&format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://localhost:{port}\"\n\n"
+        ))
+        .await
+    }
+
+    async fn start_with(server_section: &str) -> Option<Env> {
         let Some(binary) = chromedriver_binary() else {
             if std::env::var_os("CI").is_some() {
                 panic!(
@@ -64,7 +82,7 @@ impl Env {
         };
         // EdDSA: generating the first RSA key would cost each scenario a second.
         let config = format!(
-            "{FAST_HASHING}\n{RELAXED_LIMITS}\n[webauthn]\nallow_any_port = true\n\n\
+            "{server_section}{FAST_HASHING}\n{RELAXED_LIMITS}\n[webauthn]\nallow_any_port = true\n\n\
              [tokens]\nsigning_alg = \"EdDSA\"\n"
         );
         let (server, driver) = tokio::join!(

@@ -275,6 +275,13 @@ impl Browser {
             .await;
     }
 
+    /// Loads an absolute URL (another site: an app that signs in through
+    /// authd).
+    pub async fn open(&self, url: &str) {
+        self.assert_no_problems().await;
+        self.post("/url", json!({ "url": url })).await;
+    }
+
     pub async fn refresh(&self) {
         self.assert_no_problems().await;
         self.post("/refresh", json!({})).await;
