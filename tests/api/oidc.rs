@@ -1773,3 +1773,90 @@ async fn clients_are_validated_managed_and_their_secrets_shown_once() {
         "secrets never logged"
     );
 }
+
+/// The README's device-grant script, copied from the README as a reader
+/// would, run by the real Python against the real server; a person approves
+/// the code it prints.
+#[tokio::test]
+async fn the_readme_device_script_signs_in_once_the_code_is_approved() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let from_section = readme
+        .split_once("**A script or a device without a browser**")
+        .expect("the README's device-grant section")
+        .1;
+    let script = from_section
+        .split_once("```python\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("its python block")
+        .0;
+    let server = TestServer::spawn_as_issuer(&quick()).await;
+    server.register_ok("pi@example.com").await;
+    let created = create_client(
+        &server,
+        json!({
+            "name": "Backup script",
+            "type": "public",
+            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+            "consent": "implicit",
+        }),
+    )
+    .await;
+    let client_id = created["client_id"].as_str().expect("id");
+    let script = script
+        .replace("https://auth.home.example", &server.url(""))
+        .replace("<client_id>", client_id);
+    assert!(!script.contains("home.example"), "{script}");
+
+    let mut python = std::process::Command::new("python3")
+        .arg("-u")
+        .arg("-c")
+        .arg(&script)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("python3");
+    let stdout = python.stdout.take().expect("stdout");
+    let (line_sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = line_sender.send(line);
+        }
+    });
+    let next_line = || {
+        lines
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a line from the script")
+    };
+    let prompt = next_line();
+    let user_code = prompt
+        .rsplit_once(" and type ")
+        .expect("the prompt names the code")
+        .1
+        .trim()
+        .to_owned();
+    assert!(
+        prompt.starts_with(&format!("Open {}", server.url("/device"))),
+        "{prompt}"
+    );
+
+    let session = browser_login(&server, "pi@example.com").await;
+    let approve = session
+        .write(&server, reqwest::Method::POST, "/ui/api/device")
+        .json(&json!({"user_code": user_code, "approve": true}))
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(approve.status(), StatusCode::NO_CONTENT);
+
+    // The server is another process: blocking this thread while the script
+    // polls holds nothing up.
+    let userinfo = next_line();
+    let status = python.wait().expect("exit");
+    assert!(status.success(), "{userinfo}");
+    assert!(userinfo.contains("'sub'"), "{userinfo}");
+}
