@@ -9,6 +9,7 @@ use super::client_tokens::{
     begin_app_session, may_use_client, requested_scopes, require_grant, session_origin, AppSignIn,
     ClientTokenSet,
 };
+use super::limiter::{AccountKey, AddressKey};
 use super::tokens::{refresh_token_digest, SessionPrincipal};
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
@@ -268,18 +269,55 @@ impl Services {
     }
 
     /// What the `/device` page shows for a typed code.
-    pub async fn describe_device_request(&self, typed: &str) -> ServiceResult<DeviceRequestView> {
+    pub async fn describe_device_request(
+        &self,
+        typed: &str,
+        principal: &SessionPrincipal,
+        context: &RequestContext,
+    ) -> ServiceResult<DeviceRequestView> {
         let code = normalise_user_code(typed);
         let now = self.clock.now();
-        self.store_read(move |txn| {
-            let (_, record, client) = pending_request(txn, &code, now)?;
-            Ok(DeviceRequestView {
-                user_code: display_user_code(&code),
-                client_name: client.name,
-                scopes: record.scopes,
+        let guesses = self.admit_user_code_guess(principal, context, now)?;
+        let found = self
+            .store_read(move |txn| {
+                let (_, record, client) = pending_request(txn, &code, now)?;
+                Ok(DeviceRequestView {
+                    user_code: display_user_code(&code),
+                    client_name: client.name,
+                    scopes: record.scopes,
+                })
             })
-        })
-        .await
+            .await;
+        self.count_user_code_guess(guesses, &found, now);
+        found
+    }
+
+    /// Typing user codes is limited like signing in, per address and per
+    /// person: 8 letters from 20 make ~2.6e10 codes, which only holds
+    /// against guessing if guesses are few.
+    fn admit_user_code_guess(
+        &self,
+        principal: &SessionPrincipal,
+        context: &RequestContext,
+        now: UnixSeconds,
+    ) -> ServiceResult<(AddressKey, AccountKey)> {
+        let keys = (
+            AddressKey::of(context.ip),
+            AccountKey::device_codes(&principal.user_id),
+        );
+        self.limiter.check(keys.0, keys.1, now)?;
+        Ok(keys)
+    }
+
+    fn count_user_code_guess<T>(
+        &self,
+        (address, account): (AddressKey, AccountKey),
+        outcome: &ServiceResult<T>,
+        now: UnixSeconds,
+    ) {
+        if matches!(outcome, Err(ServiceError::NotFound(_))) {
+            self.limiter.record_failure(address, account, now);
+        }
     }
 
     /// The signed-in person's answer to a device's request.
@@ -292,55 +330,59 @@ impl Services {
     ) -> ServiceResult<()> {
         let code = normalise_user_code(typed);
         let now = self.clock.now();
+        let guesses = self.admit_user_code_guess(principal, context, now)?;
         let origin = context.origin();
         let principal = principal.clone();
-        self.store_write(move |txn| {
-            let (digest, mut record, client) = pending_request(txn, &code, now)?;
-            let session = txn
-                .session(&principal.session_id)?
-                .filter(|s| s.is_live(now))
-                .ok_or(ServiceError::InvalidToken)?;
-            let user = txn
-                .user(&principal.user_id)?
-                .ok_or(ServiceError::InvalidToken)?;
-            let kind = if approve {
-                if !may_use_client(&user, &client) {
-                    return Err(ServiceError::Forbidden);
-                }
-                let org = txn.org(&client.org_id)?.ok_or(ServiceError::Forbidden)?;
-                if org
-                    .mfa_policy
-                    .requires_mfa_for(user.active_role_in(&org.id))
-                    && !session.mfa_verified
-                {
-                    return Err(if user.mfa_enrolled {
-                        ServiceError::MfaRequired
-                    } else {
-                        ServiceError::MfaEnrollmentRequired
-                    });
-                }
-                record.status = DeviceStatus::Approved {
-                    user_id: user.id,
-                    org_id: client.org_id.clone(),
-                    auth_time: session.authenticated_at(),
-                    amr: super::authorize::session_amr(&session),
-                    mfa_verified: session.mfa_verified,
+        let answered = self
+            .store_write(move |txn| {
+                let (digest, mut record, client) = pending_request(txn, &code, now)?;
+                let session = txn
+                    .session(&principal.session_id)?
+                    .filter(|s| s.is_live(now))
+                    .ok_or(ServiceError::InvalidToken)?;
+                let user = txn
+                    .user(&principal.user_id)?
+                    .ok_or(ServiceError::InvalidToken)?;
+                let kind = if approve {
+                    if !may_use_client(&user, &client) {
+                        return Err(ServiceError::Forbidden);
+                    }
+                    let org = txn.org(&client.org_id)?.ok_or(ServiceError::Forbidden)?;
+                    if org
+                        .mfa_policy
+                        .requires_mfa_for(user.active_role_in(&org.id))
+                        && !session.mfa_verified
+                    {
+                        return Err(if user.mfa_enrolled {
+                            ServiceError::MfaRequired
+                        } else {
+                            ServiceError::MfaEnrollmentRequired
+                        });
+                    }
+                    record.status = DeviceStatus::Approved {
+                        user_id: user.id,
+                        org_id: client.org_id.clone(),
+                        auth_time: session.authenticated_at(),
+                        amr: super::authorize::session_amr(&session),
+                        mfa_verified: session.mfa_verified,
+                    };
+                    AuditKind::DeviceApproved
+                } else {
+                    record.status = DeviceStatus::Denied;
+                    AuditKind::DeviceDenied
                 };
-                AuditKind::DeviceApproved
-            } else {
-                record.status = DeviceStatus::Denied;
-                AuditKind::DeviceDenied
-            };
-            txn.put_device_authorization(&digest, &record)?;
-            txn.audit(
-                AuditRecord::new(kind, now, &origin)
-                    .user(user.id)
-                    .org(&client.org_id)
-                    .details(serde_json::json!({"client_id": client.id})),
-            )?;
-            Ok(())
-        })
-        .await
+                txn.put_device_authorization(&digest, &record)?;
+                txn.audit(
+                    AuditRecord::new(kind, now, &origin)
+                        .user(user.id)
+                        .org(&client.org_id)
+                        .details(serde_json::json!({"client_id": client.id})),
+                )?;
+                Ok(())
+            })
+            .await;
+        self.count_user_code_guess(guesses, &answered, now);
+        answered
     }
 }
 

@@ -79,6 +79,12 @@ impl AccountKey {
         Self(key_of(&format!("second-factor\n{user}")))
     }
 
+    /// Device user codes a person types (RFC 8628 §5.1: a wrong guess
+    /// counts, so a signed-in browser cannot walk the code space).
+    pub fn device_codes(user: &UserId) -> Self {
+        Self(key_of(&format!("device-codes\n{user}")))
+    }
+
     /// An email that resolves to no user, in the org it was tried in (none
     /// when the org is unknown). `email` is already bounded in length.
     pub fn unknown(org: Option<&OrgId>, email: &str) -> Self {
@@ -174,6 +180,14 @@ pub struct LoginLimiter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttled {
     pub retry_after_seconds: u64,
+}
+
+impl From<Throttled> for super::ServiceError {
+    fn from(throttled: Throttled) -> Self {
+        super::ServiceError::RateLimited {
+            retry_after_seconds: throttled.retry_after_seconds,
+        }
+    }
 }
 
 fn lock(table: &Mutex<Table>) -> std::sync::MutexGuard<'_, Table> {

@@ -79,12 +79,6 @@ pub struct Authenticated {
 const MAX_EMAIL_INPUT: usize = 320;
 const MAX_ORG_INPUT: usize = 100;
 
-fn rate_limited(throttled: super::limiter::Throttled) -> ServiceError {
-    ServiceError::RateLimited {
-        retry_after_seconds: throttled.retry_after_seconds,
-    }
-}
-
 impl Services {
     /// Checks credentials with every brute-force defence; on success the
     /// password failure count is cleared and an outdated hash is upgraded.
@@ -103,7 +97,7 @@ impl Services {
         if over_long {
             self.limiter
                 .check_address(address, now)
-                .map_err(rate_limited)?;
+                .map_err(ServiceError::from)?;
             self.limiter.record_address_failure(address, now);
             return Err(ServiceError::InvalidCredentials);
         }
@@ -131,7 +125,7 @@ impl Services {
         };
         self.limiter
             .check(address, account, now)
-            .map_err(rate_limited)?;
+            .map_err(ServiceError::from)?;
         let delay = self.limiter.delay_for(account, now);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;

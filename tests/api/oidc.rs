@@ -1860,3 +1860,34 @@ async fn the_readme_device_script_signs_in_once_the_code_is_approved() {
     assert!(status.success(), "{userinfo}");
     assert!(userinfo.contains("'sub'"), "{userinfo}");
 }
+
+/// RFC 8628 §5.1: a signed-in browser cannot walk the user-code space;
+/// wrong codes count like wrong passwords and then get 429.
+#[tokio::test]
+async fn guessing_device_user_codes_is_limited() {
+    let server = TestServer::spawn_as_issuer(&format!(
+        "{FAST_HASHING}\n[limits]\nlogin_per_ip_per_min = 1000\nlogin_per_account_per_min = 5\n"
+    ))
+    .await;
+    server.register_ok("guess@example.com").await;
+    let session = browser_login(&server, "guess@example.com").await;
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let response = session
+            .read(&server, "/ui/api/device?user_code=BCDFGGGG")
+            .send()
+            .await
+            .expect("describe");
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(&statuses[..5], &[404; 5], "{statuses:?}");
+    assert_eq!(statuses[6], 429, "{statuses:?}");
+    let answer = session
+        .write(&server, reqwest::Method::POST, "/ui/api/device")
+        .json(&json!({"user_code": "BCDFGHJK", "approve": true}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(answer.headers().contains_key("retry-after"));
+}

@@ -387,13 +387,14 @@ pub struct UserCodeQuery {
 /// `GET /ui/api/device?user_code=`: the request a typed code stands for.
 pub async fn describe_device(
     State(state): State<AppState>,
-    SessionOnly(_): SessionOnly,
+    Client(context): Client,
+    SessionOnly(session): SessionOnly,
     Query(query): Query<UserCodeQuery>,
 ) -> Result<Json<crate::service::device::DeviceRequestView>, ApiError> {
     Ok(Json(
         state
             .services
-            .describe_device_request(&query.user_code)
+            .describe_device_request(&query.user_code, &session, &context)
             .await?,
     ))
 }
