@@ -3,6 +3,7 @@
 //
 // Modules: dom.js (element helpers), api.js (fetch), router.js (History API),
 // layout.js (top bar), login.js (sign-in, MFA step, registration),
+// oauth.js (the consent, device and app sign-out pages),
 // account.js (the signed-in user's page), admin.js (operator console),
 // webauthn.js (security-key glue), vocabulary.js (the server's names and texts).
 
@@ -11,6 +12,7 @@ import { setHandlers, request, csrfToken } from './api.js';
 import { el, busy, setFlash } from './dom.js';
 import { setTopbar, setTitle, MFA_PROMPT_KEY } from './layout.js';
 import { renderLogin, renderRegister } from './login.js';
+import { renderConsent, renderDevice, renderSignout } from './oauth.js';
 import { renderAccount, enrollmentRequired } from './account.js';
 import { renderAdmin, signOutConsole, adminUnauthorized } from './admin.js';
 import { loadVocabulary } from './vocabulary.js';
@@ -54,6 +56,9 @@ function notFound(ctx) {
 route((p) => p === '/', home);
 route((p) => p === '/login', renderLogin);
 route((p) => p === '/register', renderRegister);
+route((p) => p === '/consent', renderConsent);
+route((p) => p === '/device', renderDevice);
+route((p) => p === '/signout', renderSignout);
 route((p) => p === '/account', renderAccount);
 route((p) => p === '/admin' || p.startsWith('/admin/'), renderAdmin);
 fallback(notFound);

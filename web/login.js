@@ -2,7 +2,7 @@
 // and the registration page. Both honour ?org=<slug> in the page URL.
 
 import { el, field, messageRegion, showMessage, busy, retryCountdown, markInvalid, takeFlash } from './dom.js';
-import { request, fetchInfo, withQuery, ApiError } from './api.js';
+import { request, api, fetchInfo, withQuery, csrfToken, ApiError } from './api.js';
 import { navigate } from './router.js';
 import { setTopbar, setTitle, MFA_PROMPT_KEY, passwordProblems } from './layout.js';
 import { webauthnAvailable, requestOptions, credentialJSON, ceremonyError } from './webauthn.js';
@@ -10,7 +10,7 @@ import { webauthnAvailable, requestOptions, credentialJSON, ceremonyError } from
 const METHOD_LABELS = { totp: 'Authenticator app', webauthn: 'Security key', recovery_code: 'Recovery code' };
 const METHOD_ORDER = ['totp', 'webauthn', 'recovery_code'];
 
-function authCard(titleId, title, ...children) {
+export function authCard(titleId, title, ...children) {
   return el('section', { class: 'card narrow auth-card', 'aria-labelledby': titleId },
     el('img', { class: 'auth-logo', src: '/ui/favicon.svg', alt: '' }),
     el('h1', { id: titleId }, title),
@@ -28,13 +28,76 @@ function firstEmpty(inputs) {
   return first;
 }
 
-/** After a complete sign-in: remember what the org wants about MFA, go to the account. */
-function finishLogin(data) {
+// The pages of authd itself a sign-in may return to: an app's authorization
+// request and the pages it leads to.
+const RETURN_PATHS = ['/oauth/authorize', '/consent', '/device', '/signout'];
+
+/**
+ * Where a finished sign-in may go back to, or null: one of authd's own
+ * pages above, or an absolute URL the server vouches for (a host its
+ * forward-auth rules protect). Never anywhere else: no open redirect.
+ */
+async function returnTarget(raw) {
+  if (!raw) return null;
+  if (raw.startsWith('/')) {
+    if (raw.startsWith('//') || raw.includes('\\')) return null;
+    const url = new URL(raw, location.origin);
+    if (url.origin !== location.origin || !RETURN_PATHS.includes(url.pathname)) return null;
+    return { url: url.pathname + url.search, secondFactorRequired: false };
+  }
+  try {
+    const answer = await api(withQuery('/ui/api/return', { url: raw }), { auth: 'public' });
+    return { url: answer.url, secondFactorRequired: !!answer.second_factor_required };
+  } catch {
+    return null;
+  }
+}
+
+/** The step-up notice: this app asks for a second factor the account lacks. */
+function stepUpNotice(main) {
+  main.replaceChildren(el('div', { class: 'page' },
+    authCard('step-up-title', 'A second factor is needed',
+      el('p', { id: 'step-up-message' },
+        'This app asks for a second factor. Set one up on your account page, then open the app again.'),
+      el('a', { class: 'btn btn-primary btn-block', id: 'step-up-link', href: '/account#section-mfa' },
+        'Set up a second factor'))));
+  document.body.dataset.page = 'step-up';
+}
+
+/**
+ * After a complete sign-in: remember what the org wants about MFA, then go
+ * back where the sign-in was asked for, or to the account.
+ */
+async function finishLogin(data) {
   // Whether the session may only enroll, the account page asks the server.
   const encouraged = !!(data && data.mfa_enrollment_encouraged);
   if (encouraged) sessionStorage.setItem(MFA_PROMPT_KEY, 'encouraged');
   else sessionStorage.removeItem(MFA_PROMPT_KEY);
-  navigate(data && data.mfa_enrollment_required ? '/account#section-mfa' : '/account');
+  if (data && data.mfa_enrollment_required) {
+    navigate('/account#section-mfa');
+    return;
+  }
+  const profile = (data && data.profile) || {};
+  // A sign-in with an enrolled factor went through the MFA step.
+  if (await goBack(profile, !!profile.mfa_enrolled)) return;
+  navigate('/account');
+}
+
+/** Leaves for the page's return_to when it may; false when it may not. */
+async function goBack(profile, mfaVerified, { onlyElsewhere = false } = {}) {
+  const raw = new URLSearchParams(location.search).get('return_to');
+  if (onlyElsewhere && (!raw || raw.startsWith('/'))) return false;
+  const target = await returnTarget(raw);
+  if (!target) return false;
+  if (target.secondFactorRequired && !mfaVerified) {
+    // With a factor enrolled, signing in again passes the MFA step.
+    if (profile.mfa_enrolled) return false;
+    stepUpNotice(document.getElementById('main'));
+    return true;
+  }
+  // A full load: the server answers these URLs, not the page's router.
+  location.assign(target.url);
+  return true;
 }
 
 export async function renderLogin(ctx) {
@@ -65,7 +128,24 @@ export async function renderLogin(ctx) {
 
   const flash = takeFlash();
   if (flash) showMessage(flashBox, flash.text, flash.kind);
-  email.focus();
+  const hint = ctx.query.get('login_hint');
+  if (hint) email.value = hint;
+  (hint ? password : email).focus();
+
+  // Already signed in and sent here by a protected app (forward-auth): go
+  // straight back. authd's own pages send a signed-in person here only to
+  // sign in again (prompt=login, max_age), so for those the form stays.
+  if (ctx.query.get('return_to') && csrfToken()) {
+    try {
+      const me = await api('/api/account', { redirectOn401: false });
+      const session = (me && me.session) || {};
+      if (ctx.isCurrent() && !session.enrollment_only
+        && await goBack(me, !!session.mfa_verified, { onlyElsewhere: true })) return;
+    } catch {
+      // No live session (or one that must enroll first): sign in below.
+    }
+    if (!ctx.isCurrent()) return;
+  }
 
   let info = null;
   try {
