@@ -280,3 +280,83 @@ async fn an_app_signs_a_person_in_through_authd_with_totp_and_consent_then_signs
 
     env.finish(&[&b]).await;
 }
+
+#[tokio::test]
+#[cfg_attr(
+    browser_missing,
+    ignore = "Chromium or chromedriver is missing: apt-get install -y chromium chromium-driver"
+)]
+async fn a_person_approves_a_device_by_typing_its_code() {
+    let Some(env) = Env::start_as_issuer().await else {
+        return;
+    };
+    env.server.register_ok("tv@example.com").await;
+    let created: Value = env
+        .server
+        .operator(reqwest::Method::POST, "/v1/clients")
+        .json(&json!({
+            "name": "Living-room TV",
+            "type": "public",
+            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"],
+            "consent": "implicit",
+        }))
+        .send()
+        .await
+        .expect("create client")
+        .json()
+        .await
+        .expect("json");
+    let client_id = created["client_id"].as_str().expect("id").to_owned();
+    let start: Value = env
+        .server
+        .post("/oauth/device_authorization")
+        .form(&[
+            ("client_id", client_id.as_str()),
+            ("scope", "openid profile"),
+        ])
+        .send()
+        .await
+        .expect("device authorization")
+        .json()
+        .await
+        .expect("json");
+    let user_code = start["user_code"].as_str().expect("user code");
+
+    // Not signed in: the device page sends the person to sign in first, and
+    // back, with the code they followed kept.
+    let b = env.browser("device").await;
+    b.goto(&format!("/device?user_code={user_code}")).await;
+    b.wait_page("login").await;
+    submit_login(&b, "tv@example.com", GOOD_PASSWORD).await;
+    b.wait_page("device").await;
+    let typed = b.wait_for("#device-code").await.property("value").await;
+    assert_eq!(typed, json!(user_code));
+    b.fill("#device-code", "BCDF-GGGG").await;
+    b.click("#device-submit").await;
+    b.wait_text("#device-error", "That code is not valid or has expired.")
+        .await;
+    b.fill("#device-code", user_code).await;
+    b.click("#device-submit").await;
+    b.wait_text("#device-client", "Living-room TV").await;
+    capture(&b, "device").await;
+    b.click("#device-allow").await;
+    b.wait_for("#device-done[data-approved=\"true\"]").await;
+
+    let tokens: Value = env
+        .server
+        .post("/oauth/token")
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", start["device_code"].as_str().expect("code")),
+            ("client_id", client_id.as_str()),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+
+    env.finish(&[&b]).await;
+}
