@@ -27,7 +27,7 @@ pub enum ForwardCredential {
 }
 
 /// Who the app behind the proxy is told it is talking to.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RemoteIdentity {
     pub user: String,
     pub email: String,

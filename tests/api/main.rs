@@ -12,6 +12,7 @@ mod audit;
 mod cli;
 mod control_plane;
 mod error_bodies;
+mod forward_auth;
 mod hardening;
 mod lifecycle;
 mod login;

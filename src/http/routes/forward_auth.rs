@@ -91,18 +91,21 @@ async fn answer(
     Ok(match decision {
         ForwardDecision::Allow(identity) => {
             let mut response = StatusCode::OK.into_response();
-            if let Some(identity) = identity {
-                let headers = response.headers_mut();
-                for (name, value) in [
-                    ("remote-user", identity.user),
-                    ("remote-email", identity.email),
-                    ("remote-name", identity.name),
-                    ("remote-groups", identity.groups.join(",")),
-                ] {
-                    if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-                        headers.insert(HeaderName::from_static(name), value);
-                    }
-                }
+            // A bypassed request still gets the four headers, empty: the
+            // proxy copies them over whatever the client sent (a forged
+            // Remote-User), and Caddy would otherwise pass its placeholder
+            // text on to the app.
+            let identity = identity.unwrap_or_default();
+            let headers = response.headers_mut();
+            for (name, value) in [
+                ("remote-user", identity.user),
+                ("remote-email", identity.email),
+                ("remote-name", identity.name),
+                ("remote-groups", identity.groups.join(",")),
+            ] {
+                let value = HeaderValue::from_bytes(value.as_bytes())
+                    .unwrap_or(HeaderValue::from_static(""));
+                headers.insert(HeaderName::from_static(name), value);
             }
             response
         }
