@@ -13,6 +13,7 @@ mod cli;
 mod control_plane;
 mod error_bodies;
 mod forward_auth;
+mod forward_auth_proxies;
 mod hardening;
 mod lifecycle;
 mod login;
