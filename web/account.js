@@ -1,5 +1,5 @@
-// The account page: profile, password, TOTP, security keys, sessions and
-// personal access tokens, each in its own card that loads its own data and
+// The account page: profile, password, TOTP, security keys, sessions,
+// connected apps and personal access tokens, each in its own card that loads its own data and
 // sets data-ready="true" when done. When the org requires MFA and the user has
 // none, only the profile and the TOTP enrollment are shown until it is done.
 
@@ -149,7 +149,8 @@ function sectionsFor(state, draw) {
   const showKeys = !!(state.info && state.info.webauthn) && webauthnAvailable();
   const links = [
     ['section-profile', 'Profile'], ['section-password', 'Password'], ['section-mfa', 'Two-step verification'],
-    showKeys ? ['section-webauthn', 'Security keys'] : null, ['section-sessions', 'Sessions'], ['section-pats', 'Access tokens'],
+    showKeys ? ['section-webauthn', 'Security keys'] : null, ['section-sessions', 'Sessions'], ['section-apps', 'Connected apps'],
+    ['section-pats', 'Access tokens'],
   ].filter(Boolean);
   return [
     el('nav', { 'aria-label': 'Account sections' },
@@ -159,6 +160,7 @@ function sectionsFor(state, draw) {
     mfaSection(state, draw),
     showKeys ? webauthnSection(state) : null,
     sessionsSection(state),
+    appsSection(),
     patsSection(state),
   ].filter(Boolean);
 }
@@ -710,6 +712,61 @@ function sessionsSection(state) {
   });
 
   load();
+  return section;
+}
+
+// ---- connected apps ------------------------------------------------------------------
+
+function appsSection() {
+  const message = messageRegion('apps-message');
+  const list = el('ul', { class: 'list', id: 'connected-apps' }, el('li', null, loading()));
+  const section = card('section-apps', 'Connected apps',
+    'Apps you signed in to with this account, and what you allowed each to see. Revoking signs the app out and ends its tokens.',
+    message, list);
+
+  const row = (app) => {
+    const revoke = el('button', {
+      type: 'button', class: 'btn btn-small btn-danger', 'data-test': 'connected-app-revoke',
+      'aria-label': `Revoke the access of ${app.name}`,
+    }, 'Revoke');
+    const li = el('li', { 'data-client-id': app.client_id },
+      el('div', { class: 'list-main' },
+        el('div', { class: 'list-title' }, app.name,
+          app.active_sessions ? badge(`${app.active_sessions} signed in`, 'accent') : null),
+        el('div', { class: 'list-meta' },
+          (app.scopes || []).length ? `Allowed: ${app.scopes.join(', ')}` : 'No consent on record',
+          app.granted_at ? [' · since ', timeEl(app.granted_at)] : null)),
+      el('div', { class: 'list-actions' }, revoke));
+    revoke.addEventListener('click', async () => {
+      if (!(await confirmAction(`${app.name} is signed out and must ask again next time.`, {
+        title: `Revoke ${app.name}?`, confirmLabel: 'Revoke',
+      }))) return;
+      busy(revoke, async () => {
+        try {
+          await api(`/api/account/apps/${encodeURIComponent(app.client_id)}`, { method: 'DELETE' });
+          li.remove();
+          if (!list.children.length) list.append(el('li', { class: 'empty' }, 'No connected apps.'));
+          showMessage(message, `${app.name} no longer has access.`, 'success');
+        } catch (err) {
+          showMessage(message, err.message);
+        }
+      });
+    });
+    return li;
+  };
+
+  (async () => {
+    try {
+      const data = await api('/api/account/apps');
+      const items = (data && data.items) || [];
+      list.replaceChildren(...(items.length ? items.map(row) : [el('li', { class: 'empty' }, 'No connected apps.')]));
+    } catch (err) {
+      list.replaceChildren();
+      showMessage(message, err.message);
+    } finally {
+      section.dataset.ready = 'true';
+    }
+  })();
   return section;
 }
 

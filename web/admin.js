@@ -1,12 +1,12 @@
 // The operator console at /admin: asks for the admin token (kept in
 // sessionStorage for this tab), then one view per section, each deep-linkable
 // (/admin/users, /admin/orgs, /admin/audit, /admin/events, /admin/keys,
-// /admin/approvals; /admin is the overview). Every call sends the token as a
+// /admin/approvals, /admin/clients, /admin/forward-auth; /admin is the overview). Every call sends the token as a
 // Bearer token; a 401 forgets it and asks again.
 
 import {
   el, field, checkbox, select, messageRegion, showMessage, busy, loading, badge, timeEl,
-  confirmAction, setFlash, takeFlash, describeAgent, formatBytes, formatDuration, shortId,
+  confirmAction, setFlash, takeFlash, describeAgent, formatBytes, formatDuration, shortId, copyButton,
 } from './dom.js';
 import { api, request, withQuery, adminToken, setAdminToken } from './api.js';
 import { rerender } from './router.js';
@@ -21,6 +21,8 @@ const SECTIONS = [
   ['events', '/admin/events', 'Live events'],
   ['keys', '/admin/keys', 'Signing keys'],
   ['approvals', '/admin/approvals', 'Approvals'],
+  ['clients', '/admin/clients', 'Clients'],
+  ['forward-auth', '/admin/forward-auth', 'Forward-auth'],
 ];
 
 const REGISTRATION = [['open', 'Open'], ['approval', 'Needs approval'], ['closed', 'Closed']];
@@ -908,4 +910,242 @@ async function approvals(ctx, content) {
   ctx.ready('admin-approvals');
 }
 
-const VIEWS = { overview, users, orgs: orgsView, audit, events, keys, approvals };
+// ---- clients (apps that sign in through authd) ---------------------------------
+
+const GRANTS = [
+  ['authorization_code', 'Authorization code'],
+  ['refresh_token', 'Refresh token'],
+  ['client_credentials', 'Client credentials'],
+  ['urn:ietf:params:oauth:grant-type:device_code', 'Device code'],
+];
+const lines = (text) => text.split('\n').map((l) => l.trim()).filter(Boolean);
+
+/** The secret, shown once after creating a client or issuing a new secret. */
+function secretOnce(box, clientId, secret) {
+  const value = el('code', { id: 'client-secret-value' }, secret);
+  box.replaceChildren(el('div', { class: 'msg msg-success', id: 'client-secret-once', 'data-client-id': clientId },
+    el('p', null, el('strong', null, 'Client secret — copy it now: it is not shown again.')),
+    el('p', null, value),
+    el('div', { class: 'actions' }, copyButton(() => secret, { id: 'client-secret-copy' }))));
+}
+
+async function clients(ctx, content) {
+  const message = messageRegion('clients-message');
+  const secretBox = el('div', { id: 'client-secret-box' });
+  const name = el('input', { id: 'client-name', type: 'text', required: true, maxlength: '100' });
+  const org = el('select', { id: 'client-org' });
+  const kind = select('client-type', [['confidential', 'Confidential (has a secret)'], ['public', 'Public (PKCE, no secret)']], 'confidential');
+  const redirects = el('textarea', { id: 'client-redirect-uris', rows: '3', spellcheck: 'false' });
+  const logouts = el('textarea', { id: 'client-post-logout-uris', rows: '2', spellcheck: 'false' });
+  const consent = select('client-consent', [['explicit', 'Ask each person once'], ['implicit', 'Do not ask (a first-party app)']], 'explicit');
+  const roles = el('input', { id: 'client-allowed-roles', type: 'text', placeholder: 'admin, member' });
+  const grants = GRANTS.map(([value, label]) => checkbox(`client-grant-${value.split(':').pop()}`, label,
+    { value, checked: value === 'authorization_code' || value === 'refresh_token' }));
+  const create = el('button', { type: 'submit', class: 'btn btn-primary', id: 'client-create' }, 'Create client');
+  const form = el('form', { id: 'client-create-form', novalidate: true },
+    field('Name', name), field('Organization', org, 'Only its members may sign in to the app.'),
+    field('Type', kind),
+    field('Redirect URIs', redirects, 'One per line, matched exactly. http only for 127.0.0.1, [::1] or localhost.'),
+    field('Post-logout redirect URIs', logouts, 'One per line (RP-initiated logout).'),
+    field('Consent', consent),
+    field('Allowed roles', roles, 'Comma-separated; empty: every member.'),
+    el('fieldset', { class: 'field', id: 'client-grants' }, el('legend', null, 'Grant types'), ...grants),
+    create);
+  const { node, tbody } = table('clients-table', ['Name', 'Client ID', 'Organization', 'Type', 'Redirect URIs', ''], 'clients-list');
+  const editor = el('div', { id: 'client-editor' });
+  const section = el('section', { class: 'card', id: 'admin-clients', 'data-ready': 'false' },
+    el('h2', null, 'Clients'), node, editor);
+  content.append(
+    el('section', { class: 'card', id: 'admin-client-create' }, el('h2', null, 'New client'), message, secretBox, form),
+    section);
+
+  let orgs = new Map();
+  try {
+    orgs = await loadOrgs();
+    org.replaceChildren(...[...orgs.values()].map((o) => el('option', { value: o.slug }, o.name || o.slug)));
+  } catch (err) {
+    showMessage(message, err.message);
+  }
+
+  const edit = (client) => {
+    const uris = el('textarea', { id: 'client-edit-redirect-uris', rows: '3', spellcheck: 'false' });
+    uris.value = (client.redirect_uris || []).join('\n');
+    const after = el('textarea', { id: 'client-edit-post-logout-uris', rows: '2', spellcheck: 'false' });
+    after.value = (client.post_logout_redirect_uris || []).join('\n');
+    const save = el('button', { type: 'submit', class: 'btn btn-primary', id: 'client-edit-save' }, 'Save');
+    const cancel = el('button', { type: 'button', class: 'btn', id: 'client-edit-cancel' }, 'Cancel');
+    const editMessage = messageRegion('client-edit-message');
+    const editForm = el('form', { id: 'client-edit-form', 'data-client-id': client.client_id, novalidate: true },
+      el('h3', null, `Edit ${client.name}`), editMessage,
+      field('Redirect URIs', uris), field('Post-logout redirect URIs', after),
+      el('div', { class: 'actions' }, save, cancel));
+    cancel.addEventListener('click', () => editor.replaceChildren());
+    editForm.addEventListener('submit', (event) => {
+      event.preventDefault();
+      busy(save, async () => {
+        try {
+          await call(`/v1/clients/${encodeURIComponent(client.client_id)}`, {
+            method: 'PATCH', body: { redirect_uris: lines(uris.value), post_logout_redirect_uris: lines(after.value) },
+          });
+          editor.replaceChildren();
+          showMessage(message, `${client.name} was saved.`, 'success');
+          await load();
+        } catch (err) {
+          showMessage(editMessage, err.message);
+        }
+      });
+    });
+    editor.replaceChildren(editForm);
+    uris.focus();
+  };
+
+  const row = (client) => {
+    const editButton = el('button', { type: 'button', class: 'btn btn-small', 'data-test': 'client-edit' }, 'Edit');
+    editButton.addEventListener('click', () => edit(client));
+    const rotate = el('button', { type: 'button', class: 'btn btn-small', 'data-test': 'client-rotate' }, 'New secret');
+    rotate.hidden = client.type !== 'confidential';
+    rotate.addEventListener('click', async () => {
+      if (!(await confirmAction(`The current secret of ${client.name} stops working at once.`, {
+        title: 'Issue a new secret?', confirmLabel: 'New secret',
+      }))) return;
+      busy(rotate, async () => {
+        try {
+          const issued = await call(`/v1/clients/${encodeURIComponent(client.client_id)}/secret`, { method: 'POST', body: {} });
+          secretOnce(secretBox, client.client_id, issued.client_secret);
+        } catch (err) {
+          showMessage(message, err.message);
+        }
+      });
+    });
+    const remove = el('button', { type: 'button', class: 'btn btn-small btn-danger', 'data-test': 'client-delete' }, 'Delete');
+    remove.addEventListener('click', async () => {
+      if (!(await confirmAction(`${client.name} can no longer sign anyone in, and its tokens end.`, {
+        title: 'Delete this client?', confirmLabel: 'Delete',
+      }))) return;
+      busy(remove, async () => {
+        try {
+          await call(`/v1/clients/${encodeURIComponent(client.client_id)}`, { method: 'DELETE' });
+          const shown = secretBox.querySelector('#client-secret-once');
+          if (shown && shown.dataset.clientId === client.client_id) secretBox.replaceChildren();
+          showMessage(message, `${client.name} was deleted.`, 'success');
+          await load();
+        } catch (err) {
+          showMessage(message, err.message);
+        }
+      });
+    });
+    return el('tr', { 'data-client-id': client.client_id },
+      cell('Name', client.name),
+      cell('Client ID', el('code', null, client.client_id)),
+      cell('Organization', orgLabel(orgs, client.org_id)),
+      cell('Type', client.type),
+      cell('Redirect URIs', ...(client.redirect_uris || []).map((u) => el('div', null, el('code', null, u)))),
+      el('td', { class: 'actions-cell' }, el('div', { class: 'actions' }, editButton, rotate, remove)));
+  };
+
+  const load = async () => {
+    section.dataset.ready = 'false';
+    try {
+      const data = await call(withQuery('/v1/clients', { limit: 500 }));
+      const items = (data && data.items) || [];
+      tbody.replaceChildren(...(items.length ? items.map(row) : [emptyRow(6, 'No clients yet. Create one for each app that signs in through authd.')]));
+    } catch (err) {
+      showMessage(message, err.message);
+    } finally {
+      section.dataset.ready = 'true';
+    }
+  };
+
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    busy(create, async () => {
+      showMessage(message, '');
+      try {
+        const created = await call('/v1/clients', {
+          method: 'POST',
+          body: {
+            name: name.value.trim(),
+            org: org.value || undefined,
+            type: kind.value,
+            redirect_uris: lines(redirects.value),
+            post_logout_redirect_uris: lines(logouts.value),
+            consent: consent.value,
+            allowed_roles: roles.value.split(',').map((r) => r.trim()).filter(Boolean),
+            grant_types: grants.map((g) => g.querySelector('input')).filter((i) => i.checked).map((i) => i.value),
+          },
+        });
+        if (created.client_secret) secretOnce(secretBox, created.client_id, created.client_secret);
+        else secretBox.replaceChildren();
+        showMessage(message, `${created.name} was created: client ID ${created.client_id}.`, 'success');
+        form.reset();
+        for (const input of grants.map((g) => g.querySelector('input'))) {
+          input.checked = input.value === 'authorization_code' || input.value === 'refresh_token';
+        }
+        await load();
+      } catch (err) {
+        showMessage(message, err.message);
+      }
+    });
+  });
+
+  await load();
+  ctx.ready('admin-clients');
+}
+
+// ---- forward-auth -----------------------------------------------------------------
+
+async function forwardAuth(ctx, content) {
+  const message = messageRegion('forward-auth-message');
+  const summary = el('p', { class: 'card-lead', id: 'forward-auth-summary' });
+  const { node, tbody } = table('forward-auth-rules', ['#', 'Hosts', 'Paths', 'Policy', 'Orgs', 'Roles'], 'forward-auth-rule-list');
+  const section = el('section', { class: 'card', id: 'admin-forward-auth', 'data-ready': 'false' },
+    el('h2', null, 'Rules'), message, summary, node,
+    el('p', { class: 'hint' }, 'First match wins. The rules live in the config file ([forward_auth]).'));
+  const userId = el('input', { id: 'forward-auth-user', type: 'text', spellcheck: 'false', placeholder: 'User ID' });
+  const check = el('button', { type: 'submit', class: 'btn', id: 'forward-auth-check' }, 'Show');
+  const reach = el('div', { id: 'forward-auth-reachable' });
+  const lookup = el('form', { id: 'forward-auth-user-form', novalidate: true }, field('User', userId), check);
+  content.append(section, el('section', { class: 'card', id: 'admin-forward-auth-user' },
+    el('h2', null, 'Who may reach what'), lookup, reach));
+
+  const list = (items) => (items && items.length ? items.join(', ') : '—');
+  try {
+    const rules = await call('/v1/forward-auth/rules');
+    summary.textContent = `Default for hosts no rule names: ${rules.default_policy}. Cookie domain: ${rules.cookie_domain || 'authd’s own host'}.`;
+    tbody.replaceChildren(...(rules.rules.length ? rules.rules.map((rule, index) => el('tr', { 'data-policy': rule.policy },
+      cell('#', String(index + 1)), cell('Hosts', list(rule.hosts)), cell('Paths', list(rule.paths)),
+      cell('Policy', badge(rule.policy, rule.policy === 'deny' ? 'danger' : null)),
+      cell('Orgs', list(rule.orgs)), cell('Roles', list(rule.roles))))
+      : [emptyRow(6, 'No rules: every request gets the default.')]));
+  } catch (err) {
+    showMessage(message, err.message);
+  } finally {
+    section.dataset.ready = 'true';
+  }
+
+  const show = async (id) => {
+    reach.replaceChildren(loading());
+    try {
+      const data = await call(`/v1/users/${encodeURIComponent(id)}/forward-auth`);
+      reach.replaceChildren(el('ul', { id: 'forward-auth-reachable-list' }, ...((data && data.items) || []).map((rule) =>
+        el('li', { 'data-allowed': String(!!rule.allowed) },
+          `${list(rule.hosts)}${rule.paths && rule.paths.length ? ` ${list(rule.paths)}` : ''}: `,
+          badge(rule.allowed ? 'may reach' : 'may not', rule.allowed ? 'success' : 'danger')))));
+    } catch (err) {
+      reach.replaceChildren(el('p', { class: 'empty' }, err.message));
+    }
+  };
+  lookup.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (userId.value.trim()) busy(check, () => show(userId.value.trim()));
+  });
+  if (ctx.query.get('user')) {
+    userId.value = ctx.query.get('user');
+    await show(userId.value);
+  }
+  ctx.ready('admin-forward-auth');
+}
+
+const VIEWS = {
+  overview, users, orgs: orgsView, audit, events, keys, approvals, clients, 'forward-auth': forwardAuth,
+};

@@ -360,3 +360,114 @@ async fn a_person_approves_a_device_by_typing_its_code() {
 
     env.finish(&[&b]).await;
 }
+
+#[tokio::test]
+#[cfg_attr(
+    browser_missing,
+    ignore = "Chromium or chromedriver is missing: apt-get install -y chromium chromium-driver"
+)]
+async fn the_operator_registers_an_app_in_the_console_and_a_person_revokes_it() {
+    let Some(env) = Env::start_as_issuer().await else {
+        return;
+    };
+    env.server.register_ok("joe@example.com").await;
+
+    // The console: create a client, see its secret once, edit, delete.
+    let op = env.browser("console-clients").await;
+    op.goto("/admin").await;
+    op.wait_page("admin-login").await;
+    op.fill("#admin-token-input", &env.server.admin_token())
+        .await;
+    op.click("#admin-token-submit").await;
+    op.wait_page("admin-overview").await;
+    op.click("#admin-nav a[data-test=\"admin-nav-clients\"]")
+        .await;
+    op.wait_page("admin-clients").await;
+    op.fill("#client-name", "Wiki").await;
+    op.fill("#client-redirect-uris", "http://wiki.home.test/cb")
+        .await;
+    op.click("#client-create").await;
+    op.wait_text(
+        "#clients-message",
+        "Redirect uris \"http://wiki.home.test/cb\" http is only allowed for loopback hosts \
+         (127.0.0.1, [::1], localhost).",
+    )
+    .await;
+    op.fill("#client-redirect-uris", "https://wiki.home.test/cb")
+        .await;
+    op.click("#client-create").await;
+    let secret = op.wait_for("#client-secret-value").await.text().await;
+    assert!(secret.len() >= 32, "{secret}");
+    let row = op.wait_for("#clients-list tr[data-client-id]").await;
+    let client_id = row.attribute("data-client-id").await.expect("id");
+    capture(&op, "admin-clients").await;
+    // The secret works at the token endpoint (client_credentials is off:
+    // unauthorized_client, not invalid_client).
+    let answer = env
+        .server
+        .post("/oauth/token")
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(answer.status(), 400);
+    let body: Value = answer.json().await.expect("json");
+    assert_eq!(body["error"], "unauthorized_client", "{body}");
+    op.click(&format!(
+        "#clients-list tr[data-client-id=\"{client_id}\"] [data-test=\"client-edit\"]"
+    ))
+    .await;
+    op.fill(
+        "#client-edit-redirect-uris",
+        "https://wiki.home.test/cb\nhttps://wiki.home.test/cb2",
+    )
+    .await;
+    op.click("#client-edit-save").await;
+    op.wait_text("#clients-message", "Wiki was saved.").await;
+    let stored = env
+        .server
+        .operator_get(&format!("/v1/clients/{client_id}"))
+        .await;
+    assert_eq!(stored["redirect_uris"].as_array().map(Vec::len), Some(2));
+    op.click(&format!(
+        "#clients-list tr[data-client-id=\"{client_id}\"] [data-test=\"client-delete\"]"
+    ))
+    .await;
+    op.click("#confirm-ok").await;
+    op.wait_text("#clients-message", "Wiki was deleted.").await;
+
+    // The forward-auth view shows the rules (none configured here).
+    op.goto("/admin/forward-auth").await;
+    op.wait_page("admin-forward-auth").await;
+    op.wait_text(
+        "#forward-auth-summary",
+        "Default for hosts no rule names: deny. Cookie domain: authd’s own host.",
+    )
+    .await;
+
+    // A person signs in to an app, then revokes it from the account page.
+    let app = start_test_app(&env).await;
+    let b = env.browser("connected-apps").await;
+    b.open(&format!("{}/start", app.base)).await;
+    b.wait_page("login").await;
+    submit_login(&b, "joe@example.com", GOOD_PASSWORD).await;
+    b.wait_page("consent").await;
+    b.click("#consent-allow").await;
+    b.wait_for("#rp-user").await;
+    b.goto("/account#section-apps").await;
+    b.wait_page("account").await;
+    let connected = b.wait_for("#connected-apps li[data-client-id]").await;
+    assert!(connected.text().await.contains("Photo album"));
+    capture(&b, "account-connected-apps").await;
+    b.click("#connected-apps [data-test=\"connected-app-revoke\"]")
+        .await;
+    b.click("#confirm-ok").await;
+    b.wait_text("#apps-message", "Photo album no longer has access.")
+        .await;
+    // Asked again next time.
+    b.open(&format!("{}/start", app.base)).await;
+    b.wait_page("consent").await;
+
+    env.finish(&[&op, &b]).await;
+}
