@@ -10,95 +10,16 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use authd::crypto::jwt::{KeyAlgorithm, KeyPair, TokenType, Verifier};
-use common::{closed_loop, cores, header, row, save, BenchServer};
+use authd::crypto::jwt::KeyAlgorithm;
+use common::{
+    closed_loop, commits_alone, cores, header, jwt_alone, per_second_on_every_core, row, save,
+    BenchServer,
+};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "Correct-Horse-42";
-
-/// Signs/s and verifies/s on every core, no I/O.
-fn jwt_alone(algorithm: KeyAlgorithm, duration: Duration) -> (f64, f64) {
-    let key = KeyPair::generate(algorithm, 0).expect("key");
-    let signer = key.signer().expect("signer");
-    let verifier = Verifier::new(&[key.public_jwk().expect("jwk")]).expect("verifier");
-    let claims = json!({"sub": "00000000-0000-0000-0000-000000000000", "iss": "http://localhost:9090", "aud": "authd",
-        "exp": 4_102_444_800_i64, "iat": 0, "nbf": 0, "jti": "x", "email": "a@example.com", "roles": ["member"],
-        "org": "org_x", "sid": "00000000-0000-0000-0000-000000000000"});
-    let token = signer.sign(TokenType::Access, &claims).expect("sign");
-    let signs = {
-        let (signer, claims) = (signer.clone(), claims.clone());
-        per_second_on_every_core(duration, move |_| {
-            signer.sign(TokenType::Access, &claims).expect("sign");
-        })
-    };
-    let verifies = per_second_on_every_core(duration, move |_| {
-        let expect = authd::crypto::jwt::Expectations {
-            token_type: TokenType::Access,
-            issuer: "http://localhost:9090",
-            audience: "authd",
-            now: 1,
-            leeway_seconds: 0,
-        };
-        verifier.verify::<Value>(&token, &expect).expect("verify");
-    });
-    (signs, verifies)
-}
-
-/// Runs `work(n)` (n: a different number each call) on one thread per core
-/// for `duration`; returns calls per second.
-fn per_second_on_every_core(
-    duration: Duration,
-    work: impl Fn(usize) + Send + Sync + 'static,
-) -> f64 {
-    let work = Arc::new(work);
-    let started = Instant::now();
-    let threads: Vec<_> = (0..cores())
-        .map(|thread| {
-            let work = work.clone();
-            std::thread::spawn(move || {
-                let mut done = 0usize;
-                while started.elapsed() < duration {
-                    work(done * cores() + thread);
-                    done += 1;
-                }
-                done as u64
-            })
-        })
-        .collect();
-    let total: u64 = threads.into_iter().map(|t| t.join().expect("thread")).sum();
-    total as f64 / started.elapsed().as_secs_f64()
-}
-
-/// Durable (fsync'd) redb commits/s of one small record, through the store.
-fn commits_alone(duration: Duration) -> f64 {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (store, _) =
-        authd::store::Store::open(&dir.path().join("bench.redb"), 32 << 20, 0).expect("store");
-    let started = Instant::now();
-    let mut commits = 0u64;
-    while started.elapsed() < duration {
-        store
-            .write(move |txn| {
-                txn.put_approval(&authd::store::Approval {
-                    id: format!("apr_{commits}"),
-                    kind: authd::domain::ApprovalKind::Registration,
-                    subject_user_id: None,
-                    org_id: None,
-                    requested_at: 0,
-                    requested_by_ip: None,
-                    requested_by_user_agent: None,
-                    status: authd::domain::ApprovalStatus::Pending,
-                    resolved_by: None,
-                    resolved_at: None,
-                })
-            })
-            .expect("commit");
-        commits += 1;
-    }
-    commits as f64 / started.elapsed().as_secs_f64()
-}
 
 /// The store work of one PAT-authenticated `GET /api/account`, alone, on
 /// every core: the two read transactions the server runs (the PAT by its
