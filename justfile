@@ -18,7 +18,9 @@ lint:
 # (binary size, startup, idle RSS, audit database size and query latency),
 # login (argon2id limit vs logins, logins + TOTP, registrations; burst RSS;
 # uniform failure timing), tokens (sign and commit limits vs refresh
-# rotations, access-token/PAT/JWKS GETs), scale (login, refresh and PAT
+# rotations, access-token/PAT/JWKS GETs), apps (code exchanges vs sign and
+# commit limits, client_credentials, userinfo; forward-auth checks vs /healthz
+# and their p99 under a login storm), scale (login, refresh and PAT
 # throughput and file size from 1,000 to 1,000,000 users). Run on an idle
 # machine; `just bench --quick` is a smoke run of a few seconds per bench
 # (in the dev profile `cargo test` already built: it proves the harness only).

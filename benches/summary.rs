@@ -1,5 +1,5 @@
 //! The headline table: reads the `target/bench/*.json` that the other benches
-//! wrote (footprint, login, tokens, scale) and prints each figure beside the
+//! wrote (footprint, login, tokens, apps, scale) and prints each figure beside the
 //! limit it is compared to (measured in the same run, or the bound from issue
 //! 9), the ratio, the target and ✓/✗; writes `target/bench/summary.json`.
 //! Runs nothing itself: `just bench` runs every bench and then this one
@@ -108,6 +108,7 @@ fn main() {
     let login = load("login");
     let tokens = load("tokens");
     let scale = load("scale");
+    let apps = load("apps");
     let quick_of = |v: &Option<Value>| {
         v.as_ref()
             .and_then(|v| v["quick"].as_bool())
@@ -241,6 +242,73 @@ fn main() {
             Target::None,
         );
     }
+
+    // Apps signing in through authd, and forward-auth.
+    let from_apps = |path: &[&str]| apps.as_ref().and_then(|a| number(a, path));
+    let app_limit = match (
+        from_apps(&["rs256_signs_per_second"]),
+        from_apps(&["durable_commits_per_second"]),
+    ) {
+        (Some(s), Some(c)) => Some((format!("min(signs {s:.0}, commits {c:.0})/s"), s.min(c))),
+        _ => None,
+    };
+    line(
+        "apps",
+        &apps,
+        "RS256: code exchanges/s (code -> tokens)".into(),
+        from_apps(&["oidc", "code_exchanges", "per_second"]),
+        "/s",
+        app_limit,
+        Target::RatioAtLeast(0.8),
+    );
+    line(
+        "apps",
+        &apps,
+        "RS256: client_credentials tokens/s".into(),
+        from_apps(&["oidc", "client_credentials", "per_second"]),
+        "/s",
+        from_apps(&["rs256_signs_per_second"]).map(|s| (format!("signs alone {s:.0}/s"), s)),
+        Target::None,
+    );
+    line(
+        "apps",
+        &apps,
+        "userinfo GET/s".into(),
+        from_apps(&["oidc", "userinfo_gets", "per_second"]),
+        "/s",
+        Some(("20,000/s (2 cores)".into(), 20_000.0)),
+        Target::AtLeast,
+    );
+    let floor = from_apps(&["forward_auth", "healthz_gets", "per_second"]);
+    for (label, key) in [("cookie", "cookie_checks"), ("PAT", "pat_checks")] {
+        line(
+            "apps",
+            &apps,
+            format!("forward-auth checks/s ({label}) vs /healthz"),
+            from_apps(&["forward_auth", key, "per_second"]),
+            "/s",
+            floor.map(|f| (format!("/healthz {f:.0}/s"), f)),
+            Target::RatioAtLeast(0.7),
+        );
+        line(
+            "apps",
+            &apps,
+            format!("forward-auth checks/s ({label})"),
+            from_apps(&["forward_auth", key, "per_second"]),
+            "/s",
+            Some(("25,000/s (2 cores)".into(), 25_000.0)),
+            Target::AtLeast,
+        );
+    }
+    line(
+        "apps",
+        &apps,
+        "forward-auth p99 during a login storm".into(),
+        from_apps(&["forward_auth", "cookie_checks_during_login_storm", "p99_ms"]),
+        "ms",
+        Some(("10 ms".into(), 10.0)),
+        Target::AtMost,
+    );
 
     // Footprint against fixed bounds.
     let from_footprint = |path: &[&str]| footprint.as_ref().and_then(|f| number(f, path));
