@@ -6,6 +6,7 @@
 import {
   el, field, checkbox, select, messageRegion, showMessage, busy, retryCountdown, markInvalid, loading,
   badge, timeEl, copyButton, downloadLink, confirmAction, setFlash, describeAgent,
+  loadList,
 } from './dom.js';
 import { api, fetchInfo, withQuery, ApiError } from './api.js';
 import { navigate } from './router.js';
@@ -680,20 +681,12 @@ function sessionsSection(state) {
     return li;
   };
 
-  const load = async () => {
-    section.dataset.ready = 'false';
-    try {
-      const data = await api('/api/account/sessions');
-      const items = (Array.isArray(data) ? data : (data && data.items) || []).slice()
-        .sort((a, b) => (b.current ? 1 : 0) - (a.current ? 1 : 0) || String(b.last_active).localeCompare(String(a.last_active)));
-      list.replaceChildren(...(items.length ? items.map(row) : [el('li', { class: 'empty' }, 'No active sessions.')]));
-    } catch (err) {
-      list.replaceChildren();
-      showMessage(message, err.message);
-    } finally {
-      section.dataset.ready = 'true';
-    }
-  };
+  const load = () => loadList({
+    section, container: list, message, row,
+    fetch: () => api('/api/account/sessions'),
+    order: (a, b) => (b.current ? 1 : 0) - (a.current ? 1 : 0) || String(b.last_active).localeCompare(String(a.last_active)),
+    empty: () => el('li', { class: 'empty' }, 'No active sessions.'),
+  });
   state.reloadSessions = load;
 
   everywhere.addEventListener('click', async () => {
@@ -755,18 +748,11 @@ function appsSection() {
     return li;
   };
 
-  (async () => {
-    try {
-      const data = await api('/api/account/apps');
-      const items = (data && data.items) || [];
-      list.replaceChildren(...(items.length ? items.map(row) : [el('li', { class: 'empty' }, 'No connected apps.')]));
-    } catch (err) {
-      list.replaceChildren();
-      showMessage(message, err.message);
-    } finally {
-      section.dataset.ready = 'true';
-    }
-  })();
+  loadList({
+    section, container: list, message, row,
+    fetch: () => api('/api/account/apps'),
+    empty: () => el('li', { class: 'empty' }, 'No connected apps.'),
+  });
   return section;
 }
 
@@ -856,19 +842,13 @@ function patsSection(state) {
     return li;
   };
 
-  const load = async () => {
-    section.dataset.ready = 'false';
+  const load = () => {
     list.replaceChildren(el('li', null, loading()));
-    try {
-      const data = await api(withQuery('/api/v1/auth/api-tokens', { limit: 100 }), { headers: headers() });
-      const items = Array.isArray(data) ? data : (data && data.items) || [];
-      list.replaceChildren(...(items.length ? items.map(row) : [el('li', { class: 'empty' }, 'No tokens yet.')]));
-    } catch (err) {
-      list.replaceChildren();
-      showMessage(message, err.message);
-    } finally {
-      section.dataset.ready = 'true';
-    }
+    return loadList({
+      section, container: list, message, row,
+      fetch: () => api(withQuery('/api/v1/auth/api-tokens', { limit: 100 }), { headers: headers() }),
+      empty: () => el('li', { class: 'empty' }, 'No tokens yet.'),
+    });
   };
 
   state.reloadPats = load;

@@ -7,6 +7,7 @@
 import {
   el, field, checkbox, select, messageRegion, showMessage, busy, loading, badge, timeEl,
   confirmAction, setFlash, takeFlash, describeAgent, formatBytes, formatDuration, shortId, copyButton,
+  loadList,
 } from './dom.js';
 import { api, request, withQuery, adminToken, setAdminToken } from './api.js';
 import { rerender } from './router.js';
@@ -777,18 +778,11 @@ async function keys(ctx, content) {
     cell('Rotated out', timeEl(key.rotated_out_at)),
     cell('Leaves JWKS', timeEl(key.retire_after)));
 
-  const load = async () => {
-    section.dataset.ready = 'false';
-    try {
-      const data = await call('/v1/keys');
-      const items = (data && data.items) || [];
-      tbody.replaceChildren(...(items.length ? items.map(row) : [emptyRow(6, 'No keys yet.')]));
-    } catch (err) {
-      showMessage(message, err.message);
-    } finally {
-      section.dataset.ready = 'true';
-    }
-  };
+  const load = () => loadList({
+    section, container: tbody, message, row,
+    fetch: () => call('/v1/keys'),
+    empty: () => emptyRow(6, 'No keys yet.'),
+  });
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -885,19 +879,11 @@ async function approvals(ctx, content) {
     return tr;
   };
 
-  const load = async () => {
-    section.dataset.ready = 'false';
-    try {
-      const data = await call(withQuery('/v1/approvals', { status: statusSelect.value }));
-      const items = (data && data.items) || [];
-      tbody.replaceChildren(...(items.length ? items.map(row)
-        : [emptyRow(6, statusSelect.value === 'pending' ? 'Nothing is waiting for approval.' : 'No approvals match.')]));
-    } catch (err) {
-      showMessage(message, err.message);
-    } finally {
-      section.dataset.ready = 'true';
-    }
-  };
+  const load = () => loadList({
+    section, container: tbody, message, row,
+    fetch: () => call(withQuery('/v1/approvals', { status: statusSelect.value })),
+    empty: () => emptyRow(6, statusSelect.value === 'pending' ? 'Nothing is waiting for approval.' : 'No approvals match.'),
+  });
 
   statusSelect.addEventListener('change', () => {
     history.replaceState(null, '', statusSelect.value === 'pending' ? '/admin/approvals' : withQuery('/admin/approvals', { status: statusSelect.value || 'all' }));
@@ -1043,18 +1029,11 @@ async function clients(ctx, content) {
       el('td', { class: 'actions-cell' }, el('div', { class: 'actions' }, editButton, rotate, remove)));
   };
 
-  const load = async () => {
-    section.dataset.ready = 'false';
-    try {
-      const data = await call(withQuery('/v1/clients', { limit: 500 }));
-      const items = (data && data.items) || [];
-      tbody.replaceChildren(...(items.length ? items.map(row) : [emptyRow(6, 'No clients yet. Create one for each app that signs in through authd.')]));
-    } catch (err) {
-      showMessage(message, err.message);
-    } finally {
-      section.dataset.ready = 'true';
-    }
-  };
+  const load = () => loadList({
+    section, container: tbody, message, row,
+    fetch: () => call(withQuery('/v1/clients', { limit: 500 })),
+    empty: () => emptyRow(6, 'No clients yet. Create one for each app that signs in through authd.'),
+  });
 
   form.addEventListener('submit', (event) => {
     event.preventDefault();

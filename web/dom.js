@@ -125,6 +125,27 @@ export function markInvalid(input, invalid) {
   else input.removeAttribute('aria-invalid');
 }
 
+/**
+ * Loads a whole list into `container`: marks `section` not ready, fetches,
+ * draws one node per item (`order` may sort them) or `empty()` when there
+ * are none, shows a failure in `message` (the list emptied), and marks the
+ * section ready again. The one shape of every list the pages load.
+ */
+export async function loadList({ section, container, fetch, row, empty, message, order }) {
+  section.dataset.ready = 'false';
+  try {
+    const data = await fetch();
+    let items = Array.isArray(data) ? data : (data && data.items) || [];
+    if (order) items = items.slice().sort(order);
+    container.replaceChildren(...(items.length ? items.map(row) : [empty()]));
+  } catch (err) {
+    container.replaceChildren();
+    showMessage(message, err.message);
+  } finally {
+    section.dataset.ready = 'true';
+  }
+}
+
 export function loading(text = 'Loading…') {
   return el('div', { class: 'loading' }, el('span', { class: 'spinner', 'aria-hidden': 'true' }), text);
 }
