@@ -678,3 +678,148 @@ pub fn with_cookie(
         .request(method, server.url(path))
         .header(COOKIE, &session.cookie_header)
 }
+
+// ---- reverse proxies in front of an app (forward-auth) ---------------------------
+
+/// A proxy process, stopped when the test ends.
+pub struct Proxy {
+    pub child: Child,
+    pub address: SocketAddr,
+    /// The config and the proxy's own files, removed with it.
+    pub _files: tempfile::TempDir,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Whether `binary` is installed; outside CI a missing one skips the test.
+pub fn installed(binary: &str) -> bool {
+    if std::path::Path::new(binary).is_file() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but {binary} is missing: apt-get install -y nginx caddy"
+    );
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "{binary} is missing: forward-auth proxy test skipped (apt-get install -y nginx caddy)"
+    );
+    false
+}
+
+pub async fn wait_until_listening(proxy: &mut Proxy) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(proxy.address).await.is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = proxy.child.try_wait() {
+            panic!("the proxy exited: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the proxy did not listen on {}", proxy.address);
+}
+
+/// The app behind the proxy: answers every request with its headers.
+pub async fn start_echo_app() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("addr");
+    let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let seen: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    Value::String(value.to_str().unwrap_or("<binary>").to_owned()),
+                )
+            })
+            .collect();
+        axum::Json(seen)
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+/// nginx with `auth_request` to authd at `authd` in front of `app`; a 401
+/// becomes a 302 to the sign-in page at `sign_in_base` (authd's public URL).
+pub async fn start_nginx(authd: &str, sign_in_base: &str, app: SocketAddr) -> Proxy {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let root = dir.path().display();
+    let config = format!(
+        r#"
+pid {root}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {root}/body;
+  proxy_temp_path {root}/proxy;
+  fastcgi_temp_path {root}/fastcgi;
+  uwsgi_temp_path {root}/uwsgi;
+  scgi_temp_path {root}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    location = /authd-check {{
+      internal;
+      proxy_pass {authd}/forward-auth/nginx;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+    }}
+    location @sign_in {{
+      return 302 {sign_in_base}/login?return_to=$scheme://$http_host$request_uri;
+    }}
+    location / {{
+      auth_request /authd-check;
+      auth_request_set $authd_user $upstream_http_remote_user;
+      auth_request_set $authd_email $upstream_http_remote_email;
+      auth_request_set $authd_name $upstream_http_remote_name;
+      auth_request_set $authd_groups $upstream_http_remote_groups;
+      proxy_set_header Remote-User $authd_user;
+      proxy_set_header Remote-Email $authd_email;
+      proxy_set_header Remote-Name $authd_name;
+      proxy_set_header Remote-Groups $authd_groups;
+      error_page 401 = @sign_in;
+      proxy_pass http://{app};
+    }}
+  }}
+}}
+"#
+    );
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, config).expect("write nginx.conf");
+    let child = Command::new("/usr/sbin/nginx")
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&path)
+        .arg("-g")
+        .arg("daemon off; master_process off;")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let mut proxy = Proxy {
+        child,
+        address: ([127, 0, 0, 1], port).into(),
+        _files: dir,
+    };
+    wait_until_listening(&mut proxy).await;
+    proxy
+}

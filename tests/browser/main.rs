@@ -21,4 +21,5 @@ mod webdriver;
 mod account;
 mod admin;
 mod apps;
+mod forward_auth;
 mod login;

@@ -60,7 +60,8 @@ impl Env {
         .await
     }
 
-    async fn start_with(server_section: &str) -> Option<Env> {
+    /// [`Env::start`] with `server_section` (TOML) before the usual config.
+    pub async fn start_with(server_section: &str) -> Option<Env> {
         let Some(binary) = chromedriver_binary() else {
             if std::env::var_os("CI").is_some() {
                 panic!(
@@ -103,6 +104,13 @@ impl Env {
         let window = browser.window_rect().await;
         assert_eq!(window["width"], 1280, "--window-size applies: {window}");
         browser
+    }
+
+    /// [`Env::browser`] with more switches for Chromium.
+    pub async fn browser_with_args(&self, label: &str, extra: &[String]) -> Browser {
+        self.driver
+            .session_with_args(label, &self.base, extra)
+            .await
     }
 
     /// The end of a scenario: no browser saw a CSP violation or script error.

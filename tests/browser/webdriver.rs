@@ -123,20 +123,38 @@ impl Chromedriver {
 
     /// A new browser (its own profile: cookies and storage are not shared).
     pub async fn session(&self, label: &str, app_base: &str) -> Browser {
+        self.session_with_args(label, app_base, &[]).await
+    }
+
+    /// [`Chromedriver::session`] with more command-line switches for Chromium
+    /// (e.g. `--host-resolver-rules` to reach made-up host names on loopback).
+    pub async fn session_with_args(
+        &self,
+        label: &str,
+        app_base: &str,
+        extra: &[String],
+    ) -> Browser {
         let profile = tempfile::tempdir().expect("profile dir");
+        let mut args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-dev-shm-usage".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+            "--window-size=1280,900".into(),
+        ];
+        args.extend_from_slice(extra);
         let capabilities = json!({
             "capabilities": {"alwaysMatch": {
                 "browserName": "chrome",
                 "webauthn:virtualAuthenticators": true,
                 "goog:chromeOptions": {
                     "binary": "/usr/bin/chromium",
-                    "args": [
-                        "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                        "--disable-background-networking", "--disable-component-update",
-                        "--disable-sync", "--disable-dev-shm-usage",
-                        format!("--user-data-dir={}", profile.path().display()),
-                        "--window-size=1280,900",
-                    ],
+                    "args": args,
                 },
             }}
         });
