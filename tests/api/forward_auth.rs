@@ -133,6 +133,20 @@ async fn rules_decide_first_match_with_the_browsers_cookie_a_token_or_a_pat() {
     .await;
     assert_eq!(allowed.status(), StatusCode::OK);
     assert_eq!(header(&allowed, "remote-user"), "ann@example.com");
+    // Traefik's contract: the same answer from X-Forwarded-* on /forward-auth.
+    let by_traefik = no_redirects()
+        .get(server.url("/forward-auth"))
+        .header("X-Forwarded-Method", "GET")
+        .header("X-Forwarded-Proto", "https")
+        .header("X-Forwarded-Host", "app.home.test")
+        .header("X-Forwarded-Uri", "/notes")
+        .header(COOKIE, &session.cookie_header)
+        .send()
+        .await
+        .expect("forward-auth");
+    assert_eq!(by_traefik.status(), StatusCode::OK);
+    assert_eq!(header(&by_traefik, "remote-user"), "ann@example.com");
+    assert_eq!(header(&by_traefik, "remote-name"), "ann@example.com");
     assert_eq!(header(&allowed, "remote-email"), "ann@example.com");
     assert_eq!(header(&allowed, "remote-groups"), "member");
     // Subdomain wildcard, first-match deny on a path, default deny, roles.
