@@ -22,6 +22,15 @@ use crate::crypto::jwt::{Expectations, KeyAlgorithm, TokenType};
 use crate::domain::{ClientKind, GrantType, OAuthClient, Session, SessionId, User, UserId};
 use crate::store::{AuthorizationCode, Queries};
 
+impl super::tokens::ValidityWindow for ClientAccessClaims {
+    fn not_before(&self) -> UnixSeconds {
+        self.nbf
+    }
+    fn expires_at(&self) -> UnixSeconds {
+        self.exp
+    }
+}
+
 /// The claims of an app's access token (RFC 9068 §2.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientAccessClaims {
@@ -524,22 +533,34 @@ impl Services {
         token: &str,
     ) -> ServiceResult<(ClientAccessClaims, Option<Session>)> {
         let now = self.clock.now();
-        let audience = unverified_claims(token)
-            .and_then(|claims| claims.get("client_id")?.as_str().map(str::to_owned))
-            .ok_or(ServiceError::InvalidToken)?;
+        let digest = crate::crypto::sha256(token.as_bytes());
         let verifier = self.keys.verifier().await?;
-        let claims: ClientAccessClaims = verifier
-            .verify(
-                token,
-                &Expectations {
-                    token_type: TokenType::Access,
-                    issuer: &self.config.server.public_url,
-                    audience: &audience,
-                    now,
-                    leeway_seconds: 0,
-                },
-            )
-            .map_err(|_| ServiceError::InvalidToken)?;
+        let remembered = self
+            .verified_client_tokens
+            .get(&digest, now, |kid| verifier.knows(kid));
+        let claims = match remembered {
+            Some(claims) => claims,
+            None => {
+                let audience = unverified_claims(token)
+                    .and_then(|claims| claims.get("client_id")?.as_str().map(str::to_owned))
+                    .ok_or(ServiceError::InvalidToken)?;
+                let (claims, kid): (ClientAccessClaims, String) = verifier
+                    .verify_with_kid(
+                        token,
+                        &Expectations {
+                            token_type: TokenType::Access,
+                            issuer: &self.config.server.public_url,
+                            audience: &audience,
+                            now,
+                            leeway_seconds: 0,
+                        },
+                    )
+                    .map_err(|_| ServiceError::InvalidToken)?;
+                self.verified_client_tokens
+                    .insert(digest, kid, claims.clone(), now);
+                claims
+            }
+        };
         let client_id = claims.client_id.clone();
         let sid = claims.sid;
         let (client, session) = self.store_lookup(|txn| {

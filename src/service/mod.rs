@@ -201,6 +201,8 @@ pub struct Services {
     pub webhooks: webhooks::Webhooks,
     /// Access tokens whose signature and claims already checked out.
     pub verified_tokens: tokens::VerifiedTokens,
+    /// Apps' access tokens that verified (userinfo, introspection).
+    pub verified_client_tokens: tokens::VerifiedTokens<client_tokens::ClientAccessClaims>,
     /// Where every use case takes the time from (manual in tests).
     pub clock: Clock,
 }
@@ -239,6 +241,7 @@ impl Services {
             webhooks::Webhooks::start(config.webhooks.clone(), store.clone(), clock.clone())?;
         Ok(Services {
             verified_tokens: tokens::VerifiedTokens::default(),
+            verified_client_tokens: tokens::VerifiedTokens::default(),
             webhooks,
             webauthn,
             cookie_key: crate::crypto::signed_link::LinkKey::derive_for(

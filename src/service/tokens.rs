@@ -126,48 +126,71 @@ pub struct TokenSet {
     pub browser_cookie: Option<String>,
 }
 
-/// Access tokens that verified, by the SHA-256 of the whole token, until
-/// they expire. An RS256 verification costs ~130 µs of CPU; a lookup ~1 µs.
+/// Access tokens (authd's own, or apps' with `C` = their claims) that
+/// verified, by the SHA-256 of the whole token, until they expire. An RS256 verification costs ~130 µs of CPU; a lookup ~1 µs.
 /// Only the signature and claims checks are remembered — the session is
 /// still read on every request, so revocation is seen at once — with the
 /// key that signed, which must still be one the verifier knows: a revoked
 /// key's tokens fail on their next request, remembered or not. Bounded: at
 /// capacity, expired entries go, and if that is not enough, all of them.
-#[derive(Default)]
-pub struct VerifiedTokens(std::sync::Mutex<std::collections::HashMap<[u8; 32], VerifiedToken>>);
+pub struct VerifiedTokens<C = AccessClaims>(
+    std::sync::Mutex<std::collections::HashMap<[u8; 32], VerifiedToken<C>>>,
+);
 
-struct VerifiedToken {
+impl<C> Default for VerifiedTokens<C> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::default())
+    }
+}
+
+/// Claims that say when they start and stop being good: what the cache of
+/// verified tokens needs to know of them.
+pub trait ValidityWindow {
+    fn not_before(&self) -> UnixSeconds;
+    fn expires_at(&self) -> UnixSeconds;
+}
+
+impl ValidityWindow for AccessClaims {
+    fn not_before(&self) -> UnixSeconds {
+        self.nbf
+    }
+    fn expires_at(&self) -> UnixSeconds {
+        self.exp
+    }
+}
+
+struct VerifiedToken<C> {
     kid: String,
-    claims: AccessClaims,
+    claims: C,
 }
 
 const VERIFIED_TOKENS_CAPACITY: usize = 16_384;
 
-impl VerifiedTokens {
-    fn get(
+impl<C: ValidityWindow + Clone> VerifiedTokens<C> {
+    pub fn get(
         &self,
         digest: &[u8; 32],
         now: UnixSeconds,
         key_is_known: impl FnOnce(&str) -> bool,
-    ) -> Option<AccessClaims> {
+    ) -> Option<C> {
         let cache = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache
             .get(digest)
-            .filter(|entry| entry.claims.nbf <= now && now < entry.claims.exp)
+            .filter(|entry| entry.claims.not_before() <= now && now < entry.claims.expires_at())
             .filter(|entry| key_is_known(&entry.kid))
             .map(|entry| entry.claims.clone())
     }
 
-    fn insert(&self, digest: [u8; 32], kid: String, claims: AccessClaims, now: UnixSeconds) {
+    pub fn insert(&self, digest: [u8; 32], kid: String, claims: C, now: UnixSeconds) {
         let mut cache = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.len() >= VERIFIED_TOKENS_CAPACITY {
-            cache.retain(|_, entry| now < entry.claims.exp);
+            cache.retain(|_, entry| now < entry.claims.expires_at());
             if cache.len() >= VERIFIED_TOKENS_CAPACITY {
                 cache.clear();
             }
