@@ -74,25 +74,36 @@ impl Services {
             Policy::OneFactor | Policy::TwoFactor => {}
         }
         let now = self.clock.now();
-        let caller = match credential {
-            ForwardCredential::Bearer(token) => {
-                self.authenticate_bearer(&token, context).await.ok()
+        // The credential's check reads its owner in the same read.
+        let (caller, owner) = match credential {
+            ForwardCredential::Bearer(token) if token.starts_with(&self.config.pat.prefix) => {
+                match self.authenticate_pat(&token, now, context) {
+                    Ok((pat, owner)) => (Some(Caller::Pat(pat)), Some(owner)),
+                    Err(_) => (None, None),
+                }
             }
-            ForwardCredential::Cookie(cookie) => self
-                .authenticate_browser_cookie(&cookie, now)
-                .await
-                .ok()
-                .map(Caller::Session),
-            ForwardCredential::Nothing => None,
+            ForwardCredential::Bearer(token) => {
+                (self.authenticate_bearer(&token, context).await.ok(), None)
+            }
+            ForwardCredential::Cookie(cookie) => {
+                match self.authenticate_browser_cookie_with(&cookie, now, |txn, session| {
+                    Ok(txn.user(&session.user_id)?)
+                }) {
+                    Ok((session, owner)) => (Some(Caller::Session(session)), owner),
+                    Err(_) => (None, None),
+                }
+            }
+            ForwardCredential::Nothing => (None, None),
         };
         let Some(caller) = caller else {
             return Ok(ForwardDecision::SignIn);
         };
         let user_id = caller.user_id();
-        let Some(user) = self
-            .store_lookup(|txn| Ok(txn.user(&user_id)?))?
-            .filter(User::may_use_tokens)
-        else {
+        let owner = match owner {
+            Some(owner) => Some(owner),
+            None => self.store_lookup(|txn| Ok(txn.user(&user_id)?))?,
+        };
+        let Some(user) = owner.filter(User::may_use_tokens) else {
             return Ok(ForwardDecision::SignIn);
         };
         // A session that has not finished its sign-in (an org requires a

@@ -219,21 +219,35 @@ impl Services {
                 self.authenticate_access_token(token, now).await?,
             ));
         }
+        let (pat, _) = self.authenticate_pat(token, now, context)?;
+        Ok(Caller::Pat(pat))
+    }
+
+    /// A PAT (the caller checked its prefix) and its owner, as one read.
+    pub fn authenticate_pat(
+        &self,
+        token: &str,
+        now: UnixSeconds,
+        context: &RequestContext,
+    ) -> ServiceResult<(PatPrincipal, User)> {
         // A look-alike is refused before the database is touched.
-        if !crypto::pat::is_well_formed(prefix, token) {
+        if !crypto::pat::is_well_formed(&self.config.pat.prefix, token) {
             return Err(ServiceError::InvalidToken);
         }
         let digest = pat_digest(token);
-        let (pat, _) = self
+        let (pat, owner) = self
             .store_lookup(|txn| live_pat(txn, &digest, now))?
             .ok_or(ServiceError::InvalidToken)?;
         lock(&self.pat_activity.seen).insert(pat.id.clone(), (now, context.origin()));
-        Ok(Caller::Pat(PatPrincipal {
-            pat_id: pat.id,
-            user_id: pat.user_id,
-            org_id: pat.org_id,
-            scopes: pat.scopes,
-        }))
+        Ok((
+            PatPrincipal {
+                pat_id: pat.id,
+                user_id: pat.user_id,
+                org_id: pat.org_id,
+                scopes: pat.scopes,
+            },
+            owner,
+        ))
     }
 
     /// Checks `X-Active-Org-Id` against the caller: a member of that org, and

@@ -371,10 +371,27 @@ impl Services {
         cookie: &str,
         now: UnixSeconds,
     ) -> ServiceResult<SessionPrincipal> {
+        Ok(self
+            .authenticate_browser_cookie_with(cookie, now, |_, _| Ok(()))?
+            .0)
+    }
+
+    /// [`Services::authenticate_browser_cookie`], reading `also` (e.g. the
+    /// session's user) in the same read as the session.
+    pub fn authenticate_browser_cookie_with<T>(
+        &self,
+        cookie: &str,
+        now: UnixSeconds,
+        also: impl FnOnce(&crate::store::ReadTxn, &crate::domain::Session) -> ServiceResult<T>,
+    ) -> ServiceResult<(SessionPrincipal, T)> {
         let (id, secret) = cookie.split_once('.').ok_or(ServiceError::InvalidToken)?;
         let session_id = crate::domain::SessionId::parse(id).ok_or(ServiceError::InvalidToken)?;
-        let session = self
-            .store_lookup(|txn| Ok(txn.session(&session_id)?))?
+        let (session, extra) = self
+            .store_lookup(|txn| {
+                txn.session(&session_id)?
+                    .map(|session| also(txn, &session).map(|extra| (session, extra)))
+                    .transpose()
+            })?
             .ok_or(ServiceError::InvalidToken)?;
         let presented = hex::encode(crypto::sha256(secret.as_bytes()));
         let genuine = session.cookie_digest.as_ref().is_some_and(|digest| {
@@ -387,13 +404,16 @@ impl Services {
             return Err(ServiceError::InvalidToken);
         }
         self.activity.touch(session.id, now);
-        Ok(SessionPrincipal {
-            user_id: session.user_id,
-            session_id: session.id,
-            org_id: session.org_id,
-            enrollment_only: session.enrollment_only,
-            mfa_verified: session.mfa_verified,
-        })
+        Ok((
+            SessionPrincipal {
+                user_id: session.user_id,
+                session_id: session.id,
+                org_id: session.org_id,
+                enrollment_only: session.enrollment_only,
+                mfa_verified: session.mfa_verified,
+            },
+            extra,
+        ))
     }
 
     /// The CSRF token of a browser session: readable by the page's script
