@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    browser_login, call, current_step, totp_at, BrowserSession, TestServer, FAST_HASHING,
-    RELAXED_LIMITS,
+    browser_login, browser_login_with_totp, call, enroll_totp, BrowserSession, TestServer,
+    FAST_HASHING, RELAXED_LIMITS,
 };
 
 /// The rules every test here runs with.
@@ -236,55 +236,12 @@ async fn a_two_factor_host_needs_a_session_that_passed_a_second_factor() {
     assert_eq!(returning["second_factor_required"], true);
 
     // Enroll TOTP; a sign-in through the MFA step passes.
-    let token = server.session_token("one@example.com").await;
-    let enrollment: Value = server
-        .post("/api/account/mfa/enroll")
-        .bearer_auth(&token)
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("enroll")
-        .json()
-        .await
-        .expect("json");
-    let secret = enrollment["secret"].as_str().expect("secret").to_owned();
-    let verify = server
-        .post("/api/account/mfa/verify")
-        .bearer_auth(&token)
-        .json(&json!({"code": totp_at(&secret, current_step())}))
-        .send()
-        .await
-        .expect("verify");
-    assert_eq!(verify.status(), StatusCode::OK);
-    let login: Value = server
-        .post("/ui/api/login")
-        .json(&json!({"email": "one@example.com", "password": crate::helpers::GOOD_PASSWORD}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let mfa = server
-        .post("/ui/api/mfa")
-        .json(&json!({
-            "mfa_token": login["mfa_token"],
-            "code": totp_at(&secret, current_step() + 1),
-        }))
-        .send()
-        .await
-        .expect("mfa");
-    assert_eq!(mfa.status(), StatusCode::OK);
-    let cookies = crate::helpers::cookies_of(mfa.headers());
-    let cookie = cookies
-        .iter()
-        .filter_map(|c| c.split(';').next())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let secret = enroll_totp(&server, "one@example.com").await;
+    let session = browser_login_with_totp(&server, "one@example.com", &secret).await;
     let two_factor = ask_nginx(
         &server,
         "https://vault.home.test/",
-        Some(("cookie", &cookie)),
+        Some(cookie_of(&session)),
     )
     .await;
     assert_eq!(two_factor.status(), StatusCode::OK);

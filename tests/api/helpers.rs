@@ -634,18 +634,78 @@ pub async fn browser_login(server: &TestServer, email: &str) -> BrowserSession {
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["profile"]["email"], email);
     assert!(body.get("access_token").is_none() && body.get("refresh_token").is_none());
-    // Behind https the cookies are `__Host-` ones.
-    let prefix = if set_cookies.iter().any(|c| c.starts_with("__Host-")) {
-        "__Host-"
-    } else {
-        ""
-    };
-    let session = cookie_value(&set_cookies, &format!("{prefix}authd_session")).to_owned();
-    let csrf = cookie_value(&set_cookies, &format!("{prefix}authd_csrf")).to_owned();
-    BrowserSession {
-        cookie_header: format!("{prefix}authd_session={session}; {prefix}authd_csrf={csrf}"),
-        csrf,
-        set_cookies,
+    BrowserSession::from_set_cookies(set_cookies)
+}
+
+/// Enrolls TOTP for `email` over the account API (signing in with the
+/// password); returns the secret. The current step's code is spent.
+pub async fn enroll_totp(server: &TestServer, email: &str) -> String {
+    let token = server.session_token(email).await;
+    let enrollment: Value = server
+        .bearer(&token)
+        .post("/api/account/mfa/enroll", serde_json::json!({}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let secret = enrollment["secret"].as_str().expect("secret").to_owned();
+    let verified = server
+        .bearer(&token)
+        .post(
+            "/api/account/mfa/verify",
+            serde_json::json!({"code": totp_at(&secret, current_step())}),
+        )
+        .await;
+    assert_eq!(verified.status(), StatusCode::OK);
+    secret
+}
+
+/// [`browser_login`] for an account with TOTP: the password, then the MFA
+/// step with the next step's code (enrolling spent the current one).
+pub async fn browser_login_with_totp(
+    server: &TestServer,
+    email: &str,
+    secret: &str,
+) -> BrowserSession {
+    let step: Value = server
+        .post("/ui/api/login")
+        .json(&serde_json::json!({"email": email, "password": GOOD_PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let mfa_token = step["mfa_token"].as_str().expect("an MFA step");
+    let response = server
+        .post("/ui/api/mfa")
+        .json(&serde_json::json!({
+            "mfa_token": mfa_token,
+            "code": totp_at(secret, current_step() + 1),
+        }))
+        .send()
+        .await
+        .expect("mfa");
+    assert_eq!(response.status(), StatusCode::OK);
+    BrowserSession::from_set_cookies(cookies_of(response.headers()))
+}
+
+impl BrowserSession {
+    /// The session the UI's sign-in answer set (`__Host-` cookies behind
+    /// https).
+    fn from_set_cookies(set_cookies: Vec<String>) -> BrowserSession {
+        let prefix = if set_cookies.iter().any(|c| c.starts_with("__Host-")) {
+            "__Host-"
+        } else {
+            ""
+        };
+        let session = cookie_value(&set_cookies, &format!("{prefix}authd_session")).to_owned();
+        let csrf = cookie_value(&set_cookies, &format!("{prefix}authd_csrf")).to_owned();
+        BrowserSession {
+            cookie_header: format!("{prefix}authd_session={session}; {prefix}authd_csrf={csrf}"),
+            csrf,
+            set_cookies,
+        }
     }
 }
 

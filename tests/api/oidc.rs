@@ -17,8 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, browser_login, current_step, totp_at, BrowserSession, TestServer, FAST_HASHING,
-    RELAXED_LIMITS,
+    assert_error, browser_login, BrowserSession, TestServer, FAST_HASHING, RELAXED_LIMITS,
 };
 
 const REDIRECT: &str = "http://127.0.0.1:7000/cb";
@@ -1553,54 +1552,10 @@ async fn codes_and_device_codes_expire_on_time() {
 async fn the_totp_step_is_part_of_an_apps_sign_in_and_shows_in_amr() {
     let server = TestServer::spawn_as_issuer(&quick()).await;
     server.register_ok("otp@example.com").await;
-    let login = server.login_ok("otp@example.com").await;
-    let token = login["access_token"].as_str().expect("token");
-    let enrolled: Value = server
-        .bearer(token)
-        .post("/api/account/mfa/enroll", json!({}))
-        .await
-        .json()
-        .await
-        .expect("json");
-    let secret = enrolled["secret"].as_str().expect("secret").to_owned();
-    let verified = server
-        .bearer(token)
-        .post(
-            "/api/account/mfa/verify",
-            json!({"code": totp_at(&secret, current_step())}),
-        )
-        .await;
-    assert!(verified.status().is_success());
+    let secret = crate::helpers::enroll_totp(&server, "otp@example.com").await;
     let (client_id, client_secret) = confidential_client(&server, "implicit").await;
-
-    let step: Value = server
-        .post("/ui/api/login")
-        .json(&json!({"email": "otp@example.com", "password": crate::helpers::GOOD_PASSWORD}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let mfa_token = step["mfa_token"].as_str().expect("mfa step");
-    // The code of the next step: the enrolment spent the current one.
-    let response = server
-        .post("/ui/api/mfa")
-        .json(&json!({"mfa_token": mfa_token, "code": totp_at(&secret, current_step() + 1)}))
-        .send()
-        .await
-        .expect("mfa");
-    assert_eq!(response.status(), StatusCode::OK);
-    let set_cookies = crate::helpers::cookies_of(response.headers());
-    let session = BrowserSession {
-        cookie_header: format!(
-            "authd_session={}; authd_csrf={}",
-            crate::helpers::cookie_value(&set_cookies, "authd_session"),
-            crate::helpers::cookie_value(&set_cookies, "authd_csrf")
-        ),
-        csrf: crate::helpers::cookie_value(&set_cookies, "authd_csrf").to_owned(),
-        set_cookies: set_cookies.clone(),
-    };
+    let session =
+        crate::helpers::browser_login_with_totp(&server, "otp@example.com", &secret).await;
     let code = plain_code(&server, &client_id, &session, "openid").await;
     let tokens: Value = exchange_json(&server, (&client_id, &client_secret), &code).await;
     let claims = decode_payload(tokens["id_token"].as_str().expect("id token"));
