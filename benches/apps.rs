@@ -122,6 +122,24 @@ async fn world(extra: &str) -> World {
     }
 }
 
+/// `POST /oauth/token` with the client's credentials and `form`.
+fn token_request(world: &World, base: &str, form: &[(&str, &str)]) -> reqwest::RequestBuilder {
+    world
+        .client
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(&world.client_id, Some(&world.secret))
+        .form(form)
+}
+
+/// The form that exchanges `code`.
+fn code_form(code: &str) -> [(&'static str, &str); 3] {
+    [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+    ]
+}
+
 /// One code from `/oauth/authorize` for the browser with `cookie`.
 async fn mint_code(
     client: &reqwest::Client,
@@ -182,19 +200,7 @@ async fn oidc_over_http(duration: Duration, connections: usize) -> Value {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     return Err("out of codes".to_owned());
                 };
-                world
-                    .client
-                    .post(format!("{base}/oauth/token"))
-                    .basic_auth(&world.client_id, Some(&world.secret))
-                    .form(&[
-                        ("grant_type", "authorization_code"),
-                        ("code", code.as_str()),
-                        ("redirect_uri", REDIRECT),
-                    ])
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .map_err(|e| e.to_string())
+                common::status_of(token_request(&world, &base, &code_form(&code))).await
             }
         }
     };
@@ -205,15 +211,12 @@ async fn oidc_over_http(duration: Duration, connections: usize) -> Value {
         move |_, _| {
             let (world, base) = (world.clone(), base.clone());
             async move {
-                world
-                    .client
-                    .post(format!("{base}/oauth/token"))
-                    .basic_auth(&world.client_id, Some(&world.secret))
-                    .form(&[("grant_type", "client_credentials")])
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .map_err(|e| e.to_string())
+                common::status_of(token_request(
+                    &world,
+                    &base,
+                    &[("grant_type", "client_credentials")],
+                ))
+                .await
             }
         }
     };
@@ -222,15 +225,7 @@ async fn oidc_over_http(duration: Duration, connections: usize) -> Value {
     let code = mint_code(&world.client, &base, &world.client_id, &world.cookie)
         .await
         .expect("a code");
-    let tokens: Value = world
-        .client
-        .post(format!("{base}/oauth/token"))
-        .basic_auth(&world.client_id, Some(&world.secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-        ])
+    let tokens: Value = token_request(&world, &base, &code_form(&code))
         .send()
         .await
         .expect("exchange")

@@ -41,6 +41,43 @@ function page(id, titleId, title, ...children) {
   return el('div', { class: 'page', id }, authCard(titleId, title, ...children));
 }
 
+/**
+ * What a page shows, from `path`; null (after saying why in `errorBox`, or
+ * after leaving for the sign-in page) when it could not be read.
+ */
+async function loadForPage(ctx, path, { body, errorBox, name, fallback }) {
+  try {
+    const data = await api(path, { redirectOn401: false });
+    return ctx.isCurrent() ? data : null;
+  } catch (err) {
+    if (!ctx.isCurrent() || signInAgain(err)) return null;
+    body.replaceChildren();
+    showMessage(errorBox, err.message || fallback);
+    ctx.ready(name);
+    return null;
+  }
+}
+
+/**
+ * Allow and Deny buttons (`<prefix>-allow`, `<prefix>-deny`): each sends
+ * the answer with `send(approve)`, errors shown in `errorBox`.
+ */
+function allowDeny(prefix, errorBox, send) {
+  const allow = el('button', { type: 'button', class: 'btn btn-primary', id: `${prefix}-allow` }, 'Allow');
+  const deny = el('button', { type: 'button', class: 'btn', id: `${prefix}-deny` }, 'Deny');
+  const answer = (approve, button) => busy(button, async () => {
+    showMessage(errorBox, '');
+    try {
+      await send(approve);
+    } catch (err) {
+      if (!signInAgain(err)) showMessage(errorBox, err.message || 'Something went wrong. Please try again.');
+    }
+  });
+  allow.addEventListener('click', () => answer(true, allow));
+  deny.addEventListener('click', () => answer(false, deny));
+  return { allow, deny };
+}
+
 export async function renderConsent(ctx) {
   setTopbar({ mode: 'none' });
   setTitle('Allow access');
@@ -50,35 +87,19 @@ export async function renderConsent(ctx) {
   const body = el('div', { id: 'consent-body' }, el('p', { class: 'card-lead' }, 'Loading…'));
   ctx.main.append(page('consent-page', 'consent-title', 'Allow access?', errorBox, body));
 
-  let asked;
-  try {
-    asked = await api(`/ui/api/consent?${requestQuery}`, { redirectOn401: false });
-  } catch (err) {
-    if (!ctx.isCurrent() || signInAgain(err)) return;
-    body.replaceChildren();
-    showMessage(errorBox, err.message || 'This request could not be read.');
-    ctx.ready('consent');
-    return;
-  }
-  if (!ctx.isCurrent()) return;
-
-  const allow = el('button', { type: 'button', class: 'btn btn-primary', id: 'consent-allow' }, 'Allow');
-  const deny = el('button', { type: 'button', class: 'btn', id: 'consent-deny' }, 'Deny');
-  const answer = (approve, button) => busy(button, async () => {
-    showMessage(errorBox, '');
-    try {
-      const done = await api('/ui/api/consent', {
-        method: 'POST', body: { request: requestQuery, approve }, redirectOn401: false,
-      });
-      allow.disabled = true;
-      deny.disabled = true;
-      location.assign(done.redirect);
-    } catch (err) {
-      if (!signInAgain(err)) showMessage(errorBox, err.message || 'Something went wrong. Please try again.');
-    }
+  const asked = await loadForPage(ctx, `/ui/api/consent?${requestQuery}`, {
+    body, errorBox, name: 'consent', fallback: 'This request could not be read.',
   });
-  allow.addEventListener('click', () => answer(true, allow));
-  deny.addEventListener('click', () => answer(false, deny));
+  if (!asked) return;
+
+  const { allow, deny } = allowDeny('consent', errorBox, async (approve) => {
+    const done = await api('/ui/api/consent', {
+      method: 'POST', body: { request: requestQuery, approve }, redirectOn401: false,
+    });
+    allow.disabled = true;
+    deny.disabled = true;
+    location.assign(done.redirect);
+  });
 
   body.replaceChildren(
     el('p', { class: 'card-lead' },
@@ -109,24 +130,15 @@ export async function renderDevice(ctx) {
   ctx.main.append(page('device-page', 'device-title', 'Connect a device', errorBox, body));
 
   const showRequest = (asked) => {
-    const allow = el('button', { type: 'button', class: 'btn btn-primary', id: 'device-allow' }, 'Allow');
-    const deny = el('button', { type: 'button', class: 'btn', id: 'device-deny' }, 'Deny');
-    const answer = (approve, button) => busy(button, async () => {
-      showMessage(errorBox, '');
-      try {
-        await request('/ui/api/device', {
-          method: 'POST', body: { user_code: asked.user_code, approve }, redirectOn401: false,
-        });
-        body.replaceChildren(el('p', { id: 'device-done', 'data-approved': String(approve) },
-          approve
-            ? `${asked.client_name} is connected. You can go back to the device.`
-            : `${asked.client_name} was not allowed.`));
-      } catch (err) {
-        if (!signInAgain(err)) showMessage(errorBox, err.message || 'Something went wrong. Please try again.');
-      }
+    const { allow, deny } = allowDeny('device', errorBox, async (approve) => {
+      await request('/ui/api/device', {
+        method: 'POST', body: { user_code: asked.user_code, approve }, redirectOn401: false,
+      });
+      body.replaceChildren(el('p', { id: 'device-done', 'data-approved': String(approve) },
+        approve
+          ? `${asked.client_name} is connected. You can go back to the device.`
+          : `${asked.client_name} was not allowed.`));
     });
-    allow.addEventListener('click', () => answer(true, allow));
-    deny.addEventListener('click', () => answer(false, deny));
     body.replaceChildren(
       el('p', { class: 'card-lead' },
         el('strong', { id: 'device-client' }, asked.client_name),
@@ -169,17 +181,10 @@ export async function renderSignout(ctx) {
   const body = el('div', { id: 'signout-body' }, el('p', { class: 'card-lead' }, 'Loading…'));
   ctx.main.append(page('signout-page', 'signout-title', 'Sign out of authd?', errorBox, body));
 
-  let view;
-  try {
-    view = await api(`/ui/api/end_session${location.search}`, { redirectOn401: false });
-  } catch (err) {
-    if (!ctx.isCurrent() || signInAgain(err)) return;
-    body.replaceChildren();
-    showMessage(errorBox, err.message || 'This sign-out link is not valid.');
-    ctx.ready('signout');
-    return;
-  }
-  if (!ctx.isCurrent()) return;
+  const view = await loadForPage(ctx, `/ui/api/end_session${location.search}`, {
+    body, errorBox, name: 'signout', fallback: 'This sign-out link is not valid.',
+  });
+  if (!view) return;
   const confirm = el('button', { type: 'button', class: 'btn btn-primary', id: 'signout-confirm' }, 'Sign out');
   const cancel = el('a', { class: 'btn', id: 'signout-cancel', href: '/account' }, 'Stay signed in');
   confirm.addEventListener('click', () => busy(confirm, async () => {

@@ -13,8 +13,7 @@ use serde_json::Value;
 
 use crate::forward_auth::{pat_for, spawn};
 use crate::helpers::{
-    browser_login, free_port, installed, start_echo_app, start_nginx, wait_until_listening, Proxy,
-    TestServer,
+    browser_login, free_port, installed, start_echo_app, start_nginx, Proxy, TestServer,
 };
 
 async fn start_caddy(authd: &TestServer, app: SocketAddr) -> Proxy {
@@ -40,7 +39,8 @@ http://:{port} {{
     );
     let path = dir.path().join("Caddyfile");
     std::fs::write(&path, config).expect("write Caddyfile");
-    let child = Command::new("/usr/bin/caddy")
+    let mut command = Command::new("/usr/bin/caddy");
+    command
         .arg("run")
         .arg("--config")
         .arg(&path)
@@ -51,16 +51,8 @@ http://:{port} {{
         .env("XDG_CONFIG_HOME", dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start caddy");
-    let mut proxy = Proxy {
-        child,
-        address: ([127, 0, 0, 1], port).into(),
-        _files: dir,
-    };
-    wait_until_listening(&mut proxy).await;
-    proxy
+        .stderr(Stdio::null());
+    Proxy::start(command, port, dir).await
 }
 
 /// A browser's request for `host` `path` through the proxy.

@@ -780,7 +780,22 @@ pub fn installed(binary: &str) -> bool {
     false
 }
 
-pub async fn wait_until_listening(proxy: &mut Proxy) {
+impl Proxy {
+    /// Runs `command` (its config in `files`) and waits until it listens
+    /// on `port` of loopback.
+    pub async fn start(mut command: Command, port: u16, files: tempfile::TempDir) -> Proxy {
+        let child = command.spawn().expect("start the proxy");
+        let mut proxy = Proxy {
+            child,
+            address: ([127, 0, 0, 1], port).into(),
+            _files: files,
+        };
+        wait_until_listening(&mut proxy).await;
+        proxy
+    }
+}
+
+async fn wait_until_listening(proxy: &mut Proxy) {
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(proxy.address).await.is_ok() {
             return;
@@ -864,7 +879,8 @@ http {{
     );
     let path = dir.path().join("nginx.conf");
     std::fs::write(&path, config).expect("write nginx.conf");
-    let child = Command::new("/usr/sbin/nginx")
+    let mut command = Command::new("/usr/sbin/nginx");
+    command
         .arg("-p")
         .arg(dir.path())
         .arg("-c")
@@ -872,14 +888,6 @@ http {{
         .arg("-g")
         .arg("daemon off; master_process off;")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let mut proxy = Proxy {
-        child,
-        address: ([127, 0, 0, 1], port).into(),
-        _files: dir,
-    };
-    wait_until_listening(&mut proxy).await;
-    proxy
+        .stdout(Stdio::null());
+    Proxy::start(command, port, dir).await
 }
