@@ -94,8 +94,6 @@ audit_kinds! {
     CodeReplayed = "oauth.code_replayed",
     DeviceApproved = "oauth.device_approved",
     DeviceDenied = "oauth.device_denied",
-    /// A client's own token (`client_credentials`).
-    ClientTokenIssued = "oauth.client_token_issued",
 }
 
 /// Who did it and from where; `None` fields were not known.
