@@ -44,7 +44,7 @@ function returnToParam() {
  * pages above, or an absolute http(s) URL the server vouches for (a host
  * its forward-auth rules protect). Never anywhere else: no open redirect.
  */
-export async function returnTarget(raw) {
+async function returnTarget(raw) {
   if (!raw) return null;
   if (raw.startsWith('/')) {
     if (raw.startsWith('//') || raw.includes('\\')) return null;
@@ -88,22 +88,24 @@ function pendingReturn() {
   return null;
 }
 
-/** What a return URL is called on the page: the protected app's host, or "the app". */
+/** Where a return URL leads, in words: the protected app's host, or what authd's page does. */
 function destinationName(url) {
-  return url.startsWith('/') ? 'the app' : new URL(url).host;
+  if (!url.startsWith('/')) return new URL(url).host;
+  return url.startsWith('/device') ? 'connect a device' : 'an app';
 }
 
 /**
  * On the account page, after a sign-in that stopped for a second factor:
  * a banner offering to go on where the sign-in was going. Called by the
- * route table once the account page is drawn; the banner sits beside the
- * sections the account page redraws.
+ * route table once the account page is drawn; the banner comes after the
+ * sections the account page redraws and stays in view at the bottom of the
+ * window while the person enrolls.
  */
 export function offerPendingReturn(ctx) {
   const url = pendingReturn();
-  const header = document.querySelector('#account-page > .page-header');
-  if (!url || !ctx.isCurrent() || !header) return;
-  const banner = el('div', { class: 'banner banner-info', id: 'return-banner', role: 'status' },
+  const accountPage = document.getElementById('account-page');
+  if (!url || !ctx.isCurrent() || !accountPage) return;
+  const banner = el('div', { class: 'banner banner-info return-banner', id: 'return-banner', role: 'status' },
     el('p', null, `You were on your way to ${destinationName(url)}. `,
       'Continue once two-step verification is on.'),
     el('div', { class: 'actions' },
@@ -121,7 +123,7 @@ export function offerPendingReturn(ctx) {
         type: 'button', class: 'btn btn-small', id: 'return-dismiss',
         onClick: () => { forgetPendingReturn(); banner.remove(); },
       }, 'Not now')));
-  header.after(banner);
+  accountPage.append(banner);
 }
 
 /** The step-up notice: this app asks for a second factor the account lacks. */
@@ -130,7 +132,7 @@ function stepUpNotice(main, url) {
   main.replaceChildren(el('div', { class: 'page' },
     authCard('step-up-title', 'A second factor is needed',
       el('p', { id: 'step-up-message' },
-        `This app asks for a second factor (${destinationName(url)}). `,
+        `This app (${destinationName(url)}) asks for a second factor. `,
         'Set one up on your account page; you can continue to the app from there.'),
       el('a', { class: 'btn btn-primary btn-block', id: 'step-up-link', href: '/account#section-mfa' },
         'Set up a second factor'))));
@@ -226,7 +228,7 @@ export async function renderLogin(ctx) {
       if (!ctx.isCurrent()) return;
       if (session.enrollment_only) {
         // Sign in below; the org's enrollment follows, then the way back.
-      } else if (new URL(returnTo, location.origin).pathname === '/oauth/authorize') {
+      } else if (returnTo.startsWith('/') && new URL(returnTo, location.origin).pathname === '/oauth/authorize') {
         showMessage(flashBox, 'Sign in again to continue to the app.', 'info');
       } else {
         const outcome = await goBack(me, !!session.mfa_verified);

@@ -268,7 +268,7 @@ export async function renderDevice(ctx) {
     body.replaceChildren(
       el('p', { class: 'card-lead' },
         el('strong', { id: 'device-client' }, asked.client_name),
-        ` asks with the code ${asked.user_code} to:`),
+        ' asks with the code ', el('span', { class: 'user-code', id: 'device-shown-code' }, asked.user_code), ' to:'),
       scopeList('device-scopes', asked.scopes || []),
       el('p', { class: 'hint' }, 'Allow it only if you started this on a device of your own just now.'),
       el('div', { class: 'actions actions-end' }, deny, allow));
