@@ -11,7 +11,7 @@ import { route, fallback, start, navigate } from './router.js';
 import { setHandlers, request, csrfToken } from './api.js';
 import { el, busy, setFlash } from './dom.js';
 import { setTopbar, setTitle, MFA_PROMPT_KEY } from './layout.js';
-import { renderLogin, renderRegister } from './login.js';
+import { renderLogin, renderRegister, offerPendingReturn, forgetPendingReturn } from './login.js';
 import { renderConsent, renderDevice, renderSignout } from './oauth.js';
 import { renderAccount, enrollmentRequired } from './account.js';
 import { renderAdmin, signOutConsole, adminUnauthorized } from './admin.js';
@@ -42,6 +42,12 @@ async function home(ctx) {
   }
 }
 
+/** The account page, with the way back to an app when a sign-in stopped for a second factor. */
+async function account(ctx) {
+  await renderAccount(ctx);
+  offerPendingReturn(ctx);
+}
+
 function notFound(ctx) {
   setTopbar({ mode: 'none' });
   setTitle('Not found');
@@ -59,7 +65,7 @@ route((p) => p === '/register', renderRegister);
 route((p) => p === '/consent', renderConsent);
 route((p) => p === '/device', renderDevice);
 route((p) => p === '/signout', renderSignout);
-route((p) => p === '/account', renderAccount);
+route((p) => p === '/account', account);
 route((p) => p === '/admin' || p.startsWith('/admin/'), renderAdmin);
 fallback(notFound);
 
@@ -71,6 +77,7 @@ signOut.addEventListener('click', () => busy(signOut, async () => {
     // The session may already be gone; either way the user ends up signed out.
   }
   sessionStorage.removeItem(MFA_PROMPT_KEY);
+  forgetPendingReturn();
   setFlash('You are signed out.', 'info');
   navigate('/login');
 }));

@@ -1,5 +1,7 @@
 // The sign-in page (password, then the MFA step when the server asks for it)
-// and the registration page. Both honour ?org=<slug> in the page URL.
+// and the registration page. Both honour ?org=<slug> in the page URL; the
+// sign-in also ?login_hint= (the email) and ?return_to= (where to go after:
+// an app's request at authd, or a protected app the server vouches for).
 
 import { el, field, messageRegion, showMessage, busy, retryCountdown, markInvalid, takeFlash } from './dom.js';
 import { request, api, fetchInfo, withQuery, csrfToken, ApiError } from './api.js';
@@ -32,10 +34,15 @@ function firstEmpty(inputs) {
 // request and the pages it leads to.
 const RETURN_PATHS = ['/oauth/authorize', '/consent', '/device', '/signout'];
 
+/** The page URL's return_to, as given. */
+function returnToParam() {
+  return new URLSearchParams(location.search).get('return_to');
+}
+
 /**
  * Where a finished sign-in may go back to, or null: one of authd's own
- * pages above, or an absolute URL the server vouches for (a host its
- * forward-auth rules protect). Never anywhere else: no open redirect.
+ * pages above, or an absolute http(s) URL the server vouches for (a host
+ * its forward-auth rules protect). Never anywhere else: no open redirect.
  */
 async function returnTarget(raw) {
   if (!raw) return null;
@@ -47,18 +54,86 @@ async function returnTarget(raw) {
   }
   try {
     const answer = await api(withQuery('/ui/api/return', { url: raw }), { auth: 'public' });
+    const url = new URL(answer.url);
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') return null;
     return { url: answer.url, secondFactorRequired: !!answer.second_factor_required };
   } catch {
     return null;
   }
 }
 
+// A sign-in that had to stop on the account page (the org requires a second
+// factor, or a protected app asks for one) keeps where it was going here, in
+// this tab only, so that the account page can offer to continue.
+const PENDING_RETURN_KEY = 'authd.pendingReturn';
+const PENDING_RETURN_MS = 30 * 60 * 1000;
+
+/** Remembers a checked return URL (from returnTarget) for the account page. */
+export function rememberReturn(url) {
+  sessionStorage.setItem(PENDING_RETURN_KEY, JSON.stringify({ url, at: Date.now() }));
+}
+
+export function forgetPendingReturn() {
+  sessionStorage.removeItem(PENDING_RETURN_KEY);
+}
+
+function pendingReturn() {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(PENDING_RETURN_KEY) || 'null');
+    if (kept && typeof kept.url === 'string' && Date.now() - kept.at < PENDING_RETURN_MS) return kept.url;
+  } catch {
+    // Unreadable: forgotten below.
+  }
+  forgetPendingReturn();
+  return null;
+}
+
+/** Where a return URL leads, in words: the protected app's host, or what authd's page does. */
+function destinationName(url) {
+  if (!url.startsWith('/')) return new URL(url).host;
+  return url.startsWith('/device') ? 'connect a device' : 'an app';
+}
+
+/**
+ * On the account page, after a sign-in that stopped for a second factor:
+ * a banner offering to go on where the sign-in was going. Called by the
+ * route table once the account page is drawn; the banner comes after the
+ * sections the account page redraws and stays in view at the bottom of the
+ * window while the person enrolls.
+ */
+export function offerPendingReturn(ctx) {
+  const url = pendingReturn();
+  const accountPage = document.getElementById('account-page');
+  if (!url || !ctx.isCurrent() || !accountPage) return;
+  const banner = el('div', { class: 'banner banner-info return-banner', id: 'return-banner', role: 'status' },
+    el('p', null, `You were on your way to ${destinationName(url)}. `,
+      'Continue once two-step verification is on.'),
+    el('div', { class: 'actions' },
+      el('a', {
+        class: 'btn btn-primary btn-small', id: 'return-continue', href: url,
+        onClick: (event) => {
+          forgetPendingReturn();
+          // authd's own app pages are answered by the server, not the router.
+          if (url.startsWith('/oauth/')) return;
+          event.preventDefault();
+          location.assign(url);
+        },
+      }, 'Continue'),
+      el('button', {
+        type: 'button', class: 'btn btn-small', id: 'return-dismiss',
+        onClick: () => { forgetPendingReturn(); banner.remove(); },
+      }, 'Not now')));
+  accountPage.append(banner);
+}
+
 /** The step-up notice: this app asks for a second factor the account lacks. */
-function stepUpNotice(main) {
+function stepUpNotice(main, url) {
+  rememberReturn(url);
   main.replaceChildren(el('div', { class: 'page' },
     authCard('step-up-title', 'A second factor is needed',
       el('p', { id: 'step-up-message' },
-        'This app asks for a second factor. Set one up on your account page, then open the app again.'),
+        `This app (${destinationName(url)}) asks for a second factor. `,
+        'Set one up on your account page; you can continue to the app from there.'),
       el('a', { class: 'btn btn-primary btn-block', id: 'step-up-link', href: '/account#section-mfa' },
         'Set up a second factor'))));
   document.body.dataset.page = 'step-up';
@@ -73,31 +148,39 @@ async function finishLogin(data) {
   const encouraged = !!(data && data.mfa_enrollment_encouraged);
   if (encouraged) sessionStorage.setItem(MFA_PROMPT_KEY, 'encouraged');
   else sessionStorage.removeItem(MFA_PROMPT_KEY);
+  forgetPendingReturn();
   if (data && data.mfa_enrollment_required) {
+    // The org requires a factor first: enroll, then the account page offers
+    // to go on where this sign-in was going.
+    const target = await returnTarget(returnToParam());
+    if (target) rememberReturn(target.url);
     navigate('/account#section-mfa');
     return;
   }
   const profile = (data && data.profile) || {};
   // A sign-in with an enrolled factor went through the MFA step.
-  if (await goBack(profile, !!profile.mfa_enrolled)) return;
+  if (await goBack(profile, !!profile.mfa_enrolled) === 'gone') return;
   navigate('/account');
 }
 
-/** Leaves for the page's return_to when it may; false when it may not. */
-async function goBack(profile, mfaVerified, { onlyElsewhere = false } = {}) {
-  const raw = new URLSearchParams(location.search).get('return_to');
-  if (onlyElsewhere && (!raw || raw.startsWith('/'))) return false;
-  const target = await returnTarget(raw);
-  if (!target) return false;
+/**
+ * Leaves for the page's return_to when it may. Answers 'gone' (left, or the
+ * step-up notice is showing), 'second-factor' (the app asks for a second
+ * factor this session did not give, and the account has one: sign in
+ * again) or null (no return_to it may follow).
+ */
+async function goBack(profile, mfaVerified) {
+  const target = await returnTarget(returnToParam());
+  if (!target) return null;
   if (target.secondFactorRequired && !mfaVerified) {
     // With a factor enrolled, signing in again passes the MFA step.
-    if (profile.mfa_enrolled) return false;
-    stepUpNotice(document.getElementById('main'));
-    return true;
+    if (profile.mfa_enrolled) return 'second-factor';
+    stepUpNotice(document.getElementById('main'), target.url);
+    return 'gone';
   }
   // A full load: the server answers these URLs, not the page's router.
   location.assign(target.url);
-  return true;
+  return 'gone';
 }
 
 export async function renderLogin(ctx) {
@@ -132,17 +215,30 @@ export async function renderLogin(ctx) {
   if (hint) email.value = hint;
   (hint ? password : email).focus();
 
-  // Already signed in and sent here by a protected app (forward-auth): go
-  // straight back. authd's own pages send a signed-in person here only to
-  // sign in again (prompt=login, max_age), so for those the form stays.
-  if (ctx.query.get('return_to') && csrfToken()) {
+  if (!flash && ctx.query.get('signed_out')) showMessage(flashBox, 'You are signed out.', 'info');
+
+  // Already signed in: go straight on. Except to /oauth/authorize, which
+  // sends a signed-in person here only to sign in again (prompt=login,
+  // max_age, a second factor its org requires): for that the form stays.
+  const returnTo = ctx.query.get('return_to');
+  if (returnTo && csrfToken()) {
     try {
       const me = await api('/api/account', { redirectOn401: false });
       const session = (me && me.session) || {};
-      if (ctx.isCurrent() && !session.enrollment_only
-        && await goBack(me, !!session.mfa_verified, { onlyElsewhere: true })) return;
+      if (!ctx.isCurrent()) return;
+      if (session.enrollment_only) {
+        // Sign in below; the org's enrollment follows, then the way back.
+      } else if (returnTo.startsWith('/') && new URL(returnTo, location.origin).pathname === '/oauth/authorize') {
+        showMessage(flashBox, 'Sign in again to continue to the app.', 'info');
+      } else {
+        const outcome = await goBack(me, !!session.mfa_verified);
+        if (outcome === 'gone' || !ctx.isCurrent()) return;
+        if (outcome === 'second-factor') {
+          showMessage(flashBox, 'This app asks for a second factor. Sign in again and confirm with yours.', 'info');
+        }
+      }
     } catch {
-      // No live session (or one that must enroll first): sign in below.
+      // No live session: sign in below.
     }
     if (!ctx.isCurrent()) return;
   }

@@ -1,13 +1,16 @@
 // The pages an app sends a person to: /consent (allow an app what it asks),
 // /device (approve a device or script by its code) and /signout (an app asks
-// to end the authd session too). Each needs a signed-in session; without one
-// it goes to the sign-in page, which comes back here afterwards.
+// to end the authd session too). Consent and device need a signed-in
+// session: without one they go to the sign-in page, which comes back here
+// afterwards; a session that must first enroll the org's second factor goes
+// to the account page, which offers to come back. Without a session the
+// sign-out page has nothing to end and says so.
 
 import { el, field, messageRegion, showMessage, busy, retryCountdown } from './dom.js';
 import { request, api, withQuery, csrfToken } from './api.js';
 import { navigate } from './router.js';
-import { setTopbar, setTitle } from './layout.js';
-import { authCard } from './login.js';
+import { setTopbar, setTitle, MFA_PROMPT_KEY } from './layout.js';
+import { authCard, rememberReturn, forgetPendingReturn } from './login.js';
 
 // What each scope lets an app see, in the words a person reads.
 const SCOPE_TEXTS = {
@@ -18,59 +21,118 @@ const SCOPE_TEXTS = {
   offline_access: 'Stay signed in while you are away',
 };
 
-function scopeList(scopes) {
-  return el('ul', { class: 'scope-list', id: 'consent-scopes' },
-    ...scopes.map((scope) => el('li', { 'data-scope': scope }, SCOPE_TEXTS[scope] || scope)));
+function scopeList(id, scopes) {
+  const items = scopes.length
+    ? scopes.map((scope) => el('li', { 'data-scope': scope }, SCOPE_TEXTS[scope] || scope))
+    : [el('li', null, 'Know which account you use')];
+  return el('ul', { class: 'scope-list', id }, ...items);
 }
 
-/** Sends a visitor without a session to sign in, coming back to this page. */
-function needsSession() {
-  if (csrfToken()) return false;
-  navigate(withQuery('/login', { return_to: location.pathname + location.search }), { replace: true });
-  return true;
+const here = () => location.pathname + location.search;
+
+/** To the sign-in page, coming back to `returnTo` (this page by default). */
+function toSignIn(returnTo = here()) {
+  navigate(withQuery('/login', { return_to: returnTo }), { replace: true });
 }
 
-/** A 401 while loading: the session ended; sign in and come back. */
-function signInAgain(err) {
-  if (err.status !== 401) return false;
-  navigate(withQuery('/login', { return_to: location.pathname + location.search }), { replace: true });
-  return true;
+/** To enroll the org's second factor; the account page offers the way back. */
+function toEnrollment() {
+  rememberReturn(here());
+  navigate('/account#section-mfa', { replace: true });
+}
+
+/**
+ * The signed-in account (GET /api/account), or null once the visitor was
+ * sent on: to sign in without a live session, to enroll when the session
+ * may only do that. Other failures are thrown for the page to show.
+ */
+async function signedInAccount(ctx) {
+  if (!csrfToken()) {
+    toSignIn();
+    return null;
+  }
+  let me;
+  try {
+    me = await api('/api/account', { redirectOn401: false });
+  } catch (err) {
+    if (ctx.isCurrent() && err.status === 401) toSignIn();
+    if (!ctx.isCurrent() || err.status === 401) return null;
+    throw err;
+  }
+  if (!ctx.isCurrent()) return null;
+  if (me.session && me.session.enrollment_only) {
+    toEnrollment();
+    return null;
+  }
+  return me;
+}
+
+/**
+ * A failure of one of the pages' calls that means "not like this": the
+ * session ended (sign in again, coming back) or must enroll a second factor
+ * first. True when the visitor was sent on.
+ */
+function sentOn(err) {
+  if (err.status === 401) {
+    toSignIn();
+    return true;
+  }
+  if (err.code === 'mfa_enrollment_required') {
+    toEnrollment();
+    return true;
+  }
+  return false;
+}
+
+/** Ends this browser's session before signing in as someone else. */
+async function endSession() {
+  try {
+    await request('/ui/api/logout', { method: 'POST', body: {}, redirectOn401: false });
+  } catch {
+    // Already gone: the sign-in starts fresh either way.
+  }
+  sessionStorage.removeItem(MFA_PROMPT_KEY);
+  forgetPendingReturn();
+}
+
+/**
+ * "Signed in as … Not you?": signs out, then `then()` starts the sign-in
+ * again (the way back to this request included).
+ */
+function signedInAs(prefix, me, then) {
+  const change = el('button', { type: 'button', class: 'link-button', id: `${prefix}-switch` }, 'Not you?');
+  change.addEventListener('click', () => busy(change, async () => {
+    await endSession();
+    then();
+  }));
+  return el('p', { class: 'signed-in-as', id: `${prefix}-account` },
+    'Signed in as ', el('strong', { 'data-test': 'signed-in-email' }, me.email), ' ', change);
 }
 
 function page(id, titleId, title, ...children) {
   return el('div', { class: 'page', id }, authCard(titleId, title, ...children));
 }
 
-/**
- * What a page shows, from `path`; null (after saying why in `errorBox`, or
- * after leaving for the sign-in page) when it could not be read.
- */
-async function loadForPage(ctx, path, { body, errorBox, name, fallback }) {
-  try {
-    const data = await api(path, { redirectOn401: false });
-    return ctx.isCurrent() ? data : null;
-  } catch (err) {
-    if (!ctx.isCurrent() || signInAgain(err)) return null;
-    body.replaceChildren();
-    showMessage(errorBox, err.message || fallback);
-    ctx.ready(name);
-    return null;
+function keepDisabled(...buttons) {
+  for (const button of buttons) {
+    button.dataset.locked = 'true';
+    button.disabled = true;
   }
 }
 
 /**
  * Allow and Deny buttons (`<prefix>-allow`, `<prefix>-deny`): each sends
- * the answer with `send(approve)`, errors shown in `errorBox`.
+ * the answer with `send(approve)`; a failure goes to `failed(err, button)`.
  */
-function allowDeny(prefix, errorBox, send) {
+function allowDeny(prefix, errorBox, send, failed) {
   const allow = el('button', { type: 'button', class: 'btn btn-primary', id: `${prefix}-allow` }, 'Allow');
   const deny = el('button', { type: 'button', class: 'btn', id: `${prefix}-deny` }, 'Deny');
   const answer = (approve, button) => busy(button, async () => {
     showMessage(errorBox, '');
     try {
-      await send(approve);
+      await send(approve, { allow, deny });
     } catch (err) {
-      if (!signInAgain(err)) showMessage(errorBox, err.message || 'Something went wrong. Please try again.');
+      failed(err, button);
     }
   });
   allow.addEventListener('click', () => answer(true, allow));
@@ -81,31 +143,56 @@ function allowDeny(prefix, errorBox, send) {
 export async function renderConsent(ctx) {
   setTopbar({ mode: 'none' });
   setTitle('Allow access');
-  if (needsSession()) return;
+  if (!csrfToken()) {
+    toSignIn();
+    return;
+  }
   const requestQuery = location.search.slice(1);
   const errorBox = messageRegion('consent-error', { alert: true });
   const body = el('div', { id: 'consent-body' }, el('p', { class: 'card-lead' }, 'Loading…'));
   ctx.main.append(page('consent-page', 'consent-title', 'Allow access?', errorBox, body));
 
-  const asked = await loadForPage(ctx, `/ui/api/consent?${requestQuery}`, {
-    body, errorBox, name: 'consent', fallback: 'This request could not be read.',
-  });
-  if (!asked) return;
+  const failed = (err) => {
+    if (!ctx.isCurrent() || sentOn(err)) return;
+    body.replaceChildren();
+    showMessage(errorBox, err.status === 400
+      ? 'This request is not valid. Go back to the app and try again.'
+      : err.message || 'This request could not be read.');
+    ctx.ready('consent');
+  };
 
-  const { allow, deny } = allowDeny('consent', errorBox, async (approve) => {
+  let me;
+  let asked;
+  try {
+    me = await signedInAccount(ctx);
+    if (!me) return;
+    asked = await api(`/ui/api/consent?${requestQuery}`, { redirectOn401: false });
+  } catch (err) {
+    failed(err);
+    return;
+  }
+  if (!ctx.isCurrent()) return;
+
+  const { allow, deny } = allowDeny('consent', errorBox, async (approve, buttons) => {
     const done = await api('/ui/api/consent', {
       method: 'POST', body: { request: requestQuery, approve }, redirectOn401: false,
     });
-    allow.disabled = true;
-    deny.disabled = true;
+    keepDisabled(buttons.allow, buttons.deny);
     location.assign(done.redirect);
+  }, (err) => {
+    if (sentOn(err)) return;
+    showMessage(errorBox, err.status === 400
+      ? 'This request is not valid any more. Go back to the app and try again.'
+      : err.message || 'Something went wrong. Please try again.');
   });
-
   body.replaceChildren(
     el('p', { class: 'card-lead' },
       el('strong', { id: 'consent-client' }, asked.client_name),
-      ` (${asked.redirect_host}) would like to:`),
-    scopeList(asked.scopes || []),
+      asked.redirect_host ? ` (${asked.redirect_host})` : '', ' would like to:'),
+    scopeList('consent-scopes', asked.scopes || []),
+    // Another person: sign out, then the app's request again (it knows
+    // which organization to sign in to).
+    signedInAs('consent', me, () => location.assign(`/oauth/authorize?${requestQuery}`)),
     el('p', { class: 'hint' }, 'You can take this back at any time under Connected apps on your account page.'),
     el('div', { class: 'actions actions-end' }, deny, allow));
   allow.focus();
@@ -115,7 +202,10 @@ export async function renderConsent(ctx) {
 export async function renderDevice(ctx) {
   setTopbar({ mode: 'none' });
   setTitle('Connect a device');
-  if (needsSession()) return;
+  if (!csrfToken()) {
+    toSignIn();
+    return;
+  }
   const errorBox = messageRegion('device-error', { alert: true });
   const code = el('input', {
     id: 'device-code', name: 'user_code', type: 'text', autocomplete: 'off', autocapitalize: 'characters',
@@ -127,23 +217,62 @@ export async function renderDevice(ctx) {
     field('Code shown on the device', code), submit);
   const body = el('div', { id: 'device-body' },
     el('p', { class: 'card-lead' }, 'Type the code your device or script shows.'), form);
-  ctx.main.append(page('device-page', 'device-title', 'Connect a device', errorBox, body));
+  const who = el('div', { id: 'device-who' });
+  ctx.main.append(page('device-page', 'device-title', 'Connect a device', errorBox, body, who));
+
+  let me;
+  try {
+    me = await signedInAccount(ctx);
+    if (!me) return;
+  } catch (err) {
+    if (!ctx.isCurrent()) return;
+    showMessage(errorBox, err.message || 'Something went wrong. Please try again.');
+    ctx.ready('device');
+    return;
+  }
+  const typed = () => code.value.trim();
+  // Another person, or the same with their second factor: sign out, sign
+  // in, and come back with the code typed so far.
+  const signInAgain = () => toSignIn(withQuery('/device', { user_code: typed() }));
+  who.append(signedInAs('device', me, signInAgain));
+
+  /** The answers that need more than a message. */
+  const answerFailed = (err, button) => {
+    if (sentOn(err)) return;
+    if (err.status === 429) {
+      retryCountdown(button, errorBox, err.retryAfter);
+    } else if (err.status === 404) {
+      showMessage(errorBox, 'That code is not valid or has expired.');
+    } else if (err.code === 'mfa_required') {
+      const again = el('button', { type: 'button', class: 'link-button', id: 'device-reauth' }, 'Sign in again');
+      again.addEventListener('click', () => busy(again, async () => {
+        await endSession();
+        signInAgain();
+      }));
+      showMessage(errorBox, ['This app’s organization asks for a second factor. ', again, ' and confirm with yours.']);
+    } else if (err.status === 403) {
+      showMessage(errorBox, 'Your account may not use this app.');
+    } else {
+      showMessage(errorBox, err.message || 'Something went wrong. Please try again.');
+    }
+  };
 
   const showRequest = (asked) => {
     const { allow, deny } = allowDeny('device', errorBox, async (approve) => {
       await request('/ui/api/device', {
         method: 'POST', body: { user_code: asked.user_code, approve }, redirectOn401: false,
       });
-      body.replaceChildren(el('p', { id: 'device-done', 'data-approved': String(approve) },
+      who.replaceChildren();
+      body.replaceChildren(el('p', { id: 'device-done', 'data-approved': String(approve), class: 'card-lead' },
         approve
           ? `${asked.client_name} is connected. You can go back to the device.`
-          : `${asked.client_name} was not allowed.`));
-    });
+          : `${asked.client_name} was not allowed. You can close this page.`));
+    }, answerFailed);
     body.replaceChildren(
       el('p', { class: 'card-lead' },
         el('strong', { id: 'device-client' }, asked.client_name),
-        ` asks with the code ${asked.user_code} to:`),
-      scopeList(asked.scopes || []),
+        ' asks with the code ', el('span', { class: 'user-code', id: 'device-shown-code' }, asked.user_code), ' to:'),
+      scopeList('device-scopes', asked.scopes || []),
       el('p', { class: 'hint' }, 'Allow it only if you started this on a device of your own just now.'),
       el('div', { class: 'actions actions-end' }, deny, allow));
     allow.focus();
@@ -151,7 +280,7 @@ export async function renderDevice(ctx) {
 
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    if (!code.value.trim()) {
+    if (!typed()) {
       showMessage(errorBox, 'Enter the code.');
       code.focus();
       return;
@@ -159,46 +288,90 @@ export async function renderDevice(ctx) {
     busy(submit, async () => {
       showMessage(errorBox, '');
       try {
-        showRequest(await api(withQuery('/ui/api/device', { user_code: code.value.trim() }), { redirectOn401: false }));
+        showRequest(await api(withQuery('/ui/api/device', { user_code: typed() }), { redirectOn401: false }));
       } catch (err) {
-        if (signInAgain(err)) return;
-        if (err.status === 429) retryCountdown(submit, errorBox, err.retryAfter);
-        else if (err.status === 404) showMessage(errorBox, 'That code is not valid or has expired.');
-        else showMessage(errorBox, err.message || 'Something went wrong. Please try again.');
+        answerFailed(err, submit);
       }
     });
   });
-  code.focus();
+  // A code from the device's link only needs a confirming Enter.
+  (code.value ? submit : code).focus();
   ctx.ready('device');
 }
 
 export async function renderSignout(ctx) {
   setTopbar({ mode: 'none' });
   setTitle('Sign out');
-  if (needsSession()) return;
   const params = Object.fromEntries(new URLSearchParams(location.search));
   const errorBox = messageRegion('signout-error', { alert: true });
   const body = el('div', { id: 'signout-body' }, el('p', { class: 'card-lead' }, 'Loading…'));
-  ctx.main.append(page('signout-page', 'signout-title', 'Sign out of authd?', errorBox, body));
+  const root = page('signout-page', 'signout-title', 'Sign out of authd?', errorBox, body);
+  ctx.main.append(root);
 
-  const view = await loadForPage(ctx, `/ui/api/end_session${location.search}`, {
-    body, errorBox, name: 'signout', fallback: 'This sign-out link is not valid.',
-  });
-  if (!view) return;
+  // Where to go after, checked by the server (needs no session), and who
+  // is signed in here, if anyone.
+  let view;
+  let me = null;
+  try {
+    view = await api(withQuery('/ui/api/end_session', params), { auth: 'public' });
+    if (csrfToken()) {
+      me = await api('/api/account', { redirectOn401: false }).catch((err) => {
+        if (err.status === 401) return null;
+        throw err;
+      });
+    }
+  } catch (err) {
+    if (!ctx.isCurrent()) return;
+    body.replaceChildren();
+    root.dataset.state = 'error';
+    showMessage(errorBox, err.status === 400
+      ? 'This sign-out link is not valid. Go back to the app.'
+      : err.message || 'This sign-out link is not valid.');
+    ctx.ready('signout');
+    return;
+  }
+  if (!ctx.isCurrent()) return;
+  const goOn = el('a', { class: 'btn btn-primary', id: 'signout-continue', href: view.redirect },
+    view.client_name ? `Back to ${view.client_name}` : 'Continue');
+
+  if (!me) {
+    // Nothing to end here: the app has signed itself out already.
+    root.dataset.state = 'signed-out';
+    document.getElementById('signout-title').textContent = 'You are signed out';
+    body.replaceChildren(
+      el('p', { class: 'card-lead', id: 'signout-message' }, 'You are not signed in to authd in this browser.'),
+      el('div', { class: 'actions actions-end' }, goOn));
+    goOn.focus();
+    ctx.ready('signout');
+    return;
+  }
+
+  root.dataset.state = 'ask';
   const confirm = el('button', { type: 'button', class: 'btn btn-primary', id: 'signout-confirm' }, 'Sign out');
   const cancel = el('a', { class: 'btn', id: 'signout-cancel', href: '/account' }, 'Stay signed in');
   confirm.addEventListener('click', () => busy(confirm, async () => {
+    showMessage(errorBox, '');
+    let redirect = view.redirect;
     try {
-      const done = await api('/ui/api/end_session', { method: 'POST', body: params, redirectOn401: false });
-      location.assign(done.redirect);
+      redirect = (await api('/ui/api/end_session', { method: 'POST', body: params, redirectOn401: false })).redirect;
     } catch (err) {
-      showMessage(errorBox, err.message || 'Something went wrong. Please try again.');
+      // 401: the session ended meanwhile, which is what was asked.
+      if (err.status !== 401) {
+        showMessage(errorBox, err.message || 'Something went wrong. Please try again.');
+        return;
+      }
     }
+    keepDisabled(confirm);
+    sessionStorage.removeItem(MFA_PROMPT_KEY);
+    forgetPendingReturn();
+    location.assign(redirect);
   }));
   body.replaceChildren(
-    el('p', { class: 'card-lead' }, view.client_name
-      ? `${view.client_name} asks to end your authd session in this browser.`
-      : 'An app asks to end your authd session in this browser.'),
+    el('p', { class: 'card-lead', id: 'signout-message' },
+      `${view.client_name || 'An app'} asks to end your authd session in this browser.`),
+    el('p', { class: 'signed-in-as', id: 'signout-account' },
+      'Signed in as ', el('strong', { 'data-test': 'signed-in-email' }, me.email)),
+    el('p', { class: 'hint' }, 'If you stay signed in, your other apps can still sign you in without asking.'),
     el('div', { class: 'actions actions-end' }, cancel, confirm));
   confirm.focus();
   ctx.ready('signout');
