@@ -634,12 +634,12 @@ pub async fn browser_login(server: &TestServer, email: &str) -> BrowserSession {
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["profile"]["email"], email);
     assert!(body.get("access_token").is_none() && body.get("refresh_token").is_none());
-    // Behind https the cookies are `__Host-` ones.
-    let prefix = if set_cookies.iter().any(|c| c.starts_with("__Host-")) {
-        "__Host-"
-    } else {
-        ""
-    };
+    // Behind https the cookies are `__Host-` ones, or `__Secure-` ones when
+    // forward-auth shares them with subdomains.
+    let prefix = ["__Host-", "__Secure-"]
+        .into_iter()
+        .find(|prefix| set_cookies.iter().any(|c| c.starts_with(prefix)))
+        .unwrap_or("");
     let session = cookie_value(&set_cookies, &format!("{prefix}authd_session")).to_owned();
     let csrf = cookie_value(&set_cookies, &format!("{prefix}authd_csrf")).to_owned();
     BrowserSession {
@@ -733,7 +733,9 @@ pub async fn wait_until_listening(proxy: &mut Proxy) {
     panic!("the proxy did not listen on {}", proxy.address);
 }
 
-/// The app behind the proxy: answers every request with its headers.
+/// The app behind the proxy: answers every request with its headers, by
+/// lower-case name; a header that came more than once has its values joined
+/// with `, `, so a forged copy beside the proxy's own shows.
 pub async fn start_echo_app() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -741,12 +743,14 @@ pub async fn start_echo_app() -> SocketAddr {
     let address = listener.local_addr().expect("addr");
     let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
         let seen: serde_json::Map<String, Value> = headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    Value::String(value.to_str().unwrap_or("<binary>").to_owned()),
-                )
+            .keys()
+            .map(|name| {
+                let values: Vec<&str> = headers
+                    .get_all(name)
+                    .iter()
+                    .map(|value| value.to_str().unwrap_or("<binary>"))
+                    .collect();
+                (name.as_str().to_owned(), Value::String(values.join(", ")))
             })
             .collect();
         axum::Json(seen)
@@ -755,9 +759,11 @@ pub async fn start_echo_app() -> SocketAddr {
     address
 }
 
-/// nginx with `auth_request` to authd at `authd` in front of `app`; a 401
-/// becomes a 302 to the sign-in page at `sign_in_base` (authd's public URL).
-pub async fn start_nginx(authd: &str, sign_in_base: &str, app: SocketAddr) -> Proxy {
+/// nginx with `auth_request` to authd at `authd` in front of `app`, as the
+/// README configures it: a 401 becomes a 302 to the sign-in URL authd names
+/// in its answer's `Location`, and the app gets the `Remote-*` headers from
+/// authd's answer in place of anything the client sent.
+pub async fn start_nginx(authd: &str, app: SocketAddr) -> Proxy {
     let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
     let root = dir.path().display();
@@ -782,11 +788,10 @@ http {{
       proxy_set_header Content-Length "";
       proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
     }}
-    location @sign_in {{
-      return 302 {sign_in_base}/login?return_to=$scheme://$http_host$request_uri;
-    }}
     location / {{
       auth_request /authd-check;
+      auth_request_set $authd_sign_in $upstream_http_location;
+      error_page 401 =302 $authd_sign_in;
       auth_request_set $authd_user $upstream_http_remote_user;
       auth_request_set $authd_email $upstream_http_remote_email;
       auth_request_set $authd_name $upstream_http_remote_name;
@@ -795,7 +800,6 @@ http {{
       proxy_set_header Remote-Email $authd_email;
       proxy_set_header Remote-Name $authd_name;
       proxy_set_header Remote-Groups $authd_groups;
-      error_page 401 = @sign_in;
       proxy_pass http://{app};
     }}
   }}
