@@ -1,6 +1,6 @@
 //! Forward-auth behind the real proxies: Debian's nginx (`auth_request`) and
 //! Caddy (`forward_auth`), each started here as a process on a loopback port
-//! with a config in a temp dir (the README's), in front of a tiny app that
+//! with the README's config in a temp dir, in front of a tiny app that
 //! answers with the headers it received. Without nginx or caddy the tests
 //! say so and pass, except under `CI`, where `.ci/run` installs both and a
 //! missing one fails.
@@ -14,36 +14,31 @@ use serde_json::{json, Value};
 
 use crate::forward_auth::{pat_for, spawn};
 use crate::helpers::{
-    browser_login, free_port, installed, start_echo_app, start_nginx, wait_until_listening, Proxy,
-    TestServer,
+    browser_login, free_port, installed, readme_proxy_config, start_echo_app, start_nginx,
+    wait_until_listening, Proxy, TestServer,
 };
 
-/// Caddy in front of `app`, asking authd at `authd`, as the README
-/// configures it: in a `route` (so the order holds), what the client sent
-/// as `Remote-*` (or `Remote_*`, which CGI-style gateways read the same way)
-/// goes first, then `forward_auth` sets the headers from authd's answer.
+/// Caddy in front of `app`, asking authd at `authd`, with the README's site
+/// block: in a `route` (so the order holds), what the client sent as
+/// `Remote-*` (or `Remote_*`, which CGI-style gateways read the same way)
+/// goes first, then `forward_auth` sets the headers from authd's answer. The
+/// site answers every host here, so a test picks the host it asks for.
 async fn start_caddy(authd: SocketAddr, app: SocketAddr) -> Proxy {
     let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
+    let site = readme_proxy_config(
+        "caddyfile",
+        &[
+            (
+                "files.home.example {",
+                &format!("http://:{port} {{\n    bind 127.0.0.1"),
+            ),
+            ("127.0.0.1:9090", &authd.to_string()),
+            ("127.0.0.1:3000", &app.to_string()),
+        ],
+    );
     let config = format!(
-        r#"{{
-  admin off
-  auto_https off
-  storage file_system {root}/storage
-}}
-http://:{port} {{
-  bind 127.0.0.1
-  route {{
-    request_header -Remote-*
-    request_header -Remote_*
-    forward_auth {authd} {{
-      uri /forward-auth
-      copy_headers Remote-User Remote-Email Remote-Name Remote-Groups
-    }}
-    reverse_proxy {app}
-  }}
-}}
-"#,
+        "{{\n  admin off\n  auto_https off\n  storage file_system {root}/storage\n}}\n{site}",
         root = dir.path().display(),
     );
     let path = dir.path().join("Caddyfile");

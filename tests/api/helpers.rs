@@ -759,14 +759,50 @@ pub async fn start_echo_app() -> SocketAddr {
     address
 }
 
-/// nginx with `auth_request` to authd at `authd` in front of `app`, as the
-/// README configures it: a 401 becomes a 302 to the sign-in URL authd names
+/// The README's config for `lang` (`nginx`, `caddyfile`) from its section
+/// "Protect an app with forward-auth", with each `(from, to)` swapped in:
+/// the proxy tests run what a reader copies.
+pub fn readme_proxy_config(lang: &str, swaps: &[(&str, &str)]) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let section = readme
+        .split_once("## Protect an app with forward-auth")
+        .expect("the README's forward-auth section")
+        .1;
+    let mut config = section
+        .split_once(&format!("```{lang}\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .unwrap_or_else(|| panic!("its {lang} block"))
+        .0
+        .to_owned();
+    for (from, to) in swaps {
+        assert!(
+            config.contains(from),
+            "the README's {lang} config no longer has {from:?}"
+        );
+        config = config.replace(from, to);
+    }
+    config
+}
+
+/// nginx with `auth_request` to authd at `authd` in front of `app`, with the
+/// README's server block: a 401 becomes a 302 to the sign-in URL authd names
 /// in its answer's `Location`, and the app gets the `Remote-*` headers from
-/// authd's answer in place of anything the client sent.
+/// authd's answer in place of anything the client sent. The block answers
+/// every host here (no `server_name`), so a test picks the host it asks for.
 pub async fn start_nginx(authd: &str, app: SocketAddr) -> Proxy {
     let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
     let root = dir.path().display();
+    let server = readme_proxy_config(
+        "nginx",
+        &[
+            ("listen 443 ssl;", &format!("listen 127.0.0.1:{port};")),
+            ("server_name files.home.example;", ""),
+            ("http://127.0.0.1:9090", authd),
+            ("http://127.0.0.1:3000", &format!("http://{app}")),
+        ],
+    );
     let config = format!(
         r#"
 pid {root}/nginx.pid;
@@ -779,30 +815,7 @@ http {{
   fastcgi_temp_path {root}/fastcgi;
   uwsgi_temp_path {root}/uwsgi;
   scgi_temp_path {root}/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    location = /authd-check {{
-      internal;
-      proxy_pass {authd}/forward-auth/nginx;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-    }}
-    location / {{
-      auth_request /authd-check;
-      auth_request_set $authd_sign_in $upstream_http_location;
-      error_page 401 =302 $authd_sign_in;
-      auth_request_set $authd_user $upstream_http_remote_user;
-      auth_request_set $authd_email $upstream_http_remote_email;
-      auth_request_set $authd_name $upstream_http_remote_name;
-      auth_request_set $authd_groups $upstream_http_remote_groups;
-      proxy_set_header Remote-User $authd_user;
-      proxy_set_header Remote-Email $authd_email;
-      proxy_set_header Remote-Name $authd_name;
-      proxy_set_header Remote-Groups $authd_groups;
-      proxy_pass http://{app};
-    }}
-  }}
+{server}
 }}
 "#
     );
