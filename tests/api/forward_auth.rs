@@ -42,7 +42,11 @@ roles = ["admin"]
 "#;
 
 pub async fn spawn() -> TestServer {
-    TestServer::spawn_as_issuer(&format!("{FAST_HASHING}\n{RELAXED_LIMITS}\n{RULES}")).await
+    spawn_with_rules(RULES).await
+}
+
+async fn spawn_with_rules(rules: &str) -> TestServer {
+    TestServer::spawn_as_issuer(&format!("{FAST_HASHING}\n{RELAXED_LIMITS}\n{rules}")).await
 }
 
 fn no_redirects() -> reqwest::Client {
@@ -106,6 +110,7 @@ async fn rules_decide_first_match_with_the_browsers_cookie_a_token_or_a_pat() {
     // carrying the original URL.
     let anonymous = ask_nginx(&server, "https://app.home.test/notes?id=1", None).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let nginx_location = header(&anonymous, LOCATION.as_str()).to_owned();
     let redirecting = no_redirects()
         .get(server.url("/forward-auth"))
         .header("X-Forwarded-Method", "GET")
@@ -122,6 +127,8 @@ async fn rules_decide_first_match_with_the_browsers_cookie_a_token_or_a_pat() {
         server.url("")
     );
     assert_eq!(location, expected);
+    // nginx cannot encode the return URL itself: its 401 names the same page.
+    assert_eq!(nginx_location, expected);
 
     // The UI's cookie: allowed, with who it is.
     let session = browser_login(&server, "ann@example.com").await;
@@ -341,4 +348,279 @@ async fn check_config_names_a_bad_rule() {
         + &String::from_utf8_lossy(&output.stdout);
     assert!(said.contains("forward_auth.rules"), "{said}");
     assert!(said.contains("rule 2"), "{said}");
+
+    // A cookie domain that is not a parent of authd's own host.
+    std::fs::write(
+        &path,
+        "[server]\npublic_url = \"https://auth.home.test\"\n\
+         [forward_auth]\ncookie_domain = \"other.test\"\n",
+    )
+    .expect("write");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_authd"))
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .expect("authd");
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr).to_string()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("forward_auth.cookie_domain"), "{said}");
+}
+
+/// What Traefik's ForwardAuth or Caddy's `forward_auth` sends for
+/// `https://{host}{uri}`.
+async fn ask_redirecting(
+    server: &TestServer,
+    host: &str,
+    uri: &str,
+    credential: Option<(&str, &str)>,
+) -> reqwest::Response {
+    let mut request = no_redirects()
+        .get(server.url("/forward-auth"))
+        .header("X-Forwarded-Method", "GET")
+        .header("X-Forwarded-Proto", "https")
+        .header("X-Forwarded-Host", host)
+        .header("X-Forwarded-Uri", uri);
+    if let Some((name, value)) = credential {
+        request = request.header(name, value);
+    }
+    request.send().await.expect("forward-auth")
+}
+
+#[tokio::test]
+async fn the_redirecting_endpoint_decides_alike_and_sends_to_sign_in() {
+    let server = spawn().await;
+    server.register_ok("ivy@example.com").await;
+    let session = browser_login(&server, "ivy@example.com").await;
+    let sign_in = |url: &str| {
+        format!(
+            "{}/login?{}",
+            server.url(""),
+            serde_urlencoded::to_string([("return_to", url)]).expect("query")
+        )
+    };
+
+    // deny on a path, the default for a host no rule names, a role rule.
+    for (host, uri) in [
+        ("app.home.test", "/admin"),
+        ("unknown.home.test", "/"),
+        ("ops.home.test", "/"),
+    ] {
+        let denied = ask_redirecting(&server, host, uri, Some(cookie_of(&session))).await;
+        assert_eq!(denied.status(), StatusCode::FORBIDDEN, "{host}{uri}");
+    }
+    // A host no rule names is denied even to nobody: no sign-in to offer.
+    let nobody = ask_redirecting(&server, "unknown.home.test", "/", None).await;
+    assert_eq!(nobody.status(), StatusCode::FORBIDDEN);
+
+    // two_factor with a password-only session: to the sign-in page, for
+    // the second factor, and back.
+    let step_up = ask_redirecting(
+        &server,
+        "vault.home.test",
+        "/s?a=1&b=2",
+        Some(cookie_of(&session)),
+    )
+    .await;
+    assert_eq!(step_up.status(), StatusCode::FOUND);
+    assert_eq!(
+        header(&step_up, LOCATION.as_str()),
+        sign_in("https://vault.home.test/s?a=1&b=2")
+    );
+
+    // bypass: 200 with the identity headers there and empty, credential
+    // or not.
+    for credential in [None, Some(cookie_of(&session))] {
+        let open = ask_redirecting(&server, "public.home.test", "/", credential).await;
+        assert_eq!(open.status(), StatusCode::OK);
+        for name in [
+            "remote-user",
+            "remote-email",
+            "remote-name",
+            "remote-groups",
+        ] {
+            assert_eq!(header(&open, name), "", "{name}");
+        }
+    }
+
+    // Allowed, then signed out: the same cookie goes to the sign-in page.
+    let allowed = ask_redirecting(&server, "app.home.test", "/", Some(cookie_of(&session))).await;
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(header(&allowed, "remote-groups"), "member");
+    let logout = session
+        .write(&server, reqwest::Method::POST, "/ui/api/logout")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("logout");
+    assert!(logout.status().is_success());
+    let after = ask_redirecting(&server, "app.home.test", "/", Some(cookie_of(&session))).await;
+    assert_eq!(after.status(), StatusCode::FOUND);
+    assert_eq!(
+        header(&after, LOCATION.as_str()),
+        sign_in("https://app.home.test/")
+    );
+}
+
+#[tokio::test]
+async fn a_rule_naming_orgs_and_roles_lets_through_only_their_members() {
+    let server = spawn_with_rules(
+        r#"
+[[forward_auth.rules]]
+hosts = ["family.home.test"]
+paths = ["/admin"]
+policy = "one_factor"
+orgs = ["family"]
+roles = ["admin"]
+
+[[forward_auth.rules]]
+hosts = ["family.home.test"]
+policy = "one_factor"
+orgs = ["family"]
+"#,
+    )
+    .await;
+    let profile = server.register_ok("kai@example.com").await;
+    let id = profile["id"].as_str().expect("id");
+    let created = server
+        .operator_json(
+            reqwest::Method::POST,
+            "/v1/orgs",
+            json!({"slug": "family", "name": "Family"}),
+        )
+        .await;
+    assert!(created.status().is_success(), "{}", created.status());
+    let session = browser_login(&server, "kai@example.com").await;
+    let ask = |path: &'static str| {
+        let server = &server;
+        let session = &session;
+        async move {
+            ask_nginx(
+                server,
+                &format!("https://family.home.test{path}"),
+                Some(cookie_of(session)),
+            )
+            .await
+        }
+    };
+
+    // Signed in, but not in the org.
+    assert_eq!(ask("/").await.status(), StatusCode::FORBIDDEN);
+
+    // A member of it: in, with the role held there; not into the admins' part.
+    let join = |role: &'static str| {
+        let server = &server;
+        async move {
+            let added = server
+                .operator_json(
+                    reqwest::Method::POST,
+                    &format!("/v1/users/{id}/memberships"),
+                    json!({"org": "family", "role": role}),
+                )
+                .await;
+            assert!(added.status().is_success(), "{}", added.status());
+        }
+    };
+    join("member").await;
+    let member = ask("/photos").await;
+    assert_eq!(member.status(), StatusCode::OK);
+    assert_eq!(header(&member, "remote-groups"), "member");
+    assert_eq!(ask("/admin/users").await.status(), StatusCode::FORBIDDEN);
+
+    // An admin there: the admins' part too.
+    join("admin").await;
+    let admin = ask("/admin/users").await;
+    assert_eq!(
+        admin.status(),
+        StatusCode::OK,
+        "{}",
+        header(&admin, "remote-groups")
+    );
+    assert_eq!(header(&admin, "remote-groups"), "admin");
+
+    // Out of the org again: out of the app, with the same session.
+    let removed = server
+        .operator(
+            reqwest::Method::DELETE,
+            &format!("/v1/users/{id}/memberships/family"),
+        )
+        .send()
+        .await
+        .expect("remove");
+    assert!(removed.status().is_success(), "{}", removed.status());
+    assert_eq!(ask("/photos").await.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_cookie_domain_shares_the_sign_in_with_the_protected_subdomains() {
+    // Plain http (local): the bare names, with the Domain.
+    let port = crate::helpers::free_port();
+    let server = TestServer::spawn_with(&format!(
+        "{FAST_HASHING}\n{RELAXED_LIMITS}\n\
+         [server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://auth.home.test:{port}\"\n\n\
+         [forward_auth]\ncookie_domain = \"home.test\"\n\
+         [[forward_auth.rules]]\nhosts = [\"app.home.test\"]\npolicy = \"one_factor\"\n"
+    ))
+    .await;
+    server.register_ok("lou@example.com").await;
+    let session = browser_login(&server, "lou@example.com").await;
+    for name in ["authd_session=", "authd_csrf="] {
+        let set = session
+            .set_cookies
+            .iter()
+            .find(|c| c.starts_with(name))
+            .expect(name);
+        assert!(set.contains("; Domain=home.test"), "{set}");
+        assert!(set.contains("; Path=/"), "{set}");
+    }
+    let allowed = ask_nginx(&server, "http://app.home.test/", Some(cookie_of(&session))).await;
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(header(&allowed, "remote-user"), "lou@example.com");
+    // Signing out clears the cookie for the same domain, or the browser
+    // would keep it.
+    let logout = session
+        .write(&server, reqwest::Method::POST, "/ui/api/logout")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("logout");
+    assert!(logout.status().is_success());
+    let cleared = crate::helpers::cookies_of(logout.headers());
+    assert!(
+        cleared.iter().any(|c| c.starts_with("authd_session=;")
+            && c.contains("Max-Age=0")
+            && c.contains("; Domain=home.test")),
+        "{cleared:?}"
+    );
+
+    // Behind https: `__Secure-` (a `__Host-` cookie cannot carry a Domain),
+    // Secure, with the Domain; only that name counts.
+    let server = TestServer::spawn_with(&format!(
+        "{FAST_HASHING}\n{RELAXED_LIMITS}\n\
+         [server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://auth.home.test\"\n\n\
+         [forward_auth]\ncookie_domain = \"home.test\"\n\
+         [[forward_auth.rules]]\nhosts = [\"app.home.test\"]\npolicy = \"one_factor\"\n"
+    ))
+    .await;
+    server.register_ok("lou@example.com").await;
+    let session = browser_login(&server, "lou@example.com").await;
+    for name in ["__Secure-authd_session=", "__Secure-authd_csrf="] {
+        let set = session
+            .set_cookies
+            .iter()
+            .find(|c| c.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {:?}", session.set_cookies));
+        assert!(set.contains("; Domain=home.test"), "{set}");
+        assert!(set.contains("; Secure"), "{set}");
+    }
+    let allowed = ask_nginx(&server, "https://app.home.test/", Some(cookie_of(&session))).await;
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(header(&allowed, "remote-user"), "lou@example.com");
+    let value = crate::helpers::cookie_value(&session.set_cookies, "__Secure-authd_session");
+    for other_name in ["authd_session", "__Host-authd_session"] {
+        let cookie = format!("{other_name}={value}");
+        let refused = ask_nginx(&server, "https://app.home.test/", Some(("cookie", &cookie))).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{other_name}");
+    }
 }

@@ -691,14 +691,14 @@ pub async fn browser_login_with_totp(
 }
 
 impl BrowserSession {
-    /// The session the UI's sign-in answer set (`__Host-` cookies behind
-    /// https).
+    /// The session the UI's sign-in answer set: behind https the cookies are
+    /// `__Host-` ones, or `__Secure-` ones when forward-auth shares them with
+    /// subdomains.
     fn from_set_cookies(set_cookies: Vec<String>) -> BrowserSession {
-        let prefix = if set_cookies.iter().any(|c| c.starts_with("__Host-")) {
-            "__Host-"
-        } else {
-            ""
-        };
+        let prefix = ["__Host-", "__Secure-"]
+            .into_iter()
+            .find(|prefix| set_cookies.iter().any(|c| c.starts_with(prefix)))
+            .unwrap_or("");
         let session = cookie_value(&set_cookies, &format!("{prefix}authd_session")).to_owned();
         let csrf = cookie_value(&set_cookies, &format!("{prefix}authd_csrf")).to_owned();
         BrowserSession {
@@ -808,7 +808,9 @@ async fn wait_until_listening(proxy: &mut Proxy) {
     panic!("the proxy did not listen on {}", proxy.address);
 }
 
-/// The app behind the proxy: answers every request with its headers.
+/// The app behind the proxy: answers every request with its headers, by
+/// lower-case name; a header that came more than once has its values joined
+/// with `, `, so a forged copy beside the proxy's own shows.
 pub async fn start_echo_app() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -816,12 +818,14 @@ pub async fn start_echo_app() -> SocketAddr {
     let address = listener.local_addr().expect("addr");
     let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
         let seen: serde_json::Map<String, Value> = headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    Value::String(value.to_str().unwrap_or("<binary>").to_owned()),
-                )
+            .keys()
+            .map(|name| {
+                let values: Vec<&str> = headers
+                    .get_all(name)
+                    .iter()
+                    .map(|value| value.to_str().unwrap_or("<binary>"))
+                    .collect();
+                (name.as_str().to_owned(), Value::String(values.join(", ")))
             })
             .collect();
         axum::Json(seen)
@@ -830,12 +834,50 @@ pub async fn start_echo_app() -> SocketAddr {
     address
 }
 
-/// nginx with `auth_request` to authd at `authd` in front of `app`; a 401
-/// becomes a 302 to the sign-in page at `sign_in_base` (authd's public URL).
-pub async fn start_nginx(authd: &str, sign_in_base: &str, app: SocketAddr) -> Proxy {
+/// The README's config for `lang` (`nginx`, `caddyfile`) from its section
+/// "Protect an app with forward-auth", with each `(from, to)` swapped in:
+/// the proxy tests run what a reader copies.
+pub fn readme_proxy_config(lang: &str, swaps: &[(&str, &str)]) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let section = readme
+        .split_once("## Protect an app with forward-auth")
+        .expect("the README's forward-auth section")
+        .1;
+    let mut config = section
+        .split_once(&format!("```{lang}\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .unwrap_or_else(|| panic!("its {lang} block"))
+        .0
+        .to_owned();
+    for (from, to) in swaps {
+        assert!(
+            config.contains(from),
+            "the README's {lang} config no longer has {from:?}"
+        );
+        config = config.replace(from, to);
+    }
+    config
+}
+
+/// nginx with `auth_request` to authd at `authd` in front of `app`, with the
+/// README's server block: a 401 becomes a 302 to the sign-in URL authd names
+/// in its answer's `Location`, and the app gets the `Remote-*` headers from
+/// authd's answer in place of anything the client sent. The block answers
+/// every host here (no `server_name`), so a test picks the host it asks for.
+pub async fn start_nginx(authd: &str, app: SocketAddr) -> Proxy {
     let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
     let root = dir.path().display();
+    let server = readme_proxy_config(
+        "nginx",
+        &[
+            ("listen 443 ssl;", &format!("listen 127.0.0.1:{port};")),
+            ("server_name files.home.example;", ""),
+            ("http://127.0.0.1:9090", authd),
+            ("http://127.0.0.1:3000", &format!("http://{app}")),
+        ],
+    );
     let config = format!(
         r#"
 pid {root}/nginx.pid;
@@ -848,32 +890,7 @@ http {{
   fastcgi_temp_path {root}/fastcgi;
   uwsgi_temp_path {root}/uwsgi;
   scgi_temp_path {root}/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    location = /authd-check {{
-      internal;
-      proxy_pass {authd}/forward-auth/nginx;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-    }}
-    location @sign_in {{
-      return 302 {sign_in_base}/login?return_to=$scheme://$http_host$request_uri;
-    }}
-    location / {{
-      auth_request /authd-check;
-      auth_request_set $authd_user $upstream_http_remote_user;
-      auth_request_set $authd_email $upstream_http_remote_email;
-      auth_request_set $authd_name $upstream_http_remote_name;
-      auth_request_set $authd_groups $upstream_http_remote_groups;
-      proxy_set_header Remote-User $authd_user;
-      proxy_set_header Remote-Email $authd_email;
-      proxy_set_header Remote-Name $authd_name;
-      proxy_set_header Remote-Groups $authd_groups;
-      error_page 401 = @sign_in;
-      proxy_pass http://{app};
-    }}
-  }}
+{server}
 }}
 "#
     );

@@ -31,7 +31,7 @@ async fn a_protected_app_behind_nginx_sends_a_person_to_sign_in_and_back() {
     };
     env.server.register_ok("kim@example.com").await;
     let app = start_echo_app().await;
-    let nginx = start_nginx(&env.server.url(""), &public, app).await;
+    let nginx = start_nginx(&env.server.url(""), app).await;
     let b = env
         .browser_with_args(
             "forward-auth",

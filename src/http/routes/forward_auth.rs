@@ -2,8 +2,9 @@
 //! `/forward-auth/nginx` (nginx `auth_request`): the proxy asks about each
 //! request it holds; 200 with `Remote-*` headers lets it through, 403 stops
 //! it, and no credential is a redirect to the sign-in page (or, for nginx, a
-//! 401 that its `error_page` turns into one). Also the sign-in page's check
-//! of a return URL, and the operator's view of the rules.
+//! 401 naming that page in `Location`, which its `error_page` turns into the
+//! redirect). Also the sign-in page's check of a return URL, and the
+//! operator's view of the rules.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -116,12 +117,19 @@ async fn answer(
         )
         .into_response(),
         ForwardDecision::SignIn => match proxy {
-            Proxy::Nginx => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "sign_in_required",
-                "sign in first",
+            // The 401 carries the sign-in URL too: nginx has no way to
+            // URL-encode the original URL into `return_to` itself (an `&` in
+            // its query would split it), so its `error_page 401` redirects to
+            // this one (`auth_request_set … $upstream_http_location`).
+            Proxy::Nginx => (
+                [(header::LOCATION, sign_in_url(state, url.as_str()))],
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "sign_in_required",
+                    "sign in first",
+                ),
             )
-            .into_response(),
+                .into_response(),
             // 302, as the proxies and the apps behind them expect of a
             // sign-in redirect.
             Proxy::Redirecting => (
