@@ -331,6 +331,8 @@ async fn a_person_approves_a_device_by_typing_its_code() {
     b.wait_page("device").await;
     let typed = b.wait_for("#device-code").await.property("value").await;
     assert_eq!(typed, json!(user_code));
+    b.wait_text("[data-test=signed-in-email]", "tv@example.com")
+        .await;
     b.fill("#device-code", "BCDF-GGGG").await;
     b.click("#device-submit").await;
     b.wait_text("#device-error", "That code is not valid or has expired.")
@@ -357,6 +359,13 @@ async fn a_person_approves_a_device_by_typing_its_code() {
         .await
         .expect("json");
     assert!(tokens["access_token"].is_string(), "{tokens}");
+
+    // Already signed in: a link through the sign-in page to an authd page
+    // goes straight on, without asking for the password again.
+    b.goto("/login?return_to=%2Fdevice").await;
+    b.wait_page("device").await;
+    b.wait_text("[data-test=signed-in-email]", "tv@example.com")
+        .await;
 
     env.finish(&[&b]).await;
 }

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::helpers::{free_port, installed, start_echo_app, start_nginx, GOOD_PASSWORD};
-use crate::support::{submit_login, Env};
+use crate::support::{submit_login, Env, Totp};
 
 #[tokio::test]
 #[cfg_attr(
@@ -23,7 +23,8 @@ async fn a_protected_app_behind_nginx_sends_a_person_to_sign_in_and_back() {
     let Some(env) = Env::start_with(&format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\n\n\
          [forward_auth]\ncookie_domain = \"home.test\"\n\
-         [[forward_auth.rules]]\nhosts = [\"app.home.test\"]\npolicy = \"one_factor\"\n\n"
+         [[forward_auth.rules]]\nhosts = [\"app.home.test\"]\npolicy = \"one_factor\"\n\n\
+         [[forward_auth.rules]]\nhosts = [\"vault.home.test\"]\npolicy = \"two_factor\"\n\n"
     ))
     .await
     else {
@@ -63,6 +64,47 @@ async fn a_protected_app_behind_nginx_sends_a_person_to_sign_in_and_back() {
     let headers: Value = serde_json::from_str(seen.as_str().expect("text")).expect("json");
     assert_eq!(headers["remote-user"], "kim@example.com", "{headers}");
     assert_eq!(headers["remote-groups"], "member");
+
+    // A host that wants a second factor, which Kim has not set up: the
+    // sign-in page says why, the account page enrolls one and offers the
+    // way back, and the app is reached with the factor counted.
+    let vault = format!("http://vault.home.test:{}/secrets", nginx.address.port());
+    b.open(&vault).await;
+    b.wait_page("step-up").await;
+    assert!(
+        b.text("#step-up-message")
+            .await
+            .contains(&format!("vault.home.test:{}", nginx.address.port())),
+        "{}",
+        b.text("#step-up-message").await
+    );
+    b.click("#step-up-link").await;
+    b.wait_page("account").await;
+    b.wait_for("#return-banner").await;
+    b.click("#mfa-enroll-button").await;
+    let secret = b
+        .wait_for("#mfa-secret")
+        .await
+        .attribute("data-secret")
+        .await
+        .expect("data-secret");
+    let mut totp = Totp::new(&secret);
+    b.fill("#mfa-verify-code", &totp.next_code().await).await;
+    b.click("#mfa-verify-submit").await;
+    b.wait_for("#section-mfa[data-state=\"codes\"]").await;
+    b.click("#recovery-codes-saved").await;
+    b.wait_for("#section-mfa[data-state=\"on\"]").await;
+    b.click("#return-continue").await;
+    let seen = b
+        .wait_until(
+            "the second app's answer",
+            "return location.host.startsWith('vault.home.test') ? document.body.innerText : null",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(b.current_url().await, vault);
+    let headers: Value = serde_json::from_str(seen.as_str().expect("text")).expect("json");
+    assert_eq!(headers["remote-user"], "kim@example.com", "{headers}");
 
     // Signing out at authd ends it for the app too.
     b.open(&format!("{public}/account")).await;
