@@ -542,10 +542,10 @@ impl Config {
                 });
             }
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        if let Err(why) = crate::telemetry::parse_level(&self.log.level) {
             return invalid(
                 "log.level",
-                "is not a valid filter (try \"info\" or \"authd=debug\")",
+                &format!("is not a valid filter: {why} (try \"info\" or \"authd=debug,tower_http=warn\")"),
             );
         }
         Ok(())
@@ -980,6 +980,17 @@ mod tests {
     fn the_id_token_audience_cannot_be_the_access_audience() {
         let error = load_toml("[tokens]\naudience = \"authd-id-token\"\n").expect_err("must fail");
         assert!(error.to_string().starts_with("tokens.audience:"), "{error}");
+    }
+
+    #[test]
+    fn log_levels_take_target_directives_and_a_bad_one_names_its_key() {
+        let config =
+            load_toml("[log]\nlevel = \"warn,authd=debug,tower_http=trace\"\n").expect("loads");
+        assert_eq!(config.log.level, "warn,authd=debug,tower_http=trace");
+        for bad in ["loud", "authd=shouting", "info,[span]=debug"] {
+            let error = load_toml(&format!("[log]\nlevel = \"{bad}\"\n")).expect_err(bad);
+            assert!(error.to_string().starts_with("log.level:"), "{error}");
+        }
     }
 
     #[test]

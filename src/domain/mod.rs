@@ -3,6 +3,7 @@
 
 pub mod approval;
 pub mod client;
+pub mod common_passwords;
 pub mod email;
 pub mod forward_auth;
 pub mod ids;

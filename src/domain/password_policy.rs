@@ -11,6 +11,7 @@
 //! therefore counts as a special character, which matches the OWASP list of special
 //! characters and does not penalise passphrases.
 
+use super::common_passwords;
 use serde::{Deserialize, Serialize};
 
 /// The highest `max_length` a policy may set, so that a misconfiguration cannot make the
@@ -199,8 +200,8 @@ impl PasswordPolicy {
 
         let lowercase_password = password.to_lowercase();
         if self.reject_common
-            && (passwords::analyzer::is_common_password(password)
-                || passwords::analyzer::is_common_password(&lowercase_password))
+            && (common_passwords::contains(password)
+                || common_passwords::contains(&lowercase_password))
         {
             violations.push(Violation::Common);
         }
@@ -421,8 +422,8 @@ mod tests {
     fn common_passwords_are_matched_case_insensitively() {
         // The list holds "password" and "iloveyou" but not these spellings, so only the
         // lowercase comparison can catch them.
-        assert!(!passwords::analyzer::is_common_password("PaSsWoRd"));
-        assert!(!passwords::analyzer::is_common_password("IloveYou"));
+        assert!(!common_passwords::contains("PaSsWoRd"));
+        assert!(!common_passwords::contains("IloveYou"));
         let letters_only = PasswordPolicy {
             require_digit: false,
             ..PasswordPolicy::default()
