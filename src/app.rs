@@ -15,10 +15,12 @@ use tokio::sync::watch;
 
 use crate::admin_token::{self, AdminTokenVerifier, TokenSource};
 use crate::clock::Clock;
-use crate::config::{CacheMib, Config};
+use crate::config::{CacheMib, Config, ConfigSource};
 use crate::http::{self, AppState, Shared};
+use crate::live_config::Reloader;
 use crate::service::Services;
 use crate::store::{Store, Sweep};
+use crate::telemetry::LogLevel;
 
 /// How often the server looks at the admin token file for a rotation.
 const TOKEN_FILE_POLL: Duration = Duration::from_millis(250);
@@ -33,15 +35,26 @@ pub struct Application {
 impl Application {
     /// Prepares everything that can fail before the first request: a second
     /// instance on the same data dir fails here, before binding the port.
-    pub async fn build(config: Config) -> anyhow::Result<Application> {
+    /// `reloader` reads the config again on SIGHUP or `POST /v1/config/reload`.
+    pub async fn build(config: Config, reloader: Reloader) -> anyhow::Result<Application> {
         #[allow(clippy::disallowed_methods)] // The edge that makes the system clock.
         let clock = Clock::system();
-        Self::build_with_clock(config, clock).await
+        Self::build_with(config, clock, reloader).await
     }
 
     /// [`Application::build`] with the services' clock given: a manual one
-    /// lets in-process tests move time instead of waiting for it.
+    /// lets in-process tests move time instead of waiting for it. A reload
+    /// reads the defaults and the environment again.
     pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Application> {
+        let reloader = Reloader::new(ConfigSource::Defaults, LogLevel::detached());
+        Self::build_with(config, clock, reloader).await
+    }
+
+    async fn build_with(
+        config: Config,
+        clock: Clock,
+        reloader: Reloader,
+    ) -> anyhow::Result<Application> {
         let config = Arc::new(config);
         for warning in config.warnings() {
             tracing::warn!("{warning}");
@@ -75,10 +88,10 @@ impl Application {
             Arc::new(Services::build(config.clone(), store.clone(), &server_secret, clock).await?);
         let (stop_sender, stop_receiver) = watch::channel(false);
         let state = AppState::new(Shared {
-            config: config.clone(),
             admin_token: Arc::new(admin_token),
             started_at: Instant::now(),
             services,
+            reloader: Arc::new(reloader),
             shutdown: stop_receiver,
         });
         Ok(Application {
@@ -110,6 +123,7 @@ impl Application {
             self.state.services.clone(),
             stop_receiver.clone(),
         ));
+        let reloads = tokio::spawn(reload_on_hangup(self.state.clone(), stop_receiver.clone()));
 
         let warm = {
             let services = self.state.services.clone();
@@ -177,6 +191,7 @@ impl Application {
         let _ = stop_sender.send(true);
         let _ = watcher.await;
         let _ = housekeeping.await;
+        let _ = reloads.await;
         let _ = warm.await;
         if let Err(error) = self.state.services.flush_session_activity().await {
             tracing::warn!(%error, "could not record the last session activity");
@@ -187,6 +202,32 @@ impl Application {
         drop(self.state);
         tracing::info!("database closed; bye");
         stop.unwrap_or(Ok(()))
+    }
+}
+
+/// Reads the config again on each SIGHUP until the server stops.
+async fn reload_on_hangup(state: AppState, mut stop: watch::Receiver<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "SIGHUP will not reload the config");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = hangups.recv() => {
+                tracing::info!("SIGHUP: reloading the config");
+                let state = state.clone();
+                // The outcome is logged by the reload itself.
+                let _ = tokio::task::spawn_blocking(move || {
+                    state.services.reload_from(&state.reloader)
+                })
+                .await;
+            }
+            _ = stop.changed() => return,
+        }
     }
 }
 

@@ -90,14 +90,15 @@ fn start_command(source: &ConfigSource) -> String {
 
 fn serve(explicit: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (config, source) = load(explicit)?;
-    telemetry::init(&config.log);
+    let log_level = telemetry::init(&config.log);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %source, "starting authd");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let shutdown = app::shutdown_signal()?;
-        let application = app::Application::build(config).await?;
+        let reloader = crate::live_config::Reloader::new(source, log_level);
+        let application = app::Application::build(config, reloader).await?;
         application.run_until_stopped(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@
 //! # Layout, in reading order
 //!
 //! - [`config`]: defaults ← `config.toml` ← `AUTHD_*` env, validated once.
+//! - [`live_config`]: the running config, and what a reload may change.
 //! - [`cli`]: `authd token …`, `check-config`, and the dispatch to `serve`.
 //! - [`app`]: builds the state, binds the listener, runs until shutdown.
 //! - [`http`]: the only module that knows axum; router, extractors, errors.
@@ -22,7 +23,7 @@
 //! - [`crypto`]: randomness, digests, constant-time comparison, argon2id,
 //!   JWTs, TOTP, PAT format, sealing, signed links.
 //! - [`clock`]: the one place that reads the wall clock.
-//! - [`telemetry`]: log output.
+//! - [`telemetry`]: log output and its reloadable level.
 //!
 //! Dependencies point one way:
 //! `cli → app → http → service → {store, crypto, audit} → domain → clock`.
@@ -36,6 +37,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod live_config;
 pub mod server_secret;
 pub mod service;
 pub mod store;

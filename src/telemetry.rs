@@ -44,6 +44,11 @@ pub struct LogLevel {
 }
 
 impl LogLevel {
+    /// For a server whose log output is not ours to change (in-process tests).
+    pub fn detached() -> Self {
+        Self { handle: None }
+    }
+
     /// Applies `level` (already checked by `Config::load`).
     pub fn set(&self, level: &str) -> Result<(), String> {
         let targets = parse_level(level)?;

@@ -162,7 +162,7 @@ impl FromRequestParts<AppState> for Client {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        let ip = client_ip(peer, &parts.headers, &state.config.server.trusted_proxies);
+        let ip = client_ip(peer, &parts.headers, &state.config().server.trusted_proxies);
         let text = |name: header::HeaderName, limit: usize| {
             parts
                 .headers
@@ -257,7 +257,7 @@ impl FromRequestParts<AppState> for EnrollingAccount {
                 let Client(context) = Client::from_request_parts(parts, state).await?;
                 state.services.authenticate_bearer(&token, &context).await?
             }
-            None => match cookie(&parts.headers, UiCookies::of(&state.config).session) {
+            None => match cookie(&parts.headers, UiCookies::of(&state.config()).session) {
                 Some(cookie) => browser_session(parts, state, cookie).await?,
                 None => {
                     return Err(ApiError::new(
@@ -543,7 +543,7 @@ impl FromRequestParts<AppState> for BrowserVisitor {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(value) = cookie(&parts.headers, UiCookies::of(&state.config).session) else {
+        let Some(value) = cookie(&parts.headers, UiCookies::of(&state.config()).session) else {
             return Ok(BrowserVisitor(None));
         };
         Ok(BrowserVisitor(

@@ -28,7 +28,7 @@ use error::ApiError;
 pub use state::{AppState, Shared};
 
 pub fn router(state: AppState) -> Router {
-    let config = state.config.clone();
+    let config = state.config();
     let max_body_bytes = config.server.max_body_bytes;
     use routes::{account, control_plane, forward_auth, identity, oauth, oidc, operator, ui};
     let operator_api = Router::new()
@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/keys", get(operator::list_keys))
         .route("/keys/rotate", post(operator::rotate_keys))
+        .route("/config/reload", post(operator::reload_config))
         .route("/keys/{kid}", delete(operator::revoke_key))
         .route(
             "/clients",

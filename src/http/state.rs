@@ -12,14 +12,14 @@ use crate::service::Services;
 pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
-    /// The configuration the server was started with.
-    pub config: Arc<Config>,
     /// Checks operator bearer tokens; follows `authd token rotate`.
     pub admin_token: Arc<AdminTokenVerifier>,
     /// For `/v1/status` uptime.
     pub started_at: Instant,
     /// The use cases.
     pub services: Arc<Services>,
+    /// Reads the config again (`POST /v1/config/reload`, SIGHUP).
+    pub reloader: Arc<crate::live_config::Reloader>,
     /// Ends live streams (SSE) when the server shuts down.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -27,6 +27,11 @@ pub struct Shared {
 impl AppState {
     pub fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
+    }
+
+    /// The config as it is now (a reload replaces it whole).
+    pub fn config(&self) -> Arc<Config> {
+        self.services.config()
     }
 }
 

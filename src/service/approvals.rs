@@ -155,9 +155,10 @@ impl Services {
     /// Links that resolve `approval` without the bearer token, valid until
     /// the approval itself would expire.
     pub fn approval_links(&self, approval: &Approval) -> ApprovalLinks {
-        let exp = approval.requested_at + self.config.approvals.ttl.as_secs() as i64;
+        let exp = approval.requested_at + self.config().approvals.ttl.as_secs() as i64;
         let path = resolve_path(&approval.id);
-        let base = self.config.server.public_url.trim_end_matches('/');
+        let config = self.config();
+        let base = config.server.public_url.trim_end_matches('/');
         let link = |action: &str| {
             let sig = self.link_key.sign("POST", &path, action, exp);
             format!("{base}{path}?action={action}&exp={exp}&sig={sig}")
@@ -229,7 +230,7 @@ impl Services {
         context: &RequestContext,
     ) -> ServiceResult<Approval> {
         let now = self.clock.now();
-        let ttl = self.config.approvals.ttl.as_secs() as i64;
+        let ttl = self.config().approvals.ttl.as_secs() as i64;
         let origin = context.origin();
         self.store_write(move |txn| {
             let mut approval = txn
@@ -285,7 +286,7 @@ impl Services {
     /// Expires every pending approval past `approvals.ttl` (housekeeping).
     pub async fn expire_approvals(&self) -> ServiceResult<usize> {
         let now = self.clock.now();
-        let ttl = self.config.approvals.ttl.as_secs() as i64;
+        let ttl = self.config().approvals.ttl.as_secs() as i64;
         // Most calls find nothing due: answer them from a read, without a commit.
         let any_due = self
             .store_read(move |txn| Ok(txn.approvals()?.iter().any(|a| is_expired(a, now, ttl))))

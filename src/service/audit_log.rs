@@ -53,7 +53,7 @@ impl Services {
     /// Deletes records older than `audit.retention`, in bounded batches so a
     /// large backlog does not hold the write lock for long.
     pub async fn prune_audit(&self) -> ServiceResult<usize> {
-        let before = self.clock.now() - self.config.audit.retention.as_secs() as i64;
+        let before = self.clock.now() - self.config().audit.retention.as_secs() as i64;
         let mut total = 0;
         loop {
             let removed = self

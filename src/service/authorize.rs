@@ -380,7 +380,7 @@ impl Services {
             if let Some(state) = &request.state {
                 query.append_pair("state", state);
             }
-            query.append_pair("iss", &self.config.server.public_url);
+            query.append_pair("iss", &self.config().server.public_url);
         }
         Ok(AuthorizeOutcome::Redirect(url.into()))
     }
@@ -451,7 +451,7 @@ impl Services {
             if let Some(state) = state {
                 query.append_pair("state", state);
             }
-            query.append_pair("iss", &self.config.server.public_url);
+            query.append_pair("iss", &self.config().server.public_url);
         }
         url.into()
     }

@@ -423,7 +423,7 @@ impl Services {
         let scope = scopes.join(" ");
         let auth_time = session.authenticated_at();
         let access = ClientAccessClaims {
-            iss: self.config.server.public_url.clone(),
+            iss: self.config().server.public_url.clone(),
             sub: user.id.to_string(),
             aud: client.id.clone(),
             client_id: client.id.clone(),
@@ -437,11 +437,11 @@ impl Services {
         };
         let wants_id = scopes.iter().any(|s| s == "openid");
         let id = wants_id.then(|| ClientIdClaims {
-            iss: self.config.server.public_url.clone(),
+            iss: self.config().server.public_url.clone(),
             sub: user.id,
             aud: client.id.clone(),
             azp: client.id.clone(),
-            exp: now + self.config.tokens.id_ttl.as_secs() as i64,
+            exp: now + self.config().tokens.id_ttl.as_secs() as i64,
             iat: now,
             auth_time,
             nonce,
@@ -497,7 +497,7 @@ impl Services {
         let now = self.clock.now();
         let ttl = self.client_access_ttl(&client);
         let claims = ClientAccessClaims {
-            iss: self.config.server.public_url.clone(),
+            iss: self.config().server.public_url.clone(),
             sub: client.id.clone(),
             aud: client.id.clone(),
             client_id: client.id.clone(),
@@ -549,7 +549,7 @@ impl Services {
                         token,
                         &Expectations {
                             token_type: TokenType::Access,
-                            issuer: &self.config.server.public_url,
+                            issuer: &self.config().server.public_url,
                             audience: &audience,
                             now,
                             leeway_seconds: 0,
@@ -637,7 +637,7 @@ impl Services {
                 token,
                 &Expectations {
                     token_type: TokenType::Id,
-                    issuer: &self.config.server.public_url,
+                    issuer: &self.config().server.public_url,
                     audience: &audience,
                     now,
                     leeway_seconds: 0,

@@ -105,7 +105,7 @@ impl Services {
     pub fn client_access_ttl(&self, client: &OAuthClient) -> u64 {
         client
             .access_ttl
-            .unwrap_or(self.config.tokens.access_ttl.as_secs())
+            .unwrap_or(self.config().tokens.access_ttl.as_secs())
     }
 
     /// (access, refresh) lifetimes of the client's tokens, in seconds.
@@ -119,7 +119,7 @@ impl Services {
     pub fn client_refresh_ttl(&self, client: &OAuthClient) -> u64 {
         client
             .refresh_ttl
-            .unwrap_or(self.config.tokens.refresh_ttl.as_secs())
+            .unwrap_or(self.config().tokens.refresh_ttl.as_secs())
     }
 
     pub async fn create_client(

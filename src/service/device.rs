@@ -133,7 +133,8 @@ impl Services {
             Ok(txn.put_device_authorization(&digest, &record)?)
         })
         .await?;
-        let base = self.config.server.public_url.trim_end_matches('/');
+        let config = self.config();
+        let base = config.server.public_url.trim_end_matches('/');
         let shown = display_user_code(&user_code);
         Ok(DeviceCodeResponse {
             device_code,

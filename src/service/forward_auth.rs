@@ -61,7 +61,7 @@ impl Services {
         credential: ForwardCredential,
         context: &RequestContext,
     ) -> ServiceResult<ForwardDecision> {
-        let config = &self.config.forward_auth;
+        let config = &self.config().forward_auth;
         let (policy, rule) = decide(
             &config.rules,
             config.default_policy,
@@ -76,7 +76,7 @@ impl Services {
         let now = self.clock.now();
         // The credential's check reads its owner in the same read.
         let (caller, owner) = match credential {
-            ForwardCredential::Bearer(token) if token.starts_with(&self.config.pat.prefix) => {
+            ForwardCredential::Bearer(token) if token.starts_with(&self.config().pat.prefix) => {
                 match self.authenticate_pat(&token, now, context) {
                     Ok((pat, owner)) => (Some(Caller::Pat(pat)), Some(owner)),
                     Err(_) => (None, None),
@@ -193,7 +193,7 @@ impl Services {
             .map(|m| m.org_id.clone())
             .unwrap_or_else(OrgId::random);
         let mut answer = Vec::new();
-        for rule in &self.config.forward_auth.rules {
+        for rule in &self.config().forward_auth.rules {
             let allowed = match rule.policy {
                 Policy::Bypass => true,
                 Policy::Deny => false,

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -168,9 +169,10 @@ impl Table {
 }
 
 pub struct LoginLimiter {
-    per_ip_per_minute: u32,
-    per_account_per_minute: u32,
-    registrations_per_ip_per_minute: u32,
+    /// The limits can change while running (a config reload).
+    per_ip_per_minute: AtomicU32,
+    per_account_per_minute: AtomicU32,
+    registrations_per_ip_per_minute: AtomicU32,
     by_ip: Mutex<Table>,
     by_account: Mutex<Table>,
     registrations_by_ip: Mutex<Table>,
@@ -200,13 +202,23 @@ fn lock(table: &Mutex<Table>) -> std::sync::MutexGuard<'_, Table> {
 impl LoginLimiter {
     pub fn new(config: &LimitsConfig) -> Self {
         Self {
-            per_ip_per_minute: config.login_per_ip_per_min,
-            per_account_per_minute: config.login_per_account_per_min,
-            registrations_per_ip_per_minute: config.register_per_ip_per_min,
+            per_ip_per_minute: AtomicU32::new(config.login_per_ip_per_min),
+            per_account_per_minute: AtomicU32::new(config.login_per_account_per_min),
+            registrations_per_ip_per_minute: AtomicU32::new(config.register_per_ip_per_min),
             by_ip: Mutex::new(Table::default()),
             by_account: Mutex::new(Table::default()),
             registrations_by_ip: Mutex::new(Table::default()),
         }
+    }
+
+    /// New limits (a config reload); the windows counted so far stay.
+    pub fn set_limits(&self, config: &LimitsConfig) {
+        self.per_ip_per_minute
+            .store(config.login_per_ip_per_min, Ordering::Relaxed);
+        self.per_account_per_minute
+            .store(config.login_per_account_per_min, Ordering::Relaxed);
+        self.registrations_per_ip_per_minute
+            .store(config.register_per_ip_per_min, Ordering::Relaxed);
     }
 
     /// Checks both limits before any password or code is checked.
@@ -216,9 +228,13 @@ impl LoginLimiter {
         account: AccountKey,
         now: UnixSeconds,
     ) -> Result<(), Throttled> {
-        let ip_over = lock(&self.by_ip).over(&ip.0, self.per_ip_per_minute, now);
-        let account_over =
-            lock(&self.by_account).over(&account.0, self.per_account_per_minute, now);
+        let ip_over =
+            lock(&self.by_ip).over(&ip.0, self.per_ip_per_minute.load(Ordering::Relaxed), now);
+        let account_over = lock(&self.by_account).over(
+            &account.0,
+            self.per_account_per_minute.load(Ordering::Relaxed),
+            now,
+        );
         match (ip_over, account_over) {
             (Some(a), Some(b)) => Err(if a.retry_after_seconds >= b.retry_after_seconds {
                 a
@@ -233,7 +249,7 @@ impl LoginLimiter {
     /// Checks the address limit alone: for input refused before it names an
     /// account (over-long emails).
     pub fn check_address(&self, ip: AddressKey, now: UnixSeconds) -> Result<(), Throttled> {
-        match lock(&self.by_ip).over(&ip.0, self.per_ip_per_minute, now) {
+        match lock(&self.by_ip).over(&ip.0, self.per_ip_per_minute.load(Ordering::Relaxed), now) {
             Some(throttled) => Err(throttled),
             None => Ok(()),
         }
@@ -272,7 +288,11 @@ impl LoginLimiter {
     /// Counts a sign-up attempt from `ip`, refusing it past the limit.
     pub fn admit_registration(&self, ip: AddressKey, now: UnixSeconds) -> Result<(), Throttled> {
         let mut table = lock(&self.registrations_by_ip);
-        if let Some(throttled) = table.over(&ip.0, self.registrations_per_ip_per_minute, now) {
+        if let Some(throttled) = table.over(
+            &ip.0,
+            self.registrations_per_ip_per_minute.load(Ordering::Relaxed),
+            now,
+        ) {
             return Err(throttled);
         }
         table.record(ip.0, now);

@@ -206,7 +206,7 @@ impl Services {
         self.limiter.record_failure(address, account, now);
         let origin = context.origin();
         let org_id = org.map(|o| o.id.clone());
-        let policy = LockoutPolicy::of(&self.config.limits);
+        let policy = LockoutPolicy::of(&self.config().limits);
         self.store_write(move |txn| {
             let mut record =
                 AuditRecord::new(AuditKind::UserLoginFailed, now, &origin).reason(reason.code());

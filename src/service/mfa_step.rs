@@ -69,7 +69,7 @@ impl Services {
         let challenge = MfaChallenge {
             user_id: user.id,
             org_id: org.id.clone(),
-            expires_at: self.clock.now() + self.config.mfa.challenge_ttl.as_secs() as i64,
+            expires_at: self.clock.now() + self.config().mfa.challenge_ttl.as_secs() as i64,
             failures: 0,
             scope: grant.scope,
             client_id: grant.client_id,
@@ -77,7 +77,7 @@ impl Services {
             webauthn_state: None,
         };
         let key = mfa_token_digest(&token);
-        let webauthn_on = self.webauthn.is_some();
+        let webauthn_on = self.webauthn().is_some();
         let methods = self
             .store_write(move |txn| {
                 let methods: Vec<&'static str> = methods_of(txn, &challenge.user_id)?
@@ -134,7 +134,7 @@ impl Services {
         let key = mfa_token_digest(mfa_token);
         let origin = context.origin();
         let sealing = self.mfa_key.clone();
-        let relying_party = self.webauthn.clone();
+        let relying_party = self.webauthn();
         // Wrong second factors count per account, across mfa_tokens: a new
         // password login brings a new token, not a fresh budget of guesses.
         let user_id = self
@@ -147,7 +147,7 @@ impl Services {
             .map_err(|throttled| ServiceError::RateLimited {
                 retry_after_seconds: throttled.retry_after_seconds,
             })?;
-        let policy = LockoutPolicy::of(&self.config.limits);
+        let policy = LockoutPolicy::of(&self.config().limits);
         let outcome = self
             .store_write(move |txn| {
                 let Some(mut challenge) = txn.mfa_challenge(&key)? else {
@@ -298,7 +298,7 @@ impl Services {
             TypedCode::Totp(otp.to_owned())
         };
         let sealing = self.mfa_key.clone();
-        let policy = LockoutPolicy::of(&self.config.limits);
+        let policy = LockoutPolicy::of(&self.config().limits);
         let accepted = self
             .store_write(move |txn| {
                 let mut factors = txn.mfa_factors(&user_id)?.unwrap_or_default();

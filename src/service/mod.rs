@@ -33,6 +33,7 @@ pub mod mfa_step;
 pub mod orgs;
 pub mod pats;
 pub mod refresh;
+pub mod reload;
 pub mod sessions;
 pub mod status;
 pub mod step_up;
@@ -49,6 +50,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::passwords::{Argon2Params, PasswordError, PasswordHasher};
 use crate::domain::password_policy::Violation;
+use crate::live_config::LiveConfig;
 use crate::store::{ReadTxn, Store, StoreError, Sweep, WriteTxn};
 
 pub use keys::KeyRing;
@@ -182,7 +184,8 @@ impl RequestContext {
 
 /// Everything the use cases need, built once at start.
 pub struct Services {
-    pub config: Arc<Config>,
+    /// Read through [`Services::config`]; a reload swaps it.
+    live_config: LiveConfig,
     pub store: Arc<Store>,
     pub passwords: PasswordHasher,
     pub keys: KeyRing,
@@ -195,8 +198,11 @@ pub struct Services {
     pub link_key: crate::crypto::signed_link::LinkKey,
     /// Keys the browser session cookie and its CSRF token; from the server secret.
     pub cookie_key: crate::crypto::signed_link::LinkKey,
-    /// `None` when `server.public_url` cannot be a relying party (an IP address).
-    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    /// `None` when `server.public_url` cannot be a relying party (an IP
+    /// address); rebuilt when a reload changes `mfa.issuer`, its name.
+    webauthn: std::sync::RwLock<Option<Arc<webauthn_rs::Webauthn>>>,
+    /// One reload at a time.
+    reloading: std::sync::Mutex<()>,
     /// Posts events to `[[webhooks]]` from a background worker.
     pub webhooks: webhooks::Webhooks,
     /// Access tokens whose signature and claims already checked out.
@@ -208,6 +214,11 @@ pub struct Services {
 }
 
 impl Services {
+    /// The config as it is now (reloads replace it whole).
+    pub fn config(&self) -> Arc<Config> {
+        self.live_config.get()
+    }
+
     /// Builds the services; creates the first signing key if there is none.
     pub async fn build(
         config: Arc<Config>,
@@ -243,7 +254,8 @@ impl Services {
             verified_tokens: tokens::VerifiedTokens::default(),
             verified_client_tokens: tokens::VerifiedTokens::default(),
             webhooks,
-            webauthn,
+            webauthn: std::sync::RwLock::new(webauthn),
+            reloading: std::sync::Mutex::new(()),
             cookie_key: crate::crypto::signed_link::LinkKey::derive_for(
                 server_secret,
                 "authd/browser-session/v1",
@@ -253,7 +265,7 @@ impl Services {
             pat_activity: pats::PatActivity::default(),
             mfa_key: Arc::new(totp::sealing_key(server_secret)),
             link_key: crate::crypto::signed_link::LinkKey::derive(server_secret),
-            config,
+            live_config: LiveConfig::new(config),
             store,
             passwords,
             keys,

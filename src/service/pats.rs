@@ -213,7 +213,7 @@ impl Services {
         context: &RequestContext,
     ) -> ServiceResult<Caller> {
         let now = self.clock.now();
-        let prefix = &self.config.pat.prefix;
+        let prefix = &self.config().pat.prefix;
         if !token.starts_with(prefix.as_str()) {
             return Ok(Caller::Session(
                 self.authenticate_access_token(token, now).await?,
@@ -231,7 +231,7 @@ impl Services {
         context: &RequestContext,
     ) -> ServiceResult<(PatPrincipal, User)> {
         // A look-alike is refused before the database is touched.
-        if !crypto::pat::is_well_formed(&self.config.pat.prefix, token) {
+        if !crypto::pat::is_well_formed(&self.config().pat.prefix, token) {
             return Err(ServiceError::InvalidToken);
         }
         let digest = pat_digest(token);
@@ -360,7 +360,7 @@ impl Services {
             }
         }
         scopes.sort();
-        let max_days = i64::from(self.config.pat.max_ttl_days);
+        let max_days = i64::from(self.config().pat.max_ttl_days);
         let days = new
             .expires_in_days
             .as_ref()
@@ -375,7 +375,7 @@ impl Services {
                 )
             })?;
         let now = self.clock.now();
-        let token = crypto::pat::generate(&self.config.pat.prefix);
+        let token = crypto::pat::generate(&self.config().pat.prefix);
         let digest = hex::encode(crypto::sha256(token.as_bytes()));
         let pat = PersonalAccessToken {
             id: format!("pat_{}", ulid::Ulid::new()),
@@ -461,7 +461,7 @@ impl Services {
     /// holds. Only then is it one; a refresh token can start with the same
     /// characters, but cannot also carry the checksum.
     pub fn is_pat(&self, token: &str) -> bool {
-        crypto::pat::is_well_formed(&self.config.pat.prefix, token)
+        crypto::pat::is_well_formed(&self.config().pat.prefix, token)
     }
 
     /// RFC 7662 for a PAT: active while it may be used (see `live_pat`),

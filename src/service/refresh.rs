@@ -92,7 +92,7 @@ impl Services {
         let now = self.clock.now();
         let origin = context.origin();
         let ip = context.ip.to_string();
-        let default_refresh_ttl = self.config.tokens.refresh_ttl.as_secs();
+        let default_refresh_ttl = self.config().tokens.refresh_ttl.as_secs();
         let client_refresh_ttl = client.as_ref().map(|c| self.client_refresh_ttl(c));
         let presenter = client.as_ref().map(|c| c.id.clone());
         let exchange = self

@@ -165,7 +165,7 @@ impl Services {
             user_agent: context.user_agent.chars().take(512).collect(),
             created_at: now,
             last_active: now,
-            expires_at: now + self.config.sessions.ttl.as_secs() as i64,
+            expires_at: now + self.config().sessions.ttl.as_secs() as i64,
             mfa_verified,
             revoked_at: None,
             enrollment_only: !user.mfa_enrolled
@@ -182,11 +182,11 @@ impl Services {
             auth_time: None,
         };
         let origin = context.origin();
-        let default_cap = self.config.sessions.max_per_user;
+        let default_cap = self.config().sessions.max_per_user;
         let member_of: Vec<crate::domain::OrgId> =
             user.memberships.iter().map(|m| m.org_id.clone()).collect();
         let stored = session.clone();
-        let refresh_ttl = self.config.tokens.refresh_ttl.as_secs();
+        let refresh_ttl = self.config().tokens.refresh_ttl.as_secs();
         let stored_grant = grant.clone();
         let refresh_token = self
             .store_write(move |txn| {

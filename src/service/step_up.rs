@@ -83,7 +83,7 @@ impl Services {
             }
         };
         let origin = context.origin();
-        let policy = LockoutPolicy::of(&self.config.limits);
+        let policy = LockoutPolicy::of(&self.config().limits);
         if accepted {
             self.limiter.record_success(account);
             let needs_clearing = match kind {

@@ -262,11 +262,11 @@ impl Services {
         grant: &TokenGrant,
         now: UnixSeconds,
     ) -> ServiceResult<TokenSet> {
-        let ttl = self.config.tokens.access_ttl.as_secs();
+        let ttl = self.config().tokens.access_ttl.as_secs();
         let access = AccessClaims {
             sub: user.id,
-            iss: self.config.server.public_url.clone(),
-            aud: self.config.tokens.audience.clone(),
+            iss: self.config().server.public_url.clone(),
+            aud: self.config().tokens.audience.clone(),
             exp: now + ttl as i64,
             iat: now,
             nbf: now,
@@ -282,10 +282,10 @@ impl Services {
             mfa_enrollment_required: session.enrollment_only,
         };
         let id = grant.wants_id_token().then(|| IdClaims {
-            iss: self.config.server.public_url.clone(),
+            iss: self.config().server.public_url.clone(),
             sub: user.id,
-            aud: grant.id_token_audience(&self.config.tokens.audience),
-            exp: now + self.config.tokens.id_ttl.as_secs() as i64,
+            aud: grant.id_token_audience(&self.config().tokens.audience),
+            exp: now + self.config().tokens.id_ttl.as_secs() as i64,
             iat: now,
             auth_time: grant.auth_time,
             nonce: grant.nonce.clone(),
@@ -338,8 +338,8 @@ impl Services {
                 token,
                 &Expectations {
                     token_type: TokenType::Access,
-                    issuer: &self.config.server.public_url,
-                    audience: &self.config.tokens.audience,
+                    issuer: &self.config().server.public_url,
+                    audience: &self.config().tokens.audience,
                     now,
                     // authd verifies what it signed itself: one clock, no skew.
                     leeway_seconds: 0,
@@ -355,7 +355,7 @@ impl Services {
     /// access tokens' audience: a resource server checking only `aud` would
     /// take it for an access token.
     pub fn check_token_grant(&self, grant: &TokenGrant) -> ServiceResult<()> {
-        if grant.client_id.as_deref() == Some(self.config.tokens.audience.as_str()) {
+        if grant.client_id.as_deref() == Some(self.config().tokens.audience.as_str()) {
             return Err(ServiceError::field(
                 "client_id",
                 "must not be the access tokens' audience (tokens.audience)",

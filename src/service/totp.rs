@@ -133,7 +133,7 @@ impl Services {
             .mfa_key
             .seal(&seed, user_id.to_string().as_bytes())
             .map_err(ServiceError::internal)?;
-        let otpauth_uri = totp::otpauth_uri(&seed, &self.config.mfa.issuer, user.email.as_str())
+        let otpauth_uri = totp::otpauth_uri(&seed, &self.config().mfa.issuer, user.email.as_str())
             .map_err(ServiceError::internal)?;
         let qr_svg = totp::qr_svg(&otpauth_uri).map_err(ServiceError::internal)?;
         self.store_write(move |txn| {

@@ -153,8 +153,7 @@ pub(crate) fn assertion_options(
 
 impl Services {
     pub(crate) fn webauthn_relying_party(&self) -> ServiceResult<Arc<Webauthn>> {
-        self.webauthn
-            .clone()
+        self.webauthn()
             .ok_or_else(|| ServiceError::Conflict("WebAuthn is not configured".into()))
     }
 

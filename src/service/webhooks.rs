@@ -8,7 +8,7 @@
 //! bound. Every attempt is audited (`webhook.delivered`, `webhook.failed`)
 //! with the receiver's host only, since webhook URLs often embed secrets.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -37,10 +37,21 @@ struct Event {
 
 /// The sending side, held by the services.
 pub struct Webhooks {
-    queue: Option<mpsc::Sender<Event>>,
+    /// The receivers now; a config reload replaces the list and the worker
+    /// reads it for every event.
+    hooks: Arc<RwLock<Arc<Vec<WebhookConfig>>>>,
+    /// Started with the first receiver (at start, or by a reload).
+    queue: Mutex<Option<mpsc::Sender<Event>>>,
     store: Arc<Store>,
     clock: Clock,
     dropped: std::sync::atomic::AtomicU64,
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    match lock.read() {
+        Ok(value) => value.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
 }
 
 /// `sha256=<hex>`: HMAC-SHA-256 of the exact body bytes with the webhook's secret.
@@ -68,32 +79,45 @@ impl Webhooks {
         store: Arc<Store>,
         clock: Clock,
     ) -> anyhow::Result<Webhooks> {
-        if hooks.is_empty() {
-            return Ok(Webhooks {
-                queue: None,
-                store,
-                clock,
-                dropped: Default::default(),
-            });
-        }
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("authd/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run_worker(
-            receiver,
-            Arc::new(hooks),
-            client,
-            store.clone(),
-            clock.clone(),
-        ));
-        Ok(Webhooks {
-            queue: Some(sender),
+        let webhooks = Webhooks {
+            hooks: Arc::new(RwLock::new(Arc::new(Vec::new()))),
+            queue: Mutex::new(None),
             store,
             clock,
             dropped: Default::default(),
-        })
+        };
+        webhooks.replace(hooks)?;
+        Ok(webhooks)
+    }
+
+    /// The receivers from now on (a config reload); events already queued
+    /// go to the new list. The worker starts with the first receiver.
+    pub fn replace(&self, hooks: Vec<WebhookConfig>) -> anyhow::Result<()> {
+        let any = !hooks.is_empty();
+        match self.hooks.write() {
+            Ok(mut current) => *current = Arc::new(hooks),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(hooks),
+        }
+        let mut queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if any && queue.is_none() {
+            let client = reqwest::Client::builder()
+                .user_agent(concat!("authd/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?;
+            let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+            tokio::spawn(run_worker(
+                receiver,
+                self.hooks.clone(),
+                client,
+                self.store.clone(),
+                self.clock.clone(),
+            ));
+            *queue = Some(sender);
+        }
+        Ok(())
     }
 
     /// Events dropped because the queue was full, since start.
@@ -103,7 +127,15 @@ impl Webhooks {
 
     /// Queues an event; returns at once. A full queue drops it, audited.
     pub fn notify(&self, kind: &'static str, payload: serde_json::Value) {
-        let Some(queue) = &self.queue else {
+        if read(&self.hooks).is_empty() {
+            return;
+        }
+        let Some(queue) = self
+            .queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+        else {
             return;
         };
         if let Err(mpsc::error::TrySendError::Full(event)) = queue.try_send(Event { kind, payload })
@@ -149,7 +181,7 @@ fn audit_attempt(
 
 async fn run_worker(
     mut receiver: mpsc::Receiver<Event>,
-    hooks: Arc<Vec<WebhookConfig>>,
+    live_hooks: Arc<RwLock<Arc<Vec<WebhookConfig>>>>,
     client: reqwest::Client,
     store: Arc<Store>,
     clock: Clock,
@@ -170,6 +202,7 @@ async fn run_worker(
                 continue;
             }
         };
+        let hooks = read(&live_hooks);
         for (index, hook) in hooks.iter().enumerate() {
             if !hook.events.iter().any(|e| e == event.kind) {
                 continue;

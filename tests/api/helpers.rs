@@ -306,6 +306,11 @@ impl TestServer {
         format!("http://{}{}", self.address, path)
     }
 
+    /// The server process's id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a spawned server").id()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

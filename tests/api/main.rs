@@ -10,6 +10,7 @@ mod account;
 mod approvals;
 mod audit;
 mod cli;
+mod config_reload;
 mod control_plane;
 mod error_bodies;
 mod forward_auth;

@@ -54,7 +54,7 @@ fn credential(state: &AppState, headers: &HeaderMap) -> ForwardCredential {
     if let Ok(Some(token)) = bearer_token_in(headers) {
         return ForwardCredential::Bearer(token.to_owned());
     }
-    match cookie(headers, UiCookies::of(&state.config).session) {
+    match cookie(headers, UiCookies::of(&state.config()).session) {
         Some(value) => ForwardCredential::Cookie(value.to_owned()),
         None => ForwardCredential::Nothing,
     }
@@ -143,7 +143,8 @@ async fn answer(
 
 /// authd's sign-in page, told to come back to `return_to`.
 fn sign_in_url(state: &AppState, return_to: &str) -> String {
-    let base = state.config.server.public_url.trim_end_matches('/');
+    let config = state.config();
+    let base = config.server.public_url.trim_end_matches('/');
     let query = serde_urlencoded::to_string([("return_to", return_to)]).unwrap_or_default();
     format!("{base}/login?{query}")
 }
@@ -185,9 +186,9 @@ pub async fn check_return_url(
     State(state): State<AppState>,
     Query(query): Query<ReturnQuery>,
 ) -> Result<Json<ReturnAllowed>, ApiError> {
-    if return_url_allowed(&state.config.forward_auth.rules, &query.url) {
+    if return_url_allowed(&state.config().forward_auth.rules, &query.url) {
         let second_factor_required = url::Url::parse(&query.url).is_ok_and(|url| {
-            let config = &state.config.forward_auth;
+            let config = &state.config().forward_auth;
             decide(
                 &config.rules,
                 config.default_policy,
@@ -214,7 +215,7 @@ pub struct RulesView {
 
 /// `GET /v1/forward-auth/rules`: the effective rules, read-only.
 pub async fn rules(_: Operator, State(state): State<AppState>) -> Json<RulesView> {
-    let config = &state.config.forward_auth;
+    let config = &state.config().forward_auth;
     Json(RulesView {
         cookie_domain: config.cookie_domain.clone(),
         default_policy: config.default_policy,

@@ -262,10 +262,11 @@ pub struct Discovery {
 
 /// `/.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`.
 pub async fn openid_configuration(State(state): State<AppState>) -> Response {
-    let base = state.config.server.public_url.trim_end_matches('/');
+    let config = state.config();
+    let base = config.server.public_url.trim_end_matches('/');
     let endpoint = |path: &str| format!("{base}{path}");
     let discovery = Discovery {
-        issuer: state.config.server.public_url.clone(),
+        issuer: state.config().server.public_url.clone(),
         authorization_endpoint: endpoint("/oauth/authorize"),
         token_endpoint: endpoint("/oauth/token"),
         userinfo_endpoint: endpoint("/oauth/userinfo"),
@@ -279,7 +280,7 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Response {
         response_modes_supported: ["query"],
         subject_types_supported: ["public"],
         id_token_signing_alg_values_supported: [crate::service::keys::configured_algorithm(
-            &state.config,
+            &state.config(),
         )
         .as_str()],
         token_endpoint_auth_methods_supported: [

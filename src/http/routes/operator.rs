@@ -616,3 +616,26 @@ pub async fn rotate_client_secret(
         state.services.rotate_client_secret(id, &context).await?,
     ))
 }
+
+/// `POST /v1/config/reload`: the config file read again; what changed and
+/// took effect, and what waits for a restart. A file that does not load
+/// changes nothing and says why (422).
+pub async fn reload_config(
+    _: Operator,
+    State(state): State<AppState>,
+) -> Result<Json<crate::service::reload::ReloadOutcome>, ApiError> {
+    let reloading = state.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || reloading.services.reload_from(&reloading.reloader))
+            .await
+            .map_err(ApiError::internal)?;
+    match outcome {
+        Ok(outcome) => Ok(Json(outcome)),
+        Err(crate::service::reload::ReloadError::Invalid(error)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_config",
+            format!("config not reloaded: {error}"),
+        )),
+        Err(crate::service::reload::ReloadError::Internal(error)) => Err(ApiError::internal(error)),
+    }
+}

@@ -120,7 +120,7 @@ pub async fn info(
             name: org.name,
             registration: org.registration,
         },
-        webauthn: state.services.webauthn.is_some(),
+        webauthn: state.services.webauthn().is_some(),
     }))
 }
 
@@ -188,8 +188,8 @@ async fn signed_in(state: &AppState, tokens: TokenSet) -> Result<Response, ApiEr
         .await?;
     let profile = state.services.user_profile(principal.user_id).await?;
     let csrf = state.services.csrf_token(principal.session_id);
-    let max_age = state.config.sessions.ttl.as_secs();
-    let names = UiCookies::of(&state.config);
+    let max_age = state.config().sessions.ttl.as_secs();
+    let names = UiCookies::of(&state.config());
     let mut response = Json(SignedIn {
         profile,
         mfa_enrollment_required: tokens.mfa_enrollment_required.unwrap_or(false),
@@ -259,7 +259,7 @@ pub async fn logout(
 
 /// Expires both UI cookies in the browser.
 pub fn clear_session_cookies(state: &AppState, headers: &mut HeaderMap) {
-    let names = UiCookies::of(&state.config);
+    let names = UiCookies::of(&state.config());
     headers.append(
         header::SET_COOKIE,
         names.set_cookie(names.session, "", true, 0),
