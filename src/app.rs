@@ -27,6 +27,8 @@ const TOKEN_FILE_POLL: Duration = Duration::from_millis(250);
 
 pub struct Application {
     listener: TcpListener,
+    /// `metrics.listen`, if set.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     config: Arc<Config>,
     stop_sender: watch::Sender<bool>,
@@ -81,6 +83,15 @@ impl Application {
                 format!("cannot listen on {} (server.listen)", config.server.listen)
             })?;
 
+        let metrics_listener = match config.metrics.listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} (metrics.listen)"))?,
+            ),
+            None => None,
+        };
+
         let server_secret = crate::server_secret::load_or_create(&config.storage.data_dir)?;
         let store = crate::service::keys::seal_keys_at_rest(store, &server_secret, clock.now())?;
         let store = Arc::new(store);
@@ -96,6 +107,7 @@ impl Application {
         });
         Ok(Application {
             listener,
+            metrics_listener,
             state,
             config,
             stop_sender,
@@ -161,6 +173,20 @@ impl Application {
             options,
             stop_receiver.clone(),
         ));
+        let metrics_server = self.metrics_listener.map(|listener| {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "metrics listening (GET /metrics, no token)");
+            }
+            tokio::spawn(http::server::serve(
+                listener,
+                http::metrics_router(self.state.clone()),
+                http::server::ServeOptions {
+                    header_timeout: options.header_timeout,
+                    max_connections: 64,
+                },
+                stop_receiver.clone(),
+            ))
+        });
         tracing::info!(%address, public_url = %self.config.server.public_url, max_connections, "authd listening");
 
         let stop = tokio::select! {
@@ -192,6 +218,9 @@ impl Application {
         let _ = watcher.await;
         let _ = housekeeping.await;
         let _ = reloads.await;
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
+        }
         let _ = warm.await;
         if let Err(error) = self.state.services.flush_session_activity().await {
             tracing::warn!(%error, "could not record the last session activity");

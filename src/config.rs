@@ -37,6 +37,17 @@ pub struct Config {
     /// need whom.
     pub forward_auth: ForwardAuthConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: where Prometheus scrapes `/metrics`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// A second address serving `/metrics` alone, without a token (bind it
+    /// to loopback or a private network). Unset: only the main listener's
+    /// `/metrics`, with the admin token.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[forward_auth]` and its `[[forward_auth.rules]]`.
@@ -251,7 +262,7 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub format: LogFormat,
-    /// A tracing filter directive: `info`, or `authd=debug,tower_http=info`.
+    /// A level (`info`), or `target=level` directives (`warn,authd=debug`).
     pub level: String,
 }
 

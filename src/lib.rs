@@ -24,6 +24,7 @@
 //!   JWTs, TOTP, PAT format, sealing, signed links.
 //! - [`clock`]: the one place that reads the wall clock.
 //! - [`telemetry`]: log output and its reloadable level.
+//! - [`metrics`]: counters for `/metrics`, added to where things happen.
 //!
 //! Dependencies point one way:
 //! `cli → app → http → service → {store, crypto, audit} → domain → clock`.
@@ -38,6 +39,7 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod live_config;
+pub mod metrics;
 pub mod server_secret;
 pub mod service;
 pub mod store;

@@ -614,10 +614,17 @@ impl Signer {
             TokenType::Access => &self.access_header,
             TokenType::Id => &self.id_header,
         };
-        jsonwebtoken::encode(header, claims, &self.key).map_err(|error| match error.kind() {
+        let token = jsonwebtoken::encode(header, claims, &self.key).map_err(|error| match error
+            .kind()
+        {
             ErrorKind::Json(_) => JwtError::Signing("claims could not be serialized"),
             _ => JwtError::Signing("the key could not produce a signature"),
-        })
+        })?;
+        crate::metrics::METRICS.tokens_issued.inc(match token_type {
+            TokenType::Access => "access",
+            TokenType::Id => "id",
+        });
+        Ok(token)
     }
 }
 

@@ -253,7 +253,9 @@ impl PasswordHasher {
             .await
             .map_err(|_| PasswordError::PoolClosed)?;
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let output = job();
+            crate::metrics::METRICS.password_hashed(started.elapsed());
             drop(permit);
             output
         })

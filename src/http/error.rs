@@ -54,7 +54,7 @@ impl ErrorFamily {
         };
         if under("/api/v1") {
             ErrorFamily::ControlPlane
-        } else if under("/v1") || path == "/healthz" {
+        } else if under("/v1") || path == "/healthz" || path == "/metrics" {
             ErrorFamily::Operator
         } else if under("/oauth") {
             ErrorFamily::OAuth

@@ -24,6 +24,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use axum::extract::MatchedPath;
+use axum::middleware::from_fn;
 use error::ApiError;
 pub use state::{AppState, Shared};
 
@@ -164,6 +166,7 @@ pub fn router(state: AppState) -> Router {
             get(oidc::describe_end_session).post(oidc::confirm_end_session),
         )
         .route("/healthz", get(routes::health::healthz))
+        .route("/metrics", get(routes::metrics::metrics))
         .route("/forward-auth", get(forward_auth::check))
         .route("/forward-auth/nginx", get(forward_auth::check_for_nginx))
         .route("/ui/api/return", get(forward_auth::check_return_url))
@@ -197,9 +200,10 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/revoke", post(oauth::revoke))
         .route("/oauth/introspect", post(oauth::introspect))
-        .nest("/api/account", account_api)
-        .nest("/v1", operator_api)
-        .nest("/api/v1", control_plane_api)
+        .nest("/api/account", account_api.route_layer(from_fn(tag_route)))
+        .nest("/v1", operator_api.route_layer(from_fn(tag_route)))
+        .nest("/api/v1", control_plane_api.route_layer(from_fn(tag_route)))
+        .route_layer(from_fn(tag_route))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
@@ -235,8 +239,43 @@ pub fn router(state: AppState) -> Router {
                     refuse_oversized_body(max_body_bytes, request, next)
                 }))
                 // Every body is read through an extractor, which enforces this.
-                .layer(DefaultBodyLimit::max(config.server.max_body_bytes)),
+                .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
+                .layer(from_fn(count_request)),
         )
+}
+
+/// The router for `metrics.listen`: `/metrics` without a token, nothing else.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(routes::metrics::open_metrics))
+        .fallback(|| async { ApiError::not_found() })
+        .with_state(state)
+}
+
+/// Hands the matched route template to [`count_request`] with the response
+/// (a nested router's own, more precise template wins).
+async fn tag_route(request: Request, next: axum::middleware::Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        if response.extensions().get::<MatchedPath>().is_none() {
+            response.extensions_mut().insert(route);
+        }
+    }
+    response
+}
+
+/// Counts every answered request by route template (`unmatched` for a path
+/// no route has: raw paths never become labels) and status.
+async fn count_request(request: Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    crate::metrics::METRICS.http_request(route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// A declared body above the limit, read and dropped before answering 413

@@ -25,6 +25,7 @@ use std::time::Duration;
 use crate::clock::UnixSeconds;
 use crate::config::LimitsConfig;
 use crate::domain::{OrgId, UserId};
+use crate::metrics::METRICS;
 
 pub const MAX_TRACKED_KEYS: usize = 100_000;
 const WINDOW_SECONDS: UnixSeconds = 60;
@@ -235,6 +236,12 @@ impl LoginLimiter {
             self.per_account_per_minute.load(Ordering::Relaxed),
             now,
         );
+        if ip_over.is_some() {
+            METRICS.rate_limited.inc("login_per_ip");
+        }
+        if account_over.is_some() {
+            METRICS.rate_limited.inc("login_per_account");
+        }
         match (ip_over, account_over) {
             (Some(a), Some(b)) => Err(if a.retry_after_seconds >= b.retry_after_seconds {
                 a
@@ -250,7 +257,10 @@ impl LoginLimiter {
     /// account (over-long emails).
     pub fn check_address(&self, ip: AddressKey, now: UnixSeconds) -> Result<(), Throttled> {
         match lock(&self.by_ip).over(&ip.0, self.per_ip_per_minute.load(Ordering::Relaxed), now) {
-            Some(throttled) => Err(throttled),
+            Some(throttled) => {
+                METRICS.rate_limited.inc("login_per_ip");
+                Err(throttled)
+            }
             None => Ok(()),
         }
     }
@@ -293,6 +303,7 @@ impl LoginLimiter {
             self.registrations_per_ip_per_minute.load(Ordering::Relaxed),
             now,
         ) {
+            METRICS.rate_limited.inc("register_per_ip");
             return Err(throttled);
         }
         table.record(ip.0, now);

@@ -14,6 +14,7 @@ use crate::clock::UnixSeconds;
 use crate::crypto::passwords::Verification;
 use crate::domain::user::UserStatus;
 use crate::domain::{Email, Org, Password, User, UserId};
+use crate::metrics::METRICS;
 use crate::store::Queries;
 
 pub struct LoginRequest {
@@ -172,6 +173,7 @@ impl Services {
             return Err(ServiceError::InvalidCredentials);
         }
         self.limiter.record_success(account);
+        METRICS.logins.inc("success");
         // Most logins have nothing to clear and need no write.
         let user = if user.failed_logins == 0 && user.locked_until.is_none() {
             user
@@ -204,6 +206,8 @@ impl Services {
             now,
         } = attempt;
         self.limiter.record_failure(address, account, now);
+        METRICS.logins.inc("failure");
+        METRICS.login_failures.inc(reason.code());
         let origin = context.origin();
         let org_id = org.map(|o| o.id.clone());
         let policy = LockoutPolicy::of(&self.config().limits);

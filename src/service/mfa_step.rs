@@ -205,6 +205,9 @@ impl Services {
                     )?,
                 };
                 if check == CodeCheck::Rejected {
+                    crate::metrics::METRICS
+                        .login_failures
+                        .inc("bad_second_factor");
                     challenge.failures += 1;
                     let method = factor.method();
                     txn.audit(
@@ -304,6 +307,9 @@ impl Services {
                 let mut factors = txn.mfa_factors(&user_id)?.unwrap_or_default();
                 let check = check_typed_code(&sealing, &user_id, &mut factors, &code, now)?;
                 if check == CodeCheck::Rejected {
+                    crate::metrics::METRICS
+                        .login_failures
+                        .inc("bad_second_factor");
                     txn.audit(
                         AuditRecord::new(AuditKind::MfaChallengeFailed, now, &origin)
                             .user(user_id)

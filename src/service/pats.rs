@@ -376,6 +376,7 @@ impl Services {
             })?;
         let now = self.clock.now();
         let token = crypto::pat::generate(&self.config().pat.prefix);
+        crate::metrics::METRICS.tokens_issued.inc("pat");
         let digest = hex::encode(crypto::sha256(token.as_bytes()));
         let pat = PersonalAccessToken {
             id: format!("pat_{}", ulid::Ulid::new()),

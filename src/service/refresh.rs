@@ -178,7 +178,12 @@ impl Services {
             })
             .await?;
         match exchange {
-            Exchange::Refused(refusal) => Err(RefreshError::Refused(refusal)),
+            Exchange::Refused(refusal) => {
+                if refusal == RefreshRefusal::Replayed {
+                    crate::metrics::METRICS.refresh_replay();
+                }
+                Err(RefreshError::Refused(refusal))
+            }
             Exchange::Rotated {
                 user,
                 session,

@@ -43,6 +43,20 @@ impl Services {
         .map_err(ServiceError::internal)?
     }
 
+    /// What `/metrics` reports besides its counters: a file size and one
+    /// table length (kept in the table's header: no scan).
+    pub async fn metrics_gauges(&self) -> ServiceResult<crate::metrics::Gauges> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            Ok(crate::metrics::Gauges {
+                db_size_bytes: store.file_size_bytes(),
+                sessions: store.counts()?.sessions,
+            })
+        })
+        .await
+        .map_err(ServiceError::internal)?
+    }
+
     /// Reads the request-path tables into the page cache while `keep_going`
     /// says so; blocking. Returns the bytes read.
     pub fn warm_store_cache(&self, keep_going: impl Fn() -> bool) -> ServiceResult<u64> {

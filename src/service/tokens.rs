@@ -230,6 +230,7 @@ pub(crate) fn store_refresh_token(
     now: UnixSeconds,
     refresh_ttl_seconds: u64,
 ) -> ServiceResult<String> {
+    crate::metrics::METRICS.tokens_issued.inc("refresh");
     let token = new_refresh_token();
     let expires_at = (now + refresh_ttl_seconds as i64).min(session.expires_at);
     txn.put_refresh_token(

@@ -581,21 +581,26 @@ pub async fn assert_error(
     body
 }
 
-/// Whether python3 with PyJWT is here for the example verifier; outside CI
-/// its absence skips (and says so), under CI it fails.
-pub fn pyjwt_available() -> bool {
+/// Whether python3 can import `modules` (installed with `pip install
+/// package`); outside CI their absence skips (and says so), under CI it fails.
+pub fn python_has(modules: &str, package: &str) -> bool {
     let available = Command::new("python3")
-        .args(["-c", "import jwt, cryptography"])
+        .args(["-c", &format!("import {modules}")])
         .status()
         .is_ok_and(|s| s.success());
     if !available {
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI must install pyjwt[crypto]"
+            "CI must install {package}"
         );
-        eprintln!("skipped: python3 with PyJWT is not installed");
+        eprintln!("skipped: python3 without {package} (pip install {package})");
     }
     available
+}
+
+/// Whether python3 with PyJWT is here for the example verifier.
+pub fn pyjwt_available() -> bool {
+    python_has("jwt, cryptography", "pyjwt[crypto]")
 }
 
 // The web UI's cookie session, as a browser holds it.

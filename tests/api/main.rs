@@ -18,6 +18,7 @@ mod forward_auth_proxies;
 mod hardening;
 mod lifecycle;
 mod login;
+mod metrics;
 mod mfa;
 mod oidc;
 mod operator_api;

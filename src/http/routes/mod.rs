@@ -6,6 +6,7 @@ pub mod control_plane;
 pub mod forward_auth;
 pub mod health;
 pub mod identity;
+pub mod metrics;
 pub mod oauth;
 pub mod oidc;
 pub mod operator;
