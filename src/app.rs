@@ -148,6 +148,9 @@ impl Application {
             stop_receiver.clone(),
         ));
         tracing::info!(%address, public_url = %self.config.server.public_url, max_connections, "authd listening");
+        // The listener was bound in `build` and the accept loop now runs:
+        // a connection systemd's dependants make from here is answered.
+        crate::systemd::notify_ready();
 
         let stop = tokio::select! {
             result = &mut server => {
@@ -164,6 +167,7 @@ impl Application {
             }
         };
         if stop.is_some() {
+            crate::systemd::notify_stopping();
             let _ = stop_sender.send(true);
             let grace = self.config.server.shutdown_grace.as_std();
             match tokio::time::timeout(grace, &mut server).await {

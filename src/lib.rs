@@ -23,6 +23,7 @@
 //!   JWTs, TOTP, PAT format, sealing, signed links.
 //! - [`clock`]: the one place that reads the wall clock.
 //! - [`telemetry`]: log output.
+//! - [`systemd`]: `READY=1` and `STOPPING=1` for a `Type=notify` unit.
 //!
 //! Dependencies point one way:
 //! `cli → app → http → service → {store, crypto, audit} → domain → clock`.
@@ -39,4 +40,5 @@ pub mod http;
 pub mod server_secret;
 pub mod service;
 pub mod store;
+pub mod systemd;
 pub mod telemetry;
