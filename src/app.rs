@@ -188,6 +188,9 @@ impl Application {
             ))
         });
         tracing::info!(%address, public_url = %self.config.server.public_url, max_connections, "authd listening");
+        // The listener was bound in `build` and the accept loop now runs:
+        // a connection systemd's dependants make from here is answered.
+        crate::systemd::notify_ready();
 
         let stop = tokio::select! {
             result = &mut server => {
@@ -204,6 +207,7 @@ impl Application {
             }
         };
         if stop.is_some() {
+            crate::systemd::notify_stopping();
             let _ = stop_sender.send(true);
             let grace = self.config.server.shutdown_grace.as_std();
             match tokio::time::timeout(grace, &mut server).await {
@@ -281,18 +285,33 @@ fn page_cache_bytes(setting: CacheMib) -> usize {
 
 /// The memory this process may use: `MemTotal`, or the cgroup v2 limit
 /// (`memory.max`, e.g. a systemd unit's `MemoryMax=`) if lower. `None`
-/// where neither can be read.
+/// where neither can be read (`deploy/authd.service` hides `/proc/meminfo`
+/// with `ProcSubset=pid` and sets `MemoryMax=`).
 fn memory_limit_bytes() -> Option<u64> {
     let total = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| mem_total_bytes(&text));
-    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
-        .ok()
-        .and_then(|text| text.trim().parse::<u64>().ok());
+    let cgroup = cgroup_memory_max();
     match (total, cgroup) {
         (Some(total), Some(cgroup)) => Some(total.min(cgroup)),
         (total, cgroup) => total.or(cgroup),
     }
+}
+
+/// `memory.max` of this process's own cgroup. A systemd service sees the
+/// whole hierarchy under `/sys/fs/cgroup`, its limit in
+/// `system.slice/<unit>/memory.max`; a container with its own cgroup
+/// namespace sees its cgroup as `/`.
+fn cgroup_memory_max() -> Option<u64> {
+    let membership = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = cgroup_v2_path(&membership)?.trim_start_matches('/');
+    let limit = Path::new("/sys/fs/cgroup").join(own).join("memory.max");
+    std::fs::read_to_string(limit).ok()?.trim().parse().ok()
+}
+
+/// The cgroup v2 line of `/proc/self/cgroup`: `0::/system.slice/authd.service`.
+fn cgroup_v2_path(membership: &str) -> Option<&str> {
+    membership.lines().find_map(|line| line.strip_prefix("0::"))
 }
 
 fn mem_total_bytes(meminfo: &str) -> Option<u64> {
@@ -499,5 +518,15 @@ mod tests {
         if let Some(limit) = memory_limit_bytes() {
             assert_eq!(auto, (limit / 4).max(MIN_AUTO_CACHE_BYTES));
         }
+    }
+
+    #[test]
+    fn the_own_cgroup_is_the_v2_line_of_proc_self_cgroup() {
+        assert_eq!(
+            cgroup_v2_path("0::/system.slice/authd.service\n"),
+            Some("/system.slice/authd.service")
+        );
+        assert_eq!(cgroup_v2_path("0::/\n"), Some("/"));
+        assert_eq!(cgroup_v2_path("12:memory:/user.slice\n"), None);
     }
 }

@@ -25,6 +25,7 @@
 //! - [`clock`]: the one place that reads the wall clock.
 //! - [`telemetry`]: log output and its reloadable level.
 //! - [`metrics`]: counters for `/metrics`, added to where things happen.
+//! - [`systemd`]: `READY=1` and `STOPPING=1` for a `Type=notify` unit.
 //!
 //! Dependencies point one way:
 //! `cli → app → http → service → {store, crypto, audit} → domain → clock`.
@@ -43,4 +44,5 @@ pub mod metrics;
 pub mod server_secret;
 pub mod service;
 pub mod store;
+pub mod systemd;
 pub mod telemetry;

@@ -25,6 +25,7 @@ mod operator_api;
 mod operator_users;
 mod registration;
 mod sign_in_defences;
+mod systemd;
 mod token_hardening;
 mod tokens;
 mod web_ui;
