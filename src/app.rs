@@ -136,6 +136,10 @@ impl Application {
             stop_receiver.clone(),
         ));
         let reloads = tokio::spawn(reload_on_hangup(self.state.clone(), stop_receiver.clone()));
+        let backups = tokio::spawn(scheduled_backups(
+            self.state.services.clone(),
+            stop_receiver.clone(),
+        ));
 
         let warm = {
             let services = self.state.services.clone();
@@ -222,6 +226,7 @@ impl Application {
         let _ = watcher.await;
         let _ = housekeeping.await;
         let _ = reloads.await;
+        let _ = backups.await;
         if let Some(metrics_server) = metrics_server {
             let _ = metrics_server.await;
         }
@@ -235,6 +240,30 @@ impl Application {
         drop(self.state);
         tracing::info!("database closed; bye");
         stop.unwrap_or(Ok(()))
+    }
+}
+
+/// `[backup]`: a copy every `backup.every` into `backup.dir`, the first one
+/// `every` after start. The settings are read as each one is due, so a
+/// reload that changes them applies from the next.
+async fn scheduled_backups(services: Arc<Services>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let every = services.config().backup.every.as_std();
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let backup = services.config().backup.clone();
+        if backup.dir.is_empty() {
+            continue;
+        }
+        match services
+            .scheduled_backup(backup.dir.into(), backup.keep)
+            .await
+        {
+            Ok(path) => tracing::info!(path = %path.display(), "scheduled backup written"),
+            Err(error) => tracing::warn!(%error, "scheduled backup failed"),
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! The command line: `authd [serve]`, `authd token [show|rotate]`,
-//! `authd check-config`. Errors a person can fix say what to do.
+//! `authd check-config`, `authd backup`, `authd restore`. Errors a person can fix say what to do.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -40,6 +40,23 @@ enum Command {
     },
     /// Validate the config and print the effective values (secrets masked).
     CheckConfig,
+    /// Write a consistent copy of the database to OUT (mode 0600): from the
+    /// file, or through the running server (admin token) while one holds it.
+    Backup {
+        /// Where to write the backup; must not exist yet.
+        out: PathBuf,
+        /// The running server's address, if not `server.listen` (e.g.
+        /// http://127.0.0.1:9090).
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+    },
+    /// Put the backup IN in place of the database (the server must be
+    /// stopped). The replaced file is kept beside it. Keep the data dir's
+    /// server.secret: it unseals what the backup holds sealed.
+    Restore {
+        /// The backup file (from `authd backup` or `[backup]`).
+        input: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +81,8 @@ pub fn main() -> ExitCode {
             TokenAction::Rotate { force } => token_rotate(cli.config.as_deref(), force),
         },
         Command::CheckConfig => check_config(cli.config.as_deref()),
+        Command::Backup { out, server } => backup(cli.config.as_deref(), &out, server.as_deref()),
+        Command::Restore { input } => restore(cli.config.as_deref(), &input),
     };
     match result {
         Ok(code) => code,
@@ -135,6 +154,56 @@ fn token_rotate(explicit: Option<&Path>, force: bool) -> anyhow::Result<ExitCode
         );
     }
     println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn backup(explicit: Option<&Path>, out: &Path, server: Option<&str>) -> anyhow::Result<ExitCode> {
+    let (config, source) = load(explicit)?;
+    let report = crate::backup::backup(&config, out, server, &start_command(&source))?;
+    let how = match report.through_server {
+        Some(url) => format!("through the running server at {url}"),
+        None => "from the database file (no server held it)".to_owned(),
+    };
+    let counts = report.info.counts;
+    println!(
+        "backup written to {} {how}: schema version {}, {} users, {} sessions, {} refresh tokens, {} PATs, {} audit events",
+        out.display(),
+        report.info.schema_version,
+        counts.users,
+        counts.sessions,
+        counts.refresh_tokens,
+        counts.personal_access_tokens,
+        counts.audit_events,
+    );
+    println!(
+        "keep {} with it: it unseals the TOTP seeds and signing keys the backup holds",
+        config.storage.data_dir.join("server.secret").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restore(explicit: Option<&Path>, input: &Path) -> anyhow::Result<ExitCode> {
+    let (config, source) = load(explicit)?;
+    #[allow(clippy::disallowed_methods)] // A timestamp for the kept file's name.
+    let now = crate::clock::Clock::system().now();
+    let (info, previous) = crate::backup::restore(&config, input, now)?;
+    println!(
+        "restored {} into {} (schema version {}, {} users)",
+        input.display(),
+        config.database_path().display(),
+        info.schema_version,
+        info.counts.users,
+    );
+    if let Some(previous) = previous {
+        println!("the database it replaced is kept as {}", previous.display());
+    }
+    if info.schema_version < crate::store::CURRENT_SCHEMA_VERSION {
+        println!(
+            "it is migrated from schema version {} at the next start",
+            info.schema_version
+        );
+    }
+    println!("start the server: {}", start_command(&source));
     Ok(ExitCode::SUCCESS)
 }
 

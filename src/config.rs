@@ -38,6 +38,29 @@ pub struct Config {
     pub forward_auth: ForwardAuthConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub backup: BackupConfig,
+}
+
+/// `[backup]`: scheduled copies of the database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Where scheduled backups go; empty: none are made.
+    pub dir: String,
+    /// How often.
+    pub every: HumanDuration,
+    /// How many are kept; older ones are removed.
+    pub keep: usize,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            dir: String::new(),
+            every: HumanDuration::from_secs(24 * 60 * 60),
+            keep: 7,
+        }
+    }
 }
 
 /// `[metrics]`: where Prometheus scrapes `/metrics`.
@@ -437,6 +460,14 @@ impl Config {
         let url = &self.server.public_url;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return invalid("server.public_url", "must start with http:// or https://");
+        }
+        if !self.backup.dir.is_empty() {
+            if self.backup.every.as_secs() < 1 {
+                return invalid("backup.every", "must be at least 1s");
+            }
+            if self.backup.keep == 0 {
+                return invalid("backup.keep", "must be at least 1");
+            }
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             return invalid("storage.data_dir", "must not be empty");

@@ -6,6 +6,7 @@
 //! - [`config`]: defaults ← `config.toml` ← `AUTHD_*` env, validated once.
 //! - [`live_config`]: the running config, and what a reload may change.
 //! - [`cli`]: `authd token …`, `check-config`, and the dispatch to `serve`.
+//! - [`backup`]: `authd backup` / `authd restore`, through the server or the file.
 //! - [`app`]: builds the state, binds the listener, runs until shutdown.
 //! - [`http`]: the only module that knows axum; router, extractors, errors.
 //! - [`service`]: use cases — the sign-in chain (login → second-factor
@@ -33,6 +34,7 @@
 pub mod admin_token;
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -23,6 +23,7 @@ pub const RELOADABLE: &[&str] = &[
     "approvals",
     "webhooks",
     "forward_auth",
+    "backup",
 ];
 
 /// The config requests read; replaced whole by a reload.
@@ -107,6 +108,7 @@ impl ReloadPlan {
         next.approvals = reread.approvals;
         next.webhooks = reread.webhooks;
         next.forward_auth = reread.forward_auth;
+        next.backup = reread.backup;
         ReloadPlan {
             next,
             applied,

@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/keys", get(operator::list_keys))
         .route("/keys/rotate", post(operator::rotate_keys))
         .route("/config/reload", post(operator::reload_config))
+        .route("/backup", post(operator::backup))
         .route("/keys/{kid}", delete(operator::revoke_key))
         .route(
             "/clients",

@@ -18,6 +18,7 @@ pub mod accounts;
 pub mod approvals;
 pub mod audit_log;
 pub mod authorize;
+pub mod backup;
 pub mod client_tokens;
 pub mod clients;
 pub mod device;

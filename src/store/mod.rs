@@ -10,6 +10,7 @@
 //! All methods are blocking. Async callers run them with
 //! `tokio::task::spawn_blocking` and never hold a transaction across `.await`.
 
+mod backup;
 mod due;
 mod error;
 mod group_commit;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
+pub use backup::{backup_closed_file, inspect_backup, restore, BackupInfo};
 pub use due::Sweep;
 pub use error::{StoreError, StoreResult};
 pub use migrations::CURRENT_SCHEMA_VERSION;
@@ -310,23 +312,7 @@ impl Store {
     /// How many rows the main tables hold (redb keeps each table's length,
     /// so this reads no rows).
     pub fn counts(&self) -> StoreResult<TableCounts> {
-        use redb::ReadableTableMetadata;
-        let txn = self.database.begin_read()?;
-        let len = |definition| -> StoreResult<u64> {
-            match txn.open_table(definition) {
-                Ok(table) => Ok(table.len()?),
-                Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
-                Err(other) => Err(other.into()),
-            }
-        };
-        Ok(TableCounts {
-            orgs: len(tables::ORGS)?,
-            users: len(tables::USERS)?,
-            sessions: len(tables::SESSIONS)?,
-            refresh_tokens: len(tables::REFRESH_TOKENS)?,
-            personal_access_tokens: len(tables::PATS)?,
-            audit_events: len(tables::AUDIT)?,
-        })
+        counts_of(&self.database)
     }
 
     /// Proves the file is readable: used by `/healthz`.
@@ -353,6 +339,26 @@ impl Store {
     pub fn backup_to(&self, destination: &Path) -> StoreResult<()> {
         copy_into(&self.database, destination)
     }
+}
+
+fn counts_of(database: &Database) -> StoreResult<TableCounts> {
+    use redb::ReadableTableMetadata;
+    let txn = database.begin_read()?;
+    let len = |definition| -> StoreResult<u64> {
+        match txn.open_table(definition) {
+            Ok(table) => Ok(table.len()?),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(other) => Err(other.into()),
+        }
+    };
+    Ok(TableCounts {
+        orgs: len(tables::ORGS)?,
+        users: len(tables::USERS)?,
+        sessions: len(tables::SESSIONS)?,
+        refresh_tokens: len(tables::REFRESH_TOKENS)?,
+        personal_access_tokens: len(tables::PATS)?,
+        audit_events: len(tables::AUDIT)?,
+    })
 }
 
 /// Copies every table of `database`, from one read snapshot, into a new

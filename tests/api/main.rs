@@ -9,6 +9,7 @@ mod helpers;
 mod account;
 mod approvals;
 mod audit;
+mod backup;
 mod cli;
 mod config_reload;
 mod control_plane;

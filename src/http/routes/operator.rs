@@ -639,3 +639,43 @@ pub async fn reload_config(
         Err(crate::service::reload::ReloadError::Internal(error)) => Err(ApiError::internal(error)),
     }
 }
+
+/// `POST /v1/backup`: a consistent copy of the database as the body
+/// (`authd backup` asks for it while a server holds the file). Streamed
+/// from a file, so a large database does not pass through memory.
+pub async fn backup(
+    _: Operator,
+    State(state): State<AppState>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let file = state.services.backup_for_download().await?;
+    let length = file.metadata().map_err(ApiError::internal)?.len();
+    let file = tokio::fs::File::from_std(file);
+    let chunks = futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = vec![0; 64 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(read) => {
+                buffer.truncate(read);
+                Some((Ok::<_, std::io::Error>(buffer), file))
+            }
+            Err(error) => Some((Err(error), file)),
+        }
+    });
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_owned(),
+            ),
+            (axum::http::header::CONTENT_LENGTH, length.to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"authd-backup.redb\"".to_owned(),
+            ),
+        ],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response())
+}
