@@ -108,6 +108,7 @@ pub struct RequestOrigin {
 pub struct AuditRecord {
     /// A ULID: unique and ordered by commit time, so it doubles as the cursor.
     pub id: String,
+    #[serde(with = "crate::clock::as_rfc3339")]
     pub at: UnixSeconds,
     #[serde(rename = "type")]
     pub kind: AuditKind,

@@ -819,12 +819,15 @@ async function approvals(ctx, content) {
 
   let orgs = new Map();
   try { orgs = await loadOrgs(); } catch { /* ids instead of slugs */ }
-  const emails = new Map();
 
   const statusBadge = (status) => badge(status, { pending: 'warning', approved: 'success', denied: 'danger' }[status] || null, 'approval-status');
 
   const row = (approval) => {
-    const who = el('span', { 'data-test': 'approval-user' }, approval.subject_user_id ? el('code', { title: approval.subject_user_id }, shortId(approval.subject_user_id)) : '—');
+    // The approval names who asks (email and name) while the account exists.
+    const subject = approval.subject;
+    const who = el('span', { 'data-test': 'approval-user', title: approval.subject_user_id || '' },
+      subject ? subject.email
+        : approval.subject_user_id ? el('code', null, shortId(approval.subject_user_id)) : '—');
     const tr = el('tr', { 'data-approval-id': approval.id, 'data-status': approval.status });
     const resolve = (approved, button) => busy(button, async () => {
       showMessage(message, '');
@@ -858,24 +861,15 @@ async function approvals(ctx, content) {
     tr.append(
       cell('Requested', timeEl(approval.requested_at), approval.links && approval.links.expires_at && approval.status === 'pending'
         ? el('div', { class: 'muted small' }, 'expires ', timeEl(approval.links.expires_at, { relativeTo: true })) : null),
-      cell('User', who, el('div', { class: 'muted small' }, approval.kind || '')),
+      cell('User', who, el('div', { class: 'muted small', 'data-test': 'approval-name' },
+        subject && subject.name ? `${subject.name} · ${approval.kind || ''}` : approval.kind || '')),
       cell('Org', orgLabel(orgs, approval.org_id)),
       cell('From', approval.requested_by_ip || '—', approval.requested_by_user_agent
         ? el('div', { class: 'muted small', title: approval.requested_by_user_agent }, describeAgent(approval.requested_by_user_agent)) : null),
       cell('Status', statusBadge(approval.status), approval.resolved_at ? el('div', { class: 'muted small' }, timeEl(approval.resolved_at)) : null),
       el('td', { 'data-label': 'Actions', class: 'actions-cell' }, el('div', { class: 'cell-actions' }, actions)));
 
-    // The approval names the user by id; show the email when the account still exists.
-    const id = approval.subject_user_id;
-    if (id) {
-      if (!emails.has(id)) emails.set(id, call(`/v1/users/${encodeURIComponent(id)}`).then((u) => u && u.email).catch(() => null));
-      emails.get(id).then((email) => {
-        if (!email) return;
-        tr.dataset.email = email;
-        who.replaceChildren(email);
-        who.title = id;
-      });
-    }
+    if (subject) tr.dataset.email = subject.email;
     return tr;
   };
 

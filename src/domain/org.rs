@@ -37,6 +37,7 @@ pub struct Org {
     pub mfa_policy: MfaPolicy,
     pub password_policy: PasswordPolicy,
     pub max_sessions_per_user: Option<u32>,
+    #[serde(with = "crate::clock::as_rfc3339")]
     pub created_at: UnixSeconds,
 }
 

@@ -32,7 +32,16 @@ impl Resolver {
 pub struct ApprovalLinks {
     pub approve: String,
     pub deny: String,
+    #[serde(with = "crate::clock::as_rfc3339")]
     pub expires_at: UnixSeconds,
+}
+
+/// Who an approval is about, so the operator decides without a second
+/// lookup (a sign-up: the email and name it gave).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApprovalSubject {
+    pub email: String,
+    pub name: Option<String>,
 }
 
 /// An approval as listed: pending ones carry their signed links.
@@ -40,6 +49,8 @@ pub struct ApprovalLinks {
 pub struct ApprovalView {
     #[serde(flatten)]
     pub approval: Approval,
+    /// `None` once the account is gone (a denied or expired sign-up).
+    pub subject: Option<ApprovalSubject>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub links: Option<ApprovalLinks>,
 }
@@ -96,15 +107,33 @@ impl Services {
             })
             .transpose()?;
         self.expire_approvals().await?;
-        let mut approvals = self.store_read(|txn| Ok(txn.approvals()?)).await?;
+        let mut approvals = self
+            .store_read(move |txn| {
+                let mut listed = Vec::new();
+                for approval in txn.approvals()? {
+                    if status.is_some_and(|s| approval.status != s) {
+                        continue;
+                    }
+                    let subject = match approval.subject_user_id {
+                        Some(id) => txn.user(&id)?.map(|user| ApprovalSubject {
+                            email: user.email.as_str().to_owned(),
+                            name: user.name,
+                        }),
+                        None => None,
+                    };
+                    listed.push((approval, subject));
+                }
+                Ok(listed)
+            })
+            .await?;
         approvals.reverse();
         Ok(approvals
             .into_iter()
-            .filter(|a| status.is_none_or(|s| a.status == s))
-            .map(|approval| ApprovalView {
+            .map(|(approval, subject)| ApprovalView {
                 links: (approval.status == ApprovalStatus::Pending)
                     .then(|| self.approval_links(&approval)),
                 approval,
+                subject,
             })
             .collect())
     }

@@ -50,11 +50,13 @@ pub struct Approval {
     pub kind: crate::domain::ApprovalKind,
     pub subject_user_id: Option<UserId>,
     pub org_id: Option<OrgId>,
+    #[serde(with = "crate::clock::as_rfc3339")]
     pub requested_at: UnixSeconds,
     pub requested_by_ip: Option<String>,
     pub requested_by_user_agent: Option<String>,
     pub status: crate::domain::ApprovalStatus,
     pub resolved_by: Option<String>,
+    #[serde(with = "crate::clock::as_rfc3339_option", default)]
     pub resolved_at: Option<UnixSeconds>,
 }
 

@@ -21,7 +21,7 @@ async fn sign_up(server: &TestServer, email: &str) {
     let response = server
         .post("/register")
         .header("user-agent", "signup-agent/2")
-        .json(&json!({"email": email, "password": GOOD_PASSWORD, "org": "gated"}))
+        .json(&json!({"email": email, "password": GOOD_PASSWORD, "org": "gated", "name": "Wendy Want"}))
         .send()
         .await
         .expect("register");
@@ -63,6 +63,15 @@ async fn an_approved_sign_up_can_log_in_and_a_second_resolution_conflicts() {
     assert_eq!(approval["status"], "pending");
     assert_eq!(approval["requested_by_ip"], "127.0.0.1");
     assert_eq!(approval["requested_by_user_agent"], "signup-agent/2");
+    // Who asks, without a second lookup; times as RFC 3339, as everywhere.
+    assert_eq!(
+        approval["subject"],
+        json!({"email": "wants-in@example.com", "name": "Wendy Want"})
+    );
+    for time in [&approval["requested_at"], &approval["links"]["expires_at"]] {
+        let text = time.as_str().expect("an RFC 3339 string");
+        assert!(humantime::parse_rfc3339(text).is_ok(), "{text}");
+    }
     let id = approval["id"].as_str().expect("id");
 
     let response = server
@@ -82,7 +91,12 @@ async fn an_approved_sign_up_can_log_in_and_a_second_resolution_conflicts() {
     let resolved: Value = response.json().await.expect("json");
     assert_eq!(resolved["status"], "approved");
     assert_eq!(resolved["resolved_by"], "operator_token");
-    assert!(resolved["resolved_at"].is_i64());
+    assert!(
+        resolved["resolved_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{resolved}"
+    );
     assert_eq!(
         login_status(&server, "wants-in@example.com").await,
         StatusCode::OK

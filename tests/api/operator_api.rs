@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::TestServer;
+use crate::helpers::{TestServer, GOOD_PASSWORD};
 
 #[tokio::test]
 async fn healthz_is_public_and_ok() {
@@ -173,4 +173,65 @@ async fn the_authorization_header_never_reaches_the_log() {
     ] {
         assert!(!logs.contains(secret), "{secret} leaked into:\n{logs}");
     }
+}
+
+/// Every time in `value` — a key `at` or ending in `_at` — is null or an
+/// RFC 3339 string; returns how many it saw.
+fn times_are_rfc3339(value: &serde_json::Value, path: &str) -> usize {
+    match value {
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .map(|(key, field)| {
+                let here = format!("{path}.{key}");
+                let own = if key == "at" || key.ends_with("_at") {
+                    match field {
+                        serde_json::Value::Null => 0,
+                        serde_json::Value::String(text) => {
+                            assert!(humantime::parse_rfc3339(text).is_ok(), "{here} = {text}");
+                            1
+                        }
+                        other => panic!("{here} is not an RFC 3339 string: {other}"),
+                    }
+                } else {
+                    0
+                };
+                own + times_are_rfc3339(field, &here)
+            })
+            .sum(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| times_are_rfc3339(item, &format!("{path}[{i}]")))
+            .sum(),
+        _ => 0,
+    }
+}
+
+#[tokio::test]
+async fn every_time_the_operator_api_shows_is_rfc3339() {
+    let server = TestServer::spawn_fast().await;
+    server
+        .operator_json(
+            reqwest::Method::POST,
+            "/v1/orgs",
+            serde_json::json!({"slug": "gated", "name": "Gated", "registration": "approval"}),
+        )
+        .await;
+    server.register_ok("kim@example.com").await;
+    server.login_ok("kim@example.com").await;
+    let pending = server
+        .register(serde_json::json!({"email": "new@example.com", "password": GOOD_PASSWORD, "org": "gated"}))
+        .await;
+    assert_eq!(pending.status(), 202);
+    let mut seen = 0;
+    for path in [
+        "/v1/orgs",
+        "/v1/users",
+        "/v1/keys",
+        "/v1/audit",
+        "/v1/approvals",
+    ] {
+        seen += times_are_rfc3339(&server.operator_get(path).await, path);
+    }
+    assert!(seen >= 8, "times were seen: {seen}");
 }
