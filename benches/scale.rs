@@ -63,6 +63,9 @@ struct Size {
     first_login_ms: f64,
     warm_up_seconds: f64,
     warmed_bytes: u64,
+    /// Median time of one `GET /metrics`, and its size.
+    metrics_scrape_ms: f64,
+    metrics_bytes: usize,
 }
 
 async fn seeded(client: &reqwest::Client, users: u64) -> Size {
@@ -88,6 +91,7 @@ async fn seeded(client: &reqwest::Client, users: u64) -> Size {
     // the request-path tables into its page cache in the background (a few
     // seconds of one core for a million users), which is reported on its own.
     let (warm_up_seconds, warmed_bytes) = wait_for_warm_cache(client, &server).await;
+    let (metrics_scrape_ms, metrics_bytes) = metrics_scrape(client, &server).await;
     Size {
         users,
         server,
@@ -96,7 +100,34 @@ async fn seeded(client: &reqwest::Client, users: u64) -> Size {
         first_login_ms,
         warm_up_seconds,
         warmed_bytes,
+        metrics_scrape_ms,
+        metrics_bytes,
     }
+}
+
+/// What Prometheus pays per scrape: the median of 51 sequential `GET
+/// /metrics` (counters and two cheap gauges, so it should not grow with
+/// the number of users), and the size of the answer.
+async fn metrics_scrape(client: &reqwest::Client, server: &BenchServer) -> (f64, usize) {
+    let token = server.admin_token();
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..51 {
+        let started = Instant::now();
+        let text = client
+            .get(format!("{}/metrics", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        bytes = text.len();
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], bytes)
 }
 
 /// How long each measurement is, and how often each size is measured.
@@ -304,6 +335,8 @@ async fn main() {
                 "first_login_after_start_ms": size.first_login_ms,
                 "cache_warm_up_seconds": size.warm_up_seconds,
                 "cache_warmed_bytes": size.warmed_bytes,
+                "metrics_scrape_ms": size.metrics_scrape_ms,
+                "metrics_bytes": size.metrics_bytes,
                 "logins": summarised(&logins[i]),
                 "refresh_rotations": summarised(&rotations[i]),
                 "pat_gets": summarised(&pat_gets[i]),
@@ -356,6 +389,17 @@ async fn main() {
             format!(
                 "{:.0} MiB of rows read",
                 mib(result["cache_warmed_bytes"].as_u64().unwrap_or(0))
+            ),
+        );
+        row(
+            &format!("{n} users:   GET /metrics (median)"),
+            format!(
+                "{:.2} ms",
+                result["metrics_scrape_ms"].as_f64().unwrap_or(0.0)
+            ),
+            format!(
+                "{:.1} KiB, no table scan",
+                result["metrics_bytes"].as_u64().unwrap_or(0) as f64 / 1024.0
             ),
         );
         for (key, what) in [
