@@ -32,9 +32,16 @@ bench *ARGS:
 profile SCENARIO="pat" SECONDS="5":
     bash scripts/profile.sh {{SCENARIO}} {{SECONDS}}
 
-# The static x86_64 musl release binary, checked to be static and to start.
-release:
-    bash scripts/check-static.sh
+# A static release binary at target/TRIPLE/release/authd, checked with `file`
+# (x86_64: also with ldd, and started); aarch64-unknown-linux-musl and
+# armv7-unknown-linux-musleabihf are for the Raspberry Pi.
+release TRIPLE="x86_64-unknown-linux-musl":
+    if [ "{{TRIPLE}}" = x86_64-unknown-linux-musl ]; then bash scripts/check-static.sh; else bash scripts/release.sh {{TRIPLE}}; fi
+
+# The ARM binary from `just release TRIPLE` under qemu-user: healthz,
+# register, login, refresh, SIGTERM.
+arm-smoke TRIPLE:
+    bash scripts/arm-smoke.sh {{TRIPLE}}
 
 # What CI runs.
 ci:

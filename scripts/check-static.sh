@@ -1,26 +1,19 @@
 #!/usr/bin/env bash
-# Builds the x86_64 musl release binary and proves it is static, small, and
-# starts and answers /healthz. Used by `just release` and `.ci/run`.
+# Builds the x86_64 musl release binary (scripts/release.sh, which checks it
+# with `file` and prints its size), then proves with ldd that it is static
+# and that it starts and answers /healthz. Used by `just release` and `.ci/run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-musl
-source scripts/musl-env.sh
-cargo build --release --locked --target "$target"
-binary="target/$target/release/authd"
+bash scripts/release.sh "$target"
+binary="${CARGO_TARGET_DIR:-target}/$target/release/authd"
 
-description=$(file -b "$binary")
-echo "file: $description"
-case "$description" in
-  *"statically linked"*|*"static-pie linked"*) ;;
-  *) echo "not a static binary" >&2; exit 1 ;;
-esac
 linkage=$(ldd "$binary" 2>&1 || true)
 echo "ldd: $linkage"
 case "$linkage" in
   *"statically linked"*|*"not a dynamic executable"*) ;;
   *) echo "ldd found dynamic dependencies" >&2; exit 1 ;;
 esac
-echo "size: $(stat -c %s "$binary") bytes"
 
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
