@@ -318,7 +318,8 @@ fn main() {
         "idle RSS".into(),
         from_footprint(&["idle_rss_mib_median"]),
         "MiB",
-        Some(("20 MiB".into(), 20.0)),
+        // The edge budget of the brief (issue 23).
+        Some(("10 MiB".into(), 10.0)),
         Target::AtMost,
     );
     line(
@@ -362,7 +363,7 @@ fn main() {
         binary_name.into(),
         binary.map(|b| b / 1_048_576.0),
         "MiB",
-        Some(("20 MiB".into(), 20.0)),
+        Some(("15 MiB".into(), 15.0)),
         Target::AtMost,
     );
     let audit_users = from_footprint(&["audit_database", "users"]).unwrap_or(0.0);
