@@ -102,11 +102,10 @@ impl Histogram {
     }
 }
 
-/// Requests and their durations per route template and status.
-#[derive(Default)]
-struct HttpRequests {
-    by_route: BTreeMap<(String, u16), u64>,
-    durations: BTreeMap<String, Histogram>,
+/// Requests per status and their durations, of one route template.
+struct RouteRequests {
+    by_status: BTreeMap<u16, u64>,
+    durations: Histogram,
 }
 
 pub struct Metrics {
@@ -122,7 +121,8 @@ pub struct Metrics {
     pub tokens_issued: CounterVec,
     refresh_replays: AtomicU64,
     password_hashes: Mutex<Histogram>,
-    http: Mutex<HttpRequests>,
+    /// By route template: found without allocating on every request.
+    http: Mutex<BTreeMap<String, RouteRequests>>,
 }
 
 impl Default for Metrics {
@@ -134,7 +134,7 @@ impl Default for Metrics {
             tokens_issued: CounterVec::default(),
             refresh_replays: AtomicU64::new(0),
             password_hashes: Mutex::new(Histogram::new(HASH_BUCKETS)),
-            http: Mutex::new(HttpRequests::default()),
+            http: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -165,11 +165,17 @@ impl Metrics {
             .http
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *http.by_route.entry((route.to_owned(), status)).or_default() += 1;
-        http.durations
-            .entry(route.to_owned())
-            .or_insert_with(|| Histogram::new(HTTP_BUCKETS))
-            .observe(elapsed);
+        let requests = match http.get_mut(route) {
+            Some(requests) => requests,
+            None => http
+                .entry(route.to_owned())
+                .or_insert_with(|| RouteRequests {
+                    by_status: BTreeMap::new(),
+                    durations: Histogram::new(HTTP_BUCKETS),
+                }),
+        };
+        *requests.by_status.entry(status).or_default() += 1;
+        requests.durations.observe(elapsed);
     }
 
     /// The exposition text of everything counted, `gauges` and the process.
@@ -239,12 +245,14 @@ impl Metrics {
                 "Answered requests by route template and status.",
                 "counter",
             );
-            for ((route, status), count) in &http.by_route {
-                let _ = writeln!(
-                    out,
-                    "authd_http_requests_total{{route=\"{}\",status=\"{status}\"}} {count}",
-                    escape(route)
-                );
+            for (route, requests) in http.iter() {
+                for (status, count) in &requests.by_status {
+                    let _ = writeln!(
+                        out,
+                        "authd_http_requests_total{{route=\"{}\",status=\"{status}\"}} {count}",
+                        escape(route)
+                    );
+                }
             }
             header(
                 &mut out,
@@ -252,9 +260,11 @@ impl Metrics {
                 "Time to answer a request, by route template.",
                 "histogram",
             );
-            for (route, histogram) in &http.durations {
+            for (route, requests) in http.iter() {
                 let labels = format!("route=\"{}\"", escape(route));
-                histogram.render(&mut out, "authd_http_request_duration_seconds", &labels);
+                requests
+                    .durations
+                    .render(&mut out, "authd_http_request_duration_seconds", &labels);
             }
         }
         gauge(
