@@ -4,16 +4,14 @@
 //! audit events — and a restore puts it back; a restore refuses while a
 //! server holds the data dir; with no server the file is copied directly.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::forward_auth::pat_for;
-use crate::helpers::{run, TestServer, AUTHD, GOOD_PASSWORD};
+use crate::helpers::{authd_with, TestServer, GOOD_PASSWORD};
 
 /// What a client saw acknowledged for one account.
 #[derive(Clone)]
@@ -23,19 +21,6 @@ struct Acknowledged {
     access_token: String,
     refresh_token: String,
     pat: Option<String>,
-}
-
-fn authd(config: &Path, args: &[&str]) -> (bool, String) {
-    let (status, stdout, stderr) = run(
-        Command::new(AUTHD)
-            .arg("--config")
-            .arg(config)
-            .args(args)
-            .env_remove("AUTHD_TOKEN")
-            .stdin(Stdio::null()),
-        None,
-    );
-    (status.success(), format!("{stdout}{stderr}"))
 }
 
 /// One client: registers, signs in and (every third account) makes a PAT,
@@ -70,18 +55,6 @@ async fn writer(
     }
 }
 
-async fn introspect(server: &TestServer, token: &str) -> Value {
-    server
-        .operator(Method::POST, "/oauth/introspect")
-        .form(&[("token", token)])
-        .send()
-        .await
-        .expect("introspect")
-        .json()
-        .await
-        .expect("json")
-}
-
 #[tokio::test]
 async fn a_backup_under_write_load_restores_everything_acknowledged_before_it() {
     let server = Arc::new(TestServer::spawn_fast().await);
@@ -102,7 +75,7 @@ async fn a_backup_under_write_load_restores_everything_acknowledged_before_it() 
     let url = server.url("");
     let (ok, said) = tokio::task::spawn_blocking(move || {
         let out = backup_out.to_str().expect("utf-8");
-        authd(&config, &["backup", "--server", &url, out])
+        authd_with(&config, &["backup", "--server", &url, out])
     })
     .await
     .expect("backup");
@@ -118,7 +91,7 @@ async fn a_backup_under_write_load_restores_everything_acknowledged_before_it() 
     assert_eq!(crate::helpers::mode_of(&out) & 0o777, 0o600);
 
     // A restore refuses while the server holds the data dir.
-    let (refused, said) = authd(
+    let (refused, said) = authd_with(
         &server.config_path,
         &["restore", out.to_str().expect("utf-8")],
     );
@@ -128,7 +101,7 @@ async fn a_backup_under_write_load_restores_everything_acknowledged_before_it() 
     // Stop, restore, start again on the restored file.
     let server = Arc::into_inner(server).expect("the writers are done");
     let (dir, config_path) = server.stop();
-    let (ok, said) = authd(&config_path, &["restore", out.to_str().expect("utf-8")]);
+    let (ok, said) = authd_with(&config_path, &["restore", out.to_str().expect("utf-8")]);
     assert!(ok, "{said}");
     assert!(said.contains("kept as"), "{said}");
     let restored = TestServer::start(dir, config_path, &[]).await;
@@ -148,19 +121,11 @@ async fn a_backup_under_write_load_restores_everything_acknowledged_before_it() 
             account.email
         );
         // The refresh token, unused: it rotates.
-        let rotated = restored
-            .post("/oauth/token")
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &account.refresh_token),
-            ])
-            .send()
-            .await
-            .expect("refresh");
+        let rotated = restored.refresh(&account.refresh_token).await;
         assert_eq!(rotated.status(), StatusCode::OK, "{}", account.email);
         if let Some(pat) = &account.pat {
             assert_eq!(
-                introspect(&restored, pat).await["active"],
+                restored.introspect(pat).await["active"],
                 true,
                 "{}",
                 account.email
@@ -182,18 +147,18 @@ async fn without_a_server_the_file_is_copied_and_restored_directly() {
     server.register_ok("kim@example.com").await;
     let (dir, config_path) = server.stop();
     let out = dir.path().join("offline.redb");
-    let (ok, said) = authd(&config_path, &["backup", out.to_str().expect("utf-8")]);
+    let (ok, said) = authd_with(&config_path, &["backup", out.to_str().expect("utf-8")]);
     assert!(ok, "{said}");
     assert!(said.contains("from the database file"), "{said}");
     assert!(said.contains("1 users"), "{said}");
     // The same name twice is refused rather than overwritten.
-    let (again, said) = authd(&config_path, &["backup", out.to_str().expect("utf-8")]);
+    let (again, said) = authd_with(&config_path, &["backup", out.to_str().expect("utf-8")]);
     assert!(!again && said.contains("already exists"), "{said}");
 
     // Restore into an emptied data dir, as on a new machine (server.secret
     // stays: it unseals the keys).
     std::fs::remove_file(dir.path().join("data").join("authd.redb")).ok();
-    let (ok, said) = authd(&config_path, &["restore", out.to_str().expect("utf-8")]);
+    let (ok, said) = authd_with(&config_path, &["restore", out.to_str().expect("utf-8")]);
     assert!(ok, "{said}");
     let restored = TestServer::start(dir, config_path, &[]).await;
     restored.login_ok("kim@example.com").await;

@@ -44,6 +44,18 @@ async fn reload(server: &TestServer) -> reqwest::Response {
         .expect("reload")
 }
 
+/// What forward-auth answers (no credential) for `wiki.example` and for
+/// `open.example`.
+async fn reach(server: &TestServer) -> (u16, u16) {
+    let wiki = ask_nginx(server, "http://wiki.example/", None)
+        .await
+        .status();
+    let open = ask_nginx(server, "http://open.example/", None)
+        .await
+        .status();
+    (wiki.as_u16(), open.as_u16())
+}
+
 async fn wrong_login(server: &TestServer) -> StatusCode {
     server
         .login(json!({"email": "kim@example.com", "password": "Wrong-Horse-42"}))
@@ -56,18 +68,7 @@ async fn a_reload_applies_limits_and_rules_names_what_needs_a_restart_and_surviv
     let server = TestServer::spawn_with(&first_config()).await;
     server.register_ok("kim@example.com").await;
     assert!(!server.logs().contains("\"level\":\"DEBUG\""));
-    assert_eq!(
-        ask_nginx(&server, "http://open.example/", None)
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        ask_nginx(&server, "http://wiki.example/", None)
-            .await
-            .status(),
-        403
-    );
+    assert_eq!(reach(&server).await, (403, 200));
 
     // Nothing changed: nothing to report.
     let unchanged = reload(&server).await;
@@ -95,18 +96,7 @@ async fn a_reload_applies_limits_and_rules_names_what_needs_a_restart_and_surviv
     server.wait_for_log("config reloaded").await;
 
     // The new rules and limits hold at once; the listener stays where it was.
-    assert_eq!(
-        ask_nginx(&server, "http://wiki.example/", None)
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        ask_nginx(&server, "http://open.example/", None)
-            .await
-            .status(),
-        403
-    );
+    assert_eq!(reach(&server).await, (200, 403));
     assert_eq!(wrong_login(&server).await, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong_login(&server).await, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong_login(&server).await, StatusCode::TOO_MANY_REQUESTS);
@@ -137,12 +127,7 @@ async fn a_reload_applies_limits_and_rules_names_what_needs_a_restart_and_surviv
             && message.contains("limits.login_per_ip_per_min"),
         "{body}"
     );
-    assert_eq!(
-        ask_nginx(&server, "http://wiki.example/", None)
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(reach(&server).await, (200, 403));
 
     // Only the operator may ask.
     let anonymous = server
@@ -169,16 +154,5 @@ async fn sighup_reloads_the_file() {
         .expect("kill");
     assert!(status.success());
     server.wait_for_log("config reloaded").await;
-    assert_eq!(
-        ask_nginx(&server, "http://wiki.example/", None)
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        ask_nginx(&server, "http://open.example/", None)
-            .await
-            .status(),
-        403
-    );
+    assert_eq!(reach(&server).await, (200, 403));
 }

@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    browser_login, browser_login_with_totp, call, enroll_totp, BrowserSession, TestServer,
-    FAST_HASHING, RELAXED_LIMITS,
+    authd_with, browser_login, browser_login_with_totp, call, enroll_totp, BrowserSession,
+    TestServer, FAST_HASHING, RELAXED_LIMITS,
 };
 
 /// The rules every test here runs with.
@@ -337,15 +337,8 @@ async fn check_config_names_a_bad_rule() {
          [[forward_auth.rules]]\nhosts = []\npolicy = \"one_factor\"\n",
     )
     .expect("write");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_authd"))
-        .arg("--config")
-        .arg(&path)
-        .arg("check-config")
-        .output()
-        .expect("authd");
-    assert!(!output.status.success());
-    let said = String::from_utf8_lossy(&output.stderr).to_string()
-        + &String::from_utf8_lossy(&output.stdout);
+    let (ok, said) = authd_with(&path, &["check-config"]);
+    assert!(!ok, "{said}");
     assert!(said.contains("forward_auth.rules"), "{said}");
     assert!(said.contains("rule 2"), "{said}");
 
@@ -356,15 +349,8 @@ async fn check_config_names_a_bad_rule() {
          [forward_auth]\ncookie_domain = \"other.test\"\n",
     )
     .expect("write");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_authd"))
-        .arg("--config")
-        .arg(&path)
-        .arg("check-config")
-        .output()
-        .expect("authd");
-    assert!(!output.status.success());
-    let said = String::from_utf8_lossy(&output.stderr).to_string()
-        + &String::from_utf8_lossy(&output.stdout);
+    let (ok, said) = authd_with(&path, &["check-config"]);
+    assert!(!ok, "{said}");
     assert!(said.contains("forward_auth.cookie_domain"), "{said}");
 }
 

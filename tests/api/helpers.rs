@@ -102,6 +102,28 @@ impl TestServer {
         self.bearer(bearer).get("/api/account").await.status()
     }
 
+    /// Rotates `token` at the token endpoint (`grant_type=refresh_token`).
+    pub async fn refresh(&self, token: &str) -> reqwest::Response {
+        self.post("/oauth/token")
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
+            .send()
+            .await
+            .expect("refresh")
+    }
+
+    /// RFC 7662 introspection of any token (access, refresh, PAT) with the
+    /// operator token; panics unless 200.
+    pub async fn introspect(&self, token: &str) -> serde_json::Value {
+        let response = self
+            .operator(reqwest::Method::POST, "/oauth/introspect")
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("introspect");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json")
+    }
+
     /// Logs in with [`GOOD_PASSWORD`]; panics unless 200; returns the token set.
     pub async fn login_ok(&self, email: &str) -> serde_json::Value {
         let response = self
@@ -424,6 +446,21 @@ fn listening_address(line: &str) -> Option<SocketAddr> {
         return None;
     }
     fields.get("address")?.as_str()?.parse().ok()
+}
+
+/// `authd --config CONFIG ARGS…` (no `AUTHD_TOKEN`, no stdin): whether it
+/// succeeded, and what it printed on stdout and stderr together.
+pub fn authd_with(config: &Path, args: &[&str]) -> (bool, String) {
+    let (status, stdout, stderr) = run(
+        Command::new(AUTHD)
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env_remove("AUTHD_TOKEN")
+            .stdin(Stdio::null()),
+        None,
+    );
+    (status.success(), format!("{stdout}{stderr}"))
 }
 
 /// Runs a command to completion with `stdin` fed in, returning status, stdout

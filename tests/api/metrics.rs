@@ -88,15 +88,6 @@ async fn login(server: &TestServer, email: &str, password: &str) -> reqwest::Res
         .await
 }
 
-async fn refresh(server: &TestServer, token: &str) -> reqwest::Response {
-    server
-        .post("/oauth/token")
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
-        .send()
-        .await
-        .expect("refresh")
-}
-
 #[tokio::test]
 async fn counters_move_with_logins_failures_limits_tokens_and_replays() {
     let server = TestServer::spawn_with(&format!(
@@ -144,9 +135,9 @@ async fn counters_move_with_logins_failures_limits_tokens_and_replays() {
             .status(),
         StatusCode::TOO_MANY_REQUESTS
     );
-    let rotated = refresh(&server, first_refresh).await;
+    let rotated = server.refresh(first_refresh).await;
     assert_eq!(rotated.status(), StatusCode::OK);
-    let replayed = refresh(&server, first_refresh).await;
+    let replayed = server.refresh(first_refresh).await;
     assert_eq!(replayed.status(), StatusCode::BAD_REQUEST);
     let user_id = created["user"]["id"]
         .as_str()

@@ -59,17 +59,6 @@ fn kid_of(token: &str) -> String {
     part_of(token, 0)["kid"].as_str().expect("kid").to_owned()
 }
 
-async fn introspect(server: &TestServer, token: &str) -> Value {
-    let response = server
-        .operator(Method::POST, "/oauth/introspect")
-        .form(&[("token", token)])
-        .send()
-        .await
-        .expect("introspect");
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.expect("json")
-}
-
 async fn revoke(server: &TestServer, token: &str) -> StatusCode {
     server
         .post("/oauth/revoke")
@@ -307,7 +296,7 @@ async fn a_revoked_key_leaves_the_jwks_and_its_tokens_fail_at_once() {
         "a remembered verification does not outlive its key"
     );
     assert_eq!(
-        introspect(&server, first_access).await,
+        server.introspect(first_access).await,
         json!({"active": false})
     );
     assert_eq!(server.account_status(second_access).await, StatusCode::OK);
@@ -427,7 +416,7 @@ async fn pats_are_introspected_and_revoked_through_the_oauth_endpoints() {
         .expect("introspect");
     assert_eq!(with_the_pat.status(), StatusCode::UNAUTHORIZED);
 
-    let active = introspect(&server, &token).await;
+    let active = server.introspect(&token).await;
     assert_eq!(active["active"], true, "{active}");
     assert_eq!(active["token_type"], "personal_access_token");
     assert_eq!(active["scope"], "sessions.read tokens.read");
@@ -452,7 +441,7 @@ async fn pats_are_introspected_and_revoked_through_the_oauth_endpoints() {
     };
     let look_alike = String::from_utf8(look_alike).expect("ascii");
     assert_eq!(
-        introspect(&server, &look_alike).await,
+        server.introspect(&look_alike).await,
         json!({"active": false})
     );
 
@@ -466,7 +455,7 @@ async fn pats_are_introspected_and_revoked_through_the_oauth_endpoints() {
             )
             .await;
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(introspect(&server, &token).await["active"], active);
+        assert_eq!(server.introspect(&token).await["active"], active);
     }
 
     // RFC 7009: whoever holds it may end it; it fails from the next request.
@@ -478,7 +467,7 @@ async fn pats_are_introspected_and_revoked_through_the_oauth_endpoints() {
     );
     assert_eq!(revoke(&server, &token).await, StatusCode::OK);
     assert_eq!(list_status(token.clone()).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(introspect(&server, &token).await, json!({"active": false}));
+    assert_eq!(server.introspect(&token).await, json!({"active": false}));
     assert_eq!(
         revoke(&server, &token).await,
         StatusCode::OK,
@@ -562,10 +551,7 @@ async fn an_id_token_is_never_taken_for_an_access_token() {
         .await
         .expect("logout");
     assert_eq!(logout.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        introspect(&server, id_token).await,
-        json!({"active": false})
-    );
+    assert_eq!(server.introspect(id_token).await, json!({"active": false}));
     assert_eq!(server.account_status(access).await, StatusCode::OK);
 
     // A client_id equal to the access audience would bring the confusion back.

@@ -24,27 +24,6 @@ fn header_of(token: &str) -> Value {
     .expect("json")
 }
 
-async fn refresh(server: &TestServer, token: &str) -> reqwest::Response {
-    server
-        .post("/oauth/token")
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
-        .send()
-        .await
-        .expect("refresh")
-}
-
-async fn introspect(server: &TestServer, token: &str) -> Value {
-    server
-        .operator(Method::POST, "/oauth/introspect")
-        .form(&[("token", token)])
-        .send()
-        .await
-        .expect("introspect")
-        .json()
-        .await
-        .expect("json")
-}
-
 /// Verifies `token` the way a resource server would: JWKS over HTTP only.
 async fn verify_independently(
     server: &TestServer,
@@ -72,7 +51,7 @@ async fn a_refresh_rotates_within_the_family_and_a_replay_kills_it() {
     let first = server.login_ok("ann@example.com").await;
     let first_refresh = first["refresh_token"].as_str().expect("refresh");
 
-    let response = refresh(&server, first_refresh).await;
+    let response = server.refresh(first_refresh).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let second: Value = response.json().await.expect("json");
@@ -102,14 +81,16 @@ async fn a_refresh_rotates_within_the_family_and_a_replay_kills_it() {
     assert!(body["error_description"].is_string());
 
     // The whole family and its session are dead.
-    let after = refresh(&server, second["refresh_token"].as_str().expect("refresh")).await;
+    let after = server
+        .refresh(second["refresh_token"].as_str().expect("refresh"))
+        .await;
     assert_eq!(after.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         server.account_status(second_access).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        introspect(&server, second_access).await,
+        server.introspect(second_access).await,
         json!({"active": false})
     );
 
@@ -226,7 +207,7 @@ async fn logout_ends_the_session_family_and_access_tokens() {
     server.register_ok("cy@example.com").await;
     let bearer = server.login_ok("cy@example.com").await;
     let access = bearer["access_token"].as_str().expect("access");
-    assert_eq!(introspect(&server, access).await["active"], true);
+    assert_eq!(server.introspect(access).await["active"], true);
     let response = server
         .post("/logout")
         .bearer_auth(access)
@@ -238,8 +219,10 @@ async fn logout_ends_the_session_family_and_access_tokens() {
         server.account_status(access).await,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(introspect(&server, access).await, json!({"active": false}));
-    let response = refresh(&server, bearer["refresh_token"].as_str().expect("refresh")).await;
+    assert_eq!(server.introspect(access).await, json!({"active": false}));
+    let response = server
+        .refresh(bearer["refresh_token"].as_str().expect("refresh"))
+        .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
     let form = server.login_ok("cy@example.com").await;
@@ -290,19 +273,16 @@ async fn revocation_and_introspection_follow_rfc_7009_and_7662() {
         .expect("introspect");
     assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
 
-    let active = introspect(&server, access).await;
+    let active = server.introspect(access).await;
     assert_eq!(active["active"], true);
     assert_eq!(active["token_type"], "access_token");
     assert_eq!(active["sub"], profile["id"]);
     assert_eq!(active["sid"], tokens["session_id"]);
     assert!(active["exp"].is_i64());
-    let active = introspect(&server, refresh_token).await;
+    let active = server.introspect(refresh_token).await;
     assert_eq!(active["active"], true);
     assert_eq!(active["token_type"], "refresh_token");
-    assert_eq!(
-        introspect(&server, "garbage").await,
-        json!({"active": false})
-    );
+    assert_eq!(server.introspect("garbage").await, json!({"active": false}));
 
     for token in ["unknown-token", "a.b.c"] {
         let response = server
@@ -325,11 +305,11 @@ async fn revocation_and_introspection_follow_rfc_7009_and_7662() {
         .expect("revoke");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
-        introspect(&server, refresh_token).await,
+        server.introspect(refresh_token).await,
         json!({"active": false})
     );
     assert_eq!(
-        refresh(&server, refresh_token).await.status(),
+        server.refresh(refresh_token).await.status(),
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
@@ -346,7 +326,7 @@ async fn revocation_and_introspection_follow_rfc_7009_and_7662() {
         .await
         .expect("revoke");
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(introspect(&server, access).await, json!({"active": false}));
+    assert_eq!(server.introspect(access).await, json!({"active": false}));
 }
 
 #[tokio::test]
@@ -371,7 +351,8 @@ async fn the_openid_scope_brings_an_id_token_for_the_client() {
     assert!(claims["auth_time"].is_i64());
     assert_eq!(tokens["scope"], "openid email");
 
-    let refreshed: Value = refresh(&server, tokens["refresh_token"].as_str().expect("refresh"))
+    let refreshed: Value = server
+        .refresh(tokens["refresh_token"].as_str().expect("refresh"))
         .await
         .json()
         .await
@@ -666,7 +647,7 @@ async fn forged_and_foreign_tokens_are_rejected() {
             "{name}"
         );
         assert_eq!(
-            introspect(&server, token).await,
+            server.introspect(token).await,
             json!({"active": false}),
             "{name}"
         );
