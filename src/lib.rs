@@ -24,6 +24,7 @@
 //! - [`crypto`]: randomness, digests, constant-time comparison, argon2id,
 //!   JWTs, TOTP, PAT format, sealing, signed links.
 //! - [`clock`]: the one place that reads the wall clock.
+//! - [`swappable`]: a value read per request and replaced whole.
 //! - [`telemetry`]: log output and its reloadable level.
 //! - [`metrics`]: counters for `/metrics`, added to where things happen.
 //! - [`systemd`]: `READY=1` and `STOPPING=1` for a `Type=notify` unit.
@@ -46,5 +47,6 @@ pub mod metrics;
 pub mod server_secret;
 pub mod service;
 pub mod store;
+pub mod swappable;
 pub mod systemd;
 pub mod telemetry;

@@ -8,11 +8,12 @@
 //! restart, never half-applied: a new `server.listen` would need a new
 //! socket, a new `storage.data_dir` another database).
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::config::{Config, ConfigError, ConfigSource};
+use crate::swappable::Swappable;
 use crate::telemetry::LogLevel;
 
 /// Keys (and whole sections) that take effect without a restart.
@@ -27,33 +28,7 @@ pub const RELOADABLE: &[&str] = &[
 ];
 
 /// The config requests read; replaced whole by a reload.
-pub struct LiveConfig {
-    current: RwLock<Arc<Config>>,
-}
-
-impl LiveConfig {
-    pub fn new(config: Arc<Config>) -> Self {
-        Self {
-            current: RwLock::new(config),
-        }
-    }
-
-    /// The config as it is now; hold it for the length of one decision.
-    pub fn get(&self) -> Arc<Config> {
-        match self.current.read() {
-            Ok(current) => current.clone(),
-            // A panic while swapping cannot leave a torn Arc; the value is whole.
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    pub fn replace(&self, config: Arc<Config>) {
-        match self.current.write() {
-            Ok(mut current) => *current = config,
-            Err(poisoned) => *poisoned.into_inner() = config,
-        }
-    }
-}
+pub type LiveConfig = Swappable<Arc<Config>>;
 
 /// Where the running config came from, to read it again, and the log
 /// filter to change when `log.level` does.

@@ -28,7 +28,7 @@
 //! was the signer, a new key is made and installed in the same transaction,
 //! so there is always a signer.
 
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -40,6 +40,7 @@ use crate::config::Config;
 use crate::crypto::jwt::{jwks_document, KeyAlgorithm, KeyPair, PublicJwk, Signer, Verifier};
 use crate::crypto::sealed::SealingKey;
 use crate::store::{Queries, Store, StoreError, StoredSigningKey};
+use crate::swappable::Swappable;
 
 /// The purpose the signing keys' sealing key is derived for.
 const SEALING_PURPOSE: &str = "authd/signing-keys/v1";
@@ -60,7 +61,7 @@ struct KeyState {
 }
 
 /// The keys in memory; `None` until the first key exists.
-type SharedState = Arc<RwLock<Option<Arc<KeyState>>>>;
+type SharedState = Arc<Swappable<Option<Arc<KeyState>>>>;
 
 pub struct KeyRing {
     store: Arc<Store>,
@@ -185,7 +186,7 @@ impl KeyRing {
         let install = {
             let state = state.clone();
             move |built: KeyState| {
-                set_state(&state, built);
+                state.set(Some(Arc::new(built)));
                 ready_sender.send_replace(true);
             }
         };
@@ -210,7 +211,7 @@ impl KeyRing {
 
     /// The keys, once the first one exists.
     async fn snapshot(&self) -> ServiceResult<Arc<KeyState>> {
-        if let Some(state) = get_state(&self.state) {
+        if let Some(state) = self.state.get() {
             return Ok(state);
         }
         self.ready
@@ -222,7 +223,9 @@ impl KeyRing {
                     "the first signing key could not be made (see the log)"
                 ))
             })?;
-        get_state(&self.state).ok_or_else(|| internal(anyhow::anyhow!("no signing keys")))
+        self.state
+            .get()
+            .ok_or_else(|| internal(anyhow::anyhow!("no signing keys")))
     }
 
     /// Resolves only if the first key could not be made in the background:
@@ -248,7 +251,7 @@ impl KeyRing {
             let _one_at_a_time = one_at_a_time(&changes);
             let outcome = change(&store)?;
             let state = build_state(&store, &sealing, clock.now()).map_err(internal)?;
-            set_state(&shared, state);
+            shared.set(Some(Arc::new(state)));
             Ok(outcome)
         })
         .await
@@ -268,8 +271,8 @@ impl KeyRing {
         tokio::task::spawn_blocking(move || {
             let _one_at_a_time = one_at_a_time(&changes);
             // Requests that arrived together rebuild once.
-            if get_state(&shared).is_none_or(|state| due(&state)) {
-                set_state(&shared, build_state(&store, &sealing, now)?);
+            if shared.get().is_none_or(|state| due(&state)) {
+                shared.set(Some(Arc::new(build_state(&store, &sealing, now)?)));
             }
             Ok::<_, anyhow::Error>(())
         })
@@ -460,21 +463,6 @@ impl KeyRing {
             self.current().await?;
         }
         Ok(removed)
-    }
-}
-
-fn get_state(state: &SharedState) -> Option<Arc<KeyState>> {
-    match state.read() {
-        Ok(guard) => guard.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
-    }
-}
-
-fn set_state(state: &SharedState, built: KeyState) {
-    let built = Some(Arc::new(built));
-    match state.write() {
-        Ok(mut guard) => *guard = built,
-        Err(poisoned) => *poisoned.into_inner() = built,
     }
 }
 

@@ -53,6 +53,7 @@ use crate::crypto::passwords::{Argon2Params, PasswordError, PasswordHasher};
 use crate::domain::password_policy::Violation;
 use crate::live_config::LiveConfig;
 use crate::store::{ReadTxn, Store, StoreError, Sweep, WriteTxn};
+use crate::swappable::Swappable;
 
 pub use keys::KeyRing;
 pub use limiter::LoginLimiter;
@@ -201,7 +202,7 @@ pub struct Services {
     pub cookie_key: crate::crypto::signed_link::LinkKey,
     /// `None` when `server.public_url` cannot be a relying party (an IP
     /// address); rebuilt when a reload changes `mfa.issuer`, its name.
-    webauthn: std::sync::RwLock<Option<Arc<webauthn_rs::Webauthn>>>,
+    webauthn: Swappable<Option<Arc<webauthn_rs::Webauthn>>>,
     /// One reload at a time.
     reloading: std::sync::Mutex<()>,
     /// Posts events to `[[webhooks]]` from a background worker.
@@ -255,7 +256,7 @@ impl Services {
             verified_tokens: tokens::VerifiedTokens::default(),
             verified_client_tokens: tokens::VerifiedTokens::default(),
             webhooks,
-            webauthn: std::sync::RwLock::new(webauthn),
+            webauthn: Swappable::new(webauthn),
             reloading: std::sync::Mutex::new(()),
             cookie_key: crate::crypto::signed_link::LinkKey::derive_for(
                 server_secret,

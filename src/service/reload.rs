@@ -36,10 +36,7 @@ pub enum ReloadError {
 impl Services {
     /// The relying party for WebAuthn now, if there is one.
     pub fn webauthn(&self) -> Option<Arc<webauthn_rs::Webauthn>> {
-        match self.webauthn.read() {
-            Ok(relying_party) => relying_party.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.webauthn.get()
     }
 
     /// Reads the config again through `reloader` and runs with it; a file
@@ -66,15 +63,12 @@ impl Services {
         let next = Arc::new(plan.next);
         if next.mfa.issuer != running.mfa.issuer {
             if let Ok(relying_party) = webauthn::relying_party(&next) {
-                match self.webauthn.write() {
-                    Ok(mut current) => *current = Some(Arc::new(relying_party)),
-                    Err(poisoned) => *poisoned.into_inner() = Some(Arc::new(relying_party)),
-                }
+                self.webauthn.set(Some(Arc::new(relying_party)));
             }
         }
         self.webhooks.replace(next.webhooks.clone())?;
         self.limiter.set_limits(&next.limits);
-        self.live_config.replace(next.clone());
+        self.live_config.set(next.clone());
         for warning in next.warnings() {
             tracing::warn!("{warning}");
         }

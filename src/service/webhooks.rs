@@ -8,7 +8,7 @@
 //! bound. Every attempt is audited (`webhook.delivered`, `webhook.failed`)
 //! with the receiver's host only, since webhook URLs often embed secrets.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -19,6 +19,7 @@ use crate::audit::{AuditKind, AuditRecord, RequestOrigin};
 use crate::clock::{self, Clock, UnixSeconds};
 use crate::config::WebhookConfig;
 use crate::store::Store;
+use crate::swappable::Swappable;
 
 /// Events waiting for the worker.
 const QUEUE_CAPACITY: usize = 256;
@@ -39,19 +40,12 @@ struct Event {
 pub struct Webhooks {
     /// The receivers now; a config reload replaces the list and the worker
     /// reads it for every event.
-    hooks: Arc<RwLock<Arc<Vec<WebhookConfig>>>>,
+    hooks: Arc<Swappable<Arc<Vec<WebhookConfig>>>>,
     /// Started with the first receiver (at start, or by a reload).
     queue: Mutex<Option<mpsc::Sender<Event>>>,
     store: Arc<Store>,
     clock: Clock,
     dropped: std::sync::atomic::AtomicU64,
-}
-
-fn read<T: Clone>(lock: &RwLock<T>) -> T {
-    match lock.read() {
-        Ok(value) => value.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
-    }
 }
 
 /// `sha256=<hex>`: HMAC-SHA-256 of the exact body bytes with the webhook's secret.
@@ -80,7 +74,7 @@ impl Webhooks {
         clock: Clock,
     ) -> anyhow::Result<Webhooks> {
         let webhooks = Webhooks {
-            hooks: Arc::new(RwLock::new(Arc::new(Vec::new()))),
+            hooks: Arc::default(),
             queue: Mutex::new(None),
             store,
             clock,
@@ -94,10 +88,7 @@ impl Webhooks {
     /// go to the new list. The worker starts with the first receiver.
     pub fn replace(&self, hooks: Vec<WebhookConfig>) -> anyhow::Result<()> {
         let any = !hooks.is_empty();
-        match self.hooks.write() {
-            Ok(mut current) => *current = Arc::new(hooks),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(hooks),
-        }
+        self.hooks.set(Arc::new(hooks));
         let mut queue = self
             .queue
             .lock()
@@ -127,7 +118,7 @@ impl Webhooks {
 
     /// Queues an event; returns at once. A full queue drops it, audited.
     pub fn notify(&self, kind: &'static str, payload: serde_json::Value) {
-        if read(&self.hooks).is_empty() {
+        if self.hooks.get().is_empty() {
             return;
         }
         let Some(queue) = self
@@ -181,7 +172,7 @@ fn audit_attempt(
 
 async fn run_worker(
     mut receiver: mpsc::Receiver<Event>,
-    live_hooks: Arc<RwLock<Arc<Vec<WebhookConfig>>>>,
+    live_hooks: Arc<Swappable<Arc<Vec<WebhookConfig>>>>,
     client: reqwest::Client,
     store: Arc<Store>,
     clock: Clock,
@@ -202,7 +193,7 @@ async fn run_worker(
                 continue;
             }
         };
-        let hooks = read(&live_hooks);
+        let hooks = live_hooks.get();
         for (index, hook) in hooks.iter().enumerate() {
             if !hook.events.iter().any(|e| e == event.kind) {
                 continue;
