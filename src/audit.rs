@@ -94,6 +94,15 @@ audit_kinds! {
     CodeReplayed = "oauth.code_replayed",
     DeviceApproved = "oauth.device_approved",
     DeviceDenied = "oauth.device_denied",
+    /// An upstream provider's identity was linked to an account.
+    IdentityLinked = "identity.linked",
+    IdentityUnlinked = "identity.unlinked",
+    /// A sign-in through an upstream provider failed (with the provider's
+    /// error, never its codes or tokens).
+    SocialLoginFailed = "social.login_failed",
+    ProviderCreated = "provider.created",
+    ProviderUpdated = "provider.updated",
+    ProviderDeleted = "provider.deleted",
 }
 
 /// Who did it and from where; `None` fields were not known.

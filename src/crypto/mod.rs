@@ -1,5 +1,6 @@
 //! Pure cryptographic building blocks: randomness, digests, constant-time
-//! comparison, argon2id password hashing and JWT signing. Nothing here knows
+//! comparison, argon2id password hashing, JWT signing, and upstream
+//! providers' ID tokens and Apple's client secret (`upstream`). Nothing here knows
 //! about HTTP or storage.
 
 pub mod jwt;
@@ -9,6 +10,7 @@ pub mod random;
 pub mod sealed;
 pub mod signed_link;
 pub mod totp;
+pub mod upstream;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod name;
 pub mod org;
 pub mod password_policy;
+pub mod provider;
 pub mod scope;
 pub mod session;
 pub mod user;

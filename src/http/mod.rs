@@ -32,7 +32,9 @@ pub use state::{AppState, Shared};
 pub fn router(state: AppState) -> Router {
     let config = state.config();
     let max_body_bytes = config.server.max_body_bytes;
-    use routes::{account, control_plane, forward_auth, identity, oauth, oidc, operator, ui};
+    use routes::{
+        account, control_plane, forward_auth, identity, oauth, oidc, operator, social, ui,
+    };
     let operator_api = Router::new()
         .route("/status", get(routes::status::status))
         .route(
@@ -81,6 +83,13 @@ pub fn router(state: AppState) -> Router {
                 .delete(operator::delete_client),
         )
         .route("/clients/{id}/secret", post(operator::rotate_client_secret))
+        .route("/providers", get(social::list).post(social::create))
+        .route(
+            "/providers/{name}",
+            get(social::get)
+                .patch(social::update)
+                .delete(social::delete),
+        )
         .route("/forward-auth/rules", get(forward_auth::rules))
         .route("/users/{id}/forward-auth", get(forward_auth::reachable))
         .route("/approvals", get(operator::list_approvals))
@@ -106,6 +115,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/webauthn/register", post(account::webauthn_register_start))
         .route("/apps", get(account::connected_apps))
+        .route("/identities", get(social::identities))
+        .route("/identities/link", post(social::link))
+        .route("/identities/{id}", delete(social::unlink))
         .route("/apps/{client_id}", delete(account::revoke_connected_app))
         .route(
             "/webauthn/{id}",
@@ -154,6 +166,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/api/login", post(ui::login))
         .route("/ui/api/mfa", post(ui::mfa))
         .route("/ui/api/logout", post(ui::logout))
+        .route("/ui/api/providers", get(social::public_list))
         .route(
             "/ui/api/consent",
             get(oidc::describe_consent).post(oidc::answer_consent),
@@ -188,6 +201,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/oauth/authorize",
             get(oidc::authorize).post(oidc::authorize_form),
+        )
+        .route(
+            "/oauth/callback/{name}",
+            get(social::callback).post(social::callback_form),
         )
         .route("/oauth/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .route(

@@ -194,6 +194,7 @@ pub(crate) fn begin_app_session(
             nonce: None,
             auth_time: sign_in.auth_time,
             amr: sign_in.amr.to_vec(),
+            method: None,
         };
         let family = uuid::Uuid::new_v4().to_string();
         Some(store_refresh_token(

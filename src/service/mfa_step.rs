@@ -75,6 +75,7 @@ impl Services {
             client_id: grant.client_id,
             nonce: grant.nonce,
             webauthn_state: None,
+            method: grant.method,
         };
         let key = mfa_token_digest(&token);
         let webauthn_on = self.webauthn().is_some();
@@ -257,7 +258,18 @@ impl Services {
                     client_id: challenge.client_id,
                     nonce: challenge.nonce,
                     auth_time: now,
-                    amr: vec!["pwd".into(), second.into(), "mfa".into()],
+                    // A social sign-in's first factor happened at the provider.
+                    amr: vec![
+                        if challenge.method.is_some() {
+                            "fed"
+                        } else {
+                            "pwd"
+                        }
+                        .into(),
+                        second.into(),
+                        "mfa".into(),
+                    ],
+                    method: challenge.method,
                 };
                 Ok(Ok((user, org, grant)))
             })

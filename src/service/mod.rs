@@ -9,6 +9,8 @@
 //! [`approvals`], [`webhooks`], [`audit_log`] — stand on those. Apps signing
 //! in through authd: [`clients`] → [`authorize`] → [`client_tokens`] →
 //! [`sessions`]; [`device`] stands on those two, [`forward_auth`] on [`pats`].
+//! Signing in through an upstream provider: [`social`] → {[`upstream`],
+//! [`providers`], [`accounts`], [`mfa_step`], [`sessions`]}.
 //!
 //! Store calls are blocking and run on the blocking pool through
 //! [`Services::store_read`] / [`Services::store_write`]; password hashing runs
@@ -33,13 +35,16 @@ pub mod members;
 pub mod mfa_step;
 pub mod orgs;
 pub mod pats;
+pub mod providers;
 pub mod refresh;
 pub mod reload;
 pub mod sessions;
+pub mod social;
 pub mod status;
 pub mod step_up;
 pub mod tokens;
 pub mod totp;
+pub mod upstream;
 pub mod user_admin;
 pub mod webauthn;
 pub mod webhooks;
@@ -211,6 +216,12 @@ pub struct Services {
     pub verified_tokens: tokens::VerifiedTokens,
     /// Apps' access tokens that verified (userinfo, introspection).
     pub verified_client_tokens: tokens::VerifiedTokens<client_tokens::ClientAccessClaims>,
+    /// Seals upstream providers' client secrets and Apple keys.
+    pub provider_key: Arc<crate::crypto::sealed::SealingKey>,
+    /// Outbound calls to upstream providers, with their caches.
+    pub upstream: upstream::Upstream,
+    /// Social sign-ins on their way to a provider and back.
+    pub social_flows: social::PendingFlows,
     /// Where every use case takes the time from (manual in tests).
     pub clock: Clock,
 }
@@ -266,6 +277,9 @@ impl Services {
             activity: SessionActivity::default(),
             pat_activity: pats::PatActivity::default(),
             mfa_key: Arc::new(totp::sealing_key(server_secret)),
+            provider_key: Arc::new(providers::sealing_key(server_secret)),
+            upstream: upstream::Upstream::new()?,
+            social_flows: social::PendingFlows::default(),
             link_key: crate::crypto::signed_link::LinkKey::derive(server_secret),
             live_config: LiveConfig::new(config),
             store,

@@ -150,6 +150,7 @@ impl Services {
                     nonce: None,
                     auth_time: record.auth_time,
                     amr: session.amr.clone(),
+                    method: None,
                 };
                 let refresh_ttl = match owner {
                     // An app's session slides with its use, up to its TTL.

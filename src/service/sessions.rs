@@ -220,7 +220,14 @@ impl Services {
                 txn.put_session(&stored)?;
                 let family_id = uuid::Uuid::new_v4().to_string();
                 let refresh_token = if refreshable {
-                    Some(store_refresh_token(txn, &stored, &family_id, &stored_grant, now, refresh_ttl)?)
+                    Some(store_refresh_token(
+                        txn,
+                        &stored,
+                        &family_id,
+                        &stored_grant,
+                        now,
+                        refresh_ttl,
+                    )?)
                 } else {
                     None
                 };
@@ -228,7 +235,11 @@ impl Services {
                     AuditRecord::new(AuditKind::UserLogin, now, &origin)
                         .user(stored.user_id)
                         .org(&stored.org_id)
-                        .details(serde_json::json!({"session_id": stored.id, "mfa_verified": stored.mfa_verified})),
+                        .details(serde_json::json!({
+                            "session_id": stored.id,
+                            "mfa_verified": stored.mfa_verified,
+                            "method": stored_grant.method.as_deref().unwrap_or("password"),
+                        })),
                 )?;
                 Ok(refresh_token)
             })

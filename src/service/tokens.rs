@@ -78,6 +78,9 @@ pub struct TokenGrant {
     pub auth_time: UnixSeconds,
     /// How the person signed in (RFC 8176), kept on the session.
     pub amr: Vec<String>,
+    /// The first factor for the `user.login` audit record when it is not
+    /// a password: `social:NAME`.
+    pub method: Option<String>,
 }
 
 impl TokenGrant {

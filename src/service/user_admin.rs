@@ -24,6 +24,9 @@ const SEARCH_BATCH: usize = 512;
 pub struct UserChanges {
     pub name: Option<String>,
     pub disabled: Option<bool>,
+    /// The operator vouches that the email is the person's (SPEC §5); it
+    /// decides whether a provider's verified email may link to the account.
+    pub email_verified: Option<bool>,
 }
 
 /// What a change to one user says about itself: the audit record, and
@@ -157,6 +160,9 @@ impl Services {
         self.change_user(user_id, context, move |txn, user, now, origin| {
             if let Some(name) = name {
                 user.name = Some(name.trim().to_owned()).filter(|n| !n.is_empty());
+            }
+            if let Some(verified) = changes.email_verified {
+                user.email_verified = verified;
             }
             if let Some(disabled) = changes.disabled {
                 user.status = match (disabled, user.status) {

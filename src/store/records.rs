@@ -101,6 +101,9 @@ pub struct MfaChallenge {
     /// The WebAuthn assertion state once `/mfa/webauthn/options` was asked.
     #[serde(default)]
     pub webauthn_state: Option<String>,
+    /// `social:NAME` when the first factor was an upstream provider.
+    #[serde(default)]
+    pub method: Option<String>,
 }
 
 /// A registered WebAuthn credential. `key` is the relying-party crate's

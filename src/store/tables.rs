@@ -69,6 +69,13 @@ pub(crate) const DEVICE_AUTHORIZATIONS: JsonTable = TableDefinition::new("device
 /// user code → SHA-256 (hex) of its device code.
 pub(crate) const DEVICE_USER_CODES: JsonTable = TableDefinition::new("device_user_codes");
 
+/// Upstream sign-in provider name → `Provider` (secrets sealed).
+pub(crate) const PROVIDERS: JsonTable = TableDefinition::new("providers");
+/// `provider/subject` → `Identity`: who a provider's account is here.
+pub(crate) const IDENTITIES: JsonTable = TableDefinition::new("identities");
+/// `user_id/identity_id` → `provider/subject`: the identities of one user.
+pub(crate) const USER_IDENTITIES: JsonTable = TableDefinition::new("user_identities");
+
 /// Every table that exists at the current schema version, for backups.
 pub(crate) const ALL_TABLES: &[JsonTable] = &[
     META,
@@ -97,6 +104,9 @@ pub(crate) const ALL_TABLES: &[JsonTable] = &[
     CONSENTS,
     DEVICE_AUTHORIZATIONS,
     DEVICE_USER_CODES,
+    PROVIDERS,
+    IDENTITIES,
+    USER_IDENTITIES,
 ];
 
 /// The tables an ordinary request reads, hottest first: what

@@ -12,7 +12,14 @@ use super::records::*;
 use super::tables::*;
 use crate::audit::AuditRecord;
 use crate::clock::UnixSeconds;
+use crate::domain::provider::{Identity, Provider};
 use crate::domain::{Email, OAuthClient, Org, OrgId, Role, Session, SessionId, User, UserId};
+
+/// `provider/subject`. A subject may contain `/` (it is the provider's
+/// string); it comes last, so the key stays unambiguous.
+fn identity_key(provider: &str, subject: &str) -> String {
+    format!("{provider}/{subject}")
+}
 
 fn email_key(org: &OrgId, email: &Email) -> String {
     format!("{org}/{}", email.as_str())
@@ -208,6 +215,40 @@ pub trait Queries {
             .into_iter()
             .map(|(_, approval)| approval)
             .collect())
+    }
+
+    fn provider(&self, name: &str) -> StoreResult<Option<Provider>> {
+        self.reader().get(PROVIDERS, name)
+    }
+
+    /// Every provider in name order (a handful per server).
+    fn providers(&self) -> StoreResult<Vec<Provider>> {
+        Ok(self
+            .reader()
+            .scan::<Provider>(PROVIDERS, "", None, usize::MAX)?
+            .into_iter()
+            .map(|(_, provider)| provider)
+            .collect())
+    }
+
+    fn identity(&self, provider: &str, subject: &str) -> StoreResult<Option<Identity>> {
+        self.reader()
+            .get(IDENTITIES, &identity_key(provider, subject))
+    }
+
+    /// The identities linked to a user, in the order they were linked.
+    fn identities_of_user(&self, user: &UserId) -> StoreResult<Vec<Identity>> {
+        let reader = self.reader();
+        let mut identities = Vec::new();
+        for (_, key) in
+            reader.scan::<String>(USER_IDENTITIES, &format!("{user}/"), None, usize::MAX)?
+        {
+            if let Some(identity) = reader.get::<Identity>(IDENTITIES, &key)? {
+                identities.push(identity);
+            }
+        }
+        identities.sort_by_key(|identity| identity.linked_at);
+        Ok(identities)
     }
 
     fn oauth_client(&self, id: &str) -> StoreResult<Option<OAuthClient>> {
@@ -418,6 +459,9 @@ impl WriteTxn {
         for session in self.sessions_of_user(&user.id)? {
             self.delete_session(&session)?;
         }
+        for identity in self.identities_of_user(&user.id)? {
+            self.delete_identity(&identity)?;
+        }
         self.delete_mfa_factors(&user.id)?;
         for credential in self.webauthn_credentials(&user.id)? {
             self.delete_webauthn_credential(&user.id, &credential.id)?;
@@ -610,6 +654,43 @@ impl WriteTxn {
 
     pub fn put_oauth_client(&self, client: &OAuthClient) -> StoreResult<()> {
         self.put(OAUTH_CLIENTS, &client.id, client)
+    }
+
+    pub fn put_provider(&self, provider: &Provider) -> StoreResult<()> {
+        self.put(PROVIDERS, &provider.name, provider)
+    }
+
+    /// Removes the provider and every identity linked through it.
+    pub fn delete_provider(&self, name: &str) -> StoreResult<bool> {
+        let linked: Vec<(String, Identity)> =
+            self.reader()
+                .scan(IDENTITIES, &format!("{name}/"), None, usize::MAX)?;
+        for (_, identity) in linked {
+            self.delete_identity(&identity)?;
+        }
+        self.remove(PROVIDERS, name)
+    }
+
+    /// Writes the identity and its per-user index row.
+    pub fn put_identity(&self, identity: &Identity) -> StoreResult<()> {
+        let key = identity_key(&identity.provider, &identity.subject);
+        self.put(
+            USER_IDENTITIES,
+            &format!("{}/{}", identity.user_id, identity.id),
+            &key,
+        )?;
+        self.put(IDENTITIES, &key, identity)
+    }
+
+    pub fn delete_identity(&self, identity: &Identity) -> StoreResult<bool> {
+        self.remove(
+            USER_IDENTITIES,
+            &format!("{}/{}", identity.user_id, identity.id),
+        )?;
+        self.remove(
+            IDENTITIES,
+            &identity_key(&identity.provider, &identity.subject),
+        )
     }
 
     pub fn delete_oauth_client(&self, id: &str) -> StoreResult<bool> {

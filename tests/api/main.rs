@@ -26,6 +26,7 @@ mod operator_api;
 mod operator_users;
 mod registration;
 mod sign_in_defences;
+mod social_login;
 mod systemd;
 mod token_hardening;
 mod tokens;

@@ -77,6 +77,7 @@ impl LoginBody {
                 nonce: body.nonce,
                 auth_time: 0,
                 amr: Vec::new(),
+                method: None,
             },
         })
     }

@@ -22,7 +22,7 @@ use crate::service::ServiceError;
 
 /// A page for what cannot go back to the app: plain HTML under the UI's
 /// CSP, with every text escaped.
-fn error_page(status: StatusCode, title: &str, detail: &str) -> Response {
+pub fn error_page(status: StatusCode, title: &str, detail: &str) -> Response {
     let escape = |text: &str| {
         text.replace('&', "&amp;")
             .replace('<', "&lt;")
@@ -113,6 +113,9 @@ pub async fn authorize(
     visitor: BrowserVisitor,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    if let Some(start) = super::social::start_request(query.as_deref()) {
+        return super::social::start(&state, start, visitor).await;
+    }
     let params = match parse_params(query.as_deref()) {
         Ok(params) => params,
         Err(page) => return Ok(page.render()),

@@ -187,25 +187,34 @@ async fn signed_in(state: &AppState, tokens: TokenSet) -> Result<Response, ApiEr
         .authenticate_browser_cookie(&cookie, state.services.clock.now())
         .await?;
     let profile = state.services.user_profile(principal.user_id).await?;
-    let csrf = state.services.csrf_token(principal.session_id);
-    let max_age = state.config().sessions.ttl.as_secs();
-    let names = UiCookies::of(&state.config());
     let mut response = Json(SignedIn {
         profile,
         mfa_enrollment_required: tokens.mfa_enrollment_required.unwrap_or(false),
         mfa_enrollment_encouraged: tokens.mfa_enrollment_encouraged.unwrap_or(false),
     })
     .into_response();
-    let headers = response.headers_mut();
+    set_session_cookies(state, response.headers_mut(), &cookie, principal.session_id);
+    Ok(response)
+}
+
+/// Sets the session cookie and its CSRF token: a browser sign-in's end.
+pub fn set_session_cookies(
+    state: &AppState,
+    headers: &mut HeaderMap,
+    cookie: &str,
+    session: crate::domain::SessionId,
+) {
+    let csrf = state.services.csrf_token(session);
+    let max_age = state.config().sessions.ttl.as_secs();
+    let names = UiCookies::of(&state.config());
     headers.append(
         header::SET_COOKIE,
-        names.set_cookie(names.session, &cookie, true, max_age),
+        names.set_cookie(names.session, cookie, true, max_age),
     );
     headers.append(
         header::SET_COOKIE,
         names.set_cookie(names.csrf, &csrf, false, max_age),
     );
-    Ok(response)
 }
 
 /// `POST /ui/api/login`: `/login`'s checks and answers (401, 429, 202 with

@@ -1,0 +1,1105 @@
+//! Signing in through an upstream provider ("social login") and the
+//! identities it links to accounts.
+//!
+//! The flow: [`Services::begin_social_sign_in`] sends the browser to the
+//! provider with a `state` (also set in a cookie, so that the answer is
+//! accepted only in the browser that asked), a `nonce` and a PKCE S256
+//! challenge; each pending flow is kept in memory, single-use, for ten
+//! minutes. [`Services::finish_social_sign_in`] takes the flow back by its
+//! state, exchanges the code, checks the ID token (or reads the user from
+//! userinfo, GitHub's `/user` and `/user/emails`), then finds the account:
+//!
+//! 1. the identity (provider, subject) already linked;
+//! 2. else, when `link_by_email` is on, the org's account with the same email
+//!    — only if the provider says the email is verified **and** the local
+//!    account's email is verified too. Without the second condition, someone
+//!    could sign up here with a victim's address before the victim does and
+//!    have the victim's later provider sign-in land in the account they
+//!    control (pre-account takeover);
+//! 3. else a new account, when `create_users` is on and the org takes
+//!    sign-ups (`approval`: pending, as a password sign-up);
+//! 4. else a page that says why.
+//!
+//! Then the org's MFA policy applies as after a password (an enrolled factor
+//! is asked for; `required` without one gives an enrollment-only session).
+//! Accounts made here have no password: a random one nobody knows is
+//! hashed, and `password_changed_at` stays empty — that is how the account
+//! page knows the last identity is the last way in.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::mfa_step::MfaRequired;
+use super::sessions::SessionKind;
+use super::tokens::{TokenGrant, TokenSet};
+use super::upstream::{printable, UpstreamError};
+use super::{RequestContext, ServiceError, ServiceResult, Services};
+use crate::audit::{AuditKind, AuditRecord};
+use crate::clock::{self, UnixSeconds};
+use crate::domain::provider::{ClaimMapping, Identity, Provider, ProviderKind};
+use crate::domain::user::UserStatus;
+use crate::domain::{Email, Org, OrgId, Password, RegistrationMode, Role, User, UserId};
+use crate::store::Queries;
+
+/// How long a browser has to come back from the provider.
+const FLOW_TTL_SECONDS: i64 = 600;
+/// Pending flows kept at most; past it, new ones are refused until some end.
+const MAX_PENDING_FLOWS: usize = 10_000;
+
+/// authd's own pages a sign-in may return to.
+const RETURN_PATHS: [&str; 6] = [
+    "/oauth/authorize",
+    "/consent",
+    "/device",
+    "/signout",
+    "/account",
+    "/",
+];
+
+struct PendingFlow {
+    provider: String,
+    nonce: String,
+    verifier: String,
+    return_to: String,
+    /// Set when a signed-in user links another provider.
+    link_user: Option<UserId>,
+    expires_at: UnixSeconds,
+}
+
+/// Sign-ins on their way to a provider and back, by SHA-256 of their state.
+#[derive(Default)]
+pub struct PendingFlows {
+    flows: Mutex<HashMap<[u8; 32], PendingFlow>>,
+}
+
+impl PendingFlows {
+    fn insert(&self, state: &str, flow: PendingFlow, now: UnixSeconds) -> bool {
+        let mut flows = match self.flows.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if flows.len() >= MAX_PENDING_FLOWS {
+            flows.retain(|_, flow| flow.expires_at > now);
+            if flows.len() >= MAX_PENDING_FLOWS {
+                return false;
+            }
+        }
+        flows.insert(crate::crypto::sha256(state.as_bytes()), flow);
+        true
+    }
+
+    /// The flow of `state`, once: taking it ends it.
+    fn take(&self, state: &str, now: UnixSeconds) -> Option<PendingFlow> {
+        let mut flows = match self.flows.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        flows
+            .remove(&crate::crypto::sha256(state.as_bytes()))
+            .filter(|flow| flow.expires_at > now)
+    }
+}
+
+/// A page instead of a sign-in: what went wrong, in words, and how bad.
+#[derive(Debug, Clone)]
+pub struct SocialPage {
+    pub status: PageStatus,
+    pub title: &'static str,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageStatus {
+    /// The request itself is wrong (state, provider name).
+    BadRequest,
+    /// The person may not sign in this way (no account, closed sign-ups).
+    Forbidden,
+    /// The provider is down or answered nonsense.
+    BadGateway,
+    /// Known provider, unknown name.
+    NotFound,
+}
+
+fn page(status: PageStatus, title: &'static str, detail: impl Into<String>) -> SocialPage {
+    SocialPage {
+        status,
+        title,
+        detail: detail.into(),
+    }
+}
+
+/// Where the browser goes to start.
+pub struct SocialStart {
+    pub redirect: String,
+    /// Also the value of the browser-binding cookie.
+    pub state: String,
+    /// Apple posts its answer (`form_post`): the cookie must then be
+    /// `SameSite=None` to come along on that cross-site POST.
+    pub form_post: bool,
+}
+
+/// What the callback leads to.
+pub enum SocialOutcome {
+    /// A browser session (the cookie is in `tokens`); then `return_to`.
+    SignedIn {
+        tokens: TokenSet,
+        return_to: String,
+    },
+    /// An enrolled second factor is asked for on the sign-in page.
+    SecondFactor {
+        challenge: MfaRequired,
+        org_slug: String,
+        return_to: String,
+    },
+    /// A signed-in user linked another provider.
+    Linked {
+        return_to: String,
+    },
+    Page(SocialPage),
+}
+
+/// The callback's query (or Apple's form).
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    /// Apple: `{"name":{"firstName","lastName"},"email"}`, first sign-in only.
+    pub user: Option<String>,
+    /// Anything else a provider adds (`iss`, `scope`, `session_state`, …).
+    #[serde(flatten)]
+    pub _other: HashMap<String, String>,
+}
+
+/// The person as the provider describes them.
+#[derive(Debug, Clone)]
+struct UpstreamUser {
+    subject: String,
+    email: Option<String>,
+    email_verified: bool,
+    name: Option<String>,
+}
+
+/// A linked identity as its owner sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityView {
+    pub id: String,
+    pub provider: String,
+    pub kind: Option<ProviderKind>,
+    pub email: Option<String>,
+    pub linked_at: String,
+    pub last_used_at: Option<String>,
+}
+
+fn random_text() -> String {
+    URL_SAFE_NO_PAD.encode(crate::crypto::random::bytes::<32>())
+}
+
+/// A boolean claim that some providers (Apple) send as a string.
+fn truthy(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Bool(flag)) => *flag,
+        Some(Value::String(text)) => text == "true",
+        _ => false,
+    }
+}
+
+fn claim_text(claims: &serde_json::Map<String, Value>, name: &str) -> Option<String> {
+    match claims.get(name)? {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+impl Services {
+    /// A return URL a sign-in may go back to, or `/account`: one of
+    /// authd's own pages (same origin, a path the UI lists), or a URL the
+    /// forward-auth rules protect. Never anywhere else (no open redirect).
+    pub fn safe_return_to(&self, raw: Option<&str>) -> String {
+        let fallback = "/account".to_owned();
+        let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+            return fallback;
+        };
+        if raw.chars().any(|c| c.is_control() || c == '\\') {
+            return fallback;
+        }
+        if raw.starts_with('/') {
+            if raw.starts_with("//") {
+                return fallback;
+            }
+            let Ok(base) = url::Url::parse("http://authd.invalid") else {
+                return fallback;
+            };
+            return match base.join(raw) {
+                Ok(url) if url.origin() == base.origin() && RETURN_PATHS.contains(&url.path()) => {
+                    match url.query() {
+                        Some(query) => format!("{}?{query}", url.path()),
+                        None => url.path().to_owned(),
+                    }
+                }
+                _ => fallback,
+            };
+        }
+        if crate::domain::forward_auth::return_url_allowed(&self.config().forward_auth.rules, raw) {
+            return raw.to_owned();
+        }
+        fallback
+    }
+
+    /// `GET /oauth/authorize?provider=NAME`: the URL of the provider's
+    /// authorization endpoint, and the state to bind to the browser.
+    pub async fn begin_social_sign_in(
+        &self,
+        name: String,
+        org: Option<String>,
+        return_to: String,
+        link_user: Option<UserId>,
+    ) -> ServiceResult<Result<SocialStart, SocialPage>> {
+        let now = self.clock.now();
+        let lookup = name.clone();
+        let found = self
+            .store_read(move |txn| {
+                let Some(provider) = txn.provider(&lookup)? else {
+                    return Ok(None);
+                };
+                let wanted_org = match org {
+                    Some(reference) => super::orgs::resolve(txn, Some(&reference))?.map(|o| o.id),
+                    None => Some(provider.org_id.clone()),
+                };
+                Ok(Some((provider, wanted_org)))
+            })
+            .await?;
+        let Some((provider, wanted_org)) = found.filter(|(p, _)| p.enabled) else {
+            return Ok(Err(page(
+                PageStatus::NotFound,
+                "This sign-in option does not exist",
+                "No enabled sign-in provider has this name.",
+            )));
+        };
+        if wanted_org.as_ref() != Some(&provider.org_id) {
+            return Ok(Err(page(
+                PageStatus::BadRequest,
+                "This sign-in option is not offered here",
+                "The provider belongs to another organization.",
+            )));
+        }
+        let endpoints = match self.upstream.endpoints(&provider, now).await {
+            Ok(endpoints) => endpoints,
+            Err(error) => {
+                self.audit_social_failure(&provider, None, &error, None)
+                    .await?;
+                return Ok(Err(upstream_page(&provider, &error)));
+            }
+        };
+        let state = random_text();
+        let nonce = random_text();
+        let verifier = random_text();
+        let challenge = URL_SAFE_NO_PAD.encode(crate::crypto::sha256(verifier.as_bytes()));
+        let form_post = provider.kind == ProviderKind::Apple;
+        let mut url = url::Url::parse(&endpoints.authorize).map_err(ServiceError::internal)?;
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &provider.client_id)
+                .append_pair("redirect_uri", &self.provider_callback_url(&provider.name))
+                .append_pair("state", &state)
+                .append_pair("code_challenge", &challenge)
+                .append_pair("code_challenge_method", "S256");
+            if !provider.scopes.is_empty() {
+                query.append_pair("scope", &provider.scopes.join(" "));
+            }
+            if provider.kind.speaks_oidc() {
+                query.append_pair("nonce", &nonce);
+            }
+            if form_post {
+                query.append_pair("response_mode", "form_post");
+            }
+        }
+        let flow = PendingFlow {
+            provider: provider.name.clone(),
+            nonce,
+            verifier,
+            return_to,
+            link_user,
+            expires_at: now + FLOW_TTL_SECONDS,
+        };
+        if !self.social_flows.insert(&state, flow, now) {
+            return Ok(Err(page(
+                PageStatus::BadGateway,
+                "Too many sign-ins at once",
+                "Try again in a few minutes.",
+            )));
+        }
+        Ok(Ok(SocialStart {
+            redirect: url.into(),
+            state,
+            form_post,
+        }))
+    }
+
+    /// `GET`/`POST /oauth/callback/NAME`. `browser_state` is the binding
+    /// cookie's value; without it matching `state`, nothing happens.
+    pub async fn finish_social_sign_in(
+        &self,
+        name: String,
+        params: CallbackParams,
+        browser_state: Option<String>,
+        context: &RequestContext,
+    ) -> ServiceResult<SocialOutcome> {
+        let now = self.clock.now();
+        let provider = match self.stored_provider(name).await {
+            Ok(provider) if provider.enabled => provider,
+            Ok(_) | Err(ServiceError::NotFound(_)) => {
+                return Ok(SocialOutcome::Page(page(
+                    PageStatus::NotFound,
+                    "This sign-in option does not exist",
+                    "No enabled sign-in provider has this name.",
+                )))
+            }
+            Err(other) => return Err(other),
+        };
+        let bound = match (&params.state, &browser_state) {
+            (Some(state), Some(cookie)) => crate::crypto::secrets_equal(
+                state.as_bytes(),
+                &crate::crypto::sha256(cookie.as_bytes()),
+            ),
+            _ => false,
+        };
+        let flow = match (bound, &params.state) {
+            (true, Some(state)) => self.social_flows.take(state, now),
+            _ => None,
+        };
+        let Some(flow) = flow.filter(|flow| flow.provider == provider.name) else {
+            return self.refuse(&provider, None, "state_mismatch", context, page(PageStatus::BadRequest,
+                "This sign-in could not be completed",
+                "It did not start in this browser, was already used, or took too long. Start again from the sign-in page.",)).await;
+        };
+        if let Some(error) = &params.error {
+            let error = UpstreamError::Refused(
+                printable(error),
+                params.error_description.as_deref().map(printable),
+            );
+            self.audit_social_failure(&provider, None, &error, Some(context))
+                .await?;
+            return Ok(SocialOutcome::Page(upstream_page(&provider, &error)));
+        }
+        let Some(code) = params
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty() && c.len() < 4096)
+        else {
+            return self
+                .refuse(
+                    &provider,
+                    None,
+                    "missing_code",
+                    context,
+                    page(
+                        PageStatus::BadRequest,
+                        "This sign-in could not be completed",
+                        "The provider sent no authorization code.",
+                    ),
+                )
+                .await;
+        };
+        let upstream_user = match self
+            .upstream_user(&provider, code, &flow, params.user.as_deref(), now)
+            .await
+        {
+            Ok(user) => user,
+            Err(error) => {
+                self.audit_social_failure(&provider, None, &error, Some(context))
+                    .await?;
+                return Ok(SocialOutcome::Page(upstream_page(&provider, &error)));
+            }
+        };
+        self.sign_in_upstream_user(provider, upstream_user, flow, context)
+            .await
+    }
+
+    /// The code for tokens, then who the person is.
+    async fn upstream_user(
+        &self,
+        provider: &Provider,
+        code: &str,
+        flow: &PendingFlow,
+        apple_user: Option<&str>,
+        now: UnixSeconds,
+    ) -> Result<UpstreamUser, UpstreamError> {
+        let endpoints = self.upstream.endpoints(provider, now).await?;
+        let secret = match provider.kind {
+            ProviderKind::Apple => {
+                let pem = self
+                    .open_provider_secret(provider, "private_key")
+                    .map_err(|_| {
+                        UpstreamError::Configuration("the private key cannot be opened".into())
+                    })?
+                    .ok_or_else(|| UpstreamError::Configuration("no private key".into()))?;
+                Some(self.upstream.apple_client_secret(provider, &pem, now)?)
+            }
+            _ => self
+                .open_provider_secret(provider, "client_secret")
+                .map_err(|_| {
+                    UpstreamError::Configuration("the client secret cannot be opened".into())
+                })?,
+        };
+        let redirect_uri = self.provider_callback_url(&provider.name);
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &redirect_uri),
+            ("client_id", &provider.client_id),
+            ("code_verifier", &flow.verifier),
+        ];
+        if let Some(secret) = &secret {
+            form.push(("client_secret", secret));
+        }
+        let answer = self.upstream.exchange_code(&endpoints.token, &form).await?;
+        let access_token = answer.get("access_token").and_then(Value::as_str);
+        if provider.kind.speaks_oidc() {
+            let id_token = answer
+                .get("id_token")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    UpstreamError::Invalid("no id_token in the token response".into())
+                })?;
+            let (Some(jwks_url), Some(issuer)) = (&endpoints.jwks, &endpoints.issuer) else {
+                return Err(UpstreamError::Invalid("no jwks_uri or issuer".into()));
+            };
+            let keys = self.upstream.jwks(jwks_url, id_token, now).await?;
+            let claims = crate::crypto::upstream::verify_id_token(
+                id_token,
+                &keys,
+                &crate::crypto::upstream::IdTokenExpectations {
+                    issuer,
+                    issuer_aliases: super::upstream::issuer_aliases(provider.kind),
+                    client_id: &provider.client_id,
+                    nonce: &flow.nonce,
+                    now,
+                },
+            )?;
+            let mut user = UpstreamUser {
+                subject: claim_text(&claims, "sub").unwrap_or_default(),
+                email: claim_text(&claims, "email"),
+                // Microsoft's `email` is whatever the tenant typed; it counts
+                // as verified only when the token says so (`email_verified`,
+                // or `xms_edov`, "email domain owner verified").
+                email_verified: truthy(claims.get("email_verified"))
+                    || (provider.kind == ProviderKind::Microsoft && truthy(claims.get("xms_edov"))),
+                name: claim_text(&claims, "name"),
+            };
+            if provider.kind == ProviderKind::Apple && user.name.is_none() {
+                user.name = apple_user.and_then(apple_name);
+            }
+            // Some providers keep email and name for userinfo.
+            if let (None, Some(userinfo), Some(token)) =
+                (&user.email, &endpoints.userinfo, access_token)
+            {
+                let info = self.upstream.get_json(userinfo, Some(token)).await?;
+                if info.get("sub").and_then(Value::as_str) == Some(user.subject.as_str()) {
+                    user.email = info.get("email").and_then(Value::as_str).map(str::to_owned);
+                    user.email_verified = truthy(info.get("email_verified"));
+                    if user.name.is_none() {
+                        user.name = info.get("name").and_then(Value::as_str).map(str::to_owned);
+                    }
+                }
+            }
+            return Ok(user);
+        }
+        let token = access_token.ok_or_else(|| {
+            UpstreamError::Invalid("no access_token in the token response".into())
+        })?;
+        let userinfo_url = endpoints
+            .userinfo
+            .ok_or_else(|| UpstreamError::Configuration("no userinfo_url".into()))?;
+        let info = self.upstream.get_json(&userinfo_url, Some(token)).await?;
+        let info = info
+            .as_object()
+            .ok_or_else(|| UpstreamError::Invalid("the user is not a JSON object".into()))?;
+        if provider.kind == ProviderKind::Github {
+            return self.github_user(info, &userinfo_url, token).await;
+        }
+        let mapping = provider.claims.clone().unwrap_or_default();
+        Ok(mapped_user(info, &mapping))
+    }
+
+    /// GitHub (REST API): the numeric `id` is the subject; the email is the
+    /// primary one of `/user/emails` only if GitHub marks it verified.
+    async fn github_user(
+        &self,
+        user: &serde_json::Map<String, Value>,
+        user_url: &str,
+        token: &str,
+    ) -> Result<UpstreamUser, UpstreamError> {
+        let subject = match user.get("id") {
+            Some(Value::Number(id)) => id.to_string(),
+            _ => return Err(UpstreamError::Invalid("the GitHub user has no id".into())),
+        };
+        let emails = self
+            .upstream
+            .get_json(
+                &format!("{}/emails", user_url.trim_end_matches('/')),
+                Some(token),
+            )
+            .await?;
+        let primary = emails.as_array().and_then(|emails| {
+            emails
+                .iter()
+                .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
+        });
+        let email = primary
+            .and_then(|e| e.get("email"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let email_verified = primary
+            .and_then(|e| e.get("verified"))
+            .and_then(Value::as_bool)
+            == Some(true);
+        Ok(UpstreamUser {
+            subject,
+            email,
+            email_verified,
+            name: claim_text(user, "name").or_else(|| claim_text(user, "login")),
+        })
+    }
+
+    /// Finds, links or creates the account; then MFA and a session.
+    async fn sign_in_upstream_user(
+        &self,
+        provider: Provider,
+        upstream: UpstreamUser,
+        flow: PendingFlow,
+        context: &RequestContext,
+    ) -> ServiceResult<SocialOutcome> {
+        let now = self.clock.now();
+        if upstream.subject.is_empty() || upstream.subject.len() > 255 {
+            return self
+                .refuse(
+                    &provider,
+                    None,
+                    "no_subject",
+                    context,
+                    page(
+                        PageStatus::BadGateway,
+                        "This sign-in could not be completed",
+                        "The provider did not say who you are.",
+                    ),
+                )
+                .await;
+        }
+        let email = upstream.email.as_deref().and_then(|e| Email::parse(e).ok());
+        let origin = context.origin();
+        if let Some(user_id) = flow.link_user {
+            let (provider_name, org_id) = (provider.name.clone(), provider.org_id.clone());
+            let upstream = upstream.clone();
+            let linked = self
+                .store_write(move |txn| {
+                    let user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
+                    if let Some(existing) = txn.identity(&provider_name, &upstream.subject)? {
+                        return Ok(existing.user_id == user.id);
+                    }
+                    link_identity(
+                        txn,
+                        &provider_name,
+                        &upstream,
+                        &user,
+                        &org_id,
+                        now,
+                        &origin,
+                        "linked_by_user",
+                    )?;
+                    Ok(true)
+                })
+                .await?;
+            return Ok(if linked {
+                SocialOutcome::Linked {
+                    return_to: flow.return_to,
+                }
+            } else {
+                self.refuse(
+                    &provider,
+                    Some(user_id),
+                    "identity_linked_elsewhere",
+                    context,
+                    page(
+                        PageStatus::Forbidden,
+                        "This account is already linked",
+                        format!(
+                        "This {} account is linked to another account here. Unlink it there first.",
+                        provider.name
+                    ),
+                    ),
+                )
+                .await?
+            });
+        }
+
+        let (provider_for_read, upstream_for_read, email_for_read) =
+            (provider.clone(), upstream.clone(), email.clone());
+        let decision = self
+            .store_write(move |txn| {
+                let org = txn
+                    .org(&provider_for_read.org_id)?
+                    .ok_or(ServiceError::NotFound("org"))?;
+                if let Some(mut identity) =
+                    txn.identity(&provider_for_read.name, &upstream_for_read.subject)?
+                {
+                    let user = txn.user(&identity.user_id)?.ok_or(ServiceError::NotFound("user"))?;
+                    identity.last_used_at = Some(now);
+                    if upstream_for_read.email.is_some() {
+                        identity.email = upstream_for_read.email.clone();
+                    }
+                    txn.put_identity(&identity)?;
+                    return Ok(Decision::SignIn(user, org));
+                }
+                let Some(email) = email_for_read else {
+                    return Ok(Decision::Refuse(
+                        "no_email",
+                        "No account is linked to this sign-in",
+                        "The provider did not share an email address, so no account could be found or made. Sign in another way and link it from your account page.".to_owned(),
+                    ));
+                };
+                if let Some(user) = txn.user_by_email(&org.id, &email)? {
+                    let linkable = provider_for_read.link_by_email
+                        && upstream_for_read.email_verified
+                        && user.email_verified;
+                    if !linkable {
+                        return Ok(Decision::Refuse(
+                            "email_not_linkable",
+                            "An account with this email exists",
+                            "It is not linked to this sign-in option. Sign in with your password and link it from your account page.".to_owned(),
+                        ));
+                    }
+                    link_identity(txn, &provider_for_read.name, &upstream_for_read, &user, &org.id, now, &origin, "linked_by_email")?;
+                    return Ok(Decision::SignIn(user, org));
+                }
+                if !provider_for_read.create_users || org.registration == RegistrationMode::Closed {
+                    return Ok(Decision::Refuse(
+                        "no_account",
+                        "No account here for this sign-in",
+                        format!("{} does not take new accounts through this provider. Ask whoever runs it to invite you.", org.name),
+                    ));
+                }
+                Ok(Decision::Create(org, email))
+            })
+            .await?;
+        let (user, org) = match decision {
+            Decision::SignIn(user, org) => (user, org),
+            Decision::Refuse(reason, title, detail) => {
+                return self
+                    .refuse(
+                        &provider,
+                        None,
+                        reason,
+                        context,
+                        page(PageStatus::Forbidden, title, detail),
+                    )
+                    .await;
+            }
+            Decision::Create(org, email) => {
+                match self
+                    .create_social_user(&provider, &upstream, org.clone(), email, context)
+                    .await?
+                {
+                    Some(user) => (user, org),
+                    None => {
+                        return Ok(SocialOutcome::Page(page(
+                            PageStatus::Forbidden,
+                            "Your account awaits approval",
+                            "An administrator has to approve it before you can sign in.",
+                        )))
+                    }
+                }
+            }
+        };
+        if let Some(refusal) = refusal_for(&user, &org.id, now) {
+            return self
+                .refuse(
+                    &provider,
+                    Some(user.id),
+                    refusal.0,
+                    context,
+                    page(PageStatus::Forbidden, refusal.1, refusal.2),
+                )
+                .await;
+        }
+        let grant = TokenGrant {
+            amr: vec!["fed".to_owned()],
+            method: Some(format!("social:{}", provider.name)),
+            ..TokenGrant::default()
+        };
+        if user.mfa_enrolled {
+            let challenge = self.begin_mfa_challenge(&user, &org, grant).await?;
+            return Ok(SocialOutcome::SecondFactor {
+                challenge,
+                org_slug: org.slug,
+                return_to: flow.return_to,
+            });
+        }
+        let tokens = self
+            .start_session(user, org, false, grant, SessionKind::Browser, context)
+            .await?;
+        let return_to = if tokens.mfa_enrollment_required == Some(true) {
+            "/account#section-mfa".to_owned()
+        } else {
+            flow.return_to
+        };
+        Ok(SocialOutcome::SignedIn { tokens, return_to })
+    }
+
+    /// A new account for a provider's user: no password (a random one
+    /// nobody knows), the provider's word on the email, the identity
+    /// linked; `None` when it awaits approval.
+    async fn create_social_user(
+        &self,
+        provider: &Provider,
+        upstream: &UpstreamUser,
+        org: Org,
+        email: Email,
+        context: &RequestContext,
+    ) -> ServiceResult<Option<User>> {
+        let name = upstream
+            .name
+            .as_deref()
+            .map(|n| {
+                n.chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect::<String>()
+            })
+            .filter(|n| crate::domain::check_name(n, 200).is_ok());
+        let pending = org.registration == RegistrationMode::Approval;
+        let org_id = org.id.clone();
+        let checked = super::accounts::CheckedUser {
+            email,
+            password: Password::new(random_text()),
+            name,
+        };
+        let (user, approval) = self
+            .insert_user(checked, org, Role::member(), pending, true, context)
+            .await?;
+        let (now, origin) = (self.clock.now(), context.origin());
+        let (provider_name, upstream) = (provider.name.clone(), upstream.clone());
+        let user_id = user.id;
+        let user = self
+            .store_write(move |txn| {
+                let mut user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
+                user.email_verified = upstream.email_verified;
+                user.password_changed_at = None;
+                txn.put_user(&user)?;
+                link_identity(
+                    txn,
+                    &provider_name,
+                    &upstream,
+                    &user,
+                    &org_id,
+                    now,
+                    &origin,
+                    "created",
+                )?;
+                Ok(user)
+            })
+            .await?;
+        if let Some(approval_id) = approval {
+            self.announce_approval(approval_id).await;
+            return Ok(None);
+        }
+        Ok(Some(user))
+    }
+
+    /// `social.login_failed` for a failure the provider caused.
+    async fn audit_social_failure(
+        &self,
+        provider: &Provider,
+        user: Option<UserId>,
+        error: &UpstreamError,
+        context: Option<&RequestContext>,
+    ) -> ServiceResult<()> {
+        let details = match error {
+            UpstreamError::Refused(code, description) => {
+                serde_json::json!({"upstream_error": code, "upstream_error_description": description})
+            }
+            other => serde_json::json!({"error": printable(&other.to_string())}),
+        };
+        let origin = context.map(RequestContext::origin).unwrap_or_default();
+        self.write_social_audit(provider, user, error.code(), details, origin)
+            .await
+    }
+
+    /// Audits why a sign-in stops here, and shows it.
+    async fn refuse(
+        &self,
+        provider: &Provider,
+        user: Option<UserId>,
+        reason: &str,
+        context: &RequestContext,
+        page: SocialPage,
+    ) -> ServiceResult<SocialOutcome> {
+        self.write_social_audit(
+            provider,
+            user,
+            reason,
+            serde_json::json!({}),
+            context.origin(),
+        )
+        .await?;
+        Ok(SocialOutcome::Page(page))
+    }
+
+    async fn write_social_audit(
+        &self,
+        provider: &Provider,
+        user: Option<UserId>,
+        reason: &str,
+        mut details: Value,
+        origin: crate::audit::RequestOrigin,
+    ) -> ServiceResult<()> {
+        let now = self.clock.now();
+        if let Some(map) = details.as_object_mut() {
+            map.insert("provider".into(), provider.name.clone().into());
+        }
+        let org = provider.org_id.clone();
+        let reason = reason.to_owned();
+        self.store_write(move |txn| {
+            let mut record = AuditRecord::new(AuditKind::SocialLoginFailed, now, &origin)
+                .org(&org)
+                .reason(&reason)
+                .details(details);
+            record.user_id = user;
+            txn.audit(record)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The identities linked to a user, for the account page.
+    pub async fn list_identities(&self, user: UserId) -> ServiceResult<Vec<IdentityView>> {
+        self.store_read(move |txn| {
+            let mut views = Vec::new();
+            for identity in txn.identities_of_user(&user)? {
+                let kind = txn.provider(&identity.provider)?.map(|p| p.kind);
+                views.push(IdentityView {
+                    id: identity.id,
+                    provider: identity.provider,
+                    kind,
+                    email: identity.email,
+                    linked_at: clock::rfc3339(identity.linked_at),
+                    last_used_at: identity.last_used_at.map(clock::rfc3339),
+                });
+            }
+            Ok(views)
+        })
+        .await
+    }
+
+    /// Unlinks one identity of the user, unless it is their last way to
+    /// sign in (no password, no other identity, no passkey).
+    pub async fn unlink_identity(
+        &self,
+        user: UserId,
+        identity_id: String,
+        context: &RequestContext,
+    ) -> ServiceResult<()> {
+        let now = self.clock.now();
+        let origin = context.origin();
+        self.store_write(move |txn| {
+            let account = txn.user(&user)?.ok_or(ServiceError::NotFound("user"))?;
+            let identities = txn.identities_of_user(&user)?;
+            let identity = identities
+                .iter()
+                .find(|i| i.id == identity_id)
+                .cloned()
+                .ok_or(ServiceError::NotFound("identity"))?;
+            let has_password = account.password_changed_at.is_some();
+            if !has_password && identities.len() <= 1 {
+                return Err(ServiceError::Conflict(
+                    "this is the last way to sign in to the account: set a password or link another provider first".to_owned(),
+                ));
+            }
+            txn.delete_identity(&identity)?;
+            let org = txn.provider(&identity.provider)?.map(|p| p.org_id);
+            txn.audit(
+                AuditRecord::new(AuditKind::IdentityUnlinked, now, &origin)
+                    .user(user)
+                    .org_if_any(org.as_ref())
+                    .details(serde_json::json!({"provider": identity.provider, "identity_id": identity.id})),
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The org a signed-in user may link providers of: their session's.
+    pub async fn provider_in_org(&self, name: String, org: OrgId) -> ServiceResult<Provider> {
+        let provider = self.stored_provider(name).await?;
+        if provider.org_id != org || !provider.enabled {
+            return Err(ServiceError::NotFound("provider"));
+        }
+        Ok(provider)
+    }
+}
+
+enum Decision {
+    SignIn(User, Org),
+    Create(Org, Email),
+    Refuse(&'static str, &'static str, String),
+}
+
+/// Why an account found for a provider's user may not sign in now.
+fn refusal_for(
+    user: &User,
+    org: &OrgId,
+    now: UnixSeconds,
+) -> Option<(&'static str, &'static str, &'static str)> {
+    if user.status == UserStatus::PendingApproval {
+        return Some((
+            "pending_approval",
+            "Your account awaits approval",
+            "An administrator has to approve it before you can sign in.",
+        ));
+    }
+    if !user.may_use_tokens() || user.active_role_in(org).is_none() {
+        return Some((
+            "account_disabled",
+            "This account cannot sign in",
+            "It is disabled or locked. Ask whoever runs this server.",
+        ));
+    }
+    let _ = now;
+    None
+}
+
+#[allow(clippy::too_many_arguments)]
+fn link_identity(
+    txn: &mut crate::store::WriteTxn,
+    provider: &str,
+    upstream: &UpstreamUser,
+    user: &User,
+    org: &OrgId,
+    now: UnixSeconds,
+    origin: &crate::audit::RequestOrigin,
+    how: &str,
+) -> ServiceResult<()> {
+    let identity = Identity {
+        id: hex::encode(crate::crypto::random::bytes::<8>()),
+        provider: provider.to_owned(),
+        subject: upstream.subject.clone(),
+        user_id: user.id,
+        email: upstream.email.clone(),
+        linked_at: now,
+        last_used_at: Some(now),
+    };
+    txn.put_identity(&identity)?;
+    txn.audit(
+        AuditRecord::new(AuditKind::IdentityLinked, now, origin)
+            .user(user.id)
+            .org(org)
+            .reason(how)
+            .details(serde_json::json!({"provider": provider, "identity_id": identity.id})),
+    )?;
+    Ok(())
+}
+
+/// An `oauth2` provider's userinfo read through its claim mapping.
+fn mapped_user(info: &serde_json::Map<String, Value>, mapping: &ClaimMapping) -> UpstreamUser {
+    UpstreamUser {
+        subject: claim_text(info, &mapping.subject).unwrap_or_default(),
+        email: claim_text(info, &mapping.email),
+        email_verified: truthy(info.get(&mapping.email_verified)),
+        name: claim_text(info, &mapping.name),
+    }
+}
+
+/// Apple's `user` form field: the name, sent on the first sign-in only.
+fn apple_name(user: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(user).ok()?;
+    let name = value.get("name")?;
+    let part = |key: &str| {
+        name.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    };
+    let full = format!("{} {}", part("firstName"), part("lastName"));
+    let full = full.trim();
+    (!full.is_empty()).then(|| full.to_owned())
+}
+
+fn upstream_page(provider: &Provider, error: &UpstreamError) -> SocialPage {
+    match error {
+        UpstreamError::Unreachable(_) => page(
+            PageStatus::BadGateway,
+            "The sign-in provider is not reachable",
+            format!(
+                "authd could not reach {} just now. Try again in a moment, or sign in another way.",
+                provider.name
+            ),
+        ),
+        UpstreamError::Refused(code, description) => page(
+            PageStatus::Forbidden,
+            "The sign-in provider said no",
+            match description {
+                Some(description) => format!("{} answered: {code} ({description}).", provider.name),
+                None => format!("{} answered: {code}.", provider.name),
+            },
+        ),
+        UpstreamError::IdToken(_) => page(
+            PageStatus::BadGateway,
+            "This sign-in could not be verified",
+            format!(
+                "The answer from {} did not pass authd's checks ({error}).",
+                provider.name
+            ),
+        ),
+        UpstreamError::Invalid(_) | UpstreamError::Configuration(_) => page(
+            PageStatus::BadGateway,
+            "The sign-in provider is not working",
+            format!(
+                "The answer from {} could not be used. Whoever runs this server can see why in the audit log.",
+                provider.name
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apples_name_comes_from_the_user_field() {
+        assert_eq!(
+            apple_name(
+                r#"{"name":{"firstName":"Ada","lastName":"Lovelace"},"email":"a@example.com"}"#
+            ),
+            Some("Ada Lovelace".to_owned())
+        );
+        assert_eq!(apple_name("{}"), None);
+        assert_eq!(apple_name("not json"), None);
+    }
+
+    #[test]
+    fn claims_read_through_a_mapping() {
+        let info = serde_json::json!({"id": 42, "mail": "a@example.com", "verified": "true", "display": "Ada"});
+        let mapping = ClaimMapping {
+            subject: "id".into(),
+            email: "mail".into(),
+            email_verified: "verified".into(),
+            name: "display".into(),
+        };
+        let user = mapped_user(info.as_object().unwrap_or(&Default::default()), &mapping);
+        assert_eq!(user.subject, "42");
+        assert_eq!(user.email.as_deref(), Some("a@example.com"));
+        assert!(user.email_verified);
+        assert_eq!(user.name.as_deref(), Some("Ada"));
+    }
+}
