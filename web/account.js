@@ -13,6 +13,7 @@ import { navigate } from './router.js';
 import { setTopbar, setTitle, pageHeader, MFA_PROMPT_KEY, passwordProblems } from './layout.js';
 import { webauthnAvailable, creationOptions, credentialJSON, ceremonyError } from './webauthn.js';
 import { scopes } from './vocabulary.js';
+import { identitiesSection } from './social.js';
 
 
 let activePage = null;
@@ -151,6 +152,7 @@ function sectionsFor(state, draw) {
   const links = [
     ['section-profile', 'Profile'], ['section-password', 'Password'], ['section-mfa', 'Two-step verification'],
     showKeys ? ['section-webauthn', 'Security keys'] : null, ['section-sessions', 'Sessions'], ['section-apps', 'Connected apps'],
+    ['section-identities', 'Sign-in providers'],
     ['section-pats', 'Access tokens'],
   ].filter(Boolean);
   return [
@@ -162,6 +164,7 @@ function sectionsFor(state, draw) {
     showKeys ? webauthnSection(state) : null,
     sessionsSection(state),
     appsSection(),
+    identitiesSection(card, state),
     patsSection(state),
   ].filter(Boolean);
 }

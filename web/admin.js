@@ -13,6 +13,7 @@ import { api, request, withQuery, adminToken, setAdminToken } from './api.js';
 import { rerender } from './router.js';
 import { auditTypes } from './vocabulary.js';
 import { setTopbar, setTitle, pageHeader } from './layout.js';
+import { providersView } from './social.js';
 
 const SECTIONS = [
   ['overview', '/admin', 'Overview'],
@@ -23,6 +24,7 @@ const SECTIONS = [
   ['keys', '/admin/keys', 'Signing keys'],
   ['approvals', '/admin/approvals', 'Approvals'],
   ['clients', '/admin/clients', 'Clients'],
+  ['providers', '/admin/providers', 'Sign-in providers'],
   ['forward-auth', '/admin/forward-auth', 'Forward-auth'],
 ];
 
@@ -1121,4 +1123,5 @@ async function forwardAuth(ctx, content) {
 
 const VIEWS = {
   overview, users, orgs: orgsView, audit, events, keys, approvals, clients, 'forward-auth': forwardAuth,
+  providers: (ctx, content) => providersView(ctx, content, { call, loadOrgs, table, cell, emptyRow }),
 };

@@ -8,6 +8,7 @@ import { request, api, fetchInfo, withQuery, csrfToken, ApiError } from './api.j
 import { navigate } from './router.js';
 import { setTopbar, setTitle, MFA_PROMPT_KEY, passwordProblems } from './layout.js';
 import { webauthnAvailable, requestOptions, credentialJSON, ceremonyError } from './webauthn.js';
+import { providerButtons, takeSocialMfa } from './social.js';
 
 const METHOD_LABELS = { totp: 'Authenticator app', webauthn: 'Security key', recovery_code: 'Recovery code' };
 const METHOD_ORDER = ['totp', 'webauthn', 'recovery_code'];
@@ -203,7 +204,8 @@ export async function renderLogin(ctx) {
     field('Email', email), field('Password', password), submit);
   const footer = el('p', { class: 'auth-footer', id: 'login-footer', hidden: true },
     'New here? ', el('a', { id: 'register-link', href: withQuery('/register', { org }) }, 'Create an account'));
-  const passwordStep = el('div', { id: 'login-password-step' }, lead, errorBox, form, footer);
+  const passwordStep = el('div', { id: 'login-password-step' }, lead, errorBox, form,
+    providerButtons(org || undefined, ctx.query.get('return_to') || undefined), footer);
   const mfaStep = el('div', { id: 'mfa-step', hidden: true });
   const page = el('div', { class: 'page', id: 'login-page', 'data-step': 'password' },
     authCard('login-title', 'Sign in', flashBox, passwordStep, mfaStep));
@@ -280,6 +282,10 @@ export async function renderLogin(ctx) {
     const first = mfaStep.querySelector('[role="tabpanel"]:not([hidden]) input, [role="tabpanel"]:not([hidden]) button, input');
     if (first) first.focus();
   };
+
+  // A provider sign-in that needs the account's second factor continues here.
+  const socialChallenge = takeSocialMfa(ctx.query);
+  if (socialChallenge) startMfa(socialChallenge);
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
