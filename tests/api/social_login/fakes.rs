@@ -90,6 +90,11 @@ struct Inner {
     tokens: HashMap<String, Person>,
     /// The claims of the last Apple client secret that verified.
     apple_secret_claims: Option<Value>,
+    /// The provider rotated its signing key: the new one signs and is
+    /// published beside the old one.
+    rotated: bool,
+    /// authd's clock when it runs on a manual one.
+    clock: Option<authd::clock::Clock>,
 }
 
 #[derive(Clone)]
@@ -112,6 +117,8 @@ impl FakeProvider {
             codes: HashMap::new(),
             tokens: HashMap::new(),
             apple_secret_claims: None,
+            rotated: false,
+            clock: None,
         }));
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -135,12 +142,24 @@ impl FakeProvider {
         self.inner.lock().expect("lock").tamper = tamper;
     }
 
+    pub fn rotate_key(&self) {
+        self.inner.lock().expect("lock").rotated = true;
+    }
+
+    /// Issues tokens at the time of `clock` (authd's manual clock).
+    pub fn use_clock(&self, clock: authd::clock::Clock) {
+        self.inner.lock().expect("lock").clock = Some(clock);
+    }
+
     pub fn apple_secret_claims(&self) -> Option<Value> {
         self.inner.lock().expect("lock").apple_secret_claims.clone()
     }
 }
 
-fn now() -> i64 {
+fn now(inner: &Inner) -> i64 {
+    if let Some(clock) = &inner.clock {
+        return clock.now();
+    }
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("time")
@@ -181,8 +200,12 @@ async fn discovery(State(inner): State<Arc<Mutex<Inner>>>) -> Json<Value> {
     }))
 }
 
-async fn jwks() -> Json<Value> {
-    Json(json!({"keys": [rsa_jwk(PROVIDER_KEY, "fake-1")]}))
+async fn jwks(State(inner): State<Arc<Mutex<Inner>>>) -> Json<Value> {
+    let mut keys = vec![rsa_jwk(PROVIDER_KEY, "fake-1")];
+    if inner.lock().expect("lock").rotated {
+        keys.push(rsa_jwk(STRANGER_KEY, "stranger-1"));
+    }
+    Json(json!({ "keys": keys }))
 }
 
 async fn authorize(
@@ -326,7 +349,7 @@ async fn token(
 fn id_token(inner: &Inner, nonce: &str) -> String {
     let person = &inner.person;
     let tamper = &inner.tamper;
-    let now = now();
+    let now = now(inner);
     let mut claims = json!({
         "iss": issuer(inner),
         "sub": person.subject,
@@ -368,7 +391,7 @@ fn id_token(inner: &Inner, nonce: &str) -> String {
         }
         Flavor::Github => {}
     }
-    let (pem, kid) = if tamper.stranger_key {
+    let (pem, kid) = if tamper.stranger_key || inner.rotated {
         (STRANGER_KEY, "stranger-1")
     } else {
         (PROVIDER_KEY, "fake-1")

@@ -977,3 +977,44 @@ async fn authd_signs_in_through_another_authd_as_its_openid_provider() {
         .await;
     assert_signed_in_to(&again, "/account");
 }
+
+/// The provider's JWKS is cached; a token from a key it lacks makes authd
+/// fetch it again, but not more than once a minute.
+#[tokio::test]
+async fn a_rotated_provider_key_is_fetched_on_its_first_unknown_kid_at_most_once_a_minute() {
+    let port = free_port();
+    let (server, clock) = TestServer::in_process(&format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\n{FAST_HASHING}\n{RELAXED_LIMITS}"
+    ))
+    .await;
+    let (google, _) = with_fake(
+        &server,
+        "google",
+        Flavor::Google,
+        person("g-1", "ada@example.com", true),
+        json!({"create_users": true}),
+    )
+    .await;
+    google.use_clock(clock.clone());
+    assert_signed_in_to(
+        &sign_in(&mut Browser::new(), &server, "google", None).await,
+        "/account",
+    );
+
+    google.rotate_key();
+    assert_page(
+        &sign_in(&mut Browser::new(), &server, "google", None).await,
+        StatusCode::BAD_GATEWAY,
+        "could not be verified",
+    );
+    assert_eq!(
+        audit_reasons(&server, "social.login_failed").await,
+        ["id_token_unknown_key"]
+    );
+
+    clock.advance(61);
+    assert_signed_in_to(
+        &sign_in(&mut Browser::new(), &server, "google", None).await,
+        "/account",
+    );
+}
