@@ -50,6 +50,9 @@ use crate::store::Queries;
 const FLOW_TTL_SECONDS: i64 = 600;
 /// Pending flows kept at most; past it, new ones are refused until some end.
 const MAX_PENDING_FLOWS: usize = 10_000;
+/// Pending flows one address may have, so that one client cannot use up
+/// the rest.
+const MAX_PENDING_FLOWS_PER_ADDRESS: usize = 20;
 
 /// authd's own pages a sign-in may return to.
 const RETURN_PATHS: [&str; 6] = [
@@ -68,6 +71,8 @@ struct PendingFlow {
     return_to: String,
     /// Set when a signed-in user links another provider.
     link_user: Option<UserId>,
+    /// Who began it, for the per-address cap.
+    address: std::net::IpAddr,
     expires_at: UnixSeconds,
 }
 
@@ -83,9 +88,15 @@ impl PendingFlows {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if flows.len() >= MAX_PENDING_FLOWS {
+        let from_address = |flows: &HashMap<[u8; 32], PendingFlow>| {
+            flows.values().filter(|f| f.address == flow.address).count()
+        };
+        if flows.len() >= MAX_PENDING_FLOWS || from_address(&flows) >= MAX_PENDING_FLOWS_PER_ADDRESS
+        {
             flows.retain(|_, flow| flow.expires_at > now);
-            if flows.len() >= MAX_PENDING_FLOWS {
+            if flows.len() >= MAX_PENDING_FLOWS
+                || from_address(&flows) >= MAX_PENDING_FLOWS_PER_ADDRESS
+            {
                 return false;
             }
         }
@@ -123,6 +134,8 @@ pub enum PageStatus {
     BadGateway,
     /// Known provider, unknown name.
     NotFound,
+    /// Too many sign-ins begun from one address.
+    TooMany,
 }
 
 fn page(status: PageStatus, title: &'static str, detail: impl Into<String>) -> SocialPage {
@@ -261,6 +274,7 @@ impl Services {
         org: Option<String>,
         return_to: String,
         link_user: Option<UserId>,
+        context: &RequestContext,
     ) -> ServiceResult<Result<SocialStart, SocialPage>> {
         let now = self.clock.now();
         let lookup = name.clone();
@@ -329,13 +343,14 @@ impl Services {
             verifier,
             return_to,
             link_user,
+            address: context.ip,
             expires_at: now + FLOW_TTL_SECONDS,
         };
         if !self.social_flows.insert(&state, flow, now) {
             return Ok(Err(page(
-                PageStatus::BadGateway,
+                PageStatus::TooMany,
                 "Too many sign-ins at once",
-                "Try again in a few minutes.",
+                "Finish or abandon the ones begun, or try again in ten minutes.",
             )));
         }
         Ok(Ok(SocialStart {

@@ -114,7 +114,7 @@ pub async fn authorize(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     if let Some(start) = super::social::start_request(query.as_deref()) {
-        return super::social::start(&state, start, visitor).await;
+        return super::social::start(&state, start, &context).await;
     }
     let params = match parse_params(query.as_deref()) {
         Ok(params) => params,

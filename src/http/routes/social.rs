@@ -12,9 +12,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use crate::http::error::ApiError;
-use crate::http::extract::{
-    cookie, AppForm, AppJson, BrowserVisitor, Client, Operator, SessionOnly,
-};
+use crate::http::extract::{cookie, AppForm, AppJson, Client, Operator, SessionOnly};
 use crate::http::routes::oidc::error_page;
 use crate::http::routes::ui::set_session_cookies;
 use crate::http::state::AppState;
@@ -59,6 +57,7 @@ fn render(page: &SocialPage) -> Response {
         PageStatus::Forbidden => StatusCode::FORBIDDEN,
         PageStatus::BadGateway => StatusCode::BAD_GATEWAY,
         PageStatus::NotFound => StatusCode::NOT_FOUND,
+        PageStatus::TooMany => StatusCode::TOO_MANY_REQUESTS,
     };
     error_page(status, page.title, &page.detail)
 }
@@ -114,7 +113,7 @@ fn redirect_with_state(state: &AppState, start: SocialStart) -> Response {
 pub async fn start(
     state: &AppState,
     request: StartRequest,
-    _visitor: BrowserVisitor,
+    context: &crate::service::RequestContext,
 ) -> Result<Response, ApiError> {
     if request.provider.is_empty() {
         return Ok(error_page(
@@ -127,7 +126,7 @@ pub async fn start(
     Ok(
         match state
             .services
-            .begin_social_sign_in(request.provider, request.org, return_to, None)
+            .begin_social_sign_in(request.provider, request.org, return_to, None, context)
             .await?
         {
             Ok(start) => redirect_with_state(state, start),
@@ -262,6 +261,7 @@ pub struct LinkRequest {
 /// binding cookie comes with it.
 pub async fn link(
     State(state): State<AppState>,
+    Client(context): Client,
     SessionOnly(session): SessionOnly,
     AppJson(body): AppJson<LinkRequest>,
 ) -> Result<Response, ApiError> {
@@ -276,6 +276,7 @@ pub async fn link(
             Some(session.org_id.to_string()),
             "/account".to_owned(),
             Some(session.user_id),
+            &context,
         )
         .await?
         .map_err(|page| {

@@ -579,6 +579,19 @@ async fn hostile_or_broken_answers_get_a_page_and_no_session() {
         server.logs().contains("listening"),
         "the server is still up"
     );
+
+    // One address cannot keep more than 20 sign-ins pending at once.
+    let start = format!("{}?provider=google", server.url("/oauth/authorize"));
+    let mut begun = 0;
+    let refused = loop {
+        let answer = Browser::new().get(&start).await;
+        if answer.status != StatusCode::SEE_OTHER || begun > 25 {
+            break answer;
+        }
+        begun += 1;
+    };
+    assert!(begun <= 20, "{begun}");
+    assert_page(&refused, StatusCode::TOO_MANY_REQUESTS, "Too many sign-ins");
 }
 
 #[tokio::test]
