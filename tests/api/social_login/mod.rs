@@ -1031,3 +1031,62 @@ async fn a_rotated_provider_key_is_fetched_on_its_first_unknown_kid_at_most_once
         "/account",
     );
 }
+
+/// A sign-up through a provider follows the org like a password sign-up:
+/// `approval` waits for the operator, `required` MFA gives an
+/// enrollment-only session first.
+#[tokio::test]
+async fn the_orgs_registration_and_mfa_policies_hold_for_provider_sign_ups() {
+    let server = spawn_server("").await;
+    let org = server
+        .operator_json(
+            Method::POST,
+            "/v1/orgs",
+            json!({"slug": "gated", "name": "Gated", "registration": "approval", "mfa_policy": "required"}),
+        )
+        .await;
+    assert_eq!(org.status(), StatusCode::CREATED);
+    let (_google, _) = with_fake(
+        &server,
+        "google",
+        Flavor::Google,
+        person("g-jo", "jo@example.com", true),
+        json!({"create_users": true, "org": "gated"}),
+    )
+    .await;
+
+    let answer = sign_in(&mut Browser::new(), &server, "google", None).await;
+    assert_page(&answer, StatusCode::FORBIDDEN, "awaits approval");
+    let approvals = server.operator_get("/v1/approvals?status=pending").await;
+    let approval = &approvals["items"][0];
+    assert_eq!(
+        approval["subject"]["email"], "jo@example.com",
+        "{approvals}"
+    );
+    // Still waiting: the next try says so too.
+    let again = sign_in(&mut Browser::new(), &server, "google", None).await;
+    assert_page(&again, StatusCode::FORBIDDEN, "awaits approval");
+
+    let approved = server
+        .operator_json(
+            Method::POST,
+            &format!(
+                "/v1/approvals/{}/resolve",
+                approval["id"].as_str().expect("id")
+            ),
+            json!({"approved": true}),
+        )
+        .await;
+    assert_eq!(approved.status(), StatusCode::OK);
+    let mut browser = Browser::new();
+    let answer = sign_in(
+        &mut browser,
+        &server,
+        "google",
+        Some("/oauth/authorize?client_id=x"),
+    )
+    .await;
+    assert_signed_in_to(&answer, "/account#section-mfa");
+    let account = account_of(&mut browser, &server).await;
+    assert_eq!(account["session"]["enrollment_only"], true, "{account}");
+}
