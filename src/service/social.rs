@@ -878,6 +878,8 @@ impl Services {
         origin: crate::audit::RequestOrigin,
     ) -> ServiceResult<()> {
         let now = self.clock.now();
+        // One label for them all: the audit record says which step failed.
+        crate::metrics::METRICS.login_failures.inc("social");
         if let Some(map) = details.as_object_mut() {
             map.insert("provider".into(), provider.name.clone().into());
         }

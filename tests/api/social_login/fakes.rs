@@ -72,6 +72,8 @@ pub struct Tamper {
     pub expired: bool,
     pub nonce: Option<String>,
     pub stranger_key: bool,
+    /// An `iss` other than the provider's own.
+    pub issuer: Option<String>,
 }
 
 struct Grant {
@@ -390,6 +392,9 @@ fn id_token(inner: &Inner, nonce: &str) -> String {
             );
         }
         Flavor::Github => {}
+    }
+    if let Some(issuer) = &tamper.issuer {
+        map.insert("iss".into(), issuer.clone().into());
     }
     let (pem, kid) = if tamper.stranger_key || inner.rotated {
         (STRANGER_KEY, "stranger-1")

@@ -352,7 +352,7 @@ async fn github_counts_only_the_primary_verified_email() {
 #[tokio::test]
 async fn microsofts_multi_tenant_tokens_are_checked_against_their_tenants_issuer() {
     let server = spawn_server("").await;
-    let (_microsoft, _) = with_fake(
+    let (microsoft, _) = with_fake(
         &server,
         "microsoft",
         Flavor::Microsoft,
@@ -368,6 +368,33 @@ async fn microsofts_multi_tenant_tokens_are_checked_against_their_tenants_issuer
     let account = account_of(&mut browser, &server).await;
     assert_eq!(account["email"], "erin@contoso.example");
     assert_eq!(account["email_verified"], true, "xms_edov");
+
+    // A token that names another tenant in its issuer than in `tid`.
+    microsoft.set_tamper(Tamper {
+        issuer: Some(format!(
+            "{}/00000000-0000-0000-0000-000000000000/v2.0",
+            microsoft.base
+        )),
+        ..Tamper::default()
+    });
+    let answer = sign_in(&mut Browser::new(), &server, "microsoft", None).await;
+    assert_page(&answer, StatusCode::BAD_GATEWAY, "could not be verified");
+    assert_eq!(
+        audit_reasons(&server, "social.login_failed").await,
+        ["id_token_issuer"]
+    );
+    let metrics = server
+        .operator(Method::GET, "/metrics")
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("authd_login_failures_total{reason=\"social\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
