@@ -386,3 +386,65 @@ fn strip_unusable_keys(mut document: Value) -> Value {
     }
     document
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apple_provider() -> Provider {
+        Provider {
+            name: "apple".into(),
+            org_id: crate::domain::OrgId::random(),
+            kind: ProviderKind::Apple,
+            client_id: "com.example.web".into(),
+            sealed_client_secret: None,
+            discovery_url: None,
+            authorize_url: None,
+            token_url: None,
+            userinfo_url: None,
+            tenant: None,
+            team_id: Some("TEAM123456".into()),
+            key_id: Some("KEY1234567".into()),
+            sealed_private_key: None,
+            claims: None,
+            scopes: vec![],
+            link_by_email: false,
+            create_users: false,
+            enabled: true,
+            created_at: 0,
+            updated_at: None,
+        }
+    }
+
+    #[test]
+    fn apples_client_secret_is_reused_until_a_day_before_it_expires() {
+        let pem = include_str!("../../tests/api/social_login/keys/apple_p256.p8");
+        let upstream = Upstream::new().unwrap_or_else(|e| panic!("{e}"));
+        let provider = apple_provider();
+        let first = upstream.apple_client_secret(&provider, pem, 1_000).ok();
+        assert!(first.is_some());
+        let later = 1_000 + APPLE_SECRET_TTL_SECONDS - APPLE_SECRET_RENEW_SECONDS - 1;
+        assert_eq!(
+            upstream.apple_client_secret(&provider, pem, later).ok(),
+            first
+        );
+        let renewed = upstream.apple_client_secret(&provider, pem, later + 2).ok();
+        assert!(
+            renewed.is_some() && renewed != first,
+            "made anew before it expires"
+        );
+    }
+
+    #[test]
+    fn unusable_keys_are_dropped_from_a_jwks_not_the_whole_set() {
+        let document = serde_json::json!({"keys": [
+            {"kty": "RSA", "use": "enc", "kid": "enc", "n": "AQAB", "e": "AQAB"},
+            {"kty": "weird", "kid": "w"},
+            {"kty": "EC", "crv": "P-256", "kid": "ok", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+        ]});
+        let keys: JwkSet = serde_json::from_value(strip_unusable_keys(document))
+            .unwrap_or(JwkSet { keys: vec![] });
+        assert!(keys.find("ok").is_some());
+        assert!(keys.find("enc").is_none(), "an encryption key never verifies");
+    }
+}

@@ -1117,3 +1117,40 @@ async fn the_orgs_registration_and_mfa_policies_hold_for_provider_sign_ups() {
     let account = account_of(&mut browser, &server).await;
     assert_eq!(account["session"]["enrollment_only"], true, "{account}");
 }
+
+/// A plain OAuth 2.0 provider, read through a claim mapping: an email it
+/// does not vouch for makes an account whose email is not verified.
+#[tokio::test]
+async fn an_oauth2_provider_is_read_through_its_claim_mapping() {
+    let server = spawn_server("").await;
+    let upstream =
+        FakeProvider::start(Flavor::Github, person("31337", "lee@example.com", true)).await;
+    add_provider(
+        &server,
+        json!({"name": "forge", "kind": "oauth2", "client_id": fakes::CLIENT_ID,
+               "client_secret": fakes::CLIENT_SECRET, "create_users": true,
+               "authorize_url": format!("{}/login/oauth/authorize", upstream.base),
+               "token_url": format!("{}/login/oauth/access_token", upstream.base),
+               "userinfo_url": format!("{}/user", upstream.base),
+               "scopes": ["read:user"],
+               "claims": {"subject": "id", "email": "email", "email_verified": "email_verified", "name": "login"}}),
+    )
+    .await;
+    let mut browser = Browser::new();
+    assert_signed_in_to(
+        &sign_in(&mut browser, &server, "forge", None).await,
+        "/account",
+    );
+    let account = account_of(&mut browser, &server).await;
+    assert_eq!(account["email"], "lee@example.com");
+    assert_eq!(account["name"], "octocat", "name from `login`");
+    assert_eq!(
+        account["email_verified"], false,
+        "the userinfo does not say"
+    );
+    let identities = browser
+        .get(&server.url("/api/account/identities"))
+        .await
+        .json();
+    assert_eq!(identities["items"][0]["provider"], "forge", "{identities}");
+}
