@@ -9,8 +9,9 @@
 //! [`approvals`], [`webhooks`], [`audit_log`] — stand on those. Apps signing
 //! in through authd: [`clients`] → [`authorize`] → [`client_tokens`] →
 //! [`sessions`]; [`device`] stands on those two, [`forward_auth`] on [`pats`].
-//! Signing in through an upstream provider: [`social`] → {[`upstream`],
-//! [`providers`], [`accounts`], [`mfa_step`], [`sessions`]}.
+//! Signing in through an upstream provider: [`social`] → {[`upstream_user`]
+//! → [`upstream`], [`identities`], [`providers`], [`accounts`], [`mfa_step`],
+//! [`sessions`]}.
 //!
 //! Store calls are blocking and run on the blocking pool through
 //! [`Services::store_read`] / [`Services::store_write`]; password hashing runs
@@ -27,6 +28,7 @@ pub mod device;
 pub mod enrolled_factors;
 pub mod factors;
 pub mod forward_auth;
+pub mod identities;
 pub mod keys;
 pub mod limiter;
 pub mod lockout;
@@ -45,6 +47,7 @@ pub mod step_up;
 pub mod tokens;
 pub mod totp;
 pub mod upstream;
+pub mod upstream_user;
 pub mod user_admin;
 pub mod webauthn;
 pub mod webhooks;

@@ -445,6 +445,9 @@ mod tests {
         let keys: JwkSet = serde_json::from_value(strip_unusable_keys(document))
             .unwrap_or(JwkSet { keys: vec![] });
         assert!(keys.find("ok").is_some());
-        assert!(keys.find("enc").is_none(), "an encryption key never verifies");
+        assert!(
+            keys.find("enc").is_none(),
+            "an encryption key never verifies"
+        );
     }
 }

@@ -229,7 +229,7 @@ pub async fn public_list(
 pub async fn identities(
     State(state): State<AppState>,
     SessionOnly(session): SessionOnly,
-) -> Result<Json<Page<crate::service::social::IdentityView>>, ApiError> {
+) -> Result<Json<Page<crate::service::identities::IdentityView>>, ApiError> {
     Ok(Json(Page::whole(
         state.services.list_identities(session.user_id).await?,
     )))
