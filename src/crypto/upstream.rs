@@ -5,9 +5,91 @@
 //! and making Apple's client secret, an ES256 JWT signed with the team's
 //! private key.
 
-use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::Deserialize;
 use serde_json::{Map, Value};
+
+/// One public key of a provider's JWKS (RFC 7517), only the members authd
+/// reads. A small type of its own rather than jsonwebtoken's `Jwk`, whose
+/// deserialisation of every key type and parameter costs the static binary
+/// far more than these few fields.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UpstreamKey {
+    kty: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    alg: Option<String>,
+    #[serde(default, rename = "use")]
+    usage: Option<String>,
+    #[serde(default)]
+    n: Option<String>,
+    #[serde(default)]
+    e: Option<String>,
+    #[serde(default)]
+    crv: Option<String>,
+    #[serde(default)]
+    x: Option<String>,
+    #[serde(default)]
+    y: Option<String>,
+}
+
+/// A provider's JWKS. Keys authd cannot use (another `kty`, `use: "enc"`)
+/// are kept but never match.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UpstreamKeys {
+    #[serde(default)]
+    pub keys: Vec<UpstreamKey>,
+}
+
+impl UpstreamKeys {
+    pub fn find(&self, kid: &str) -> Option<&UpstreamKey> {
+        self.keys.iter().find(|key| key.kid.as_deref() == Some(kid))
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+fn text(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
+}
+
+impl UpstreamKey {
+    /// The key for `alg`, if it is one of that family and for signatures.
+    fn decoding_key(&self, alg: Algorithm) -> Option<DecodingKey> {
+        if self.usage.as_deref().is_some_and(|usage| usage != "sig") {
+            return None;
+        }
+        if self
+            .alg
+            .as_deref()
+            .is_some_and(|named| named != format!("{alg:?}"))
+        {
+            return None;
+        }
+        match (self.kty.as_str(), alg) {
+            ("RSA", Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256) => {
+                DecodingKey::from_rsa_components(text(&self.n)?, text(&self.e)?).ok()
+            }
+            ("EC", Algorithm::ES256) if self.crv.as_deref() == Some("P-256") => {
+                DecodingKey::from_ec_components(text(&self.x)?, text(&self.y)?).ok()
+            }
+            ("EC", Algorithm::ES384) if self.crv.as_deref() == Some("P-384") => {
+                DecodingKey::from_ec_components(text(&self.x)?, text(&self.y)?).ok()
+            }
+            ("OKP", Algorithm::EdDSA) if self.crv.as_deref() == Some("Ed25519") => {
+                DecodingKey::from_ed_components(text(&self.x)?).ok()
+            }
+            _ => None,
+        }
+    }
+}
 
 /// How far clocks may disagree, in seconds.
 pub const LEEWAY_SECONDS: i64 = 60;
@@ -84,7 +166,7 @@ const ACCEPTED_ALGORITHMS: [Algorithm; 7] = [
 
 /// Whether `token` names a `kid` that `keys` lacks: then the provider may
 /// have rotated, and its JWKS is worth fetching again.
-pub fn names_unknown_key(token: &str, keys: &JwkSet) -> bool {
+pub fn names_unknown_key(token: &str, keys: &UpstreamKeys) -> bool {
     match jsonwebtoken::decode_header(token) {
         Ok(header) => header.kid.is_some_and(|kid| keys.find(&kid).is_none()),
         Err(_) => false,
@@ -94,7 +176,7 @@ pub fn names_unknown_key(token: &str, keys: &JwkSet) -> bool {
 /// Verifies the signature, then every claim; answers the claims.
 pub fn verify_id_token(
     token: &str,
-    keys: &JwkSet,
+    keys: &UpstreamKeys,
     expected: &IdTokenExpectations<'_>,
 ) -> Result<Map<String, Value>, IdTokenError> {
     if token.len() > MAX_ID_TOKEN_BYTES {
@@ -107,31 +189,29 @@ pub fn verify_id_token(
     let jwk = match &header.kid {
         Some(kid) => keys.find(kid),
         // Without a kid, only a set of one key is unambiguous.
-        None if keys.keys.len() == 1 => keys.keys.first(),
+        None if keys.len() == 1 => keys.keys.first(),
         None => None,
     }
     .ok_or(IdTokenError::UnknownKey)?;
-    if jwk
-        .common
-        .key_algorithm
-        .is_some_and(|alg| alg.to_string() != format!("{:?}", header.alg))
-    {
-        return Err(IdTokenError::Algorithm);
-    }
-    let key = DecodingKey::from_jwk(jwk).map_err(|_| IdTokenError::UnknownKey)?;
+    let key = jwk
+        .decoding_key(header.alg)
+        .ok_or(IdTokenError::Algorithm)?;
     let mut validation = Validation::new(header.alg);
     // Time is a parameter: every claim is checked below, not by the library.
     validation.required_spec_claims = std::collections::HashSet::new();
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
-    let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+    let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
         .map_err(|error| match error.kind() {
             jsonwebtoken::errors::ErrorKind::InvalidSignature => IdTokenError::Signature,
             jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => IdTokenError::Algorithm,
             _ => IdTokenError::Malformed,
         })?
         .claims;
+    let Value::Object(claims) = claims else {
+        return Err(IdTokenError::Malformed);
+    };
     check_claims(&claims, expected)?;
     Ok(claims)
 }

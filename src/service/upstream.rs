@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use jsonwebtoken::jwk::JwkSet;
+use crate::crypto::upstream::UpstreamKeys;
 use serde_json::Value;
 
 use crate::clock::UnixSeconds;
@@ -110,7 +110,7 @@ fn discovery_url(provider: &Provider) -> Option<String> {
 pub struct Upstream {
     http: reqwest::Client,
     discovery: Mutex<HashMap<String, (UnixSeconds, Endpoints)>>,
-    jwks: Mutex<HashMap<String, (UnixSeconds, JwkSet)>>,
+    jwks: Mutex<HashMap<String, (UnixSeconds, UpstreamKeys)>>,
     apple_secrets: Mutex<HashMap<String, (UnixSeconds, String)>>,
 }
 
@@ -230,7 +230,12 @@ impl Upstream {
     /// The provider's keys; fetched again if `token` names a `kid` the
     /// cached set lacks and the last fetch is over a minute old (so a flood
     /// of forged tokens cannot make authd hammer the provider).
-    pub async fn jwks(&self, url: &str, token: &str, now: UnixSeconds) -> UpstreamResult<JwkSet> {
+    pub async fn jwks(
+        &self,
+        url: &str,
+        token: &str,
+        now: UnixSeconds,
+    ) -> UpstreamResult<UpstreamKeys> {
         let cached = locked(&self.jwks).get(url).cloned();
         if let Some((at, keys)) = cached {
             let stale = now - at >= JWKS_TTL_SECONDS;
@@ -240,7 +245,7 @@ impl Upstream {
             }
         }
         let document = self.get_json(url, None).await?;
-        let keys: JwkSet = serde_json::from_value(strip_unusable_keys(document))
+        let keys: UpstreamKeys = serde_json::from_value(document)
             .map_err(|_| UpstreamError::Invalid("the JWKS could not be read".into()))?;
         let mut cache = locked(&self.jwks);
         if cache.len() > 256 {
@@ -375,18 +380,6 @@ fn describe(error: &reqwest::Error) -> String {
     }
 }
 
-/// Keys jsonwebtoken cannot read (an unknown `kty`, `use: "enc"`) would
-/// make the whole set unreadable; they are dropped instead.
-fn strip_unusable_keys(mut document: Value) -> Value {
-    if let Some(keys) = document.get_mut("keys").and_then(Value::as_array_mut) {
-        keys.retain(|key| {
-            key.get("use").and_then(Value::as_str) != Some("enc")
-                && serde_json::from_value::<jsonwebtoken::jwk::Jwk>(key.clone()).is_ok()
-        });
-    }
-    document
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,18 +429,14 @@ mod tests {
     }
 
     #[test]
-    fn unusable_keys_are_dropped_from_a_jwks_not_the_whole_set() {
+    fn a_jwks_with_keys_authd_cannot_use_still_reads() {
         let document = serde_json::json!({"keys": [
             {"kty": "RSA", "use": "enc", "kid": "enc", "n": "AQAB", "e": "AQAB"},
             {"kty": "weird", "kid": "w"},
             {"kty": "EC", "crv": "P-256", "kid": "ok", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
         ]});
-        let keys: JwkSet = serde_json::from_value(strip_unusable_keys(document))
-            .unwrap_or(JwkSet { keys: vec![] });
+        let keys: UpstreamKeys = serde_json::from_value(document).unwrap_or_default();
         assert!(keys.find("ok").is_some());
-        assert!(
-            keys.find("enc").is_none(),
-            "an encryption key never verifies"
-        );
+        assert_eq!(keys.len(), 3);
     }
 }
