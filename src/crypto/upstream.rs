@@ -277,6 +277,24 @@ fn check_claims(
 #[error("the Apple private key is not a P-256 PKCS#8 PEM key")]
 pub struct AppleKeyError;
 
+/// The DER inside a `-----BEGIN PRIVATE KEY-----` PEM (PKCS#8, what
+/// Apple's `.p8` file holds). Read here rather than with jsonwebtoken's
+/// PEM support, which would link an ASN.1 library (and its big-integer and
+/// time crates) into the binary for this one file.
+fn pkcs8_der(pem: &[u8]) -> Result<Vec<u8>, AppleKeyError> {
+    use base64::Engine;
+    let text = std::str::from_utf8(pem).map_err(|_| AppleKeyError)?;
+    let body = text
+        .trim()
+        .strip_prefix("-----BEGIN PRIVATE KEY-----")
+        .and_then(|rest| rest.strip_suffix("-----END PRIVATE KEY-----"))
+        .ok_or(AppleKeyError)?;
+    let base64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(base64)
+        .map_err(|_| AppleKeyError)
+}
+
 /// Apple's client secret (Sign in with Apple, "Creating a client secret"):
 /// an ES256 JWT with `kid` = the key id, `iss` = the team id, `sub` = the
 /// client (Services) id, `aud` = `https://appleid.apple.com`, valid until
@@ -289,7 +307,7 @@ pub fn apple_client_secret(
     now: i64,
     expires_at: i64,
 ) -> Result<String, AppleKeyError> {
-    let key = EncodingKey::from_ec_pem(private_key_pem).map_err(|_| AppleKeyError)?;
+    let key = EncodingKey::from_ec_der(&pkcs8_der(private_key_pem)?);
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(key_id.to_owned());
     let claims = serde_json::json!({
