@@ -78,6 +78,8 @@ audit_kinds! {
     WebauthnRegistered = "webauthn.registered",
     WebauthnRenamed = "webauthn.renamed",
     WebauthnRemoved = "webauthn.removed",
+    /// The operator made a single-use link for a person to add a passkey.
+    PasskeyLinkIssued = "passkey.link_issued",
     WebhookDelivered = "webhook.delivered",
     WebhookFailed = "webhook.failed",
     UserMfaReset = "user.mfa_reset",

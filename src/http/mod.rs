@@ -32,7 +32,9 @@ pub use state::{AppState, Shared};
 pub fn router(state: AppState) -> Router {
     let config = state.config();
     let max_body_bytes = config.server.max_body_bytes;
-    use routes::{account, control_plane, forward_auth, identity, oauth, oidc, operator, ui};
+    use routes::{
+        account, control_plane, forward_auth, identity, oauth, oidc, operator, passkeys, ui,
+    };
     let operator_api = Router::new()
         .route("/status", get(routes::status::status))
         .route(
@@ -48,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/users/{id}/unlock", post(operator::unlock_user))
         .route("/users/{id}/lock", post(operator::lock_user))
         .route("/users/{id}/mfa", delete(operator::reset_user_mfa))
+        .route("/users/{id}/passkey-link", post(operator::passkey_link))
         .route("/users/{id}/memberships", post(operator::set_membership))
         .route(
             "/users/{id}/memberships/{org}",
@@ -144,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .route("/consent", get(ui::page))
         .route("/device", get(ui::page))
         .route("/signout", get(ui::page))
+        .route("/enroll", get(ui::page))
         .route("/ui/{*path}", get(ui::asset))
         .layer(tower_http::compression::CompressionLayer::new());
 
@@ -153,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/api/vocabulary", get(ui::vocabulary))
         .route("/ui/api/login", post(ui::login))
         .route("/ui/api/mfa", post(ui::mfa))
+        .route("/ui/api/passkey", post(passkeys::ui_sign_in))
         .route("/ui/api/logout", post(ui::logout))
         .route(
             "/ui/api/consent",
@@ -175,6 +180,10 @@ pub fn router(state: AppState) -> Router {
         .route("/login", post(identity::login))
         .route("/mfa/challenge", post(identity::mfa_challenge))
         .route("/mfa/webauthn/options", post(identity::webauthn_options))
+        .route("/webauthn/login/options", post(passkeys::sign_in_options))
+        .route("/webauthn/login", post(passkeys::sign_in))
+        .route("/webauthn/enroll/options", post(passkeys::enroll_options))
+        .route("/webauthn/enroll", post(passkeys::enroll))
         .route("/logout", post(oauth::logout))
         .route("/.well-known/jwks.json", get(identity::jwks))
         .route(

@@ -44,6 +44,8 @@ pub struct UserProfile {
     pub disabled: bool,
     pub pending_approval: bool,
     pub mfa_enrolled: bool,
+    /// False for an account that signs in with passkeys only.
+    pub has_password: bool,
     pub created_at: String,
 }
 
@@ -61,6 +63,7 @@ impl UserProfile {
             disabled: user.status == UserStatus::Disabled,
             pending_approval: user.status == UserStatus::PendingApproval,
             mfa_enrolled: user.mfa_enrolled,
+            has_password: user.has_password(),
             created_at: clock::rfc3339(user.created_at),
         }
     }
@@ -92,13 +95,24 @@ pub enum Registered {
 
 pub(crate) struct CheckedUser {
     pub email: Email,
-    pub password: Password,
+    /// `None` only for an operator-made account in an org that allows
+    /// accounts without a password (it will sign in with a passkey).
+    pub password: Option<Password>,
     pub name: Option<String>,
+}
+
+/// Whether a new user may come without a password: only the operator's,
+/// and only into an org that allows it (checked once the org is known).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PasswordRequired {
+    Always,
+    UnlessOrgAllowsPasswordless,
 }
 
 /// Checks presence and shape of every field, reporting all problems at once.
 pub(crate) fn check_new_user(
     new: NewUser,
+    password_required: PasswordRequired,
 ) -> ServiceResult<(CheckedUser, Option<String>, Option<String>)> {
     let mut errors = Vec::new();
     let email = match new.email.as_deref() {
@@ -120,7 +134,7 @@ pub(crate) fn check_new_user(
             }
         },
     };
-    if new.password.is_none() {
+    if new.password.is_none() && password_required == PasswordRequired::Always {
         errors.push(FieldError {
             field: "password",
             message: "is required".into(),
@@ -142,7 +156,7 @@ pub(crate) fn check_new_user(
         None => None,
     };
     match (email, new.password, errors.is_empty()) {
-        (Some(email), Some(password), true) => Ok((
+        (Some(email), password, true) => Ok((
             CheckedUser {
                 email,
                 password,
@@ -202,7 +216,7 @@ impl Services {
             .map_err(|throttled| ServiceError::RateLimited {
                 retry_after_seconds: throttled.retry_after_seconds,
             })?;
-        let (checked, org_reference, _) = check_new_user(new)?;
+        let (checked, org_reference, _) = check_new_user(new, PasswordRequired::Always)?;
         let org = self.resolve_org_for_input(org_reference).await?;
         if org.registration == RegistrationMode::Closed {
             return Err(ServiceError::RegistrationClosed);
@@ -239,12 +253,18 @@ impl Services {
         org: &Org,
         checked: &CheckedUser,
     ) -> ServiceResult<()> {
-        check_password(
-            org,
-            &checked.password,
-            &checked.email,
-            checked.name.as_deref(),
-        )?;
+        match &checked.password {
+            Some(password) => {
+                check_password(org, password, &checked.email, checked.name.as_deref())?;
+            }
+            None if org.allow_passwordless => {}
+            None => {
+                return Err(ServiceError::field(
+                    "password",
+                    "is required: this org does not allow accounts without a password",
+                ))
+            }
+        }
         self.ensure_email_free(&org.id, &checked.email).await
     }
 
@@ -270,13 +290,13 @@ impl Services {
         self_registered: bool,
         context: &RequestContext,
     ) -> ServiceResult<(User, Option<String>)> {
-        let password = checked.password.into_inner();
+        let has_password = checked.password.is_some();
         // Anyone may sign up, so sign-ups hash within their own share of the
         // pool; what the operator creates is not anonymous work.
-        let password_hash = if self_registered {
-            self.passwords.hash_for_sign_up(password).await?
-        } else {
-            self.passwords.hash(password).await?
+        let password_hash = match checked.password.map(Password::into_inner) {
+            None => String::new(),
+            Some(password) if self_registered => self.passwords.hash_for_sign_up(password).await?,
+            Some(password) => self.passwords.hash(password).await?,
         };
         let now = self.clock.now();
         let user = User {
@@ -301,7 +321,7 @@ impl Services {
             mfa_enrolled: false,
             email_verified: false,
             created_at: now,
-            password_changed_at: Some(now),
+            password_changed_at: has_password.then_some(now),
         };
         let origin = context.origin();
         self.store_write(move |txn| {

@@ -32,6 +32,8 @@ pub mod login;
 pub mod members;
 pub mod mfa_step;
 pub mod orgs;
+pub mod passkey_enrollment;
+pub mod passkey_login;
 pub mod pats;
 pub mod refresh;
 pub mod reload;
@@ -203,6 +205,8 @@ pub struct Services {
     /// `None` when `server.public_url` cannot be a relying party (an IP
     /// address); rebuilt when a reload changes `mfa.issuer`, its name.
     webauthn: Swappable<Option<Arc<webauthn_rs::Webauthn>>>,
+    /// Passkey sign-ins between their options and their answer.
+    pub pending_passkey_sign_ins: passkey_login::PendingPasskeySignIns,
     /// One reload at a time.
     reloading: std::sync::Mutex<()>,
     /// Posts events to `[[webhooks]]` from a background worker.
@@ -258,6 +262,7 @@ impl Services {
             webhooks,
             webauthn: Swappable::new(webauthn),
             reloading: std::sync::Mutex::new(()),
+            pending_passkey_sign_ins: passkey_login::PendingPasskeySignIns::default(),
             cookie_key: crate::crypto::signed_link::LinkKey::derive_for(
                 server_secret,
                 "authd/browser-session/v1",

@@ -138,6 +138,16 @@ pub(crate) fn revoke_in(
     Ok(())
 }
 
+/// How a session began, for its `user.login` record: read off its `amr`.
+fn sign_in_method(amr: &[String]) -> &'static str {
+    let has = |method: &str| amr.iter().any(|m| m == method);
+    if !has("pwd") && has("hwk") && has("user") {
+        "passkey"
+    } else {
+        "password"
+    }
+}
+
 impl Services {
     /// Creates the session, its refresh family and first refresh token, and
     /// audits the login, in one transaction; then signs the access token.
@@ -220,7 +230,14 @@ impl Services {
                 txn.put_session(&stored)?;
                 let family_id = uuid::Uuid::new_v4().to_string();
                 let refresh_token = if refreshable {
-                    Some(store_refresh_token(txn, &stored, &family_id, &stored_grant, now, refresh_ttl)?)
+                    Some(store_refresh_token(
+                        txn,
+                        &stored,
+                        &family_id,
+                        &stored_grant,
+                        now,
+                        refresh_ttl,
+                    )?)
                 } else {
                     None
                 };
@@ -228,7 +245,11 @@ impl Services {
                     AuditRecord::new(AuditKind::UserLogin, now, &origin)
                         .user(stored.user_id)
                         .org(&stored.org_id)
-                        .details(serde_json::json!({"session_id": stored.id, "mfa_verified": stored.mfa_verified})),
+                        .details(serde_json::json!({
+                            "session_id": stored.id,
+                            "mfa_verified": stored.mfa_verified,
+                            "method": sign_in_method(&stored.amr),
+                        })),
                 )?;
                 Ok(refresh_token)
             })

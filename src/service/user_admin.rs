@@ -7,7 +7,9 @@
 
 use serde::Deserialize;
 
-use super::accounts::{audit_for, check_new_user, revoke_other_sessions, NewUser, UserProfile};
+use super::accounts::{
+    audit_for, check_new_user, revoke_other_sessions, NewUser, PasswordRequired, UserProfile,
+};
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord, RequestOrigin};
 use crate::clock::UnixSeconds;
@@ -59,13 +61,16 @@ impl Services {
         .await
     }
 
-    /// `POST /v1/users`: the operator creates an active user in any org.
+    /// `POST /v1/users`: the operator creates an active user in any org;
+    /// without a password where the org allows it (the person then adds a
+    /// passkey through an enrollment link, `passkey_enrollment`).
     pub async fn create_user(
         &self,
         new: NewUser,
         context: &RequestContext,
     ) -> ServiceResult<UserProfile> {
-        let (checked, org_reference, role) = check_new_user(new)?;
+        let (checked, org_reference, role) =
+            check_new_user(new, PasswordRequired::UnlessOrgAllowsPasswordless)?;
         let role = match role {
             None => Role::member(),
             Some(text) => Role::parse(&text).ok_or_else(|| {

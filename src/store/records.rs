@@ -111,19 +111,51 @@ pub struct WebauthnCredential {
     /// The credential id, base64url.
     pub id: String,
     pub user_id: UserId,
+    /// A second factor, or a passkey that also signs in alone. Records
+    /// written before passkeys existed are security keys.
+    #[serde(default)]
+    pub kind: WebauthnKind,
     pub name: String,
     pub created_at: UnixSeconds,
     pub last_used_at: Option<UnixSeconds>,
     pub key: String,
 }
 
-/// A registration ceremony between its options and its answer: used once,
-/// until `expires_at`.
+/// What a WebAuthn credential is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebauthnKind {
+    /// A second factor after the password (user verification preferred).
+    #[default]
+    SecurityKey,
+    /// A discoverable credential with user verification: signs in alone
+    /// (and also answers the second-factor step).
+    Passkey,
+}
+
+/// A registration ceremony between its options and its answer (or an
+/// enrollment link, see [`CeremonyKind`]): used once, until `expires_at`. (Passkey sign-ins are anonymous until answered and
+/// wait in memory instead: `service::passkey_login`.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebauthnCeremony {
     pub user_id: UserId,
+    #[serde(default)]
+    pub kind: CeremonyKind,
     pub state: String,
     pub expires_at: UnixSeconds,
+}
+
+/// Which registration a [`WebauthnCeremony`] holds the state of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CeremonyKind {
+    #[default]
+    SecurityKey,
+    Passkey,
+    /// Not a ceremony but what starts one: an operator's single-use link
+    /// for adding a passkey, kept under `link/<SHA-256 of its token>` with
+    /// an empty `state` until used or expired.
+    EnrollmentLink,
 }
 
 /// A code `/oauth/authorize` gave an app, keyed by its SHA-256: good once,

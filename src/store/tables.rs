@@ -55,7 +55,8 @@ pub(crate) const MFA_FACTORS: JsonTable = TableDefinition::new("mfa_factors");
 pub(crate) const MFA_CHALLENGES: JsonTable = TableDefinition::new("mfa_challenges");
 /// `user_id/credential_id` → `WebauthnCredential`.
 pub(crate) const WEBAUTHN_CREDENTIALS: JsonTable = TableDefinition::new("webauthn_credentials");
-/// `ceremony_id` → `WebauthnCeremony`: a registration between its two calls.
+/// `ceremony_id` → `WebauthnCeremony`: a registration between its two calls;
+/// `link/<SHA-256 (hex) of a token>` → a passkey enrollment link until used.
 pub(crate) const WEBAUTHN_CEREMONIES: JsonTable = TableDefinition::new("webauthn_ceremonies");
 /// `client_id` → `OAuthClient`.
 pub(crate) const OAUTH_CLIENTS: JsonTable = TableDefinition::new("oauth_clients");

@@ -10,5 +10,6 @@ pub mod metrics;
 pub mod oauth;
 pub mod oidc;
 pub mod operator;
+pub mod passkeys;
 pub mod status;
 pub mod ui;

@@ -178,7 +178,7 @@ struct SignedIn {
 
 /// The answer to a completed browser sign-in: the two cookies, the profile
 /// and the MFA prompts; never a token in the body.
-async fn signed_in(state: &AppState, tokens: TokenSet) -> Result<Response, ApiError> {
+pub(crate) async fn signed_in(state: &AppState, tokens: TokenSet) -> Result<Response, ApiError> {
     let cookie = tokens
         .browser_cookie
         .ok_or_else(|| ApiError::internal("a browser session without a cookie"))?;
