@@ -237,9 +237,22 @@ async function users(ctx, content) {
     detailCell.dataset.ready = 'false';
     detailCell.replaceChildren(loading('Loading sessions…'));
     try {
-      const data = await call(`/v1/users/${encodeURIComponent(user.id)}/sessions`);
+      const [data, detail] = await Promise.all([
+        call(`/v1/users/${encodeURIComponent(user.id)}/sessions`),
+        call(`/v1/users/${encodeURIComponent(user.id)}`),
+      ]);
       const items = (data && data.items) || [];
-      detailCell.replaceChildren(el('h3', null, `Sessions of ${user.email}`),
+      const keys = (detail && detail.webauthn) || [];
+      detailCell.replaceChildren(
+        el('h3', null, `Passkeys and security keys of ${user.email}`),
+        keys.length
+          ? el('ul', { class: 'list', 'data-test': 'user-key-list' }, keys.map((k) => el('li', { 'data-credential-id': k.id },
+            el('div', { class: 'list-main' },
+              el('div', { class: 'list-title' }, k.name, ' ', badge(k.kind === 'passkey' ? 'Passkey' : 'Security key', k.kind === 'passkey' ? 'accent' : null, 'user-key-kind')),
+              el('div', { class: 'list-meta' }, 'added ', timeEl(k.created_at), ' · ',
+                k.last_used_at ? ['used ', timeEl(k.last_used_at, { relativeTo: true })] : 'never used')))))
+          : el('p', { class: 'empty' }, 'None.'),
+        el('h3', null, `Sessions of ${user.email}`),
         items.length
           ? el('ul', { class: 'list', 'data-test': 'user-session-list' }, items.map((s) => el('li', { 'data-session-id': s.id },
             el('div', { class: 'list-main' },
@@ -336,7 +349,18 @@ async function users(ctx, content) {
       });
     }) : null;
 
+    // A single-use link with which the person adds a passkey (the way in
+    // for an account without a password); shown once, to copy.
+    const passkeyLinkButton = action('user-passkey-link', 'Passkey link', null, (b) => run(b, async () => {
+      const link = await call(`/v1/users/${encodeURIComponent(user.id)}/passkey-link`, { method: 'POST', body: {} });
+      showMessage(message, el('div', { id: 'passkey-link-result' },
+        el('p', null, `Give ${user.email} this link to add a passkey. It works once, until `, timeEl(link.expires_at), '.'),
+        el('code', { class: 'secret', id: 'passkey-link-url' }, link.url),
+        el('div', { class: 'actions' }, copyButton(() => link.url, { id: 'passkey-link-copy' }))), 'success');
+    }));
+
     const badges = [
+      user.has_password === false ? badge('Passkeys only', 'accent', 'badge-passwordless') : null,
       user.locked ? badge('Locked', 'danger', 'badge-locked') : null,
       user.disabled ? badge('Disabled', 'danger', 'badge-disabled') : null,
       user.pending_approval ? badge('Pending approval', 'warning', 'badge-pending') : null,
@@ -350,7 +374,7 @@ async function users(ctx, content) {
       cell('Status', el('div', { class: 'badges' }, badges.length ? badges : badge('Active', null, 'badge-active'))),
       cell('Created', timeEl(user.created_at, { onlyDate: true })),
       el('td', { 'data-label': 'Actions', class: 'actions-cell' },
-        el('div', { class: 'cell-actions' }, lockButton, sessionsButton, revokeButton, resetButton)));
+        el('div', { class: 'cell-actions' }, lockButton, sessionsButton, revokeButton, resetButton, passkeyLinkButton)));
     return tr;
   };
 
@@ -430,6 +454,7 @@ async function orgsView(ctx, content) {
     }));
     const flags = ['require_uppercase', 'require_lowercase', 'require_digit', 'require_special', 'reject_common', 'reject_user_info']
       .map((key) => checkbox(`org-edit-pp-${key}`, key.replace(/_/g, ' '), { checked: !!policy[key], 'data-key': key }));
+    const passwordless = checkbox('org-edit-allow-passwordless', 'Allow accounts with passkeys and no password', { checked: !!org.allow_passwordless });
     const save = el('button', { type: 'submit', class: 'btn btn-primary', id: 'org-edit-submit' }, 'Save changes');
     const cancel = el('button', { type: 'button', class: 'btn', id: 'org-edit-cancel' }, 'Cancel');
     const numberLabels = { min_length: 'Minimum length', max_length: 'Maximum length', history_count: 'Password history' };
@@ -439,6 +464,7 @@ async function orgsView(ctx, content) {
       el('div', { class: 'form-grid' },
         field('Name', editName), field('Registration', editRegistration), field('MFA policy', editMfa),
         field('Max sessions per user', maxSessions, 'Empty for no limit.')),
+      el('div', { class: 'check-grid' }, passwordless),
       el('fieldset', null, el('legend', null, 'Password policy'),
         el('div', { class: 'form-grid' }, numbers.map((input) => field(numberLabels[input.dataset.key], input))),
         el('div', { class: 'check-grid' }, flags)),
@@ -465,6 +491,7 @@ async function orgsView(ctx, content) {
         mfa_policy: editMfa.value,
         password_policy: passwordPolicy,
         max_sessions_per_user: maxSessions.value.trim() === '' ? null : toNumber(maxSessions),
+        allow_passwordless: passwordless.querySelector('input').checked,
       };
       busy(save, async () => {
         try {

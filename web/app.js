@@ -5,7 +5,8 @@
 // layout.js (top bar), login.js (sign-in, MFA step, registration),
 // oauth.js (the consent, device and app sign-out pages),
 // account.js (the signed-in user's page), admin.js (operator console),
-// webauthn.js (security-key glue), vocabulary.js (the server's names and texts).
+// webauthn.js (security-key glue), passkeys.js (passkey sign-in, the /enroll
+// page), vocabulary.js (the server's names and texts).
 
 import { route, fallback, start, navigate } from './router.js';
 import { setHandlers, request, csrfToken } from './api.js';
@@ -16,6 +17,7 @@ import { renderConsent, renderDevice, renderSignout } from './oauth.js';
 import { renderAccount, enrollmentRequired } from './account.js';
 import { renderAdmin, signOutConsole, adminUnauthorized } from './admin.js';
 import { loadVocabulary } from './vocabulary.js';
+import { renderEnroll } from './passkeys.js';
 
 setHandlers({
   sessionEnded: () => {
@@ -65,6 +67,7 @@ route((p) => p === '/register', renderRegister);
 route((p) => p === '/consent', renderConsent);
 route((p) => p === '/device', renderDevice);
 route((p) => p === '/signout', renderSignout);
+route((p) => p === '/enroll', renderEnroll);
 route((p) => p === '/account', account);
 route((p) => p === '/admin' || p.startsWith('/admin/'), renderAdmin);
 fallback(notFound);

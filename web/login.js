@@ -8,6 +8,7 @@ import { request, api, fetchInfo, withQuery, csrfToken, ApiError } from './api.j
 import { navigate } from './router.js';
 import { setTopbar, setTitle, MFA_PROMPT_KEY, passwordProblems } from './layout.js';
 import { webauthnAvailable, requestOptions, credentialJSON, ceremonyError } from './webauthn.js';
+import { offerPasskeySignIn } from './passkeys.js';
 
 const METHOD_LABELS = { totp: 'Authenticator app', webauthn: 'Security key', recovery_code: 'Recovery code' };
 const METHOD_ORDER = ['totp', 'webauthn', 'recovery_code'];
@@ -192,7 +193,7 @@ export async function renderLogin(ctx) {
   const errorBox = messageRegion('login-error', { alert: true });
   const lead = el('p', { class: 'card-lead', id: 'login-lead' }, 'Welcome back. Sign in with your email and password.');
   const email = el('input', {
-    id: 'login-email', name: 'email', type: 'email', autocomplete: 'username',
+    id: 'login-email', name: 'email', type: 'email', autocomplete: 'username webauthn',
     autocapitalize: 'none', spellcheck: 'false', required: true,
   });
   const password = el('input', {
@@ -255,6 +256,7 @@ export async function renderLogin(ctx) {
     footer.hidden = info.org.registration === 'closed';
   }
   const webauthnOn = !!(info && info.webauthn) && webauthnAvailable();
+  if (webauthnOn) offerPasskeySignIn(ctx, { after: form, errorBox, org, onSignedIn: finishLogin });
 
   const backToPassword = (message) => {
     page.dataset.step = 'password';

@@ -15,6 +15,7 @@
 //! membership do.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use base64::Engine;
@@ -38,15 +39,26 @@ use crate::store::{Queries, WebauthnKind, WriteTxn};
 /// Sign-ins waiting for their answer, at most: enough for a burst of real
 /// people, and a bound on what anonymous requests can make us hold.
 const MAX_PENDING: usize = 10_000;
+/// Of those, from one address: a sign-in page open in a few tabs, not a
+/// flood that would crowd everyone else out.
+const MAX_PENDING_PER_ADDRESS: usize = 64;
 
 /// The `amr` of a passkey sign-in (RFC 8176): a hardware-bound key, user
 /// verification, hence multiple factors.
 pub const PASSKEY_AMR: [&str; 3] = ["hwk", "user", "mfa"];
 
-/// Discoverable sign-ins between their options and their answer.
+/// A sign-in between its options and its answer.
+struct PendingSignIn {
+    state: DiscoverableAuthentication,
+    expires_at: UnixSeconds,
+    address: IpAddr,
+}
+
+/// Discoverable sign-ins between their options and their answer, by
+/// ceremony id.
 #[derive(Default)]
 pub struct PendingPasskeySignIns {
-    by_ceremony: Mutex<HashMap<String, (DiscoverableAuthentication, UnixSeconds)>>,
+    by_ceremony: Mutex<HashMap<String, PendingSignIn>>,
 }
 
 impl PendingPasskeySignIns {
@@ -54,18 +66,32 @@ impl PendingPasskeySignIns {
         &self,
         id: String,
         state: DiscoverableAuthentication,
+        address: IpAddr,
         now: UnixSeconds,
     ) -> ServiceResult<()> {
         let mut pending = self.lock();
-        if pending.len() >= MAX_PENDING {
-            pending.retain(|_, (_, expires_at)| *expires_at > now);
+        let full = |pending: &HashMap<String, PendingSignIn>| {
+            pending.len() >= MAX_PENDING
+                || pending.values().filter(|p| p.address == address).count()
+                    >= MAX_PENDING_PER_ADDRESS
+        };
+        if full(&pending) {
+            pending.retain(|_, p| p.expires_at > now);
         }
-        if pending.len() >= MAX_PENDING {
+        if full(&pending) {
+            crate::metrics::METRICS.rate_limited.inc("passkey_options");
             return Err(ServiceError::RateLimited {
-                retry_after_seconds: 5,
+                retry_after_seconds: 10,
             });
         }
-        pending.insert(id, (state, now + CEREMONY_SECONDS));
+        pending.insert(
+            id,
+            PendingSignIn {
+                state,
+                expires_at: now + CEREMONY_SECONDS,
+                address,
+            },
+        );
         Ok(())
     }
 
@@ -73,13 +99,11 @@ impl PendingPasskeySignIns {
     fn take(&self, id: &str, now: UnixSeconds) -> Option<DiscoverableAuthentication> {
         self.lock()
             .remove(id)
-            .filter(|(_, expires_at)| *expires_at > now)
-            .map(|(state, _)| state)
+            .filter(|pending| pending.expires_at > now)
+            .map(|pending| pending.state)
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (DiscoverableAuthentication, UnixSeconds)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingSignIn>> {
         match self.by_ceremony.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -204,15 +228,22 @@ fn sign_in_org(
 
 impl Services {
     /// Options for a discoverable sign-in, its state kept in memory.
-    pub async fn passkey_sign_in_options(&self) -> ServiceResult<PasskeySignInOptions> {
+    pub async fn passkey_sign_in_options(
+        &self,
+        context: &RequestContext,
+    ) -> ServiceResult<PasskeySignInOptions> {
         let relying_party = self.webauthn_relying_party()?;
         let (options, state) = relying_party
             .start_discoverable_authentication()
             .map_err(internal)?;
         let ceremony_id = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(crate::crypto::random::bytes::<24>());
-        self.pending_passkey_sign_ins
-            .insert(ceremony_id.clone(), state, self.clock.now())?;
+        self.pending_passkey_sign_ins.insert(
+            ceremony_id.clone(),
+            state,
+            context.ip,
+            self.clock.now(),
+        )?;
         Ok(PasskeySignInOptions {
             ceremony_id,
             options,

@@ -624,3 +624,19 @@ async fn an_account_without_a_password_enrolls_by_link_and_keeps_its_last_passke
     let still = sign_in(&server, &mut passkey, Assert::AsABrowserWould).await;
     assert_eq!(still.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn one_address_cannot_hoard_sign_in_ceremonies() {
+    let server = server().await;
+    for _ in 0..64 {
+        sign_in_options(&server).await;
+    }
+    let over = server
+        .post("/webauthn/login/options")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("options");
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(over.headers().contains_key("retry-after"));
+}

@@ -23,8 +23,11 @@ use crate::service::ServiceError;
 /// `POST /webauthn/login/options`: no identity needed.
 pub async fn sign_in_options(
     State(state): State<AppState>,
+    Client(context): Client,
 ) -> Result<Json<PasskeySignInOptions>, ApiError> {
-    Ok(Json(state.services.passkey_sign_in_options().await?))
+    Ok(Json(
+        state.services.passkey_sign_in_options(&context).await?,
+    ))
 }
 
 #[derive(Deserialize)]
