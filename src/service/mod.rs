@@ -32,6 +32,7 @@ pub mod login;
 pub mod members;
 pub mod mfa_step;
 pub mod orgs;
+pub mod passkey_assertions;
 pub mod passkey_enrollment;
 pub mod passkey_login;
 pub mod pats;
@@ -206,7 +207,7 @@ pub struct Services {
     /// address); rebuilt when a reload changes `mfa.issuer`, its name.
     webauthn: Swappable<Option<Arc<webauthn_rs::Webauthn>>>,
     /// Passkey sign-ins between their options and their answer.
-    pub pending_passkey_sign_ins: passkey_login::PendingPasskeySignIns,
+    pub pending_passkey_sign_ins: passkey_assertions::PendingPasskeySignIns,
     /// One reload at a time.
     reloading: std::sync::Mutex<()>,
     /// Posts events to `[[webhooks]]` from a background worker.
@@ -262,7 +263,7 @@ impl Services {
             webhooks,
             webauthn: Swappable::new(webauthn),
             reloading: std::sync::Mutex::new(()),
-            pending_passkey_sign_ins: passkey_login::PendingPasskeySignIns::default(),
+            pending_passkey_sign_ins: passkey_assertions::PendingPasskeySignIns::default(),
             cookie_key: crate::crypto::signed_link::LinkKey::derive_for(
                 server_secret,
                 "authd/browser-session/v1",

@@ -39,7 +39,7 @@ fn link_key(token: &str) -> String {
 fn unusable_link() -> ServiceError {
     ServiceError::field(
         "token",
-        "this link is unknown, used or expired; ask for a new one",
+        "is unknown, used or expired: ask the operator for a new link",
     )
 }
 
