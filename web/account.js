@@ -502,7 +502,7 @@ function webauthnSection(state) {
   const section = card('section-webauthn', 'Security keys',
     'A security key or passkey can stand in for the code from your authenticator app. A passkey also signs you in on its own.', message, list, form);
   // An account without a password proves it is its owner with a passkey.
-  const passwordless = () => !!(state.profile && state.profile.has_password === false);
+  const passwordless = () => !!(state.profile && state.profile.passkeys_only);
   if (passwordless()) password.closest('.field').hidden = true;
   const proof = async () => {
     if (password.value) return { password: password.value };

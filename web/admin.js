@@ -360,7 +360,7 @@ async function users(ctx, content) {
     }));
 
     const badges = [
-      user.has_password === false ? badge('Passkeys only', 'accent', 'badge-passwordless') : null,
+      user.passkeys_only ? badge('Passkeys only', 'accent', 'badge-passwordless') : null,
       user.locked ? badge('Locked', 'danger', 'badge-locked') : null,
       user.disabled ? badge('Disabled', 'danger', 'badge-disabled') : null,
       user.pending_approval ? badge('Pending approval', 'warning', 'badge-pending') : null,

@@ -44,8 +44,8 @@ pub struct UserProfile {
     pub disabled: bool,
     pub pending_approval: bool,
     pub mfa_enrolled: bool,
-    /// False for an account that signs in with passkeys only.
-    pub has_password: bool,
+    /// An account without a password: it signs in with passkeys only.
+    pub passkeys_only: bool,
     pub created_at: String,
 }
 
@@ -63,7 +63,7 @@ impl UserProfile {
             disabled: user.status == UserStatus::Disabled,
             pending_approval: user.status == UserStatus::PendingApproval,
             mfa_enrolled: user.mfa_enrolled,
-            has_password: user.has_password(),
+            passkeys_only: !user.has_password(),
             created_at: clock::rfc3339(user.created_at),
         }
     }

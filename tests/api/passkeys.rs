@@ -503,7 +503,7 @@ async fn an_account_without_a_password_enrolls_by_link_and_keeps_its_last_passke
         .await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let user: Value = created.json().await.expect("json");
-    assert_eq!(user["has_password"], false);
+    assert_eq!(user["passkeys_only"], true);
     let user_id = user["id"].as_str().expect("id");
 
     // Its password login fails exactly like a wrong password.
