@@ -244,14 +244,6 @@ async function users(ctx, content) {
       const items = (data && data.items) || [];
       const keys = (detail && detail.webauthn) || [];
       detailCell.replaceChildren(
-        el('h3', null, `Passkeys and security keys of ${user.email}`),
-        keys.length
-          ? el('ul', { class: 'list', 'data-test': 'user-key-list' }, keys.map((k) => el('li', { 'data-credential-id': k.id },
-            el('div', { class: 'list-main' },
-              el('div', { class: 'list-title' }, k.name, ' ', badge(k.kind === 'passkey' ? 'Passkey' : 'Security key', k.kind === 'passkey' ? 'accent' : null, 'user-key-kind')),
-              el('div', { class: 'list-meta' }, 'added ', timeEl(k.created_at), ' · ',
-                k.last_used_at ? ['used ', timeEl(k.last_used_at, { relativeTo: true })] : 'never used')))))
-          : el('p', { class: 'empty' }, 'None.'),
         el('h3', null, `Sessions of ${user.email}`),
         items.length
           ? el('ul', { class: 'list', 'data-test': 'user-session-list' }, items.map((s) => el('li', { 'data-session-id': s.id },
@@ -260,7 +252,15 @@ async function users(ctx, content) {
                 s.mfa_verified ? badge('2-step verified', 'success') : null),
               el('div', { class: 'list-meta' }, s.ip || '—', ' · ', orgLabel(orgs, s.org_id), ' · signed in ', timeEl(s.created_at),
                 ' · active ', timeEl(s.last_active, { relativeTo: true }))))))
-          : el('p', { class: 'empty' }, 'No active sessions.'));
+          : el('p', { class: 'empty' }, 'No active sessions.'),
+        el('h3', null, `Passkeys and security keys of ${user.email}`),
+        keys.length
+          ? el('ul', { class: 'list', 'data-test': 'user-key-list' }, keys.map((k) => el('li', { 'data-credential-id': k.id },
+            el('div', { class: 'list-main' },
+              el('div', { class: 'list-title' }, k.name, ' ', badge(k.kind === 'passkey' ? 'Passkey' : 'Security key', k.kind === 'passkey' ? 'accent' : null, 'user-key-kind')),
+              el('div', { class: 'list-meta' }, 'added ', timeEl(k.created_at), ' · ',
+                k.last_used_at ? ['used ', timeEl(k.last_used_at, { relativeTo: true })] : 'never used')))))
+          : el('p', { class: 'muted', 'data-test': 'user-key-empty' }, 'None.'));
       detailCell.dataset.ready = 'true';
     } catch (err) {
       detailCell.replaceChildren(el('p', { class: 'msg msg-error' }, err.message));

@@ -81,21 +81,26 @@ async fn an_enrollment_link_gives_an_account_without_a_password_its_passkey() {
         .json()
         .await
         .expect("json");
-    let link: Value = server
-        .operator_json(
-            Method::POST,
-            &format!(
-                "/v1/users/{}/passkey-link",
-                user["id"].as_str().expect("id")
-            ),
-            json!({}),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
-    let url = link["url"].as_str().expect("url");
-    let fragment = url.split_once('#').expect("fragment").1;
+    assert_eq!(user["passkeys_only"], true);
+
+    // The operator hands out the link from the console.
+    let op = env.browser("operator").await;
+    op.goto("/admin").await;
+    op.wait_page("admin-login").await;
+    op.fill("#admin-token-input", &server.admin_token()).await;
+    op.click("#admin-token-submit").await;
+    op.wait_page("admin-overview").await;
+    op.goto("/admin/users?q=quinn").await;
+    let row = "#admin-user-list tr[data-email=\"quinn@example.com\"]";
+    op.wait_text(
+        &format!("{row} [data-test=\"badge-passwordless\"]"),
+        "Passkeys only",
+    )
+    .await;
+    op.click(&format!("{row} [data-test=\"user-passkey-link\"]"))
+        .await;
+    let url = op.text("#passkey-link-url").await;
+    let fragment = url.split_once('#').expect("fragment").1.to_owned();
 
     let b = env.browser("passkey-enroll").await;
     b.add_virtual_authenticator().await;
@@ -114,8 +119,18 @@ async fn an_enrollment_link_gives_an_account_without_a_password_its_passkey() {
     let password_field = b.find("#webauthn-password").await.expect("field");
     assert_eq!(password_field.property("offsetParent").await, Value::Null);
 
+    // The console lists it among the user's keys.
+    op.click(&format!("{row} [data-test=\"user-sessions\"]"))
+        .await;
+    op.wait_text(
+        "[data-test=\"user-key-list\"] [data-test=\"user-key-kind\"]",
+        "Passkey",
+    )
+    .await;
+    capture(&op, "admin-user-passkeys").await;
+
     sign_out(&b).await;
-    env.finish(&[&b]).await;
+    env.finish(&[&b, &op]).await;
 }
 
 #[tokio::test]
