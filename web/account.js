@@ -158,7 +158,7 @@ function sectionsFor(state, draw) {
     el('nav', { 'aria-label': 'Account sections' },
       el('ul', { class: 'section-nav', id: 'account-nav' }, links.map(([id, label]) => el('li', null, el('a', { href: `#${id}` }, label))))),
     profileSection(state),
-    passwordSection(state),
+    state.profile && state.profile.passkeys_only ? passkeysOnlySection() : passwordSection(state),
     mfaSection(state, draw),
     showKeys ? webauthnSection(state) : null,
     sessionsSection(state),
@@ -260,6 +260,14 @@ function passwordSection(state) {
     });
   });
   const section = card('section-password', 'Password', 'Changing it signs you out everywhere else and, unless you untick the box, revokes your access tokens.', message, form);
+  section.dataset.ready = 'true';
+  return section;
+}
+
+/** In place of the password form: an account without a password has none to change. */
+function passkeysOnlySection() {
+  const section = card('section-password', 'Password',
+    'This account has no password: it signs in with its passkeys (below). Keep more than one if you can.');
   section.dataset.ready = 'true';
   return section;
 }

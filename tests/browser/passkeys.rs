@@ -116,6 +116,12 @@ async fn an_enrollment_link_gives_an_account_without_a_password_its_passkey() {
     b.wait_text("#topbar-user", "quinn@example.com").await;
     // Its only passkey: the account page asks for no password.
     b.wait_for("#section-webauthn[data-ready=\"true\"]").await;
+    b.wait_text(
+        "#section-password .card-lead",
+        "This account has no password: it signs in with its passkeys (below). \
+         Keep more than one if you can.",
+    )
+    .await;
     let password_field = b.find("#webauthn-password").await.expect("field");
     assert_eq!(password_field.property("offsetParent").await, Value::Null);
 
