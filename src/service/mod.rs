@@ -3,8 +3,11 @@
 //!
 //! Calls between these modules go downward only. The sign-in chain:
 //! [`login`] → [`mfa_step`] → {[`totp`], [`webauthn`]} → [`sessions`] →
-//! [`tokens`]. Beside it, [`factors`] and [`accounts`] → [`step_up`] →
-//! [`totp`]; [`enrolled_factors`], [`lockout`] and [`limiter`] are leaves.
+//! [`tokens`]; a passkey alone: [`passkey_login`] → [`passkey_assertions`]
+//! → [`webauthn`], then [`sessions`] → [`tokens`]. Beside it, [`factors`]
+//! and [`accounts`] → [`step_up`] → {[`totp`], [`passkey_assertions`]};
+//! [`passkey_enrollment`] → [`webauthn`]; [`enrolled_factors`],
+//! [`lockout`] and [`limiter`] are leaves.
 //! The rest — [`pats`], [`members`], [`user_admin`], [`refresh`], [`orgs`], [`keys`],
 //! [`approvals`], [`webhooks`], [`audit_log`] — stand on those. Apps signing
 //! in through authd: [`clients`] → [`authorize`] → [`client_tokens`] →

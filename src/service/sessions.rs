@@ -378,3 +378,22 @@ impl Services {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::sign_in_method;
+
+    fn check(amr: &[&str], expected: &str) {
+        let amr: Vec<String> = amr.iter().map(|m| (*m).to_owned()).collect();
+        assert_eq!(sign_in_method(&amr), expected, "{amr:?}");
+    }
+
+    #[test]
+    fn the_login_record_names_the_method_from_the_amr() {
+        check(&["pwd"], "password");
+        check(&["pwd", "hwk", "mfa"], "password");
+        check(&["pwd", "otp", "mfa"], "password");
+        check(&["hwk", "user", "mfa"], "passkey");
+        check(&[], "password");
+    }
+}
