@@ -640,3 +640,49 @@ async fn one_address_cannot_hoard_sign_in_ceremonies() {
     assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(over.headers().contains_key("retry-after"));
 }
+
+#[tokio::test]
+async fn a_credential_the_browser_says_is_not_discoverable_is_no_passkey() {
+    let server = server().await;
+    server.register_ok("ivy@example.com").await;
+    let tokens = server.login_ok("ivy@example.com").await;
+    let access = tokens["access_token"].as_str().expect("access");
+    let profile: Value = call(&server, Method::GET, "/api/account", access, None, None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let options: Value = call(
+        &server,
+        Method::POST,
+        "/api/account/webauthn/register",
+        access,
+        None,
+        Some(json!({"kind": "passkey"})),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    let (ceremony_id, mut credential, _) = create(options, profile["id"].as_str().expect("id"));
+    // credProps is the browser's word (unsigned): a usability check, so
+    // that nobody keeps a "passkey" that could never sign in alone.
+    credential["extensions"]["credProps"] = json!({"rk": false});
+    let refused = call(
+        &server,
+        Method::POST,
+        "/api/account/webauthn",
+        access,
+        None,
+        Some(json!({"ceremony_id": ceremony_id, "credential": credential})),
+    )
+    .await;
+    let body = assert_error(refused, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert_eq!(body["fields"][0]["field"], "credential", "{body}");
+    assert!(
+        body["fields"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not discoverable")),
+        "{body}"
+    );
+}
