@@ -686,3 +686,72 @@ async fn a_credential_the_browser_says_is_not_discoverable_is_no_passkey() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_lockout_from_wrong_passwords_does_not_stop_a_passkey_but_the_operators_lock_does() {
+    let server = TestServer::spawn_with(&format!(
+        "{FAST_HASHING}\n[limits]\nlogin_per_ip_per_min = 100000\n\
+         login_per_account_per_min = 100000\nlockout_threshold = 3\n\
+         [webauthn]\nallow_any_port = true\n"
+    ))
+    .await;
+    let (_, mut passkey) = user_with_passkey(&server, "jo@example.com").await;
+    for _ in 0..3 {
+        let wrong = server
+            .login(json!({"email": "jo@example.com", "password": "Wrong-Horse-42"}))
+            .await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let locked_out = server
+        .login(json!({"email": "jo@example.com", "password": GOOD_PASSWORD}))
+        .await;
+    assert_error(locked_out, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let user = server.operator_get("/v1/users?q=jo@").await["items"][0].clone();
+    assert_eq!(user["locked"], true, "the wrong passwords locked it");
+    let passkey_in = sign_in(&server, &mut passkey, Assert::AsABrowserWould).await;
+    assert_eq!(
+        passkey_in.status(),
+        StatusCode::OK,
+        "anyone can set off a lockout"
+    );
+
+    let user_id = user["id"].as_str().expect("id");
+    let locked = server
+        .operator_json(
+            Method::POST,
+            &format!("/v1/users/{user_id}/lock"),
+            json!({}),
+        )
+        .await;
+    assert!(locked.status().is_success());
+    let refused = sign_in(&server, &mut passkey, Assert::AsABrowserWould).await;
+    assert_error(refused, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let failures = server.audit_events("type=user.login_failed").await;
+    assert_eq!(failures[0]["reason"], "locked");
+    assert_eq!(failures[0]["details"]["method"], "passkey");
+}
+
+#[tokio::test]
+async fn an_id_token_from_a_passkey_says_how_the_person_signed_in() {
+    let server = server().await;
+    let (_, mut passkey) = user_with_passkey(&server, "kit@example.com").await;
+    let (ceremony_id, options) = sign_in_options(&server).await;
+    let credential = assertion(&mut passkey, &options, Assert::AsABrowserWould);
+    let response = server
+        .post("/webauthn/login")
+        .json(&json!({
+            "ceremony_id": ceremony_id,
+            "credential": credential,
+            "scope": "openid",
+            "nonce": "n-0S6_WzA2Mj",
+        }))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.expect("json");
+    let id_token = claims_of(tokens["id_token"].as_str().expect("id token"));
+    assert_eq!(id_token["amr"], json!(["hwk", "user", "mfa"]));
+    assert_eq!(id_token["nonce"], "n-0S6_WzA2Mj");
+    assert_eq!(id_token["email"], "kit@example.com");
+}
