@@ -277,11 +277,40 @@ async fn a_passkey_signs_in_alone_and_counts_as_multi_factor() {
     assert_eq!(by_passkey, 2, "{logins:?}");
     assert!(logins.iter().any(|e| e["details"]["method"] == "password"));
 
-    // A password login now needs a second factor, which the passkey is.
+    // A password login now needs a second factor, which the passkey is
+    // (a passkey verifies its user there too: it was registered so).
     let step = server
         .login(json!({"email": "pia@example.com", "password": GOOD_PASSWORD}))
         .await;
     assert_eq!(step.status(), StatusCode::ACCEPTED);
+    let step: Value = step.json().await.expect("json");
+    assert_eq!(step["methods"], json!(["webauthn"]));
+    let mfa_token = step["mfa_token"].as_str().expect("mfa_token");
+    let mut options: Value = server
+        .post("/mfa/webauthn/options")
+        .json(&json!({"mfa_token": mfa_token}))
+        .send()
+        .await
+        .expect("options")
+        .json()
+        .await
+        .expect("json");
+    options["publicKey"]["userVerification"] = json!("required");
+    let request: RequestChallengeResponse = serde_json::from_value(options).expect("options");
+    let second = passkey
+        .key
+        .do_authentication(origin(), request)
+        .expect("authenticator signs");
+    let answer = server
+        .post("/mfa/challenge")
+        .json(&json!({"mfa_token": mfa_token, "webauthn": second}))
+        .send()
+        .await
+        .expect("challenge");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let tokens: Value = answer.json().await.expect("json");
+    let amr = claims_of(tokens["access_token"].as_str().expect("access"))["amr"].clone();
+    assert_eq!(amr, json!(["pwd", "hwk", "mfa"]));
 }
 
 #[tokio::test]
