@@ -24,6 +24,7 @@ mod mfa;
 mod oidc;
 mod operator_api;
 mod operator_users;
+mod recovery;
 mod registration;
 mod sign_in_defences;
 mod systemd;
