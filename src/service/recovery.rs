@@ -44,11 +44,13 @@ pub const FORGOT_ANSWER: ForgotAnswer = ForgotAnswer {
     message: "If an account with this email exists and can receive mail, a link to reset its password is on its way.",
 };
 
-/// A link the operator hands over, shown once.
+/// A link the operator hands over, shown once; as a QR code too, for a
+/// phone held up to the operator's screen.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecoveryLink {
     pub url: String,
     pub expires_at: String,
+    pub qr_svg: String,
 }
 
 fn purpose_name(purpose: RecoveryPurpose) -> &'static str {
@@ -366,8 +368,10 @@ impl Services {
             Ok(())
         })
         .await?;
+        let url = self.link_url("reset-password", &issued.token);
         Ok(RecoveryLink {
-            url: self.link_url("reset-password", &issued.token),
+            qr_svg: crate::crypto::totp::qr_svg(&url).map_err(ServiceError::internal)?,
+            url,
             expires_at: clock::rfc3339(expires_at),
         })
     }

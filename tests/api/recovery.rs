@@ -608,3 +608,42 @@ async fn forgot_password_answers_alike_for_known_and_unknown_emails() {
         );
     }
 }
+
+#[test]
+fn check_config_validates_smtp_and_masks_its_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    let check = |smtp: &str, password: Option<&str>| {
+        std::fs::write(&config, format!("[smtp]\n{smtp}")).expect("write");
+        let mut command = std::process::Command::new(crate::helpers::AUTHD);
+        command.arg("--config").arg(&config).arg("check-config");
+        if let Some(password) = password {
+            command.env("AUTHD_SMTP__PASSWORD", password);
+        }
+        let (status, stdout, stderr) = crate::helpers::run(&mut command, None);
+        (status.success(), format!("{stdout}{stderr}"))
+    };
+    let good =
+        "host = \"mail.example.com\"\nfrom = \"authd <authd@example.com>\"\nusername = \"authd\"\n";
+    let (ok, output) = check(good, Some("hunter2-secret"));
+    assert!(ok, "{output}");
+    assert!(output.contains("password = \"[redacted]\""), "{output}");
+    assert!(!output.contains("hunter2-secret"), "{output}");
+    assert!(output.contains("port = 587"), "{output}");
+
+    for (smtp, password, key) in [
+        (good, None, "smtp.password"),
+        ("host = \"mail.example.com\"\nfrom = \"not an address\"\n", None, "smtp.from"),
+        ("host = \"smtp://mail.example.com:587\"\nfrom = \"a@example.com\"\n", None, "smtp.host"),
+        (
+            "host = \"mail.example.com\"\nfrom = \"a@example.com\"\nsecurity = \"none\"\nusername = \"u\"\n",
+            Some("p"),
+            "smtp.security",
+        ),
+        ("host = \"mail.example.com\"\nfrom = \"a@example.com\"\nsecurity = \"ssl\"\n", None, "security"),
+    ] {
+        let (ok, output) = check(smtp, password);
+        assert!(!ok, "{smtp} should fail");
+        assert!(output.contains(key), "{smtp}: {output}");
+    }
+}

@@ -23,3 +23,4 @@ mod admin;
 mod apps;
 mod forward_auth;
 mod login;
+mod recovery;
