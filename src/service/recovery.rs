@@ -11,10 +11,15 @@
 //! once. A reset token also remembers a digest of the password hash it was
 //! made under, so any password change ends every outstanding link.
 //!
-//! `forgot_password` answers the same whoever asks: it does the same reads,
-//! the same limiter counting and builds a token either way; only for a
-//! known, verified, active account within the limits is the token stored
-//! and mailed, and that happens off the request path.
+//! `forgot_password` answers the same whoever asks, with the same work on
+//! the request path: one index read (a hit or a miss), the limiter's
+//! counting, a signed token, a spawned task. The task waits a random pause,
+//! then reads the account and, only for a known, verified, active one
+//! within the limits, stores the token and mails the link: the cost of a
+//! real reset never falls on the request that asked for it (measured in
+//! `tests/api/recovery.rs`).
+
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -24,9 +29,13 @@ use super::mail::Mail;
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::AuditKind;
 use crate::clock::{self, UnixSeconds};
+use crate::config::Config;
 use crate::domain::user::{UserStatus, LOCKED_BY_OPERATOR};
 use crate::domain::{Email, Password, User, UserId};
 use crate::store::{Queries, RecoveryPurpose, RecoveryToken};
+
+/// The longest random pause before a reset link is stored and mailed.
+const MAX_SEND_JITTER_MS: u64 = 250;
 
 /// The endpoints a token is signed for.
 const RESET_PATH: &str = "/password/reset";
@@ -74,6 +83,60 @@ fn password_digest(user: &User) -> String {
 
 fn token_digest(token: &str) -> String {
     hex::encode(crate::crypto::sha256(token.as_bytes()))
+}
+
+/// Whether a forgotten password may be reset by mail: the email was shown
+/// to be theirs, the account is active, and the operator did not lock it
+/// (a reset would not lift that lock; the operator decides).
+fn may_reset_by_mail(user: &User) -> bool {
+    user.email_verified
+        && user.status == UserStatus::Active
+        && user.locked_until != Some(LOCKED_BY_OPERATOR)
+}
+
+/// `<public_url>/<page>#token=<token>`. In the fragment, the token is never
+/// sent to a server, so never in a proxy's log.
+fn link_url(config: &Config, page: &str, token: &str) -> String {
+    let base = config.server.public_url.trim_end_matches('/');
+    format!("{base}/{page}#token={token}")
+}
+
+fn reset_mail(config: &Config, user: &User, token: &str) -> Mail {
+    let public_url = &config.server.public_url;
+    let minutes = config.recovery.reset_ttl.as_secs().div_ceil(60);
+    Mail {
+        to: user.email.as_str().to_owned(),
+        subject: "Reset your password".to_owned(),
+        body: format!(
+            "Someone asked to reset the password of your account at {public_url}.\n\n\
+             To choose a new password, open this link within {minutes} minutes:\n\n\
+             {link}\n\n\
+             The link works once. If you did not ask for this, ignore this mail: \
+             your password stays as it is.\n",
+            link = link_url(config, "reset-password", token),
+        ),
+        user_id: user.id,
+        purpose: "password_reset",
+    }
+}
+
+/// What the store keeps of a token for `user`: whom, what for, until when,
+/// and what it is bound to (the password it may replace, the address it
+/// proves).
+fn token_record(
+    user: &User,
+    purpose: RecoveryPurpose,
+    expires_at: UnixSeconds,
+    issued_by: &str,
+) -> RecoveryToken {
+    RecoveryToken {
+        user_id: user.id,
+        purpose,
+        expires_at,
+        password_digest: password_digest(user),
+        email: user.email.as_str().to_owned(),
+        issued_by: issued_by.to_owned(),
+    }
 }
 
 /// A new token and the digest it is stored under.
@@ -127,17 +190,6 @@ impl Services {
         Ok(token_digest(token.trim()))
     }
 
-    fn link_url(&self, page: &str, token: &str) -> String {
-        let base = self
-            .config()
-            .server
-            .public_url
-            .trim_end_matches('/')
-            .to_owned();
-        // In the fragment: never sent to a server, so never in a proxy's log.
-        format!("{base}/{page}#token={token}")
-    }
-
     /// Whether people can recover their own accounts by mail (`[smtp]`).
     pub fn self_service_recovery(&self) -> bool {
         self.mailer.is_enabled()
@@ -158,70 +210,66 @@ impl Services {
             .ok_or_else(|| ServiceError::field("email", "is required"))?
             .map_err(|error| ServiceError::field("email", error.to_string()))?;
         let now = self.clock.now();
-        let user = self.store_lookup(|txn| {
-            let org = super::orgs::resolve(txn, org.as_deref()).unwrap_or(None);
-            let id = match &org {
-                Some(org) => txn.user_id_by_email(&org.id, &email)?,
-                None => None,
-            };
-            // The same two reads for a known and an unknown email.
-            Ok(txn.user(&id.unwrap_or_else(UserId::random))?)
+        // One index read, a hit or a miss; the account itself is read later,
+        // off the request path.
+        let user_id = self.store_lookup(|txn| {
+            Ok(
+                match super::orgs::resolve(txn, org.as_deref()).unwrap_or(None) {
+                    Some(org) => txn.user_id_by_email(&org.id, &email)?,
+                    None => None,
+                },
+            )
         })?;
-        let account = AccountKey::unknown(None, email.as_str());
-        let admitted = self
-            .limiter
-            .admit_recovery(AddressKey::of(context.ip), account, now);
-        let ttl = self.config().recovery.reset_ttl.as_secs();
-        let issued = self.issue_token(RecoveryPurpose::PasswordReset, now, ttl);
-        let eligible = user.filter(|user| {
-            admitted
-                && self.mailer.is_enabled()
-                && user.email_verified
-                && user.status == UserStatus::Active
-        });
-        if let Some(user) = eligible {
-            let record = RecoveryToken {
-                user_id: user.id,
-                purpose: RecoveryPurpose::PasswordReset,
-                expires_at: issued.expires_at,
-                password_digest: password_digest(&user),
-                email: user.email.as_str().to_owned(),
-                issued_by: "mail".to_owned(),
+        let admitted = self.limiter.admit_recovery(
+            AddressKey::of(context.ip),
+            AccountKey::unknown(None, email.as_str()),
+            now,
+        );
+        let config = self.config();
+        let issued = self.issue_token(
+            RecoveryPurpose::PasswordReset,
+            now,
+            config.recovery.reset_ttl.as_secs(),
+        );
+        let job = user_id.filter(|_| admitted && self.mailer.is_enabled());
+        let (store, mailer) = (self.store.clone(), self.mailer.clone());
+        // Off the request path, for every request alike, and after a random
+        // pause: the work of a real reset (reading the account, a write, a
+        // mail) lands on some later request, never on the one that caused
+        // it, so its cost cannot be timed against the email asked for.
+        let pause = Duration::from_millis(
+            u64::from(u16::from_le_bytes(crate::crypto::random::bytes::<2>())) % MAX_SEND_JITTER_MS,
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(pause).await;
+            let Some(user_id) = job else {
+                return;
             };
-            let mail = self.reset_mail(&user, &issued.token, ttl);
-            let (store, mailer, digest) = (self.store.clone(), self.mailer.clone(), issued.digest);
-            // Off the request path: the answer neither waits for nor times it.
-            tokio::spawn(async move {
-                let stored = tokio::task::spawn_blocking(move || {
-                    store.write(move |txn| txn.put_recovery_token(&digest, &record))
+            let IssuedToken {
+                token,
+                digest,
+                expires_at,
+            } = issued;
+            let stored = tokio::task::spawn_blocking(move || {
+                store.write(move |txn| {
+                    let Some(user) = txn.user(&user_id)?.filter(may_reset_by_mail) else {
+                        return Ok::<_, crate::store::StoreError>(None);
+                    };
+                    txn.put_recovery_token(
+                        &digest,
+                        &token_record(&user, RecoveryPurpose::PasswordReset, expires_at, "mail"),
+                    )?;
+                    Ok(Some(user))
                 })
-                .await;
-                match stored {
-                    Ok(Ok(())) => mailer.send(mail),
-                    _ => tracing::warn!("could not store a password-reset token"),
-                }
-            });
-        }
+            })
+            .await;
+            match stored {
+                Ok(Ok(Some(user))) => mailer.send(reset_mail(&config, &user, &token)),
+                Ok(Ok(None)) => {}
+                _ => tracing::warn!("could not store a password-reset token"),
+            }
+        });
         Ok(FORGOT_ANSWER)
-    }
-
-    fn reset_mail(&self, user: &User, token: &str, ttl_seconds: u64) -> Mail {
-        let public_url = self.config().server.public_url.clone();
-        let minutes = ttl_seconds.div_ceil(60);
-        Mail {
-            to: user.email.as_str().to_owned(),
-            subject: "Reset your password".to_owned(),
-            body: format!(
-                "Someone asked to reset the password of your account at {public_url}.\n\n\
-                 To choose a new password, open this link within {minutes} minutes:\n\n\
-                 {link}\n\n\
-                 The link works once. If you did not ask for this, ignore this mail: \
-                 your password stays as it is.\n",
-                link = self.link_url("reset-password", token),
-            ),
-            user_id: user.id,
-            purpose: "password_reset",
-        }
     }
 
     fn verification_mail(&self, user: &User, token: &str) -> Mail {
@@ -234,7 +282,7 @@ impl Services {
                  open this link:\n\n\
                  {link}\n\n\
                  If you did not create an account there, ignore this mail.\n",
-                link = self.link_url("verify-email", token),
+                link = link_url(&self.config(), "verify-email", token),
             ),
             user_id: user.id,
             purpose: "email_verification",
@@ -253,14 +301,12 @@ impl Services {
             now,
             self.config().recovery.verify_ttl.as_secs(),
         );
-        let record = RecoveryToken {
-            user_id: user.id,
-            purpose: RecoveryPurpose::EmailVerification,
-            expires_at: issued.expires_at,
-            password_digest: String::new(),
-            email: user.email.as_str().to_owned(),
-            issued_by: "mail".to_owned(),
-        };
+        let record = token_record(
+            user,
+            RecoveryPurpose::EmailVerification,
+            issued.expires_at,
+            "mail",
+        );
         let digest = issued.digest.clone();
         self.store_write(move |txn| Ok(txn.put_recovery_token(&digest, &record)?))
             .await?;
@@ -351,14 +397,12 @@ impl Services {
             let user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
             txn.put_recovery_token(
                 &digest,
-                &RecoveryToken {
-                    user_id,
-                    purpose: RecoveryPurpose::PasswordReset,
+                &token_record(
+                    &user,
+                    RecoveryPurpose::PasswordReset,
                     expires_at,
-                    password_digest: password_digest(&user),
-                    email: user.email.as_str().to_owned(),
-                    issued_by: "operator".to_owned(),
-                },
+                    "operator",
+                ),
             )?;
             txn.audit(
                 audit_for(AuditKind::RecoveryLinkCreated, now, &origin, &user, None)
@@ -368,7 +412,7 @@ impl Services {
             Ok(())
         })
         .await?;
-        let url = self.link_url("reset-password", &issued.token);
+        let url = link_url(&self.config(), "reset-password", &issued.token);
         Ok(RecoveryLink {
             qr_svg: crate::crypto::totp::qr_svg(&url).map_err(ServiceError::internal)?,
             url,

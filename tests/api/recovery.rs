@@ -415,7 +415,9 @@ async fn past_the_limits_the_answer_is_the_same_and_nothing_is_sent() {
         .await
         .expect("forgot");
     sink.wait_for("other@example.com", 1).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each mail leaves within a random 250 ms of its request; give the
+    // earlier ones time to arrive, had they been sent.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(sink.wait_for("lim@example.com", 3).await.len(), 3);
     assert_eq!(sink.wait_for("other@example.com", 1).await.len(), 1);
 }
@@ -564,7 +566,7 @@ async fn forgot_password_answers_alike_for_known_and_unknown_emails() {
 
     // Interleaved in a shuffled order, so that background work after one
     // request (the mail of a known email) falls on either kind alike.
-    let mut order: Vec<bool> = (0..400).map(|n| n % 2 == 0).collect();
+    let mut order: Vec<bool> = (0..600).map(|n| n % 2 == 0).collect();
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     for i in (1..order.len()).rev() {
         state ^= state << 13;
@@ -593,12 +595,14 @@ async fn forgot_password_answers_alike_for_known_and_unknown_emails() {
             }
         }
         let (known_median, unknown_median) = (median(known_times), median(unknown_times));
+        eprintln!("forgot-password medians: known {known_median} µs, unknown {unknown_median} µs");
         let (low, high) = (
             known_median.min(unknown_median),
             known_median.max(unknown_median),
         );
-        // Within 5%, or 50 µs on a very fast machine.
-        let close = (high - low) * 100 <= low * 5 || high - low <= 50;
+        // Within 5%: a known email's real work (reading the account, the
+        // token, the mail) happens later and off the request path.
+        let close = (high - low) * 100 <= low * 5;
         if close {
             break;
         }
