@@ -395,6 +395,13 @@ impl Services {
         let (digest, expires_at) = (issued.digest.clone(), issued.expires_at);
         self.store_write(move |txn| {
             let user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
+            if user.status != UserStatus::Active {
+                // The link would be refused when used: say so now.
+                return Err(ServiceError::Conflict(
+                    "the account is disabled or awaiting approval; enable or approve it first"
+                        .into(),
+                ));
+            }
             txn.put_recovery_token(
                 &digest,
                 &token_record(

@@ -452,7 +452,7 @@ async fn without_smtp_nothing_is_sent_and_the_ui_says_to_ask_the_operator() {
 }
 
 #[tokio::test]
-async fn an_operator_recovery_link_works_once_and_is_not_audited() {
+async fn an_operator_recovery_link_works_once_and_its_audit_holds_no_link() {
     let server = TestServer::spawn_fast().await;
     let (status, user) = operator(
         &server,
@@ -501,6 +501,24 @@ async fn an_operator_recovery_link_works_once_and_is_not_audited() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");
+
+    // A disabled account could not use the link: refused up front.
+    let (status, _) = operator(
+        &server,
+        reqwest::Method::PATCH,
+        &format!("/v1/users/{id}"),
+        json!({"disabled": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, refused) = operator(
+        &server,
+        reqwest::Method::POST,
+        &format!("/v1/users/{id}/recovery-link"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
 }
 
 #[tokio::test]
