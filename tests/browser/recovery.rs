@@ -103,3 +103,68 @@ async fn a_forgotten_password_is_reset_from_the_mailed_link() {
     b.wait_text("#profile-email-verified", "Verified").await;
     env.finish(&[&b]).await;
 }
+
+#[tokio::test]
+#[cfg_attr(
+    browser_missing,
+    ignore = "Chromium or chromedriver is missing: apt-get install -y chromium chromium-driver"
+)]
+async fn without_mail_the_operator_hands_over_a_recovery_link_from_the_console() {
+    let Some(env) = Env::start_as_issuer().await else {
+        return;
+    };
+    let email = "gus@example.com";
+    env.server.register_ok(email).await;
+    let person = env.browser("no-mail").await;
+    let op = env.browser("operator-recovery").await;
+
+    // No [smtp]: the page says whom to ask instead of offering a form.
+    person.goto("/login").await;
+    person.wait_page("login").await;
+    person.click("#forgot-link").await;
+    person.wait_page("forgot-password").await;
+    person.wait_for("#forgot-ask-operator").await;
+    assert!(person.find("#forgot-form").await.is_none());
+
+    op.goto("/admin").await;
+    op.wait_page("admin-login").await;
+    op.fill("#admin-token-input", &env.server.admin_token())
+        .await;
+    op.click("#admin-token-submit").await;
+    op.wait_page("admin-overview").await;
+    op.click("#admin-nav a[data-test=\"admin-nav-users\"]")
+        .await;
+    op.wait_page("admin-users").await;
+    let row = format!("#admin-user-list tr[data-email=\"{email}\"]");
+    op.click(&format!("{row} [data-test=\"user-recovery-link\"]"))
+        .await;
+    op.wait_for("#recovery-link-qr").await;
+    op.wait_for("#recovery-link-copy").await;
+    let url = op.text("#recovery-link-url").await;
+    assert!(
+        url.starts_with(&format!("{}/reset-password#token=", env.base)),
+        "{url}"
+    );
+    capture(&op, "admin-recovery-link").await;
+
+    person.open(&url).await;
+    person.wait_page("reset-password").await;
+    person.fill("#reset-password", NEW_PASSWORD).await;
+    person.fill("#reset-password-again", NEW_PASSWORD).await;
+    person.click("#reset-submit").await;
+    person.wait_page("login").await;
+    submit_login(&person, email, NEW_PASSWORD).await;
+    person.wait_page("account").await;
+    person.wait_text("#topbar-user", email).await;
+
+    // Shown once, used once: the same link again is dead.
+    person.open(&url).await;
+    person.wait_page("reset-password").await;
+    person.fill("#reset-password", "Another-Password-55").await;
+    person
+        .fill("#reset-password-again", "Another-Password-55")
+        .await;
+    person.click("#reset-submit").await;
+    person.wait_for("#reset-new-link").await;
+    env.finish(&[&person, &op]).await;
+}
