@@ -1145,6 +1145,10 @@ mod tests {
         assert_eq!(config.sessions.ttl.as_secs(), 30 * 86400);
         assert_eq!(config.passwords.memory_kib, 65536);
         assert_eq!(config.limits.lockout_duration.as_secs(), 900);
+        assert_eq!(config.limits.recovery_per_ip_per_hour, 5);
+        assert_eq!(config.limits.recovery_per_account_per_hour, 3);
+        assert_eq!(config.recovery.reset_ttl.as_secs(), 30 * 60);
+        assert!(!config.smtp.is_configured());
         assert_eq!(config.pat.prefix, "pat_authd_");
         assert_eq!(config.audit.retention.as_secs(), 90 * 86400);
         assert_eq!(

@@ -486,6 +486,25 @@ mod tests {
     }
 
     #[test]
+    fn recovery_requests_are_counted_per_address_and_account_for_an_hour() {
+        let limiter = LoginLimiter::new(&LimitsConfig::default());
+        // Three an hour for one account, from any address.
+        for n in 0..3 {
+            assert!(limiter.admit_recovery(ip(&format!("7.7.7.{n}")), account("r"), n));
+        }
+        assert!(!limiter.admit_recovery(ip("7.7.7.9"), account("r"), 10));
+        // Five an hour from one address, whatever the account.
+        for n in 0..5 {
+            let admitted = limiter.admit_recovery(ip("8.8.8.8"), account(&n.to_string()), 10);
+            assert_eq!(admitted, n < 5, "request {n}");
+        }
+        assert!(!limiter.admit_recovery(ip("8.8.8.8"), account("x"), 20));
+        // A refused request counted too; an hour after the window began, both reset.
+        assert!(limiter.admit_recovery(ip("7.7.7.1"), account("r"), 3_600));
+        assert!(limiter.admit_recovery(ip("8.8.8.8"), account("y"), 3_610));
+    }
+
+    #[test]
     fn a_flood_of_distinct_keys_stays_bounded() {
         let limiter = limiter(10, 5);
         for i in 0..(MAX_TRACKED_KEYS + 5_000) {
