@@ -789,19 +789,27 @@ impl Config {
     /// Things that work but should be fixed, one sentence each, for the log
     /// at start and for `check-config`.
     pub fn warnings(&self) -> Vec<String> {
-        self.webhooks
-            .iter()
-            .filter(|webhook| {
-                !webhook.url.starts_with("https://")
-                    && !url_host(&webhook.url).is_some_and(|host| is_loopback_host(&host))
-            })
-            .map(|webhook| {
-                format!(
-                    "webhooks.url {} is not https: its requests (with approve/deny links that work) can be read and changed on the way; use https, or a loopback address",
-                    mask_url(&webhook.url)
-                )
-            })
-            .collect()
+        let mut warnings = Vec::new();
+        if self.smtp.is_configured()
+            && self.smtp.security == SmtpSecurity::None
+            && !is_loopback_host(&self.smtp.host)
+        {
+            warnings.push(format!(
+                "smtp.security is \"none\" for {}: mail, with password-reset links that work, can be read on the way; use \"starttls\" or \"tls\"",
+                self.smtp.host
+            ));
+        }
+        let plain_webhooks = self.webhooks.iter().filter(|webhook| {
+            !webhook.url.starts_with("https://")
+                && !url_host(&webhook.url).is_some_and(|host| is_loopback_host(&host))
+        });
+        for webhook in plain_webhooks {
+            warnings.push(format!(
+                "webhooks.url {} is not https: its requests (with approve/deny links that work) can be read and changed on the way; use https, or a loopback address",
+                mask_url(&webhook.url)
+            ));
+        }
+        warnings
     }
 
     /// The effective configuration as TOML, with derived defaults filled in

@@ -652,6 +652,12 @@ fn check_config_validates_smtp_and_masks_its_password() {
     assert!(output.contains("password = \"[redacted]\""), "{output}");
     assert!(!output.contains("hunter2-secret"), "{output}");
     assert!(output.contains("port = 587"), "{output}");
+    let (ok, output) = check(
+        "host = \"mail.example.com\"\nfrom = \"a@example.com\"\nsecurity = \"none\"\n",
+        None,
+    );
+    assert!(ok, "{output}");
+    assert!(output.contains("smtp.security is \"none\""), "{output}");
 
     for (smtp, password, key) in [
         (good, None, "smtp.password"),
