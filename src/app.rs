@@ -467,6 +467,11 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
                     Ok(removed) => tracing::info!(removed, "swept unfinished WebAuthn registrations"),
                     Err(error) => tracing::warn!(%error, "WebAuthn ceremony sweep failed"),
                 }
+                match services.sweep_recovery_tokens().await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "swept expired recovery links"),
+                    Err(error) => tracing::warn!(%error, "recovery link sweep failed"),
+                }
                 match services.sweep_oauth_codes().await {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "swept ended authorization and device codes"),

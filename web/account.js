@@ -6,7 +6,7 @@
 import {
   el, field, checkbox, select, messageRegion, showMessage, busy, retryCountdown, markInvalid, loading,
   badge, timeEl, copyButton, downloadLink, confirmAction, setFlash, describeAgent,
-  loadList,
+  loadList, svgDataUrl,
 } from './dom.js';
 import { api, fetchInfo, withQuery, ApiError } from './api.js';
 import { navigate } from './router.js';
@@ -14,6 +14,7 @@ import { setTopbar, setTitle, pageHeader, MFA_PROMPT_KEY, passwordProblems } fro
 import { webauthnAvailable, creationOptions, credentialJSON, ceremonyError } from './webauthn.js';
 import { scopes } from './vocabulary.js';
 import { passkeyProof } from './passkeys.js';
+import { emailVerification } from './recovery.js';
 
 
 let activePage = null;
@@ -193,6 +194,7 @@ function profileSection(state) {
     el('dl', { class: 'kv' },
       el('dt', null, 'Name'), el('dd', { id: 'profile-name' }, p.name || el('span', { class: 'muted' }, 'Not set')),
       el('dt', null, 'Email'), el('dd', { id: 'profile-email' }, p.email),
+      el('dt', null, 'Email verified'), el('dd', null, emailVerification(p)),
       el('dt', null, 'Member since'), el('dd', null, timeEl(p.created_at, { onlyDate: true })),
       el('dt', null, 'Two-step verification'), el('dd', null, mfaBadge),
       el('dt', null, 'Organizations'), el('dd', null, memberships)));
@@ -274,11 +276,6 @@ function passkeysOnlySection() {
 
 // ---- TOTP ----------------------------------------------------------------------
 
-function svgDataUrl(svg) {
-  let binary = '';
-  for (const byte of new TextEncoder().encode(svg)) binary += String.fromCharCode(byte);
-  return `data:image/svg+xml;base64,${btoa(binary)}`;
-}
 
 function mfaSection(state, draw) {
   const message = messageRegion('mfa-message');

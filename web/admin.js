@@ -13,6 +13,7 @@ import { api, request, withQuery, adminToken, setAdminToken } from './api.js';
 import { rerender } from './router.js';
 import { auditTypes } from './vocabulary.js';
 import { setTopbar, setTitle, pageHeader } from './layout.js';
+import { recoveryLinkPanel } from './recovery.js';
 
 const SECTIONS = [
   ['overview', '/admin', 'Overview'],
@@ -359,12 +360,19 @@ async function users(ctx, content) {
         el('div', { class: 'actions' }, copyButton(() => link.url, { id: 'passkey-link-copy' }))), 'success');
     }));
 
+    // A single-use password-reset link for a person without mail (web/recovery.js).
+    const recoveryButton = action('user-recovery-link', 'Recovery link', null, (b) => run(b, async () => {
+      const link = await call(`/v1/users/${encodeURIComponent(user.id)}/recovery-link`, { method: 'POST', body: {} });
+      showMessage(message, recoveryLinkPanel(user.email, link), 'success');
+    }));
+
     const badges = [
       user.passkeys_only ? badge('Passkeys only', 'accent', 'badge-passwordless') : null,
       user.locked ? badge('Locked', 'danger', 'badge-locked') : null,
       user.disabled ? badge('Disabled', 'danger', 'badge-disabled') : null,
       user.pending_approval ? badge('Pending approval', 'warning', 'badge-pending') : null,
       user.mfa_enrolled ? badge('MFA', 'success', 'badge-mfa') : null,
+      user.email_verified ? badge('Email verified', 'success', 'badge-email-verified') : null,
     ].filter(Boolean);
 
     tr.append(
@@ -374,7 +382,7 @@ async function users(ctx, content) {
       cell('Status', el('div', { class: 'badges' }, badges.length ? badges : badge('Active', null, 'badge-active'))),
       cell('Created', timeEl(user.created_at, { onlyDate: true })),
       el('td', { 'data-label': 'Actions', class: 'actions-cell' },
-        el('div', { class: 'cell-actions' }, lockButton, sessionsButton, revokeButton, resetButton, passkeyLinkButton)));
+        el('div', { class: 'cell-actions' }, lockButton, sessionsButton, revokeButton, resetButton, passkeyLinkButton, recoveryButton)));
     return tr;
   };
 

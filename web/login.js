@@ -184,6 +184,15 @@ async function goBack(profile, mfaVerified) {
   return 'gone';
 }
 
+/** "Forgot password?" (web/recovery.js), carrying the org and the typed email. */
+function forgotPasswordLink(org, email) {
+  const link = el('a', { id: 'forgot-link', href: withQuery('/forgot-password', { org }) }, 'Forgot password?');
+  link.addEventListener('click', () => {
+    link.href = withQuery('/forgot-password', { org, login_hint: email.value.trim() });
+  });
+  return el('p', { class: 'forgot-link' }, link);
+}
+
 export async function renderLogin(ctx) {
   setTopbar({ mode: 'none' });
   setTitle('Sign in');
@@ -201,7 +210,7 @@ export async function renderLogin(ctx) {
   });
   const submit = el('button', { id: 'login-submit', type: 'submit', class: 'btn btn-primary btn-block' }, 'Sign in');
   const form = el('form', { id: 'login-form', novalidate: true },
-    field('Email', email), field('Password', password), submit);
+    field('Email', email), field('Password', password), forgotPasswordLink(org, email), submit);
   const footer = el('p', { class: 'auth-footer', id: 'login-footer', hidden: true },
     'New here? ', el('a', { id: 'register-link', href: withQuery('/register', { org }) }, 'Create an account'));
   const passwordStep = el('div', { id: 'login-password-step' }, lead, errorBox, form, footer);

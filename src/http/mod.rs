@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/users/{id}/unlock", post(operator::unlock_user))
         .route("/users/{id}/lock", post(operator::lock_user))
+        .route("/users/{id}/recovery-link", post(operator::recovery_link))
         .route("/users/{id}/mfa", delete(operator::reset_user_mfa))
         .route("/users/{id}/passkey-link", post(operator::passkey_link))
         .route("/users/{id}/memberships", post(operator::set_membership))
@@ -96,6 +97,10 @@ pub fn router(state: AppState) -> Router {
     let account_api = Router::new()
         .route("/", get(account::profile))
         .route("/password", post(account::change_password))
+        .route(
+            "/email/verify-request",
+            post(account::request_email_verification),
+        )
         .route("/sessions", get(account::sessions))
         .route("/sessions/revoke-all", post(account::revoke_all))
         .route("/sessions/{id}", delete(account::revoke_session))
@@ -141,6 +146,9 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(ui::page))
         .route("/login", get(ui::page))
         .route("/register", get(ui::page))
+        .route("/forgot-password", get(ui::page))
+        .route("/reset-password", get(ui::page))
+        .route("/verify-email", get(ui::page))
         .route("/account", get(ui::page))
         .route("/admin", get(ui::page))
         .route("/admin/{*section}", get(ui::page))
@@ -178,6 +186,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/api/return", get(forward_auth::check_return_url))
         .route("/register", post(identity::register))
         .route("/login", post(identity::login))
+        .route("/password/forgot", post(identity::forgot_password))
+        .route("/password/reset", post(identity::reset_password))
+        .route("/email/verify", post(identity::verify_email))
         .route("/mfa/challenge", post(identity::mfa_challenge))
         .route("/mfa/webauthn/options", post(identity::webauthn_options))
         .route("/webauthn/login/options", post(passkeys::sign_in_options))

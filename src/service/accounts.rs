@@ -78,6 +78,9 @@ pub struct NewUser {
     pub org: Option<String>,
     /// Only the operator may set it; registration is always `member`.
     pub role: Option<String>,
+    /// Only the operator may set it; a sign-up's email is unverified
+    /// until its link is followed.
+    pub email_verified: Option<bool>,
 }
 
 /// `POST /api/account/password`.
@@ -224,10 +227,15 @@ impl Services {
         self.check_fits_org(&org, &checked).await?;
         let pending = org.registration == RegistrationMode::Approval;
         let (user, approval) = self
-            .insert_user(checked, org, Role::member(), pending, true, context)
+            .insert_user(checked, org, Role::member(), pending, None, context)
             .await?;
         if let Some(approval_id) = &approval {
             self.announce_approval(approval_id.clone()).await;
+        }
+        // The account exists either way; a mail that could not be queued
+        // is asked for again from the account page.
+        if let Err(error) = self.send_email_verification(&user).await {
+            tracing::warn!(%error, "could not send the verification mail of a sign-up");
         }
         Ok(match approval {
             Some(approval_id) => Registered::PendingApproval { approval_id },
@@ -287,10 +295,12 @@ impl Services {
         org: Org,
         role: Role,
         pending: bool,
-        self_registered: bool,
+        // `None` for a sign-up; the operator's word on the email otherwise.
+        operator_says_verified: Option<bool>,
         context: &RequestContext,
     ) -> ServiceResult<(User, Option<String>)> {
         let has_password = checked.password.is_some();
+        let self_registered = operator_says_verified.is_none();
         // Anyone may sign up, so sign-ups hash within their own share of the
         // pool; what the operator creates is not anonymous work.
         let password_hash = match checked.password.map(Password::into_inner) {
@@ -319,7 +329,7 @@ impl Services {
             failed_second_factors: 0,
             locked_until: None,
             mfa_enrolled: false,
-            email_verified: false,
+            email_verified: operator_says_verified.unwrap_or(false),
             created_at: now,
             password_changed_at: has_password.then_some(now),
         };
@@ -433,44 +443,19 @@ impl Services {
         let (user, org) = self
             .store_read(move |txn| {
                 let user = txn.user(&user_id)?.ok_or(ServiceError::InvalidToken)?;
-                let org_id = user.memberships.first().map(|m| m.org_id.clone());
-                let org = match org_id {
-                    Some(id) => txn.org(&id)?,
-                    None => None,
-                };
-                Ok((user, org.ok_or(ServiceError::NotFound("org"))?))
+                let org = home_org(txn, &user)?;
+                Ok((user, org))
             })
             .await?;
-        check_password(&org, &new, &user.email, user.name.as_deref())?;
+        self.check_new_password(&org, &user, &new).await?;
         let history = org.password_policy.history_count;
-        if history > 0 {
-            let recent: Vec<String> = std::iter::once(user.password_hash.clone())
-                .chain(user.password_history.iter().cloned())
-                .take(history)
-                .collect();
-            for old in recent {
-                if matches!(
-                    self.passwords
-                        .verify(new.expose().to_owned(), Some(old))
-                        .await?,
-                    crate::crypto::passwords::Verification::Match { .. }
-                ) {
-                    return Err(ServiceError::InvalidPassword(vec![
-                        Violation::ReusedPassword,
-                    ]));
-                }
-            }
-        }
         let new_hash = self.passwords.hash(new.into_inner()).await?;
         let now = self.clock.now();
         let origin = context.origin();
         let keep_history = history.max(1);
         self.store_write(move |txn| {
             let mut current = txn.user(&user_id)?.ok_or(ServiceError::InvalidToken)?;
-            let old_hash = std::mem::replace(&mut current.password_hash, new_hash);
-            current.password_history.insert(0, old_hash);
-            current.password_history.truncate(keep_history);
-            current.password_changed_at = Some(now);
+            replace_password(&mut current, new_hash, keep_history, now);
             txn.put_user(&current)?;
             txn.audit(audit_for(
                 AuditKind::PasswordChanged,
@@ -494,6 +479,60 @@ impl Services {
         })
         .await
     }
+}
+
+impl Services {
+    /// A new password for `user`, against their org's policy and the
+    /// `history_count` passwords they had last.
+    pub(crate) async fn check_new_password(
+        &self,
+        org: &Org,
+        user: &User,
+        new: &Password,
+    ) -> ServiceResult<()> {
+        check_password(org, new, &user.email, user.name.as_deref())?;
+        let history = org.password_policy.history_count;
+        let recent: Vec<String> = std::iter::once(user.password_hash.clone())
+            .chain(user.password_history.iter().cloned())
+            .take(history)
+            .collect();
+        for old in recent {
+            if matches!(
+                self.passwords
+                    .verify(new.expose().to_owned(), Some(old))
+                    .await?,
+                crate::crypto::passwords::Verification::Match { .. }
+            ) {
+                return Err(ServiceError::InvalidPassword(vec![
+                    Violation::ReusedPassword,
+                ]));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The org whose password policy a user's password follows: their first.
+pub(crate) fn home_org(txn: &impl Queries, user: &User) -> ServiceResult<Org> {
+    let org = match user.memberships.first() {
+        Some(membership) => txn.org(&membership.org_id)?,
+        None => None,
+    };
+    org.ok_or(ServiceError::NotFound("org"))
+}
+
+/// Sets `new_hash` as the password, keeping the old one first in the
+/// history (at most `keep_history` of them).
+pub(crate) fn replace_password(
+    user: &mut User,
+    new_hash: String,
+    keep_history: usize,
+    now: UnixSeconds,
+) {
+    let old_hash = std::mem::replace(&mut user.password_hash, new_hash);
+    user.password_history.insert(0, old_hash);
+    user.password_history.truncate(keep_history);
+    user.password_changed_at = Some(now);
 }
 
 pub(crate) fn revoke_other_sessions(

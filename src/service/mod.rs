@@ -9,7 +9,9 @@
 //! [`passkey_enrollment`] → [`webauthn`]; [`enrolled_factors`],
 //! [`lockout`] and [`limiter`] are leaves.
 //! The rest — [`pats`], [`members`], [`user_admin`], [`refresh`], [`orgs`], [`keys`],
-//! [`approvals`], [`webhooks`], [`audit_log`] — stand on those. Apps signing
+//! [`approvals`], [`webhooks`], [`audit_log`] — stand on those;
+//! [`recovery`] (forgotten passwords, recovery links, verified emails)
+//! stands on [`accounts`] and [`sessions`] and sends through [`mail`]. Apps signing
 //! in through authd: [`clients`] → [`authorize`] → [`client_tokens`] →
 //! [`sessions`]; [`device`] stands on those two, [`forward_auth`] on [`pats`].
 //!
@@ -32,6 +34,7 @@ pub mod keys;
 pub mod limiter;
 pub mod lockout;
 pub mod login;
+pub mod mail;
 pub mod members;
 pub mod mfa_step;
 pub mod orgs;
@@ -39,6 +42,7 @@ pub mod passkey_assertions;
 pub mod passkey_enrollment;
 pub mod passkey_login;
 pub mod pats;
+pub mod recovery;
 pub mod refresh;
 pub mod reload;
 pub mod sessions;
@@ -105,6 +109,10 @@ pub enum ServiceError {
     /// A signed link that is forged, expired, or already used.
     #[error("invalid or expired signature")]
     InvalidSignature,
+    /// A recovery or verification link that is forged, expired, used, or
+    /// outlived by a password change.
+    #[error("invalid or expired link")]
+    InvalidLink,
     /// A control-plane call without `X-Active-Org-Id`.
     #[error("org required")]
     OrgRequired,
@@ -215,6 +223,9 @@ pub struct Services {
     reloading: std::sync::Mutex<()>,
     /// Posts events to `[[webhooks]]` from a background worker.
     pub webhooks: webhooks::Webhooks,
+    /// Sends recovery and verification mail through `[smtp]`, off the
+    /// request path.
+    pub mailer: mail::Mailer,
     /// Access tokens whose signature and claims already checked out.
     pub verified_tokens: tokens::VerifiedTokens,
     /// Apps' access tokens that verified (userinfo, introspection).
@@ -260,7 +271,13 @@ impl Services {
         };
         let webhooks =
             webhooks::Webhooks::start(config.webhooks.clone(), store.clone(), clock.clone())?;
+        let public_host = url::Url::parse(&config.server.public_url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "localhost".to_owned());
+        let mailer = mail::Mailer::start(&config.smtp, &public_host, store.clone(), clock.clone())?;
         Ok(Services {
+            mailer,
             verified_tokens: tokens::VerifiedTokens::default(),
             verified_client_tokens: tokens::VerifiedTokens::default(),
             webhooks,

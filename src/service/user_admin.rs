@@ -26,6 +26,8 @@ const SEARCH_BATCH: usize = 512;
 pub struct UserChanges {
     pub name: Option<String>,
     pub disabled: Option<bool>,
+    /// The operator vouches for (or withdraws) the email.
+    pub email_verified: Option<bool>,
 }
 
 /// What a change to one user says about itself: the audit record, and
@@ -69,6 +71,7 @@ impl Services {
         new: NewUser,
         context: &RequestContext,
     ) -> ServiceResult<UserProfile> {
+        let email_verified = new.email_verified.unwrap_or(false);
         let (checked, org_reference, role) =
             check_new_user(new, PasswordRequired::UnlessOrgAllowsPasswordless)?;
         let role = match role {
@@ -80,7 +83,7 @@ impl Services {
         let org = self.resolve_org_for_input(org_reference).await?;
         self.check_fits_org(&org, &checked).await?;
         let (user, _) = self
-            .insert_user(checked, org, role, false, false, context)
+            .insert_user(checked, org, role, false, Some(email_verified), context)
             .await?;
         Ok(UserProfile::of(&user, self.clock.now()))
     }
@@ -162,6 +165,9 @@ impl Services {
         self.change_user(user_id, context, move |txn, user, now, origin| {
             if let Some(name) = name {
                 user.name = Some(name.trim().to_owned()).filter(|n| !n.is_empty());
+            }
+            if let Some(verified) = changes.email_verified {
+                user.email_verified = verified;
             }
             if let Some(disabled) = changes.disabled {
                 user.status = match (disabled, user.status) {

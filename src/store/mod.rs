@@ -33,8 +33,8 @@ pub use error::{StoreError, StoreResult};
 pub use migrations::CURRENT_SCHEMA_VERSION;
 pub use records::{
     Approval, AuditQuery, AuthorizationCode, CeremonyKind, Consent, DeviceAuthorization,
-    DeviceStatus, MfaChallenge, MfaFactors, PersonalAccessToken, RefreshToken, StoredSigningKey,
-    WebauthnCeremony, WebauthnCredential, WebauthnKind,
+    DeviceStatus, MfaChallenge, MfaFactors, PersonalAccessToken, RecoveryPurpose, RecoveryToken,
+    RefreshToken, StoredSigningKey, WebauthnCeremony, WebauthnCredential, WebauthnKind,
 };
 pub use sweep::SweepPage;
 pub use txn::{Queries, ReadTxn, WriteTxn};

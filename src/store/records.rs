@@ -230,3 +230,27 @@ pub struct AuditQuery {
     pub cursor: Option<String>,
     pub limit: usize,
 }
+
+/// What a recovery token is good for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryPurpose {
+    PasswordReset,
+    EmailVerification,
+}
+
+/// A password-reset or email-verification link, keyed by the SHA-256 of
+/// its token: the token itself is never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryToken {
+    pub user_id: UserId,
+    pub purpose: RecoveryPurpose,
+    pub expires_at: UnixSeconds,
+    /// SHA-256 (hex) of the user's password hash when the link was made: a
+    /// reset link dies with any change of the password.
+    pub password_digest: String,
+    /// The address a verification link was sent to: it proves only that one.
+    pub email: String,
+    /// `mail` or `operator`.
+    pub issued_by: String,
+}

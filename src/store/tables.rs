@@ -69,6 +69,9 @@ pub(crate) const CONSENTS: JsonTable = TableDefinition::new("consents");
 pub(crate) const DEVICE_AUTHORIZATIONS: JsonTable = TableDefinition::new("device_authorizations");
 /// user code → SHA-256 (hex) of its device code.
 pub(crate) const DEVICE_USER_CODES: JsonTable = TableDefinition::new("device_user_codes");
+/// SHA-256 (hex) of a recovery or verification token → `RecoveryToken`:
+/// good once, until it expires or (for a reset) the password changes.
+pub(crate) const RECOVERY_TOKENS: JsonTable = TableDefinition::new("recovery_tokens");
 
 /// Every table that exists at the current schema version, for backups.
 pub(crate) const ALL_TABLES: &[JsonTable] = &[
@@ -98,6 +101,7 @@ pub(crate) const ALL_TABLES: &[JsonTable] = &[
     CONSENTS,
     DEVICE_AUTHORIZATIONS,
     DEVICE_USER_CODES,
+    RECOVERY_TOKENS,
 ];
 
 /// The tables an ordinary request reads, hottest first: what

@@ -25,6 +25,7 @@ mod oidc;
 mod operator_api;
 mod operator_users;
 mod passkeys;
+mod recovery;
 mod registration;
 mod sign_in_defences;
 mod systemd;

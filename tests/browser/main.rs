@@ -24,3 +24,4 @@ mod apps;
 mod forward_auth;
 mod login;
 mod passkeys;
+mod recovery;

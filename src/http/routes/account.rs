@@ -13,7 +13,7 @@ use crate::domain::{Password, SessionId};
 use crate::http::error::ApiError;
 use crate::http::extract::needs::{SessionsRead, SessionsWrite};
 use crate::http::extract::{
-    AccountScoped, AppJson, Client, EnrollingAccount, EnrollingSession, SessionOnly,
+    Account, AccountScoped, AppJson, Client, EnrollingAccount, EnrollingSession, SessionOnly,
 };
 use crate::http::state::AppState;
 use crate::http::wire::{Page, RecoveryCodes, Revoked};
@@ -344,4 +344,21 @@ pub async fn revoke_connected_app(
         .revoke_connected_app(caller.user_id(), client_id, &context)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/account/email/verify-request`: mails another verification
+/// link (202); 409 when the email is verified already or no mail is sent.
+pub async fn request_email_verification(
+    State(state): State<AppState>,
+    Account(caller): Account,
+    Client(context): Client,
+) -> Result<(StatusCode, Json<crate::http::wire::Status>), ApiError> {
+    state
+        .services
+        .request_email_verification(caller.user_id(), &context)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(crate::http::wire::Status { status: "sent" }),
+    ))
 }

@@ -150,6 +150,25 @@ pub async fn unlock_user(
     ))
 }
 
+/// `POST /v1/users/{id}/recovery-link`: a single-use password-reset link
+/// for a person who cannot receive mail, shown here once.
+pub async fn recovery_link(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<crate::service::recovery::RecoveryLink>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            state
+                .services
+                .operator_recovery_link(parse_user_id(&id)?, &context)
+                .await?,
+        ),
+    ))
+}
+
 pub async fn lock_user(
     _: Operator,
     State(state): State<AppState>,
