@@ -195,6 +195,7 @@ impl Application {
         // The listener was bound in `build` and the accept loop now runs:
         // a connection systemd's dependants make from here is answered.
         crate::systemd::notify_ready();
+        tokio::spawn(release_start_up_pages(self.state.services.clone()));
 
         let stop = tokio::select! {
             result = &mut server => {
@@ -535,6 +536,17 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 's
             _ = interrupt.recv() => {},
         }
     })
+}
+
+/// Once start-up is over (listening, and the first signing key made), the
+/// pages only it used leave the RSS (`resident`).
+async fn release_start_up_pages(services: Arc<Services>) {
+    let _ = services.keys.signer().await;
+    match tokio::task::spawn_blocking(crate::resident::release_start_up_pages).await {
+        Ok(Ok(bytes)) => tracing::debug!(kib = bytes >> 10, "released start-up pages"),
+        Ok(Err(error)) => tracing::debug!(%error, "could not release start-up pages"),
+        Err(_) => {}
+    }
 }
 
 #[cfg(test)]

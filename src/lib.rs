@@ -45,6 +45,7 @@ pub mod domain;
 pub mod http;
 pub mod live_config;
 pub mod metrics;
+pub mod resident;
 pub mod server_secret;
 pub mod service;
 pub mod store;
