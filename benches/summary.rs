@@ -312,15 +312,44 @@ fn main() {
 
     // Footprint against fixed bounds.
     let from_footprint = |path: &[&str]| footprint.as_ref().and_then(|f| number(f, path));
+    let resident_binary = footprint
+        .as_ref()
+        .and_then(|f| f["resident"]["binary"].as_str())
+        .unwrap_or("-")
+        .to_owned();
+    for (label, key) in [
+        ("first start", "first_start"),
+        ("after a registration and a login", "after_login"),
+        ("after mixed load", "after_load"),
+    ] {
+        line(
+            "footprint",
+            &footprint,
+            format!("idle RSS {label} ({resident_binary})"),
+            from_footprint(&["resident", key, "rss_mib"]),
+            "MiB",
+            // The edge budget of the brief (issue 23).
+            Some(("10 MiB".into(), 10.0)),
+            Target::AtMost,
+        );
+    }
     line(
         "footprint",
         &footprint,
-        "idle RSS".into(),
-        from_footprint(&["idle_rss_mib_median"]),
-        "MiB",
-        // The edge budget of the brief (issue 23).
-        Some(("10 MiB".into(), 10.0)),
-        Target::AtMost,
+        "RSS per idle keep-alive connection".into(),
+        from_footprint(&["resident", "idle_connections", "per_connection_kib"]),
+        "KiB",
+        None,
+        Target::None,
+    );
+    line(
+        "footprint",
+        &footprint,
+        "RSS per SSE audit subscriber".into(),
+        from_footprint(&["resident", "sse_subscribers", "per_subscriber_kib"]),
+        "KiB",
+        None,
+        Target::None,
     );
     line(
         "footprint",
@@ -350,22 +379,31 @@ fn main() {
         Some(("100 ms".into(), 100.0)),
         Target::AtMost,
     );
-    let (binary, binary_name) = match from_footprint(&["musl_binary_bytes"]) {
-        Some(bytes) => (Some(bytes), "stripped static binary (musl)"),
-        None => (
-            from_footprint(&["binary_bytes"]),
-            "stripped binary (glibc; musl not built)",
+    let glibc_only = from_footprint(&["musl_binary_bytes"]).is_none();
+    for (name, bytes) in [
+        (
+            if glibc_only {
+                "stripped binary (glibc; musl not built)"
+            } else {
+                "static binary, x86_64"
+            },
+            from_footprint(&["musl_binary_bytes"]).or(from_footprint(&["binary_bytes"])),
         ),
-    };
-    line(
-        "footprint",
-        &footprint,
-        binary_name.into(),
-        binary.map(|b| b / 1_048_576.0),
-        "MiB",
-        Some(("15 MiB".into(), 15.0)),
-        Target::AtMost,
-    );
+        (
+            "static binary, aarch64 (just release aarch64-unknown-linux-musl)",
+            from_footprint(&["aarch64_binary_bytes"]),
+        ),
+    ] {
+        line(
+            "footprint",
+            &footprint,
+            name.into(),
+            bytes.map(|b| b / 1_048_576.0),
+            "MiB",
+            Some(("15 MiB".into(), 15.0)),
+            Target::AtMost,
+        );
+    }
     let audit_users = from_footprint(&["audit_database", "users"]).unwrap_or(0.0);
     let audit_events = from_footprint(&["audit_database", "events"]).unwrap_or(0.0);
     line(
@@ -389,11 +427,20 @@ fn main() {
     line(
         "login",
         &login,
-        "peak RSS through a burst of 200 logins".into(),
+        "peak RSS through a burst of 1,000 logins".into(),
         from_login(&["burst", "peak_rss_mib"]),
         "MiB",
         None,
         Target::None,
+    );
+    line(
+        "login",
+        &login,
+        "  beyond RSS before + hash_concurrency × memory_kib".into(),
+        from_login(&["burst", "overhead_mib"]),
+        "MiB",
+        from_login(&["burst", "overhead_limit_mib"]).map(|l| (format!("{l:.0} MiB"), l)),
+        Target::AtMost,
     );
 
     // Scale: the largest user count against 1,000.

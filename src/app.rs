@@ -195,6 +195,7 @@ impl Application {
         // The listener was bound in `build` and the accept loop now runs:
         // a connection systemd's dependants make from here is answered.
         crate::systemd::notify_ready();
+        tokio::spawn(release_start_up_pages(self.state.services.clone()));
 
         let stop = tokio::select! {
             result = &mut server => {
@@ -467,6 +468,11 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
                     Ok(removed) => tracing::info!(removed, "swept unfinished WebAuthn registrations"),
                     Err(error) => tracing::warn!(%error, "WebAuthn ceremony sweep failed"),
                 }
+                match services.sweep_recovery_tokens().await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "swept expired recovery links"),
+                    Err(error) => tracing::warn!(%error, "recovery link sweep failed"),
+                }
                 match services.sweep_oauth_codes().await {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "swept ended authorization and device codes"),
@@ -530,6 +536,17 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 's
             _ = interrupt.recv() => {},
         }
     })
+}
+
+/// Once start-up is over (listening, and the first signing key made), the
+/// pages only it used leave the RSS (`resident`).
+async fn release_start_up_pages(services: Arc<Services>) {
+    let _ = services.keys.signer().await;
+    match tokio::task::spawn_blocking(crate::resident::release_start_up_pages).await {
+        Ok(Ok(bytes)) => tracing::debug!(kib = bytes >> 10, "released start-up pages"),
+        Ok(Err(error)) => tracing::debug!(%error, "could not release start-up pages"),
+        Err(_) => {}
+    }
 }
 
 #[cfg(test)]

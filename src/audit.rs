@@ -45,6 +45,16 @@ audit_kinds! {
     UserUnlocked = "user.unlocked",
     UserRegistrationPending = "user.registration_pending",
     PasswordChanged = "password.changed",
+    /// A password set again through a recovery link (mailed or the operator's).
+    UserPasswordReset = "user.password_reset",
+    /// The operator made a recovery link for a user (never the link itself).
+    RecoveryLinkCreated = "user.recovery_link_created",
+    /// A user followed an email-verification link.
+    UserEmailVerified = "user.email_verified",
+    /// A recovery or verification mail reached the relay.
+    EmailSent = "email.sent",
+    /// A mail attempt failed (with `final` once given up).
+    EmailFailed = "email.failed",
     SessionRevoked = "session.revoked",
     OrgCreated = "org.created",
     OrgUpdated = "org.updated",
@@ -78,6 +88,8 @@ audit_kinds! {
     WebauthnRegistered = "webauthn.registered",
     WebauthnRenamed = "webauthn.renamed",
     WebauthnRemoved = "webauthn.removed",
+    /// The operator made a single-use link for a person to add a passkey.
+    PasskeyLinkIssued = "passkey.link_issued",
     WebhookDelivered = "webhook.delivered",
     WebhookFailed = "webhook.failed",
     UserMfaReset = "user.mfa_reset",

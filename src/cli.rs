@@ -112,6 +112,10 @@ fn serve(explicit: Option<&Path>) -> anyhow::Result<ExitCode> {
     let log_level = telemetry::init(&config.log);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %source, "starting authd");
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        // Blocking-pool threads (hashing, store reads) that sat idle this
+        // long exit and give their stacks back, instead of after tokio's
+        // 10 s: an idle server holds only the threads it needs.
+        .thread_keep_alive(std::time::Duration::from_secs(2))
         .enable_all()
         .build()?;
     runtime.block_on(async {

@@ -39,6 +39,115 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     pub backup: BackupConfig,
+    /// Password-reset and email-verification links.
+    pub recovery: RecoveryConfig,
+    /// `[smtp]`: the relay that sends recovery and verification mail; no
+    /// `host`, no mail, and self-service recovery is off.
+    pub smtp: SmtpConfig,
+}
+
+/// `[recovery]`: how long the links authd hands out stay good.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecoveryConfig {
+    /// A mailed password-reset link.
+    pub reset_ttl: HumanDuration,
+    /// An operator's recovery link (`POST /v1/users/{id}/recovery-link`),
+    /// handed over by other means than mail.
+    pub operator_link_ttl: HumanDuration,
+    /// A mailed email-verification link.
+    pub verify_ttl: HumanDuration,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        Self {
+            reset_ttl: HumanDuration::from_secs(30 * 60),
+            operator_link_ttl: HumanDuration::from_secs(24 * 3600),
+            verify_ttl: HumanDuration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// How the connection to the SMTP relay is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which is required (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS at all: only for a relay on loopback.
+    None,
+}
+
+/// `[smtp]`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// The relay's host name; empty: no mail is sent.
+    pub host: String,
+    /// 0: the usual port for `security` (587, 465, or 25).
+    pub port: u16,
+    pub security: SmtpSecurity,
+    /// Empty: no authentication.
+    pub username: String,
+    /// A secret; better set through `AUTHD_SMTP__PASSWORD`.
+    pub password: String,
+    /// The sender, `authd@example.com` or `authd <authd@example.com>`.
+    pub from: String,
+    /// How long one attempt (connect, TLS, send) may take.
+    pub timeout: HumanDuration,
+    /// Attempts per mail before it is given up (audited `email.failed`).
+    pub max_attempts: u32,
+    /// The pause after the first failed attempt; it doubles after each.
+    pub backoff: HumanDuration,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 0,
+            security: SmtpSecurity::Starttls,
+            username: String::new(),
+            password: String::new(),
+            from: String::new(),
+            timeout: HumanDuration::from_secs(30),
+            max_attempts: 5,
+            backoff: HumanDuration::from_secs(10),
+        }
+    }
+}
+
+impl SmtpConfig {
+    /// Whether mail can be sent at all.
+    pub fn is_configured(&self) -> bool {
+        !self.host.is_empty()
+    }
+
+    /// `port`, or the usual one for `security`.
+    pub fn effective_port(&self) -> u16 {
+        match (self.port, self.security) {
+            (0, SmtpSecurity::Starttls) => 587,
+            (0, SmtpSecurity::Tls) => 465,
+            (0, SmtpSecurity::None) => 25,
+            (port, _) => port,
+        }
+    }
+}
+
+impl fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[backup]`: scheduled copies of the database.
@@ -257,6 +366,11 @@ pub struct LimitsConfig {
     pub login_per_account_per_min: u32,
     /// Sign-up attempts from one address (an IPv6 /64) per minute.
     pub register_per_ip_per_min: u32,
+    /// `POST /password/forgot` from one address per hour; past it the
+    /// answer is the same and nothing is sent.
+    pub recovery_per_ip_per_hour: u32,
+    /// Recovery and verification mails for one account per hour.
+    pub recovery_per_account_per_hour: u32,
     pub lockout_threshold: u32,
     pub lockout_duration: HumanDuration,
 }
@@ -351,6 +465,8 @@ impl Default for LimitsConfig {
             login_per_ip_per_min: 10,
             login_per_account_per_min: 5,
             register_per_ip_per_min: 10,
+            recovery_per_ip_per_hour: 5,
+            recovery_per_account_per_hour: 3,
             lockout_threshold: 10,
             lockout_duration: HumanDuration::from_secs(15 * 60),
         }
@@ -491,6 +607,12 @@ impl Config {
             ("audit.retention", self.audit.retention),
             ("approvals.ttl", self.approvals.ttl),
             ("mfa.challenge_ttl", self.mfa.challenge_ttl),
+            ("recovery.reset_ttl", self.recovery.reset_ttl),
+            (
+                "recovery.operator_link_ttl",
+                self.recovery.operator_link_ttl,
+            ),
+            ("recovery.verify_ttl", self.recovery.verify_ttl),
         ] {
             if duration.as_std().is_zero() {
                 return invalid(key, "must be longer than zero");
@@ -584,6 +706,7 @@ impl Config {
                 });
             }
         }
+        self.smtp.check()?;
         if let Err(why) = crate::telemetry::parse_level(&self.log.level) {
             return invalid(
                 "log.level",
@@ -666,19 +789,27 @@ impl Config {
     /// Things that work but should be fixed, one sentence each, for the log
     /// at start and for `check-config`.
     pub fn warnings(&self) -> Vec<String> {
-        self.webhooks
-            .iter()
-            .filter(|webhook| {
-                !webhook.url.starts_with("https://")
-                    && !url_host(&webhook.url).is_some_and(|host| is_loopback_host(&host))
-            })
-            .map(|webhook| {
-                format!(
-                    "webhooks.url {} is not https: its requests (with approve/deny links that work) can be read and changed on the way; use https, or a loopback address",
-                    mask_url(&webhook.url)
-                )
-            })
-            .collect()
+        let mut warnings = Vec::new();
+        if self.smtp.is_configured()
+            && self.smtp.security == SmtpSecurity::None
+            && !is_loopback_host(&self.smtp.host)
+        {
+            warnings.push(format!(
+                "smtp.security is \"none\" for {}: mail, with password-reset links that work, can be read on the way; use \"starttls\" or \"tls\"",
+                self.smtp.host
+            ));
+        }
+        let plain_webhooks = self.webhooks.iter().filter(|webhook| {
+            !webhook.url.starts_with("https://")
+                && !url_host(&webhook.url).is_some_and(|host| is_loopback_host(&host))
+        });
+        for webhook in plain_webhooks {
+            warnings.push(format!(
+                "webhooks.url {} is not https: its requests (with approve/deny links that work) can be read and changed on the way; use https, or a loopback address",
+                mask_url(&webhook.url)
+            ));
+        }
+        warnings
     }
 
     /// The effective configuration as TOML, with derived defaults filled in
@@ -695,6 +826,10 @@ impl Config {
         effective.passwords.hash_concurrency = Some(self.hash_concurrency());
         effective.server.max_connections = self.max_connections().0;
         effective.webauthn.rp_id = self.webauthn_rp_id();
+        effective.smtp.port = self.smtp.effective_port();
+        if !self.smtp.password.is_empty() {
+            effective.smtp.password = "[redacted]".to_owned();
+        }
         for webhook in &mut effective.webhooks {
             webhook.url = mask_url(&webhook.url);
             if webhook.secret.is_some() {
@@ -702,6 +837,55 @@ impl Config {
             }
         }
         toml_string(&effective)
+    }
+}
+
+impl SmtpConfig {
+    /// `[smtp]` is either absent (no `host`) or complete and safe to use.
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if !self.is_configured() {
+            return Ok(());
+        }
+        if self.host.contains(['/', ':', ' ']) {
+            return invalid(
+                "smtp.host",
+                "must be a host name or address, without scheme or port (the port is smtp.port)",
+            );
+        }
+        if self.from.parse::<lettre::message::Mailbox>().is_err() {
+            return invalid(
+                "smtp.from",
+                "must be an address like authd@example.com or \"authd <authd@example.com>\"",
+            );
+        }
+        if self.username.is_empty() != self.password.is_empty() {
+            return invalid(
+                "smtp.password",
+                "smtp.username and smtp.password go together (the password may come from AUTHD_SMTP__PASSWORD)",
+            );
+        }
+        if self.security == SmtpSecurity::None
+            && !self.password.is_empty()
+            && !is_loopback_host(&self.host)
+        {
+            return invalid(
+                "smtp.security",
+                "\"none\" would send the password in clear: use \"starttls\" or \"tls\" (\"none\" with credentials only for a relay on loopback)",
+            );
+        }
+        if self.max_attempts == 0 {
+            return invalid("smtp.max_attempts", "must be at least 1");
+        }
+        if self.timeout.as_std().is_zero() {
+            return invalid("smtp.timeout", "must be longer than zero");
+        }
+        Ok(())
     }
 }
 
@@ -969,6 +1153,10 @@ mod tests {
         assert_eq!(config.sessions.ttl.as_secs(), 30 * 86400);
         assert_eq!(config.passwords.memory_kib, 65536);
         assert_eq!(config.limits.lockout_duration.as_secs(), 900);
+        assert_eq!(config.limits.recovery_per_ip_per_hour, 5);
+        assert_eq!(config.limits.recovery_per_account_per_hour, 3);
+        assert_eq!(config.recovery.reset_ttl.as_secs(), 30 * 60);
+        assert!(!config.smtp.is_configured());
         assert_eq!(config.pat.prefix, "pat_authd_");
         assert_eq!(config.audit.retention.as_secs(), 90 * 86400);
         assert_eq!(

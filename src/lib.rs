@@ -10,7 +10,8 @@
 //! - [`app`]: builds the state, binds the listener, runs until shutdown.
 //! - [`http`]: the only module that knows axum; router, extractors, errors.
 //! - [`service`]: use cases — the sign-in chain (login → second-factor
-//!   step → TOTP / WebAuthn → sessions → tokens), accounts and step-up
+//!   step → TOTP / WebAuthn → sessions → tokens; or a passkey alone →
+//!   sessions → tokens), passkey enrollment links, accounts and step-up
 //!   checks, orgs and their members, PATs, refresh tokens, signing keys,
 //!   approvals and webhooks, audit, and apps signing in through authd
 //!   (OAuth clients, authorization, app tokens, device grant, forward-auth);
@@ -44,6 +45,7 @@ pub mod domain;
 pub mod http;
 pub mod live_config;
 pub mod metrics;
+pub mod resident;
 pub mod server_secret;
 pub mod service;
 pub mod store;

@@ -6,13 +6,15 @@
 import {
   el, field, checkbox, select, messageRegion, showMessage, busy, retryCountdown, markInvalid, loading,
   badge, timeEl, copyButton, downloadLink, confirmAction, setFlash, describeAgent,
-  loadList,
+  loadList, svgDataUrl,
 } from './dom.js';
 import { api, fetchInfo, withQuery, ApiError } from './api.js';
 import { navigate } from './router.js';
 import { setTopbar, setTitle, pageHeader, MFA_PROMPT_KEY, passwordProblems } from './layout.js';
 import { webauthnAvailable, creationOptions, credentialJSON, ceremonyError } from './webauthn.js';
 import { scopes } from './vocabulary.js';
+import { passkeyProof } from './passkeys.js';
+import { emailVerification } from './recovery.js';
 import { identitiesSection } from './social.js';
 
 
@@ -159,7 +161,7 @@ function sectionsFor(state, draw) {
     el('nav', { 'aria-label': 'Account sections' },
       el('ul', { class: 'section-nav', id: 'account-nav' }, links.map(([id, label]) => el('li', null, el('a', { href: `#${id}` }, label))))),
     profileSection(state),
-    passwordSection(state),
+    state.profile && state.profile.passkeys_only ? passkeysOnlySection() : passwordSection(state),
     mfaSection(state, draw),
     showKeys ? webauthnSection(state) : null,
     sessionsSection(state),
@@ -195,6 +197,7 @@ function profileSection(state) {
     el('dl', { class: 'kv' },
       el('dt', null, 'Name'), el('dd', { id: 'profile-name' }, p.name || el('span', { class: 'muted' }, 'Not set')),
       el('dt', null, 'Email'), el('dd', { id: 'profile-email' }, p.email),
+      el('dt', null, 'Email verified'), el('dd', null, emailVerification(p)),
       el('dt', null, 'Member since'), el('dd', null, timeEl(p.created_at, { onlyDate: true })),
       el('dt', null, 'Two-step verification'), el('dd', null, mfaBadge),
       el('dt', null, 'Organizations'), el('dd', null, memberships)));
@@ -266,13 +269,16 @@ function passwordSection(state) {
   return section;
 }
 
+/** In place of the password form: an account without a password has none to change. */
+function passkeysOnlySection() {
+  const section = card('section-password', 'Password',
+    'This account has no password: it signs in with its passkeys (below). Keep more than one if you can.');
+  section.dataset.ready = 'true';
+  return section;
+}
+
 // ---- TOTP ----------------------------------------------------------------------
 
-function svgDataUrl(svg) {
-  let binary = '';
-  for (const byte of new TextEncoder().encode(svg)) binary += String.fromCharCode(byte);
-  return `data:image/svg+xml;base64,${btoa(binary)}`;
-}
 
 function mfaSection(state, draw) {
   const message = messageRegion('mfa-message');
@@ -491,15 +497,25 @@ function webauthnSection(state) {
   const list = el('ul', { class: 'list', id: 'webauthn-list' });
   const name = el('input', { id: 'webauthn-name', type: 'text', value: 'Security key', maxlength: '64' });
   const add = el('button', { type: 'submit', class: 'btn btn-primary', id: 'webauthn-add' }, 'Add security key');
+  // A passkey is kept on the device (discoverable) and unlocked with a
+  // fingerprint, face or PIN: it signs in alone, without the password.
+  const addPasskey = el('button', { type: 'button', class: 'btn', id: 'passkey-add' }, 'Add passkey');
   // Changing second factors needs a fresh proof once there is one: a stolen
   // session alone must not add or remove keys.
   const password = el('input', { id: 'webauthn-password', type: 'password', autocomplete: 'current-password' });
   const form = el('form', { id: 'webauthn-add-form', novalidate: true },
     field('Name for the new key', name, 'You can use a hardware key or a passkey on this device.'),
-    field('Your password', password, 'Needed to remove a key, and to add one once two-step verification is on.'), add);
+    field('Your password', password, 'Needed to remove a key, and to add one once two-step verification is on.'),
+    el('div', { class: 'actions' }, add, addPasskey));
   const section = card('section-webauthn', 'Security keys',
-    'A security key or passkey can stand in for the code from your authenticator app.', message, list, form);
-  const proof = () => (password.value ? { password: password.value } : {});
+    'A security key or passkey can stand in for the code from your authenticator app. A passkey also signs you in on its own.', message, list, form);
+  // An account without a password proves it is its owner with a passkey.
+  const passwordless = () => !!(state.profile && state.profile.passkeys_only);
+  if (passwordless()) password.closest('.field').hidden = true;
+  const proof = async () => {
+    if (password.value) return { password: password.value };
+    return passwordless() ? passkeyProof() : {};
+  };
   const needPassword = () => {
     markInvalid(password, true);
     showMessage(message, 'Enter your password first.');
@@ -521,7 +537,7 @@ function webauthnSection(state) {
       remove.setAttribute('aria-label', `Remove ${item.name}`);
       rename.addEventListener('click', edit);
       remove.addEventListener('click', async () => {
-        if (!password.value) {
+        if (!password.value && !passwordless()) {
           needPassword();
           return;
         }
@@ -530,7 +546,7 @@ function webauthnSection(state) {
         }))) return;
         busy(remove, async () => {
           try {
-            await api(`/api/account/webauthn/${encodeURIComponent(item.id)}`, { method: 'DELETE', body: proof() });
+            await api(`/api/account/webauthn/${encodeURIComponent(item.id)}`, { method: 'DELETE', body: await proof() });
             password.value = '';
             markInvalid(password, false);
             li.remove();
@@ -541,13 +557,14 @@ function webauthnSection(state) {
             if (profile && state.mfaChanged) state.mfaChanged(profile);
           } catch (err) {
             if (err.status === 429) retryCountdown(remove, message, err.retryAfter);
-            else showMessage(message, err.message);
+            else showMessage(message, err instanceof ApiError ? err.message : ceremonyError(err));
           }
         });
       });
       li.replaceChildren(
         el('div', { class: 'list-main' },
-          el('div', { class: 'list-title', 'data-test': 'webauthn-key-name' }, item.name),
+          el('div', { class: 'list-title' }, el('span', { 'data-test': 'webauthn-key-name' }, item.name),
+            item.kind === 'passkey' ? [' ', badge('Passkey', 'accent', 'webauthn-kind')] : null),
           el('div', { class: 'list-meta' }, 'Added ', timeEl(item.created_at), ' · ',
             item.last_used_at ? ['Last used ', timeEl(item.last_used_at, { relativeTo: true })] : 'Never used')),
         el('div', { class: 'list-actions' }, rename, remove));
@@ -587,16 +604,15 @@ function webauthnSection(state) {
     return li;
   };
 
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
+  const register = (kind, button) => {
     showMessage(message, '');
-    if (state.profile && state.profile.mfa_enrolled && !password.value) {
+    if (state.profile && state.profile.mfa_enrolled && !password.value && !passwordless()) {
       needPassword();
       return;
     }
-    busy(add, async () => {
+    busy(button, async () => {
       try {
-        const start = await api('/api/account/webauthn/register', { method: 'POST', body: proof() });
+        const start = await api('/api/account/webauthn/register', { method: 'POST', body: { kind, ...(await proof()) } });
         password.value = '';
         markInvalid(password, false);
         let credential;
@@ -608,7 +624,11 @@ function webauthnSection(state) {
         }
         const item = await api('/api/account/webauthn', {
           method: 'POST',
-          body: { ceremony_id: start.ceremony_id, name: name.value.trim() || 'Security key', credential: credentialJSON(credential) },
+          body: {
+            ceremony_id: start.ceremony_id,
+            name: name.value.trim() || (kind === 'passkey' ? 'Passkey' : 'Security key'),
+            credential: credentialJSON(credential),
+          },
         });
         const placeholder = document.getElementById('webauthn-empty');
         if (placeholder) placeholder.remove();
@@ -620,11 +640,16 @@ function webauthnSection(state) {
         }
         showMessage(message, `Added “${item.name}”.`, 'success');
       } catch (err) {
-        if (err.status === 429) retryCountdown(add, message, err.retryAfter);
+        if (err.status === 429) retryCountdown(button, message, err.retryAfter);
         else showMessage(message, err instanceof ApiError ? err.message : ceremonyError(err));
       }
     });
+  };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    register('security_key', add);
   });
+  addPasskey.addEventListener('click', () => register('passkey', addPasskey));
 
   const load = async () => {
     try {

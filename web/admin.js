@@ -13,6 +13,7 @@ import { api, request, withQuery, adminToken, setAdminToken } from './api.js';
 import { rerender } from './router.js';
 import { auditTypes } from './vocabulary.js';
 import { setTopbar, setTitle, pageHeader } from './layout.js';
+import { recoveryLinkPanel } from './recovery.js';
 import { providersView } from './social.js';
 
 const SECTIONS = [
@@ -239,9 +240,14 @@ async function users(ctx, content) {
     detailCell.dataset.ready = 'false';
     detailCell.replaceChildren(loading('Loading sessions…'));
     try {
-      const data = await call(`/v1/users/${encodeURIComponent(user.id)}/sessions`);
+      const [data, detail] = await Promise.all([
+        call(`/v1/users/${encodeURIComponent(user.id)}/sessions`),
+        call(`/v1/users/${encodeURIComponent(user.id)}`),
+      ]);
       const items = (data && data.items) || [];
-      detailCell.replaceChildren(el('h3', null, `Sessions of ${user.email}`),
+      const keys = (detail && detail.webauthn) || [];
+      detailCell.replaceChildren(
+        el('h3', null, `Sessions of ${user.email}`),
         items.length
           ? el('ul', { class: 'list', 'data-test': 'user-session-list' }, items.map((s) => el('li', { 'data-session-id': s.id },
             el('div', { class: 'list-main' },
@@ -249,7 +255,15 @@ async function users(ctx, content) {
                 s.mfa_verified ? badge('2-step verified', 'success') : null),
               el('div', { class: 'list-meta' }, s.ip || '—', ' · ', orgLabel(orgs, s.org_id), ' · signed in ', timeEl(s.created_at),
                 ' · active ', timeEl(s.last_active, { relativeTo: true }))))))
-          : el('p', { class: 'empty' }, 'No active sessions.'));
+          : el('p', { class: 'empty' }, 'No active sessions.'),
+        el('h3', null, `Passkeys and security keys of ${user.email}`),
+        keys.length
+          ? el('ul', { class: 'list', 'data-test': 'user-key-list' }, keys.map((k) => el('li', { 'data-credential-id': k.id },
+            el('div', { class: 'list-main' },
+              el('div', { class: 'list-title' }, k.name, ' ', badge(k.kind === 'passkey' ? 'Passkey' : 'Security key', k.kind === 'passkey' ? 'accent' : null, 'user-key-kind')),
+              el('div', { class: 'list-meta' }, 'added ', timeEl(k.created_at), ' · ',
+                k.last_used_at ? ['used ', timeEl(k.last_used_at, { relativeTo: true })] : 'never used')))))
+          : el('p', { class: 'muted', 'data-test': 'user-key-empty' }, 'None.'));
       detailCell.dataset.ready = 'true';
     } catch (err) {
       detailCell.replaceChildren(el('p', { class: 'msg msg-error' }, err.message));
@@ -338,11 +352,29 @@ async function users(ctx, content) {
       });
     }) : null;
 
+    // A single-use link with which the person adds a passkey (the way in
+    // for an account without a password); shown once, to copy.
+    const passkeyLinkButton = action('user-passkey-link', 'Passkey link', null, (b) => run(b, async () => {
+      const link = await call(`/v1/users/${encodeURIComponent(user.id)}/passkey-link`, { method: 'POST', body: {} });
+      showMessage(message, el('div', { id: 'passkey-link-result' },
+        el('p', null, `Give ${user.email} this link to add a passkey. It works once, until `, timeEl(link.expires_at), '.'),
+        el('code', { class: 'secret', id: 'passkey-link-url' }, link.url),
+        el('div', { class: 'actions' }, copyButton(() => link.url, { id: 'passkey-link-copy' }))), 'success');
+    }));
+
+    // A single-use password-reset link for a person without mail (web/recovery.js).
+    const recoveryButton = action('user-recovery-link', 'Recovery link', null, (b) => run(b, async () => {
+      const link = await call(`/v1/users/${encodeURIComponent(user.id)}/recovery-link`, { method: 'POST', body: {} });
+      showMessage(message, recoveryLinkPanel(user.email, link), 'success');
+    }));
+
     const badges = [
+      user.passkeys_only ? badge('Passkeys only', 'accent', 'badge-passwordless') : null,
       user.locked ? badge('Locked', 'danger', 'badge-locked') : null,
       user.disabled ? badge('Disabled', 'danger', 'badge-disabled') : null,
       user.pending_approval ? badge('Pending approval', 'warning', 'badge-pending') : null,
       user.mfa_enrolled ? badge('MFA', 'success', 'badge-mfa') : null,
+      user.email_verified ? badge('Email verified', 'success', 'badge-email-verified') : null,
     ].filter(Boolean);
 
     tr.append(
@@ -352,7 +384,7 @@ async function users(ctx, content) {
       cell('Status', el('div', { class: 'badges' }, badges.length ? badges : badge('Active', null, 'badge-active'))),
       cell('Created', timeEl(user.created_at, { onlyDate: true })),
       el('td', { 'data-label': 'Actions', class: 'actions-cell' },
-        el('div', { class: 'cell-actions' }, lockButton, sessionsButton, revokeButton, resetButton)));
+        el('div', { class: 'cell-actions' }, lockButton, sessionsButton, revokeButton, resetButton, passkeyLinkButton, recoveryButton)));
     return tr;
   };
 
@@ -432,6 +464,7 @@ async function orgsView(ctx, content) {
     }));
     const flags = ['require_uppercase', 'require_lowercase', 'require_digit', 'require_special', 'reject_common', 'reject_user_info']
       .map((key) => checkbox(`org-edit-pp-${key}`, key.replace(/_/g, ' '), { checked: !!policy[key], 'data-key': key }));
+    const passwordless = checkbox('org-edit-allow-passwordless', 'Allow accounts with passkeys and no password', { checked: !!org.allow_passwordless });
     const save = el('button', { type: 'submit', class: 'btn btn-primary', id: 'org-edit-submit' }, 'Save changes');
     const cancel = el('button', { type: 'button', class: 'btn', id: 'org-edit-cancel' }, 'Cancel');
     const numberLabels = { min_length: 'Minimum length', max_length: 'Maximum length', history_count: 'Password history' };
@@ -441,6 +474,7 @@ async function orgsView(ctx, content) {
       el('div', { class: 'form-grid' },
         field('Name', editName), field('Registration', editRegistration), field('MFA policy', editMfa),
         field('Max sessions per user', maxSessions, 'Empty for no limit.')),
+      el('div', { class: 'check-grid' }, passwordless),
       el('fieldset', null, el('legend', null, 'Password policy'),
         el('div', { class: 'form-grid' }, numbers.map((input) => field(numberLabels[input.dataset.key], input))),
         el('div', { class: 'check-grid' }, flags)),
@@ -467,6 +501,7 @@ async function orgsView(ctx, content) {
         mfa_policy: editMfa.value,
         password_policy: passwordPolicy,
         max_sessions_per_user: maxSessions.value.trim() === '' ? null : toNumber(maxSessions),
+        allow_passwordless: passwordless.querySelector('input').checked,
       };
       busy(save, async () => {
         try {

@@ -3,9 +3,11 @@
 //
 // Modules: dom.js (element helpers), api.js (fetch), router.js (History API),
 // layout.js (top bar), login.js (sign-in, MFA step, registration),
+// recovery.js (forgot password, reset and email-confirmation pages),
 // oauth.js (the consent, device and app sign-out pages),
 // account.js (the signed-in user's page), admin.js (operator console),
-// webauthn.js (security-key glue), vocabulary.js (the server's names and texts).
+// webauthn.js (security-key glue), passkeys.js (passkey sign-in, the /enroll
+// page), vocabulary.js (the server's names and texts).
 
 import { route, fallback, start, navigate } from './router.js';
 import { setHandlers, request, csrfToken } from './api.js';
@@ -13,9 +15,11 @@ import { el, busy, setFlash } from './dom.js';
 import { setTopbar, setTitle, MFA_PROMPT_KEY } from './layout.js';
 import { renderLogin, renderRegister, offerPendingReturn, forgetPendingReturn } from './login.js';
 import { renderConsent, renderDevice, renderSignout } from './oauth.js';
+import { renderForgot, renderReset, renderVerifyEmail } from './recovery.js';
 import { renderAccount, enrollmentRequired } from './account.js';
 import { renderAdmin, signOutConsole, adminUnauthorized } from './admin.js';
 import { loadVocabulary } from './vocabulary.js';
+import { renderEnroll } from './passkeys.js';
 
 setHandlers({
   sessionEnded: () => {
@@ -62,9 +66,13 @@ function notFound(ctx) {
 route((p) => p === '/', home);
 route((p) => p === '/login', renderLogin);
 route((p) => p === '/register', renderRegister);
+route((p) => p === '/forgot-password', renderForgot);
+route((p) => p === '/reset-password', renderReset);
+route((p) => p === '/verify-email', renderVerifyEmail);
 route((p) => p === '/consent', renderConsent);
 route((p) => p === '/device', renderDevice);
 route((p) => p === '/signout', renderSignout);
+route((p) => p === '/enroll', renderEnroll);
 route((p) => p === '/account', account);
 route((p) => p === '/admin' || p.startsWith('/admin/'), renderAdmin);
 fallback(notFound);

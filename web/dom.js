@@ -225,6 +225,13 @@ export function copyButton(getText, attrs = {}, label = 'Copy') {
   return button;
 }
 
+/** An SVG document (a QR code from the server) as an <img> source. */
+export function svgDataUrl(svg) {
+  let binary = '';
+  for (const byte of new TextEncoder().encode(svg)) binary += String.fromCharCode(byte);
+  return `data:image/svg+xml;base64,${btoa(binary)}`;
+}
+
 /** A download link for a text file made in the browser (Blob + object URL). */
 export function downloadLink(filename, text, attrs = {}, label = 'Download') {
   const url = URL.createObjectURL(new Blob([text], { type: 'text/plain;charset=utf-8' }));

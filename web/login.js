@@ -8,6 +8,7 @@ import { request, api, fetchInfo, withQuery, csrfToken, ApiError } from './api.j
 import { navigate } from './router.js';
 import { setTopbar, setTitle, MFA_PROMPT_KEY, passwordProblems } from './layout.js';
 import { webauthnAvailable, requestOptions, credentialJSON, ceremonyError } from './webauthn.js';
+import { offerPasskeySignIn } from './passkeys.js';
 import { providerButtons, takeSocialMfa } from './social.js';
 
 const METHOD_LABELS = { totp: 'Authenticator app', webauthn: 'Security key', recovery_code: 'Recovery code' };
@@ -184,6 +185,15 @@ async function goBack(profile, mfaVerified) {
   return 'gone';
 }
 
+/** "Forgot password?" (web/recovery.js), carrying the org and the typed email. */
+function forgotPasswordLink(org, email) {
+  const link = el('a', { id: 'forgot-link', href: withQuery('/forgot-password', { org }) }, 'Forgot password?');
+  link.addEventListener('click', () => {
+    link.href = withQuery('/forgot-password', { org, login_hint: email.value.trim() });
+  });
+  return el('p', { class: 'forgot-link' }, link);
+}
+
 export async function renderLogin(ctx) {
   setTopbar({ mode: 'none' });
   setTitle('Sign in');
@@ -193,7 +203,7 @@ export async function renderLogin(ctx) {
   const errorBox = messageRegion('login-error', { alert: true });
   const lead = el('p', { class: 'card-lead', id: 'login-lead' }, 'Welcome back. Sign in with your email and password.');
   const email = el('input', {
-    id: 'login-email', name: 'email', type: 'email', autocomplete: 'username',
+    id: 'login-email', name: 'email', type: 'email', autocomplete: 'username webauthn',
     autocapitalize: 'none', spellcheck: 'false', required: true,
   });
   const password = el('input', {
@@ -201,7 +211,7 @@ export async function renderLogin(ctx) {
   });
   const submit = el('button', { id: 'login-submit', type: 'submit', class: 'btn btn-primary btn-block' }, 'Sign in');
   const form = el('form', { id: 'login-form', novalidate: true },
-    field('Email', email), field('Password', password), submit);
+    field('Email', email), field('Password', password), forgotPasswordLink(org, email), submit);
   const footer = el('p', { class: 'auth-footer', id: 'login-footer', hidden: true },
     'New here? ', el('a', { id: 'register-link', href: withQuery('/register', { org }) }, 'Create an account'));
   const passwordStep = el('div', { id: 'login-password-step' }, lead, errorBox, form,
@@ -257,6 +267,7 @@ export async function renderLogin(ctx) {
     footer.hidden = info.org.registration === 'closed';
   }
   const webauthnOn = !!(info && info.webauthn) && webauthnAvailable();
+  if (webauthnOn) offerPasskeySignIn(ctx, { after: form, errorBox, org, onSignedIn: finishLogin });
 
   const backToPassword = (message) => {
     page.dataset.step = 'password';

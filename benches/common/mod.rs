@@ -15,6 +15,33 @@ use std::time::{Duration, Instant};
 
 pub const AUTHD: &str = env!("CARGO_BIN_EXE_authd");
 
+/// A reading of [`BenchServer::resident`].
+#[derive(Debug, Clone, Copy)]
+pub struct Resident {
+    pub rss_mib: f64,
+    pub binary_mib: f64,
+    pub anonymous_mib: f64,
+}
+
+impl Resident {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "rss_mib": self.rss_mib,
+            "binary_pages_mib": self.binary_mib,
+            "anonymous_mib": self.anonymous_mib,
+        })
+    }
+}
+
+/// How to start authd beyond its config: another binary than the release
+/// one cargo built for the benches (the static one, say), and extra
+/// environment.
+#[derive(Default)]
+pub struct Launch<'a> {
+    pub binary: Option<&'a Path>,
+    pub env: &'a [(&'a str, &'a str)],
+}
+
 pub struct BenchServer {
     child: Child,
     pub base: String,
@@ -36,6 +63,12 @@ impl BenchServer {
     /// migrations, so the default org exists for the seed; the server then
     /// adds its signing key and admin token on this first start.
     pub fn start_seeded(extra: &str, seed: impl FnOnce(&Path)) -> BenchServer {
+        Self::launch(&Launch::default(), extra, seed)
+    }
+
+    /// Like [`BenchServer::start_seeded`], with the binary and extra
+    /// environment of `launch`.
+    pub fn launch(launch: &Launch, extra: &str, seed: impl FnOnce(&Path)) -> BenchServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         authd::app::ensure_data_dir(&data).expect("data dir");
@@ -50,7 +83,8 @@ impl BenchServer {
             ),
         )
         .expect("config");
-        let child = Command::new(AUTHD)
+        let child = Command::new(launch.binary.unwrap_or(Path::new(AUTHD)))
+            .envs(launch.env.iter().copied())
             .arg("--config")
             .arg(&config)
             .stdout(Stdio::null())
@@ -97,6 +131,43 @@ impl BenchServer {
             .expect("token")
             .trim()
             .to_owned()
+    }
+
+    /// Where the resident memory is, from `/proc/PID/smaps`: the whole
+    /// (`VmRSS`), the pages of the binary (text, read-only data), and
+    /// anonymous memory (heap, thread stacks, redb's cache), in MiB.
+    pub fn resident(&self) -> Resident {
+        let pid = self.pid();
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+        let (mut binary_kib, mut anonymous_kib, mut in_binary) = (0.0, 0.0, false);
+        for line in smaps.lines() {
+            let mut fields = line.split_whitespace();
+            let first = fields.next().unwrap_or_default();
+            let kib = || {
+                line.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            if first.contains('-') && !first.ends_with(':') {
+                in_binary = fields.nth(4).is_some_and(|path| Path::new(path) == exe);
+            } else if first == "Rss:" && in_binary {
+                binary_kib += kib();
+            } else if first == "Anonymous:" {
+                anonymous_kib += kib();
+                // The binary's relocated data is an anonymous copy: count
+                // it once, as anonymous.
+                if in_binary {
+                    binary_kib -= kib();
+                }
+            }
+        }
+        Resident {
+            rss_mib: self.rss_mib().0,
+            binary_mib: binary_kib / 1024.0,
+            anonymous_mib: anonymous_kib / 1024.0,
+        }
     }
 
     /// `VmRSS` and `VmHWM` (peak) in MiB.

@@ -37,6 +37,10 @@ pub struct Org {
     pub mfa_policy: MfaPolicy,
     pub password_policy: PasswordPolicy,
     pub max_sessions_per_user: Option<u32>,
+    /// Accounts may have passkeys and no password (made by the operator,
+    /// who hands out an enrollment link). Off unless turned on.
+    #[serde(default)]
+    pub allow_passwordless: bool,
     #[serde(with = "crate::clock::as_rfc3339")]
     pub created_at: UnixSeconds,
 }

@@ -64,6 +64,8 @@ pub struct User {
     pub id: UserId,
     pub email: Email,
     pub name: Option<String>,
+    /// The argon2id PHC string; empty for an account without a password
+    /// (it signs in with a passkey: see [`User::password_phc`]).
     pub password_hash: String,
     /// Earlier hashes, newest first, for `history_count`.
     #[serde(default)]
@@ -101,6 +103,17 @@ impl User {
     /// guessing, and anyone can trigger it — but the operator's lock does.
     pub fn may_use_tokens(&self) -> bool {
         self.status == UserStatus::Active && self.locked_until != Some(LOCKED_BY_OPERATOR)
+    }
+
+    /// The password hash to verify against; `None` for an account without
+    /// a password, which callers verify against the dummy hash instead so
+    /// that it fails like a wrong password, in the same time.
+    pub fn password_phc(&self) -> Option<String> {
+        self.has_password().then(|| self.password_hash.clone())
+    }
+
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
     }
 
     pub fn is_locked(&self, now: UnixSeconds) -> bool {

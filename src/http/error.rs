@@ -309,6 +309,11 @@ impl From<ServiceError> for ApiError {
                 "invalid_signature",
                 "invalid or expired signature",
             ),
+            ServiceError::InvalidLink => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_link",
+                "this link is invalid, expired or already used; ask for a new one",
+            ),
             ServiceError::OrgRequired => ApiError::bare(StatusCode::BAD_REQUEST, "org_required"),
             ServiceError::Forbidden => ApiError::bare(StatusCode::FORBIDDEN, "forbidden"),
             ServiceError::NotFound(what) => ApiError::new(

@@ -33,7 +33,7 @@ pub fn router(state: AppState) -> Router {
     let config = state.config();
     let max_body_bytes = config.server.max_body_bytes;
     use routes::{
-        account, control_plane, forward_auth, identity, oauth, oidc, operator, social, ui,
+        account, control_plane, forward_auth, identity, oauth, oidc, operator, passkeys, social, ui,
     };
     let operator_api = Router::new()
         .route("/status", get(routes::status::status))
@@ -49,7 +49,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/users/{id}/unlock", post(operator::unlock_user))
         .route("/users/{id}/lock", post(operator::lock_user))
+        .route("/users/{id}/recovery-link", post(operator::recovery_link))
         .route("/users/{id}/mfa", delete(operator::reset_user_mfa))
+        .route("/users/{id}/passkey-link", post(operator::passkey_link))
         .route("/users/{id}/memberships", post(operator::set_membership))
         .route(
             "/users/{id}/memberships/{org}",
@@ -102,6 +104,10 @@ pub fn router(state: AppState) -> Router {
     let account_api = Router::new()
         .route("/", get(account::profile))
         .route("/password", post(account::change_password))
+        .route(
+            "/email/verify-request",
+            post(account::request_email_verification),
+        )
         .route("/sessions", get(account::sessions))
         .route("/sessions/revoke-all", post(account::revoke_all))
         .route("/sessions/{id}", delete(account::revoke_session))
@@ -150,12 +156,16 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(ui::page))
         .route("/login", get(ui::page))
         .route("/register", get(ui::page))
+        .route("/forgot-password", get(ui::page))
+        .route("/reset-password", get(ui::page))
+        .route("/verify-email", get(ui::page))
         .route("/account", get(ui::page))
         .route("/admin", get(ui::page))
         .route("/admin/{*section}", get(ui::page))
         .route("/consent", get(ui::page))
         .route("/device", get(ui::page))
         .route("/signout", get(ui::page))
+        .route("/enroll", get(ui::page))
         .route("/ui/{*path}", get(ui::asset))
         .layer(tower_http::compression::CompressionLayer::new());
 
@@ -165,6 +175,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/api/vocabulary", get(ui::vocabulary))
         .route("/ui/api/login", post(ui::login))
         .route("/ui/api/mfa", post(ui::mfa))
+        .route("/ui/api/passkey", post(passkeys::ui_sign_in))
         .route("/ui/api/logout", post(ui::logout))
         .route("/ui/api/providers", get(social::public_list))
         .route(
@@ -186,8 +197,15 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/api/return", get(forward_auth::check_return_url))
         .route("/register", post(identity::register))
         .route("/login", post(identity::login))
+        .route("/password/forgot", post(identity::forgot_password))
+        .route("/password/reset", post(identity::reset_password))
+        .route("/email/verify", post(identity::verify_email))
         .route("/mfa/challenge", post(identity::mfa_challenge))
         .route("/mfa/webauthn/options", post(identity::webauthn_options))
+        .route("/webauthn/login/options", post(passkeys::sign_in_options))
+        .route("/webauthn/login", post(passkeys::sign_in))
+        .route("/webauthn/enroll/options", post(passkeys::enroll_options))
+        .route("/webauthn/enroll", post(passkeys::enroll))
         .route("/logout", post(oauth::logout))
         .route("/.well-known/jwks.json", get(identity::jwks))
         .route(

@@ -44,6 +44,8 @@ pub struct UserProfile {
     pub disabled: bool,
     pub pending_approval: bool,
     pub mfa_enrolled: bool,
+    /// An account without a password: it signs in with passkeys only.
+    pub passkeys_only: bool,
     pub created_at: String,
 }
 
@@ -61,6 +63,7 @@ impl UserProfile {
             disabled: user.status == UserStatus::Disabled,
             pending_approval: user.status == UserStatus::PendingApproval,
             mfa_enrolled: user.mfa_enrolled,
+            passkeys_only: !user.has_password(),
             created_at: clock::rfc3339(user.created_at),
         }
     }
@@ -75,6 +78,9 @@ pub struct NewUser {
     pub org: Option<String>,
     /// Only the operator may set it; registration is always `member`.
     pub role: Option<String>,
+    /// Only the operator may set it; a sign-up's email is unverified
+    /// until its link is followed.
+    pub email_verified: Option<bool>,
 }
 
 /// `POST /api/account/password`.
@@ -92,13 +98,25 @@ pub enum Registered {
 
 pub(crate) struct CheckedUser {
     pub email: Email,
-    pub password: Password,
+    /// `None` for an operator-made account in an org that allows accounts
+    /// without a password (it will sign in with a passkey), and for an
+    /// account a sign-in provider creates (it signs in there).
+    pub password: Option<Password>,
     pub name: Option<String>,
+}
+
+/// Whether a new user may come without a password: only the operator's,
+/// and only into an org that allows it (checked once the org is known).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PasswordRequired {
+    Always,
+    UnlessOrgAllowsPasswordless,
 }
 
 /// Checks presence and shape of every field, reporting all problems at once.
 pub(crate) fn check_new_user(
     new: NewUser,
+    password_required: PasswordRequired,
 ) -> ServiceResult<(CheckedUser, Option<String>, Option<String>)> {
     let mut errors = Vec::new();
     let email = match new.email.as_deref() {
@@ -120,7 +138,7 @@ pub(crate) fn check_new_user(
             }
         },
     };
-    if new.password.is_none() {
+    if new.password.is_none() && password_required == PasswordRequired::Always {
         errors.push(FieldError {
             field: "password",
             message: "is required".into(),
@@ -142,7 +160,7 @@ pub(crate) fn check_new_user(
         None => None,
     };
     match (email, new.password, errors.is_empty()) {
-        (Some(email), Some(password), true) => Ok((
+        (Some(email), password, true) => Ok((
             CheckedUser {
                 email,
                 password,
@@ -202,7 +220,7 @@ impl Services {
             .map_err(|throttled| ServiceError::RateLimited {
                 retry_after_seconds: throttled.retry_after_seconds,
             })?;
-        let (checked, org_reference, _) = check_new_user(new)?;
+        let (checked, org_reference, _) = check_new_user(new, PasswordRequired::Always)?;
         let org = self.resolve_org_for_input(org_reference).await?;
         if org.registration == RegistrationMode::Closed {
             return Err(ServiceError::RegistrationClosed);
@@ -210,10 +228,15 @@ impl Services {
         self.check_fits_org(&org, &checked).await?;
         let pending = org.registration == RegistrationMode::Approval;
         let (user, approval) = self
-            .insert_user(checked, org, Role::member(), pending, true, context)
+            .insert_user(checked, org, Role::member(), pending, None, context)
             .await?;
         if let Some(approval_id) = &approval {
             self.announce_approval(approval_id.clone()).await;
+        }
+        // The account exists either way; a mail that could not be queued
+        // is asked for again from the account page.
+        if let Err(error) = self.send_email_verification(&user).await {
+            tracing::warn!(%error, "could not send the verification mail of a sign-up");
         }
         Ok(match approval {
             Some(approval_id) => Registered::PendingApproval { approval_id },
@@ -239,12 +262,18 @@ impl Services {
         org: &Org,
         checked: &CheckedUser,
     ) -> ServiceResult<()> {
-        check_password(
-            org,
-            &checked.password,
-            &checked.email,
-            checked.name.as_deref(),
-        )?;
+        match &checked.password {
+            Some(password) => {
+                check_password(org, password, &checked.email, checked.name.as_deref())?;
+            }
+            None if org.allow_passwordless => {}
+            None => {
+                return Err(ServiceError::field(
+                    "password",
+                    "is required: this org does not allow accounts without a password",
+                ))
+            }
+        }
         self.ensure_email_free(&org.id, &checked.email).await
     }
 
@@ -267,16 +296,19 @@ impl Services {
         org: Org,
         role: Role,
         pending: bool,
-        self_registered: bool,
+        // `None` for a sign-up; the operator's word on the email otherwise
+        // (or, for an account a sign-in provider creates, the provider's).
+        operator_says_verified: Option<bool>,
         context: &RequestContext,
     ) -> ServiceResult<(User, Option<String>)> {
-        let password = checked.password.into_inner();
+        let has_password = checked.password.is_some();
+        let self_registered = operator_says_verified.is_none();
         // Anyone may sign up, so sign-ups hash within their own share of the
         // pool; what the operator creates is not anonymous work.
-        let password_hash = if self_registered {
-            self.passwords.hash_for_sign_up(password).await?
-        } else {
-            self.passwords.hash(password).await?
+        let password_hash = match checked.password.map(Password::into_inner) {
+            None => String::new(),
+            Some(password) if self_registered => self.passwords.hash_for_sign_up(password).await?,
+            Some(password) => self.passwords.hash(password).await?,
         };
         let now = self.clock.now();
         let user = User {
@@ -299,9 +331,9 @@ impl Services {
             failed_second_factors: 0,
             locked_until: None,
             mfa_enrolled: false,
-            email_verified: false,
+            email_verified: operator_says_verified.unwrap_or(false),
             created_at: now,
-            password_changed_at: Some(now),
+            password_changed_at: has_password.then_some(now),
         };
         let origin = context.origin();
         self.store_write(move |txn| {
@@ -413,44 +445,19 @@ impl Services {
         let (user, org) = self
             .store_read(move |txn| {
                 let user = txn.user(&user_id)?.ok_or(ServiceError::InvalidToken)?;
-                let org_id = user.memberships.first().map(|m| m.org_id.clone());
-                let org = match org_id {
-                    Some(id) => txn.org(&id)?,
-                    None => None,
-                };
-                Ok((user, org.ok_or(ServiceError::NotFound("org"))?))
+                let org = home_org(txn, &user)?;
+                Ok((user, org))
             })
             .await?;
-        check_password(&org, &new, &user.email, user.name.as_deref())?;
+        self.check_new_password(&org, &user, &new).await?;
         let history = org.password_policy.history_count;
-        if history > 0 {
-            let recent: Vec<String> = std::iter::once(user.password_hash.clone())
-                .chain(user.password_history.iter().cloned())
-                .take(history)
-                .collect();
-            for old in recent {
-                if matches!(
-                    self.passwords
-                        .verify(new.expose().to_owned(), Some(old))
-                        .await?,
-                    crate::crypto::passwords::Verification::Match { .. }
-                ) {
-                    return Err(ServiceError::InvalidPassword(vec![
-                        Violation::ReusedPassword,
-                    ]));
-                }
-            }
-        }
         let new_hash = self.passwords.hash(new.into_inner()).await?;
         let now = self.clock.now();
         let origin = context.origin();
         let keep_history = history.max(1);
         self.store_write(move |txn| {
             let mut current = txn.user(&user_id)?.ok_or(ServiceError::InvalidToken)?;
-            let old_hash = std::mem::replace(&mut current.password_hash, new_hash);
-            current.password_history.insert(0, old_hash);
-            current.password_history.truncate(keep_history);
-            current.password_changed_at = Some(now);
+            replace_password(&mut current, new_hash, keep_history, now);
             txn.put_user(&current)?;
             txn.audit(audit_for(
                 AuditKind::PasswordChanged,
@@ -474,6 +481,60 @@ impl Services {
         })
         .await
     }
+}
+
+impl Services {
+    /// A new password for `user`, against their org's policy and the
+    /// `history_count` passwords they had last.
+    pub(crate) async fn check_new_password(
+        &self,
+        org: &Org,
+        user: &User,
+        new: &Password,
+    ) -> ServiceResult<()> {
+        check_password(org, new, &user.email, user.name.as_deref())?;
+        let history = org.password_policy.history_count;
+        let recent: Vec<String> = std::iter::once(user.password_hash.clone())
+            .chain(user.password_history.iter().cloned())
+            .take(history)
+            .collect();
+        for old in recent {
+            if matches!(
+                self.passwords
+                    .verify(new.expose().to_owned(), Some(old))
+                    .await?,
+                crate::crypto::passwords::Verification::Match { .. }
+            ) {
+                return Err(ServiceError::InvalidPassword(vec![
+                    Violation::ReusedPassword,
+                ]));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The org whose password policy a user's password follows: their first.
+pub(crate) fn home_org(txn: &impl Queries, user: &User) -> ServiceResult<Org> {
+    let org = match user.memberships.first() {
+        Some(membership) => txn.org(&membership.org_id)?,
+        None => None,
+    };
+    org.ok_or(ServiceError::NotFound("org"))
+}
+
+/// Sets `new_hash` as the password, keeping the old one first in the
+/// history (at most `keep_history` of them).
+pub(crate) fn replace_password(
+    user: &mut User,
+    new_hash: String,
+    keep_history: usize,
+    now: UnixSeconds,
+) {
+    let old_hash = std::mem::replace(&mut user.password_hash, new_hash);
+    user.password_history.insert(0, old_hash);
+    user.password_history.truncate(keep_history);
+    user.password_changed_at = Some(now);
 }
 
 pub(crate) fn revoke_other_sessions(

@@ -1,10 +1,56 @@
 //! Which second factors a user has — a TOTP app, security keys, recovery
 //! codes — read in one place, so the login step's `methods`, the profile's
-//! `mfa_methods` and the user's `mfa_enrolled` flag always agree.
+//! `mfa_methods` and the user's `mfa_enrolled` flag always agree; and the
+//! one rule that an account keeps a way to sign in (a password, a passkey
+//! or a linked identity), for removing factors and unlinking identities.
 
-use super::ServiceResult;
-use crate::domain::UserId;
-use crate::store::{Queries, WriteTxn};
+use super::{ServiceError, ServiceResult};
+use crate::domain::{User, UserId};
+use crate::store::{Queries, WebauthnKind, WriteTxn};
+
+/// What a change takes from a user's ways to sign in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Removing<'a> {
+    /// One passkey or security key, by credential id.
+    Credential(&'a str),
+    /// Every second factor, passkeys among them.
+    EveryFactor,
+    /// One identity at an upstream provider, by id.
+    Identity(&'a str),
+}
+
+/// Refuses a change that would leave an account without a password, a
+/// passkey or a linked identity: nothing could sign in to it any more.
+pub(crate) fn keep_a_way_to_sign_in(
+    txn: &impl Queries,
+    user: &User,
+    removing: Removing<'_>,
+) -> ServiceResult<()> {
+    if user.has_password() {
+        return Ok(());
+    }
+    let passkeys_left = txn
+        .webauthn_credentials(&user.id)?
+        .iter()
+        .filter(|c| c.kind == WebauthnKind::Passkey)
+        .filter(|c| match removing {
+            Removing::Credential(id) => id != c.id,
+            Removing::EveryFactor => false,
+            Removing::Identity(_) => true,
+        })
+        .count();
+    let identities_left = txn
+        .identities_of_user(&user.id)?
+        .iter()
+        .filter(|i| !matches!(removing, Removing::Identity(id) if id == i.id))
+        .count();
+    if passkeys_left + identities_left == 0 {
+        return Err(ServiceError::Conflict(
+            "this account has no password: keep a passkey or a sign-in provider, or set a password first".into(),
+        ));
+    }
+    Ok(())
+}
 
 /// A second factor a user can answer the login step with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,17 +1,21 @@
 //! A signed-in user changing their own second factors: turning MFA off,
-//! renewing recovery codes, adding a security key once they have a factor,
-//! and removing one. Each change needs a fresh proof (`step_up`), so a
-//! stolen session alone cannot weaken or take over the account's factors.
-//! (Adding the first factor needs only the session, as enrolling TOTP does.)
+//! renewing recovery codes, adding a security key or a passkey once they
+//! have a factor, and removing one. Each change needs a fresh proof
+//! (`step_up`), so a stolen session alone cannot weaken or take over the
+//! account's factors. (Adding the first factor needs only the session, as
+//! enrolling TOTP does.) An account without a password keeps a passkey or
+//! a linked identity: nothing here removes the last way it signs in.
 
-use super::enrolled_factors::{refresh_mfa_enrolled, remove_every_factor};
+use super::enrolled_factors::{
+    keep_a_way_to_sign_in, refresh_mfa_enrolled, remove_every_factor, Removing,
+};
 use super::step_up::Proof;
 use super::totp::{digest, new_recovery_codes};
 use super::webauthn::RegistrationOptions;
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::domain::UserId;
-use crate::store::Queries;
+use crate::store::{Queries, WebauthnKind};
 
 impl Services {
     /// Removes every factor (TOTP, recovery codes, keys).
@@ -26,6 +30,7 @@ impl Services {
         let origin = context.origin();
         self.store_write(move |txn| {
             let mut user = txn.user(&user_id)?.ok_or(ServiceError::InvalidToken)?;
+            keep_a_way_to_sign_in(txn, &user, Removing::EveryFactor)?;
             remove_every_factor(txn, &user_id)?;
             user.mfa_enrolled = false;
             txn.put_user(&user)?;
@@ -68,12 +73,13 @@ impl Services {
         Ok(codes)
     }
 
-    /// Starts adding a security key. A user who already has a second factor
-    /// proves it is them first: a stolen session must not be able to add the
-    /// thief's key.
+    /// Starts adding a security key or a passkey. A user who already has a
+    /// second factor proves it is them first: a stolen session must not be
+    /// able to add the thief's key.
     pub async fn add_security_key(
         &self,
         user_id: UserId,
+        kind: WebauthnKind,
         proof: Option<Proof>,
         context: &RequestContext,
     ) -> ServiceResult<RegistrationOptions> {
@@ -90,7 +96,7 @@ impl Services {
             })?;
             self.prove(user_id, proof, "password", context).await?;
         }
-        self.begin_webauthn_registration(user_id).await
+        self.begin_webauthn_registration(user_id, kind).await
     }
 
     /// Removes a key after a fresh proof, as disabling MFA does; removing
@@ -112,7 +118,9 @@ impl Services {
         let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
-            let was_enrolled = txn.user(&user_id)?.is_some_and(|u| u.mfa_enrolled);
+            let user = txn.user(&user_id)?.ok_or(ServiceError::InvalidToken)?;
+            keep_a_way_to_sign_in(txn, &user, Removing::Credential(&id))?;
+            let was_enrolled = user.mfa_enrolled;
             if !txn.delete_webauthn_credential(&user_id, &id)? {
                 return Err(ServiceError::NotFound("security key"));
             }

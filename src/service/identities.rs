@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::enrolled_factors::{keep_a_way_to_sign_in, Removing};
 use super::upstream_user::UpstreamUser;
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord};
@@ -63,12 +64,7 @@ impl Services {
                 .find(|i| i.id == identity_id)
                 .cloned()
                 .ok_or(ServiceError::NotFound("identity"))?;
-            let has_password = account.password_changed_at.is_some();
-            if !has_password && identities.len() <= 1 {
-                return Err(ServiceError::Conflict(
-                    "this is the last way to sign in to the account: set a password or link another provider first".to_owned(),
-                ));
-            }
+            keep_a_way_to_sign_in(txn, &account, Removing::Identity(&identity.id))?;
             txn.delete_identity(&identity)?;
             let org = txn.provider(&identity.provider)?.map(|p| p.org_id);
             txn.audit(

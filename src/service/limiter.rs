@@ -1,7 +1,9 @@
 //! Brute-force defence in memory: failed credential checks per client
 //! address and per account in one-minute windows (429 with `Retry-After`
 //! past the limit), a progressive delay that grows with consecutive
-//! failures on an account, and sign-up attempts per address.
+//! failures on an account, sign-up attempts per address, and
+//! password-recovery requests per address and per account in one-hour
+//! windows.
 //!
 //! Only failures count for logins, so a person who types their password
 //! right is never slowed by their own logins; every sign-up counts, since
@@ -29,6 +31,7 @@ use crate::metrics::METRICS;
 
 pub const MAX_TRACKED_KEYS: usize = 100_000;
 const WINDOW_SECONDS: UnixSeconds = 60;
+const RECOVERY_WINDOW_SECONDS: UnixSeconds = 3600;
 /// Consecutive failures before the delay starts, and its ceiling.
 const FREE_FAILURES: u32 = 3;
 const MAX_DELAY: Duration = Duration::from_secs(2);
@@ -107,15 +110,30 @@ struct Window {
     last_seen: UnixSeconds,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Table {
     entries: HashMap<Key, Window>,
+    /// How long one window lasts.
+    window_seconds: UnixSeconds,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Self::with_window(WINDOW_SECONDS)
+    }
 }
 
 impl Table {
+    fn with_window(window_seconds: UnixSeconds) -> Self {
+        Self {
+            entries: HashMap::new(),
+            window_seconds,
+        }
+    }
+
     fn current(&self, key: &Key, now: UnixSeconds) -> Option<Window> {
         self.entries.get(key).copied().map(|mut window| {
-            if now >= window.started_at + WINDOW_SECONDS {
+            if now >= window.started_at + self.window_seconds {
                 window.started_at = now;
                 window.failures = 0;
             }
@@ -145,7 +163,7 @@ impl Table {
         self.current(key, now)
             .filter(|w| w.failures >= limit)
             .map(|w| Throttled {
-                retry_after_seconds: u64::try_from(w.started_at + WINDOW_SECONDS - now)
+                retry_after_seconds: u64::try_from(w.started_at + self.window_seconds - now)
                     .unwrap_or(1)
                     .max(1),
             })
@@ -153,8 +171,8 @@ impl Table {
 
     fn make_room(&mut self, now: UnixSeconds) {
         // Entries idle for a few windows have nothing left to say.
-        self.entries
-            .retain(|_, w| now < w.last_seen + 5 * WINDOW_SECONDS);
+        let idle = 5 * self.window_seconds;
+        self.entries.retain(|_, w| now < w.last_seen + idle);
         if self.entries.len() >= MAX_TRACKED_KEYS {
             let mut by_age: Vec<(UnixSeconds, Key)> = self
                 .entries
@@ -177,6 +195,10 @@ pub struct LoginLimiter {
     by_ip: Mutex<Table>,
     by_account: Mutex<Table>,
     registrations_by_ip: Mutex<Table>,
+    recoveries_per_ip_per_hour: AtomicU32,
+    recoveries_per_account_per_hour: AtomicU32,
+    recoveries_by_ip: Mutex<Table>,
+    recoveries_by_account: Mutex<Table>,
 }
 
 /// Why a login may not even be tried.
@@ -209,6 +231,10 @@ impl LoginLimiter {
             by_ip: Mutex::new(Table::default()),
             by_account: Mutex::new(Table::default()),
             registrations_by_ip: Mutex::new(Table::default()),
+            recoveries_per_ip_per_hour: AtomicU32::new(config.recovery_per_ip_per_hour),
+            recoveries_per_account_per_hour: AtomicU32::new(config.recovery_per_account_per_hour),
+            recoveries_by_ip: Mutex::new(Table::with_window(RECOVERY_WINDOW_SECONDS)),
+            recoveries_by_account: Mutex::new(Table::with_window(RECOVERY_WINDOW_SECONDS)),
         }
     }
 
@@ -220,6 +246,10 @@ impl LoginLimiter {
             .store(config.login_per_account_per_min, Ordering::Relaxed);
         self.registrations_per_ip_per_minute
             .store(config.register_per_ip_per_min, Ordering::Relaxed);
+        self.recoveries_per_ip_per_hour
+            .store(config.recovery_per_ip_per_hour, Ordering::Relaxed);
+        self.recoveries_per_account_per_hour
+            .store(config.recovery_per_account_per_hour, Ordering::Relaxed);
     }
 
     /// Checks both limits before any password or code is checked.
@@ -310,10 +340,40 @@ impl LoginLimiter {
         Ok(())
     }
 
+    /// Counts a recovery request (a forgotten password, a verification
+    /// mail) from `ip` for `account`, whether or not the account exists;
+    /// `false` once either is past its hourly limit. Both are counted
+    /// either way, so the work is the same whatever the answer.
+    pub fn admit_recovery(&self, ip: AddressKey, account: AccountKey, now: UnixSeconds) -> bool {
+        let ip_over = {
+            let mut table = lock(&self.recoveries_by_ip);
+            let limit = self.recoveries_per_ip_per_hour.load(Ordering::Relaxed);
+            let over = table.over(&ip.0, limit, now).is_some();
+            table.record(ip.0, now);
+            over
+        };
+        let account_over = {
+            let mut table = lock(&self.recoveries_by_account);
+            let limit = self.recoveries_per_account_per_hour.load(Ordering::Relaxed);
+            let over = table.over(&account.0, limit, now).is_some();
+            table.record(account.0, now);
+            over
+        };
+        if ip_over {
+            METRICS.rate_limited.inc("recovery_per_ip");
+        }
+        if account_over {
+            METRICS.rate_limited.inc("recovery_per_account");
+        }
+        !(ip_over || account_over)
+    }
+
     pub fn tracked_keys(&self) -> usize {
         lock(&self.by_ip).entries.len()
             + lock(&self.by_account).entries.len()
             + lock(&self.registrations_by_ip).entries.len()
+            + lock(&self.recoveries_by_ip).entries.len()
+            + lock(&self.recoveries_by_account).entries.len()
     }
 }
 
@@ -423,6 +483,25 @@ mod tests {
         assert!(limiter.admit_registration(ip("5.5.5.5"), 2).is_err());
         assert!(limiter.admit_registration(ip("6.6.6.6"), 2).is_ok());
         assert!(limiter.admit_registration(ip("5.5.5.5"), 60).is_ok());
+    }
+
+    #[test]
+    fn recovery_requests_are_counted_per_address_and_account_for_an_hour() {
+        let limiter = LoginLimiter::new(&LimitsConfig::default());
+        // Three an hour for one account, from any address.
+        for n in 0..3 {
+            assert!(limiter.admit_recovery(ip(&format!("7.7.7.{n}")), account("r"), n));
+        }
+        assert!(!limiter.admit_recovery(ip("7.7.7.9"), account("r"), 10));
+        // Five an hour from one address, whatever the account.
+        for n in 0..5 {
+            let admitted = limiter.admit_recovery(ip("8.8.8.8"), account(&n.to_string()), 10);
+            assert_eq!(admitted, n < 5, "request {n}");
+        }
+        assert!(!limiter.admit_recovery(ip("8.8.8.8"), account("x"), 20));
+        // A refused request counted too; an hour after the window began, both reset.
+        assert!(limiter.admit_recovery(ip("7.7.7.1"), account("r"), 3_600));
+        assert!(limiter.admit_recovery(ip("8.8.8.8"), account("y"), 3_610));
     }
 
     #[test]

@@ -36,6 +36,8 @@ enum FailureReason {
     Disabled,
     /// An org admin disabled the user in this org.
     SuspendedInOrg,
+    /// The account signs in with passkeys only.
+    NoPassword,
 }
 
 /// Where a failed attempt is counted.
@@ -56,6 +58,7 @@ impl FailureReason {
             FailureReason::PendingApproval => "pending_approval",
             FailureReason::Disabled => "disabled",
             FailureReason::SuspendedInOrg => "suspended_in_org",
+            FailureReason::NoPassword => "no_password",
         }
     }
 }
@@ -132,12 +135,12 @@ impl Services {
             tokio::time::sleep(delay).await;
         }
 
+        // An account without a password (passkeys only) verifies against the
+        // dummy hash like an unknown email: the same work, the same failure.
+        let stored_hash = user.as_ref().and_then(User::password_phc);
         let verification = self
             .passwords
-            .verify(
-                request.password.into_inner(),
-                user.as_ref().map(|u| u.password_hash.clone()),
-            )
+            .verify(request.password.into_inner(), stored_hash)
             .await?;
 
         let failure = match (&org, &user, &verification) {
@@ -153,6 +156,7 @@ impl Services {
                 Some(FailureReason::SuspendedInOrg)
             }
             (_, Some(user), _) if user.is_locked(now) => Some(FailureReason::Locked),
+            (_, Some(user), _) if !user.has_password() => Some(FailureReason::NoPassword),
             (_, Some(_), Verification::Mismatch) => Some(FailureReason::BadPassword),
             (_, Some(_), Verification::Match { .. }) => None,
         };

@@ -3,10 +3,15 @@
 //!
 //! Calls between these modules go downward only. The sign-in chain:
 //! [`login`] → [`mfa_step`] → {[`totp`], [`webauthn`]} → [`sessions`] →
-//! [`tokens`]. Beside it, [`factors`] and [`accounts`] → [`step_up`] →
-//! [`totp`]; [`enrolled_factors`], [`lockout`] and [`limiter`] are leaves.
+//! [`tokens`]; a passkey alone: [`passkey_login`] → [`passkey_assertions`]
+//! → [`webauthn`], then [`sessions`] → [`tokens`]. Beside it, [`factors`]
+//! and [`accounts`] → [`step_up`] → {[`totp`], [`passkey_assertions`]};
+//! [`passkey_enrollment`] → [`webauthn`]; [`enrolled_factors`],
+//! [`lockout`] and [`limiter`] are leaves.
 //! The rest — [`pats`], [`members`], [`user_admin`], [`refresh`], [`orgs`], [`keys`],
-//! [`approvals`], [`webhooks`], [`audit_log`] — stand on those. Apps signing
+//! [`approvals`], [`webhooks`], [`audit_log`] — stand on those;
+//! [`recovery`] (forgotten passwords, recovery links, verified emails)
+//! stands on [`accounts`] and [`sessions`] and sends through [`mail`]. Apps signing
 //! in through authd: [`clients`] → [`authorize`] → [`client_tokens`] →
 //! [`sessions`]; [`device`] stands on those two, [`forward_auth`] on [`pats`].
 //! Signing in through an upstream provider: [`social`] → {[`upstream_user`]
@@ -33,11 +38,16 @@ pub mod keys;
 pub mod limiter;
 pub mod lockout;
 pub mod login;
+pub mod mail;
 pub mod members;
 pub mod mfa_step;
 pub mod orgs;
+pub mod passkey_assertions;
+pub mod passkey_enrollment;
+pub mod passkey_login;
 pub mod pats;
 pub mod providers;
+pub mod recovery;
 pub mod refresh;
 pub mod reload;
 pub mod sessions;
@@ -107,6 +117,10 @@ pub enum ServiceError {
     /// A signed link that is forged, expired, or already used.
     #[error("invalid or expired signature")]
     InvalidSignature,
+    /// A recovery or verification link that is forged, expired, used, or
+    /// outlived by a password change.
+    #[error("invalid or expired link")]
+    InvalidLink,
     /// A control-plane call without `X-Active-Org-Id`.
     #[error("org required")]
     OrgRequired,
@@ -211,10 +225,15 @@ pub struct Services {
     /// `None` when `server.public_url` cannot be a relying party (an IP
     /// address); rebuilt when a reload changes `mfa.issuer`, its name.
     webauthn: Swappable<Option<Arc<webauthn_rs::Webauthn>>>,
+    /// Passkey sign-ins between their options and their answer.
+    pub pending_passkey_sign_ins: passkey_assertions::PendingPasskeySignIns,
     /// One reload at a time.
     reloading: std::sync::Mutex<()>,
     /// Posts events to `[[webhooks]]` from a background worker.
     pub webhooks: webhooks::Webhooks,
+    /// Sends recovery and verification mail through `[smtp]`, off the
+    /// request path.
+    pub mailer: mail::Mailer,
     /// Access tokens whose signature and claims already checked out.
     pub verified_tokens: tokens::VerifiedTokens,
     /// Apps' access tokens that verified (userinfo, introspection).
@@ -266,12 +285,19 @@ impl Services {
         };
         let webhooks =
             webhooks::Webhooks::start(config.webhooks.clone(), store.clone(), clock.clone())?;
+        let public_host = url::Url::parse(&config.server.public_url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "localhost".to_owned());
+        let mailer = mail::Mailer::start(&config.smtp, &public_host, store.clone(), clock.clone())?;
         Ok(Services {
+            mailer,
             verified_tokens: tokens::VerifiedTokens::default(),
             verified_client_tokens: tokens::VerifiedTokens::default(),
             webhooks,
             webauthn: Swappable::new(webauthn),
             reloading: std::sync::Mutex::new(()),
+            pending_passkey_sign_ins: passkey_assertions::PendingPasskeySignIns::default(),
             cookie_key: crate::crypto::signed_link::LinkKey::derive_for(
                 server_secret,
                 "authd/browser-session/v1",

@@ -35,6 +35,8 @@ pub struct NewOrg {
     pub password_policy: PasswordPolicy,
     #[serde(default)]
     pub max_sessions_per_user: Option<u32>,
+    #[serde(default)]
+    pub allow_passwordless: bool,
 }
 
 /// A partial update; absent fields stay as they are.
@@ -49,6 +51,7 @@ pub struct OrgChanges {
     /// `null` clears the limit.
     #[serde(default, deserialize_with = "double_option")]
     pub max_sessions_per_user: Option<Option<u32>>,
+    pub allow_passwordless: Option<bool>,
 }
 
 fn double_option<'de, D: serde::Deserializer<'de>>(
@@ -95,6 +98,7 @@ impl Services {
             mfa_policy: new.mfa_policy,
             password_policy: new.password_policy,
             max_sessions_per_user: new.max_sessions_per_user,
+            allow_passwordless: new.allow_passwordless,
             created_at: now,
         };
         let origin = context.origin();
@@ -155,6 +159,9 @@ impl Services {
             }
             if let Some(limit) = changes.max_sessions_per_user {
                 org.max_sessions_per_user = limit;
+            }
+            if let Some(allow) = changes.allow_passwordless {
+                org.allow_passwordless = allow;
             }
             txn.put_org(&org)?;
             txn.audit(AuditRecord::new(AuditKind::OrgUpdated, now, &origin).org(&org.id))?;

@@ -138,6 +138,17 @@ pub(crate) fn revoke_in(
     Ok(())
 }
 
+/// How a session began, for its `user.login` record, when the grant does
+/// not name it (a provider sign-in does: `social:NAME`): read off its `amr`.
+fn sign_in_method(amr: &[String]) -> &'static str {
+    let has = |method: &str| amr.iter().any(|m| m == method);
+    if !has("pwd") && has("hwk") && has("user") {
+        "passkey"
+    } else {
+        "password"
+    }
+}
+
 impl Services {
     /// Creates the session, its refresh family and first refresh token, and
     /// audits the login, in one transaction; then signs the access token.
@@ -238,7 +249,10 @@ impl Services {
                         .details(serde_json::json!({
                             "session_id": stored.id,
                             "mfa_verified": stored.mfa_verified,
-                            "method": stored_grant.method.as_deref().unwrap_or("password"),
+                            "method": stored_grant
+                                .method
+                                .as_deref()
+                                .unwrap_or_else(|| sign_in_method(&stored.amr)),
                         })),
                 )?;
                 Ok(refresh_token)
@@ -366,5 +380,24 @@ impl Services {
             Ok(written)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sign_in_method;
+
+    fn check(amr: &[&str], expected: &str) {
+        let amr: Vec<String> = amr.iter().map(|m| (*m).to_owned()).collect();
+        assert_eq!(sign_in_method(&amr), expected, "{amr:?}");
+    }
+
+    #[test]
+    fn the_login_record_names_the_method_from_the_amr() {
+        check(&["pwd"], "password");
+        check(&["pwd", "hwk", "mfa"], "password");
+        check(&["pwd", "otp", "mfa"], "password");
+        check(&["hwk", "user", "mfa"], "passkey");
+        check(&[], "password");
     }
 }

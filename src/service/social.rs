@@ -22,9 +22,9 @@
 //!
 //! Then the org's MFA policy applies as after a password (an enrolled factor
 //! is asked for; `required` without one gives an enrollment-only session).
-//! Accounts made here have no password: a random one nobody knows is
-//! hashed, and `password_changed_at` stays empty — that is how the account
-//! page knows the last identity is the last way in.
+//! Accounts made here have no password (an empty hash, like a passkey-only
+//! account: `User::has_password`); unlinking never takes the last way in
+//! (`identities`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -45,7 +45,7 @@ use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::UnixSeconds;
 use crate::domain::provider::{Provider, ProviderKind};
 use crate::domain::user::UserStatus;
-use crate::domain::{Email, Org, OrgId, Password, RegistrationMode, Role, User, UserId};
+use crate::domain::{Email, Org, OrgId, RegistrationMode, Role, User, UserId};
 use crate::store::Queries;
 
 /// How long a browser has to come back from the provider.
@@ -595,9 +595,9 @@ impl Services {
         Ok(SocialOutcome::SignedIn { tokens, return_to })
     }
 
-    /// A new account for a provider's user: no password (a random one
-    /// nobody knows), the provider's word on the email, the identity
-    /// linked; `None` when it awaits approval.
+    /// A new account for a provider's user: no password, the provider's
+    /// word on the email, the identity linked; `None` when it awaits
+    /// approval.
     async fn create_social_user(
         &self,
         provider: &Provider,
@@ -620,34 +620,35 @@ impl Services {
         let org_id = org.id.clone();
         let checked = super::accounts::CheckedUser {
             email,
-            password: Password::new(random_text()),
+            password: None,
             name,
         };
         let (user, approval) = self
-            .insert_user(checked, org, Role::member(), pending, true, context)
+            .insert_user(
+                checked,
+                org,
+                Role::member(),
+                pending,
+                Some(upstream.email_verified),
+                context,
+            )
             .await?;
         let (now, origin) = (self.clock.now(), context.origin());
         let (provider_name, upstream) = (provider.name.clone(), upstream.clone());
-        let user_id = user.id;
-        let user = self
-            .store_write(move |txn| {
-                let mut user = txn.user(&user_id)?.ok_or(ServiceError::NotFound("user"))?;
-                user.email_verified = upstream.email_verified;
-                user.password_changed_at = None;
-                txn.put_user(&user)?;
-                link_identity(
-                    txn,
-                    &provider_name,
-                    &upstream,
-                    &user,
-                    &org_id,
-                    now,
-                    &origin,
-                    "created",
-                )?;
-                Ok(user)
-            })
-            .await?;
+        let linked = user.clone();
+        self.store_write(move |txn| {
+            link_identity(
+                txn,
+                &provider_name,
+                &upstream,
+                &linked,
+                &org_id,
+                now,
+                &origin,
+                "created",
+            )
+        })
+        .await?;
         if let Some(approval_id) = approval {
             self.announce_approval(approval_id).await;
             return Ok(None);

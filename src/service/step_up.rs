@@ -1,5 +1,6 @@
 //! Step-up checks: a signed-in user proves again that it is them — with
-//! the password or a current code — before changing their credentials
+//! the password, a current code or one of their passkeys (the only proof
+//! an account without a password has) — before changing their credentials
 //! (password, second factors, recovery codes). Guesses here are limited
 //! and counted like logins, so a stolen session is no oracle.
 
@@ -11,11 +12,17 @@ use crate::audit::{AuditKind, AuditRecord};
 use crate::crypto::passwords::Verification;
 use crate::domain::{Password, UserId};
 use crate::store::Queries;
+use webauthn_rs::prelude::PublicKeyCredential;
 
-/// What proves it is the user: a current code or the password.
+/// What proves it is the user: a current code, the password, or a passkey
+/// assertion answering `/webauthn/login/options`.
 pub enum Proof {
     Code(String),
     Password(Password),
+    Passkey {
+        ceremony_id: String,
+        assertion: Box<PublicKeyCredential>,
+    },
 }
 
 impl Services {
@@ -32,9 +39,20 @@ impl Services {
         context: &RequestContext,
     ) -> ServiceResult<()> {
         let now = self.clock.now();
+        let proof = match proof {
+            Proof::Passkey {
+                ceremony_id,
+                assertion,
+            } => {
+                return self
+                    .prove_with_passkey(user_id, &ceremony_id, *assertion, context)
+                    .await
+            }
+            typed => typed,
+        };
         let (kind, account) = match &proof {
             Proof::Password(_) => (CredentialKind::Password, AccountKey::user(&user_id)),
-            Proof::Code(_) => (
+            Proof::Code(_) | Proof::Passkey { .. } => (
                 CredentialKind::SecondFactor,
                 AccountKey::second_factor(&user_id),
             ),
@@ -57,10 +75,11 @@ impl Services {
         let accepted = match proof {
             Proof::Password(password) => matches!(
                 self.passwords
-                    .verify(password.into_inner(), Some(user.password_hash))
+                    .verify(password.into_inner(), user.password_phc())
                     .await?,
                 Verification::Match { .. }
             ),
+            Proof::Passkey { .. } => false,
             Proof::Code(code) => {
                 self.store_write(move |txn| {
                     let Some(mut factors) = txn.mfa_factors(&user_id)? else {
@@ -116,5 +135,37 @@ impl Services {
             CredentialKind::Password => ServiceError::field(password_field, "is not correct"),
             CredentialKind::SecondFactor => ServiceError::field("code", "is not the current code"),
         })
+    }
+
+    /// A passkey of this user, verified like a sign-in. A passkey cannot
+    /// be guessed, so a failure counts against the address only.
+    async fn prove_with_passkey(
+        &self,
+        user_id: UserId,
+        ceremony_id: &str,
+        assertion: PublicKeyCredential,
+        context: &RequestContext,
+    ) -> ServiceResult<()> {
+        let now = self.clock.now();
+        let address = AddressKey::of(context.ip);
+        self.limiter.check_address(address, now)?;
+        let verified = self.take_and_verify_passkey(ceremony_id, assertion).await?;
+        if verified.as_ref().is_ok_and(|owner| *owner == user_id) {
+            return Ok(());
+        }
+        self.limiter.record_address_failure(address, now);
+        let origin = context.origin();
+        self.store_write(move |txn| {
+            Ok(txn.audit(
+                AuditRecord::new(AuditKind::StepUpFailed, now, &origin)
+                    .user(user_id)
+                    .details(serde_json::json!({"method": "passkey"})),
+            )?)
+        })
+        .await?;
+        Err(ServiceError::field(
+            "passkey",
+            "did not verify as one of yours",
+        ))
     }
 }

@@ -42,6 +42,11 @@ pub struct AccessClaims {
     /// policy requires a second factor the user does not have yet.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mfa_enrollment_required: bool,
+    /// How the session's person signed in (RFC 8176): `pwd`, then `otp`,
+    /// `hwk` or `kba` and `mfa` for a second factor; a passkey is `hwk`,
+    /// `user`, `mfa`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 /// The claims of an OpenID Connect ID token.
@@ -60,6 +65,8 @@ pub struct IdClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub sid: SessionId,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 /// The `aud` of an ID token whose login named no `client_id`: the caller of
@@ -284,6 +291,7 @@ impl Services {
             org: session.org_id.clone(),
             sid: session.id,
             mfa_enrollment_required: session.enrollment_only,
+            amr: session.amr.clone(),
         };
         let id = grant.wants_id_token().then(|| IdClaims {
             iss: self.config().server.public_url.clone(),
@@ -297,6 +305,7 @@ impl Services {
             email_verified: user.email_verified,
             name: user.name.clone(),
             sid: session.id,
+            amr: session.amr.clone(),
         });
         let signer = self.keys.signer().await?;
         let (access_token, id_token) = tokio::task::spawn_blocking(move || {
@@ -476,6 +485,7 @@ mod tests {
             org: OrgId::random(),
             sid: SessionId::random(),
             mfa_enrollment_required: false,
+            amr: vec![],
         }
     }
 

@@ -7,7 +7,9 @@
 
 use serde::Deserialize;
 
-use super::accounts::{audit_for, check_new_user, revoke_other_sessions, NewUser, UserProfile};
+use super::accounts::{
+    audit_for, check_new_user, revoke_other_sessions, NewUser, PasswordRequired, UserProfile,
+};
 use super::{RequestContext, ServiceError, ServiceResult, Services};
 use crate::audit::{AuditKind, AuditRecord, RequestOrigin};
 use crate::clock::UnixSeconds;
@@ -24,8 +26,8 @@ const SEARCH_BATCH: usize = 512;
 pub struct UserChanges {
     pub name: Option<String>,
     pub disabled: Option<bool>,
-    /// The operator vouches that the email is the person's (SPEC §5); it
-    /// decides whether a provider's verified email may link to the account.
+    /// The operator vouches for (or withdraws) the email; it also decides
+    /// whether a provider's verified email may link to the account.
     pub email_verified: Option<bool>,
 }
 
@@ -62,13 +64,17 @@ impl Services {
         .await
     }
 
-    /// `POST /v1/users`: the operator creates an active user in any org.
+    /// `POST /v1/users`: the operator creates an active user in any org;
+    /// without a password where the org allows it (the person then adds a
+    /// passkey through an enrollment link, `passkey_enrollment`).
     pub async fn create_user(
         &self,
         new: NewUser,
         context: &RequestContext,
     ) -> ServiceResult<UserProfile> {
-        let (checked, org_reference, role) = check_new_user(new)?;
+        let email_verified = new.email_verified.unwrap_or(false);
+        let (checked, org_reference, role) =
+            check_new_user(new, PasswordRequired::UnlessOrgAllowsPasswordless)?;
         let role = match role {
             None => Role::member(),
             Some(text) => Role::parse(&text).ok_or_else(|| {
@@ -78,7 +84,7 @@ impl Services {
         let org = self.resolve_org_for_input(org_reference).await?;
         self.check_fits_org(&org, &checked).await?;
         let (user, _) = self
-            .insert_user(checked, org, role, false, false, context)
+            .insert_user(checked, org, role, false, Some(email_verified), context)
             .await?;
         Ok(UserProfile::of(&user, self.clock.now()))
     }

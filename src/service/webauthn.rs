@@ -1,19 +1,23 @@
-//! WebAuthn second factors — security keys and passkeys — through
-//! webauthn-rs's security-key ceremonies (they accept platform and roaming
-//! authenticators alike; the password is the first factor). Owns the
-//! relying party, registering and naming credentials, and making and
-//! checking assertions (the `mfa_token` step uses them). Ceremony state never leaves the server: a registration's
-//! waits in redb under a random id, an assertion's in its `mfa_token`'s
-//! challenge record; each is taken out (used once) when answered.
+//! WebAuthn credentials: the relying party, registering and naming them,
+//! and the second-factor assertions of the `mfa_token` step. Two kinds are
+//! registered: security keys, through webauthn-rs's security-key ceremony
+//! (any authenticator, user verification preferred; the password is the
+//! first factor), and passkeys, through its passkey ceremony with a
+//! discoverable (resident) credential and user verification required —
+//! those also sign in alone (`passkey_login`). Either answers the second
+//! step after a password. Ceremony state never leaves the server: a
+//! registration's waits in redb under a random id, an assertion's in its
+//! `mfa_token`'s challenge record; each is taken out (used once) when
+//! answered.
 
 use std::sync::Arc;
 
 use base64::Engine;
 use serde::Serialize;
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
-    RequestChallengeResponse, SecurityKey, SecurityKeyAuthentication, SecurityKeyRegistration, Url,
-    Webauthn, WebauthnBuilder,
+    CreationChallengeResponse, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, RequestChallengeResponse, SecurityKey, SecurityKeyAuthentication,
+    SecurityKeyRegistration, Url, Webauthn, WebauthnBuilder,
 };
 
 use super::enrolled_factors::refresh_mfa_enrolled;
@@ -22,7 +26,9 @@ use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::{self, UnixSeconds};
 use crate::config::Config;
 use crate::domain::{SessionId, UserId};
-use crate::store::{Queries, WebauthnCeremony, WebauthnCredential, WriteTxn};
+use crate::store::{
+    CeremonyKind, Queries, WebauthnCeremony, WebauthnCredential, WebauthnKind, WriteTxn,
+};
 
 /// How long a ceremony may take (the browser's own timeout is the same).
 pub const CEREMONY_SECONDS: UnixSeconds = 300;
@@ -51,6 +57,8 @@ pub fn relying_party(config: &Config) -> Result<Webauthn, String> {
 #[derive(Debug, Clone, Serialize)]
 pub struct WebauthnKeyView {
     pub id: String,
+    /// `security_key` (a second factor) or `passkey` (also signs in alone).
+    pub kind: WebauthnKind,
     pub name: String,
     pub created_at: String,
     pub last_used_at: Option<String>,
@@ -60,6 +68,7 @@ impl From<&WebauthnCredential> for WebauthnKeyView {
     fn from(credential: &WebauthnCredential) -> Self {
         Self {
             id: credential.id.clone(),
+            kind: credential.kind,
             name: credential.name.clone(),
             created_at: clock::rfc3339(credential.created_at),
             last_used_at: credential.last_used_at.map(clock::rfc3339),
@@ -75,22 +84,22 @@ pub struct RegistrationOptions {
     pub options: CreationChallengeResponse,
 }
 
-fn credential_id_text(id: &[u8]) -> String {
+pub(crate) fn credential_id_text(id: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
 }
 
-fn clean_name(name: Option<String>) -> ServiceResult<String> {
+fn clean_name(name: Option<String>, kind: WebauthnKind) -> ServiceResult<String> {
     let name = name.unwrap_or_default();
     let name = crate::domain::check_name(&name, MAX_NAME_CHARS)
         .map_err(|problem| ServiceError::field("name", problem.to_string()))?;
-    Ok(if name.is_empty() {
-        "Security key".to_owned()
-    } else {
-        name.to_owned()
+    Ok(match (name.is_empty(), kind) {
+        (false, _) => name.to_owned(),
+        (true, WebauthnKind::SecurityKey) => "Security key".to_owned(),
+        (true, WebauthnKind::Passkey) => "Passkey".to_owned(),
     })
 }
 
-fn internal(error: impl Into<anyhow::Error>) -> ServiceError {
+pub(crate) fn internal(error: impl Into<anyhow::Error>) -> ServiceError {
     ServiceError::internal(error)
 }
 
@@ -151,6 +160,101 @@ pub(crate) fn assertion_options(
     Ok(Some((options, state)))
 }
 
+fn not_accepted(error: webauthn_rs::prelude::WebauthnError) -> ServiceError {
+    ServiceError::field("credential", format!("was not accepted: {error}"))
+}
+
+/// webauthn-rs leaves residence to chance (and does not export the type to
+/// ask otherwise); a passkey that signs in without a username must be
+/// discoverable, so the options ask for it in their wire form.
+fn require_resident_key(
+    options: CreationChallengeResponse,
+) -> ServiceResult<CreationChallengeResponse> {
+    let mut wire = serde_json::to_value(options).map_err(internal)?;
+    if let Some(selection) = wire
+        .pointer_mut("/publicKey/authenticatorSelection")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        selection.insert("residentKey".into(), "required".into());
+        selection.insert("requireResidentKey".into(), true.into());
+    }
+    serde_json::from_value(wire).map_err(internal)
+}
+
+/// The browser's creation options for a new credential of `kind`, and the
+/// ceremony state to keep (serialised).
+fn creation_options(
+    relying_party: &Webauthn,
+    kind: WebauthnKind,
+    user_id: &UserId,
+    email: &crate::domain::Email,
+    display: &str,
+    exclude: Vec<webauthn_rs::prelude::CredentialID>,
+) -> ServiceResult<(CreationChallengeResponse, String)> {
+    let (mut options, state) = match kind {
+        WebauthnKind::SecurityKey => {
+            let (options, state) = relying_party
+                .start_securitykey_registration(
+                    user_id.0,
+                    email.as_str(),
+                    display,
+                    Some(exclude),
+                    None,
+                    None,
+                )
+                .map_err(internal)?;
+            (options, serde_json::to_string(&state))
+        }
+        WebauthnKind::Passkey => {
+            let (options, state) = relying_party
+                .start_passkey_registration(user_id.0, email.as_str(), display, Some(exclude))
+                .map_err(internal)?;
+            (
+                require_resident_key(options)?,
+                serde_json::to_string(&state),
+            )
+        }
+    };
+    options.public_key.hints = None;
+    // Chromium refuses an unenforced credProtect policy next to
+    // `userVerification: preferred` (webauthn-rs#490); without it a key
+    // behaves as one that does not know the extension. Passkeys require
+    // user verification anyway.
+    if let Some(extensions) = options.public_key.extensions.as_mut() {
+        extensions.cred_protect = None;
+    }
+    Ok((options, state.map_err(internal)?))
+}
+
+/// Stores a verified new credential for its user, with its audit record;
+/// the registering session (if any) now has its second factor.
+pub(crate) fn store_new_credential(
+    txn: &mut WriteTxn,
+    record: &WebauthnCredential,
+    session_id: Option<SessionId>,
+    now: UnixSeconds,
+    origin: &crate::audit::RequestOrigin,
+) -> ServiceResult<()> {
+    let user_id = record.user_id;
+    let user = txn.user(&user_id)?.ok_or(ServiceError::InvalidToken)?;
+    if txn.webauthn_credential(&user_id, &record.id)?.is_some() {
+        return Err(ServiceError::Conflict(
+            "this key is already registered".into(),
+        ));
+    }
+    txn.put_webauthn_credential(record)?;
+    refresh_mfa_enrolled(txn, &user_id)?;
+    super::sessions::finish_enrollment(txn, session_id)?;
+    let mut audit = AuditRecord::new(AuditKind::WebauthnRegistered, now, origin)
+        .user(user_id)
+        .details(serde_json::json!({"credential_id": record.id, "name": record.name, "kind": record.kind}));
+    if let Some(membership) = user.memberships.first() {
+        audit = audit.org(&membership.org_id);
+    }
+    txn.audit(audit)?;
+    Ok(())
+}
+
 impl Services {
     pub(crate) fn webauthn_relying_party(&self) -> ServiceResult<Arc<Webauthn>> {
         self.webauthn()
@@ -170,6 +274,7 @@ impl Services {
     pub(crate) async fn begin_webauthn_registration(
         &self,
         user_id: UserId,
+        kind: WebauthnKind,
     ) -> ServiceResult<RegistrationOptions> {
         let relying_party = self.webauthn_relying_party()?;
         let now = self.clock.now();
@@ -190,28 +295,23 @@ impl Services {
                     .map(|c| key_of(c).map(|k| k.cred_id().clone()))
                     .collect::<ServiceResult<Vec<_>>>()?;
                 let display = user.name.clone().unwrap_or_else(|| user.email.to_string());
-                let (mut options, state) = relying_party
-                    .start_securitykey_registration(
-                        user_id.0,
-                        user.email.as_str(),
-                        &display,
-                        Some(exclude),
-                        None,
-                        None,
-                    )
-                    .map_err(internal)?;
-                options.public_key.hints = None;
-                // Chromium refuses an unenforced credProtect policy next to
-                // `userVerification: preferred` (webauthn-rs#490); without
-                // it a key behaves as one that does not know the extension.
-                if let Some(extensions) = options.public_key.extensions.as_mut() {
-                    extensions.cred_protect = None;
-                }
+                let (options, state) = creation_options(
+                    &relying_party,
+                    kind,
+                    &user_id,
+                    &user.email,
+                    &display,
+                    exclude,
+                )?;
                 txn.put_webauthn_ceremony(
                     &key,
                     &WebauthnCeremony {
                         user_id,
-                        state: serde_json::to_string(&state).map_err(internal)?,
+                        kind: match kind {
+                            WebauthnKind::SecurityKey => CeremonyKind::SecurityKey,
+                            WebauthnKind::Passkey => CeremonyKind::Passkey,
+                        },
+                        state,
                         expires_at: now + CEREMONY_SECONDS,
                     },
                 )?;
@@ -235,8 +335,28 @@ impl Services {
         credential: RegisterPublicKeyCredential,
         context: &RequestContext,
     ) -> ServiceResult<WebauthnKeyView> {
+        let record = self
+            .verify_webauthn_registration(user_id, ceremony_id, name, credential)
+            .await?;
+        let origin = context.origin();
+        let view = WebauthnKeyView::from(&record);
+        self.store_write(move |txn| {
+            store_new_credential(txn, &record, session_id, record.created_at, &origin)
+        })
+        .await?;
+        Ok(view)
+    }
+
+    /// Takes the ceremony out (used once, whatever the outcome) and checks
+    /// the authenticator's answer against it: the credential to store.
+    pub(crate) async fn verify_webauthn_registration(
+        &self,
+        user_id: UserId,
+        ceremony_id: String,
+        name: Option<String>,
+        credential: RegisterPublicKeyCredential,
+    ) -> ServiceResult<WebauthnCredential> {
         let relying_party = self.webauthn_relying_party()?;
-        let name = clean_name(name)?;
         let now = self.clock.now();
         let ceremony = self
             .store_write(move |txn| {
@@ -248,47 +368,57 @@ impl Services {
             })
             .await?
             .filter(|c| c.user_id == user_id && c.expires_at > now)
+            .filter(|c| c.kind != CeremonyKind::EnrollmentLink)
             .ok_or_else(|| {
                 ServiceError::field("ceremony_id", "is unknown, used or expired; start again")
             })?;
-        let state: SecurityKeyRegistration =
-            serde_json::from_str(&ceremony.state).map_err(internal)?;
-        let key = relying_party
-            .finish_securitykey_registration(&credential, &state)
-            .map_err(|error| {
-                ServiceError::field("credential", format!("was not accepted: {error}"))
-            })?;
-        let record = WebauthnCredential {
-            id: credential_id_text(key.cred_id()),
+        let (kind, id, key) = match ceremony.kind {
+            CeremonyKind::SecurityKey => {
+                let state: SecurityKeyRegistration =
+                    serde_json::from_str(&ceremony.state).map_err(internal)?;
+                let key = relying_party
+                    .finish_securitykey_registration(&credential, &state)
+                    .map_err(not_accepted)?;
+                let id = credential_id_text(key.cred_id());
+                (WebauthnKind::SecurityKey, id, serde_json::to_string(&key))
+            }
+            CeremonyKind::EnrollmentLink => {
+                return Err(internal(anyhow::anyhow!("not a ceremony")))
+            }
+            CeremonyKind::Passkey => {
+                // The browser says whether the authenticator kept a
+                // discoverable credential (credProps); one that says it did
+                // not could never sign in without a username.
+                let kept = credential
+                    .extensions
+                    .cred_props
+                    .as_ref()
+                    .is_none_or(|props| props.rk != Some(false));
+                if !kept {
+                    return Err(ServiceError::field(
+                        "credential",
+                        "is not discoverable: this authenticator cannot hold a passkey",
+                    ));
+                }
+                let state: PasskeyRegistration =
+                    serde_json::from_str(&ceremony.state).map_err(internal)?;
+                let key = relying_party
+                    .finish_passkey_registration(&credential, &state)
+                    .map_err(not_accepted)?;
+                let id = credential_id_text(key.cred_id());
+                (WebauthnKind::Passkey, id, serde_json::to_string(&key))
+            }
+        };
+        let key = key.map_err(internal)?;
+        Ok(WebauthnCredential {
+            id,
             user_id,
-            name,
+            kind,
+            name: clean_name(name, kind)?,
             created_at: now,
             last_used_at: None,
-            key: serde_json::to_string(&key).map_err(internal)?,
-        };
-        let origin = context.origin();
-        let view = WebauthnKeyView::from(&record);
-        self.store_write(move |txn| {
-            let user = txn.user(&user_id)?.ok_or(ServiceError::InvalidToken)?;
-            if txn.webauthn_credential(&user_id, &record.id)?.is_some() {
-                return Err(ServiceError::Conflict(
-                    "this key is already registered".into(),
-                ));
-            }
-            txn.put_webauthn_credential(&record)?;
-            refresh_mfa_enrolled(txn, &user_id)?;
-            super::sessions::finish_enrollment(txn, session_id)?;
-            let mut audit = AuditRecord::new(AuditKind::WebauthnRegistered, now, &origin)
-                .user(user_id)
-                .details(serde_json::json!({"credential_id": record.id, "name": record.name}));
-            if let Some(membership) = user.memberships.first() {
-                audit = audit.org(&membership.org_id);
-            }
-            txn.audit(audit)?;
-            Ok(())
+            key,
         })
-        .await?;
-        Ok(view)
     }
 
     pub async fn rename_webauthn_key(
@@ -298,14 +428,13 @@ impl Services {
         name: Option<String>,
         context: &RequestContext,
     ) -> ServiceResult<WebauthnKeyView> {
-        let name = clean_name(name)?;
         let now = self.clock.now();
         let origin = context.origin();
         self.store_write(move |txn| {
             let mut credential = txn
                 .webauthn_credential(&user_id, &id)?
                 .ok_or(ServiceError::NotFound("security key"))?;
-            credential.name = name;
+            credential.name = clean_name(name, credential.kind)?;
             txn.put_webauthn_credential(&credential)?;
             txn.audit(
                 AuditRecord::new(AuditKind::WebauthnRenamed, now, &origin)

@@ -64,6 +64,7 @@ fn to_v2_accounts_and_default_org(txn: &WriteTransaction, now: UnixSeconds) -> S
             mfa_policy: MfaPolicy::Optional,
             password_policy: PasswordPolicy::default(),
             max_sessions_per_user: None,
+            allow_passwordless: false,
             created_at: now,
         };
         write_json(&mut slugs, DEFAULT_ORG_SLUG, &org.id)?;

@@ -32,9 +32,9 @@ pub use due::Sweep;
 pub use error::{StoreError, StoreResult};
 pub use migrations::CURRENT_SCHEMA_VERSION;
 pub use records::{
-    Approval, AuditQuery, AuthorizationCode, Consent, DeviceAuthorization, DeviceStatus,
-    MfaChallenge, MfaFactors, PersonalAccessToken, RefreshToken, StoredSigningKey,
-    WebauthnCeremony, WebauthnCredential,
+    Approval, AuditQuery, AuthorizationCode, CeremonyKind, Consent, DeviceAuthorization,
+    DeviceStatus, MfaChallenge, MfaFactors, PersonalAccessToken, RecoveryPurpose, RecoveryToken,
+    RefreshToken, StoredSigningKey, WebauthnCeremony, WebauthnCredential, WebauthnKind,
 };
 pub use sweep::SweepPage;
 pub use txn::{Queries, ReadTxn, WriteTxn};

@@ -114,19 +114,51 @@ pub struct WebauthnCredential {
     /// The credential id, base64url.
     pub id: String,
     pub user_id: UserId,
+    /// A second factor, or a passkey that also signs in alone. Records
+    /// written before passkeys existed are security keys.
+    #[serde(default)]
+    pub kind: WebauthnKind,
     pub name: String,
     pub created_at: UnixSeconds,
     pub last_used_at: Option<UnixSeconds>,
     pub key: String,
 }
 
-/// A registration ceremony between its options and its answer: used once,
-/// until `expires_at`.
+/// What a WebAuthn credential is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebauthnKind {
+    /// A second factor after the password (user verification preferred).
+    #[default]
+    SecurityKey,
+    /// A discoverable credential with user verification: signs in alone
+    /// (and also answers the second-factor step).
+    Passkey,
+}
+
+/// A registration ceremony between its options and its answer (or an
+/// enrollment link, see [`CeremonyKind`]): used once, until `expires_at`. (Passkey sign-ins are anonymous until answered and
+/// wait in memory instead: `service::passkey_login`.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebauthnCeremony {
     pub user_id: UserId,
+    #[serde(default)]
+    pub kind: CeremonyKind,
     pub state: String,
     pub expires_at: UnixSeconds,
+}
+
+/// Which registration a [`WebauthnCeremony`] holds the state of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CeremonyKind {
+    #[default]
+    SecurityKey,
+    Passkey,
+    /// Not a ceremony but what starts one: an operator's single-use link
+    /// for adding a passkey, kept under `link/<SHA-256 of its token>` with
+    /// an empty `state` until used or expired.
+    EnrollmentLink,
 }
 
 /// A code `/oauth/authorize` gave an app, keyed by its SHA-256: good once,
@@ -200,4 +232,28 @@ pub struct AuditQuery {
     /// Return events older than this id (the previous page's `next_cursor`).
     pub cursor: Option<String>,
     pub limit: usize,
+}
+
+/// What a recovery token is good for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryPurpose {
+    PasswordReset,
+    EmailVerification,
+}
+
+/// A password-reset or email-verification link, keyed by the SHA-256 of
+/// its token: the token itself is never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryToken {
+    pub user_id: UserId,
+    pub purpose: RecoveryPurpose,
+    pub expires_at: UnixSeconds,
+    /// SHA-256 (hex) of the user's password hash when the link was made: a
+    /// reset link dies with any change of the password.
+    pub password_digest: String,
+    /// The address a verification link was sent to: it proves only that one.
+    pub email: String,
+    /// `mail` or `operator`.
+    pub issued_by: String,
 }

@@ -55,7 +55,8 @@ pub(crate) const MFA_FACTORS: JsonTable = TableDefinition::new("mfa_factors");
 pub(crate) const MFA_CHALLENGES: JsonTable = TableDefinition::new("mfa_challenges");
 /// `user_id/credential_id` → `WebauthnCredential`.
 pub(crate) const WEBAUTHN_CREDENTIALS: JsonTable = TableDefinition::new("webauthn_credentials");
-/// `ceremony_id` → `WebauthnCeremony`: a registration between its two calls.
+/// `ceremony_id` → `WebauthnCeremony`: a registration between its two calls;
+/// `link/<SHA-256 (hex) of a token>` → a passkey enrollment link until used.
 pub(crate) const WEBAUTHN_CEREMONIES: JsonTable = TableDefinition::new("webauthn_ceremonies");
 /// `client_id` → `OAuthClient`.
 pub(crate) const OAUTH_CLIENTS: JsonTable = TableDefinition::new("oauth_clients");
@@ -68,6 +69,9 @@ pub(crate) const CONSENTS: JsonTable = TableDefinition::new("consents");
 pub(crate) const DEVICE_AUTHORIZATIONS: JsonTable = TableDefinition::new("device_authorizations");
 /// user code → SHA-256 (hex) of its device code.
 pub(crate) const DEVICE_USER_CODES: JsonTable = TableDefinition::new("device_user_codes");
+/// SHA-256 (hex) of a recovery or verification token → `RecoveryToken`:
+/// good once, until it expires or (for a reset) the password changes.
+pub(crate) const RECOVERY_TOKENS: JsonTable = TableDefinition::new("recovery_tokens");
 
 /// Upstream sign-in provider name → `Provider` (secrets sealed).
 pub(crate) const PROVIDERS: JsonTable = TableDefinition::new("providers");
@@ -104,6 +108,7 @@ pub(crate) const ALL_TABLES: &[JsonTable] = &[
     CONSENTS,
     DEVICE_AUTHORIZATIONS,
     DEVICE_USER_CODES,
+    RECOVERY_TOKENS,
     PROVIDERS,
     IDENTITIES,
     USER_IDENTITIES,

@@ -58,6 +58,10 @@ pub trait Queries {
         self.reader().get(USER_EMAILS, &email_key(org, email))
     }
 
+    fn recovery_token(&self, digest_hex: &str) -> StoreResult<Option<RecoveryToken>> {
+        self.reader().get(RECOVERY_TOKENS, digest_hex)
+    }
+
     fn user_by_email(&self, org: &OrgId, email: &Email) -> StoreResult<Option<User>> {
         match self.user_id_by_email(org, email)? {
             Some(id) => self.user(&id),
@@ -739,6 +743,28 @@ impl WriteTxn {
     /// Removes authorization codes and device authorizations that ended
     /// before `before`; both live minutes, so the tables stay small and a
     /// whole scan is cheap. Returns how many went.
+    pub fn put_recovery_token(&self, digest_hex: &str, token: &RecoveryToken) -> StoreResult<()> {
+        self.put(RECOVERY_TOKENS, digest_hex, token)
+    }
+
+    pub fn delete_recovery_token(&self, digest_hex: &str) -> StoreResult<bool> {
+        self.remove(RECOVERY_TOKENS, digest_hex)
+    }
+
+    /// Removes recovery tokens that expired before `before`.
+    pub fn sweep_recovery_tokens(&self, before: UnixSeconds) -> StoreResult<usize> {
+        let tokens: Vec<(String, RecoveryToken)> =
+            self.reader().scan(RECOVERY_TOKENS, "", None, usize::MAX)?;
+        let mut removed = 0;
+        for (digest, token) in tokens {
+            if token.expires_at < before {
+                self.remove(RECOVERY_TOKENS, &digest)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     pub fn sweep_oauth_codes(&self, before: UnixSeconds) -> StoreResult<usize> {
         let mut removed = 0;
         let codes: Vec<(String, AuthorizationCode)> =

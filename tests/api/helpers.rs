@@ -955,3 +955,137 @@ http {{
         .stdout(Stdio::null());
     Proxy::start(command, port, dir).await
 }
+
+/// A real SMTP server on loopback for mail tests: Python's `aiosmtpd` run as
+/// a subprocess, writing each message it receives as one JSON file
+/// (`to`, `subject`, and the decoded text `body`) into a temp dir.
+pub struct MailSink {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+const MAIL_SINK_SCRIPT: &str = r#"
+import email, email.policy, json, os, sys, time
+from aiosmtpd.controller import Controller
+out, port = sys.argv[1], int(sys.argv[2])
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        record = {"to": envelope.rcpt_tos, "from": envelope.mail_from, "subject": str(message["subject"]),
+                  "body": message.get_content()}
+        name = os.path.join(out, "%020d.json" % time.time_ns())
+        with open(name + ".tmp", "w") as f:
+            json.dump(record, f)
+        os.rename(name + ".tmp", name)
+        return "250 OK"
+controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+controller.start()
+print("ready", flush=True)
+while True:
+    time.sleep(3600)
+"#;
+
+impl MailSink {
+    /// `None` (after saying why) without python3's aiosmtpd outside CI.
+    pub fn start() -> Option<MailSink> {
+        if !python_has("aiosmtpd", "aiosmtpd") {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .args(["-c", MAIL_SINK_SCRIPT])
+            .arg(dir.path())
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the SMTP sink");
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut ready)
+            .expect("sink output");
+        assert_eq!(ready.trim(), "ready", "the SMTP sink did not start");
+        Some(MailSink { child, dir, port })
+    }
+
+    /// The `[smtp]` section that sends to this sink.
+    pub fn config(&self) -> String {
+        format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"authd <authd@example.com>\"\nbackoff = \"1s\"\n",
+            self.port
+        )
+    }
+
+    /// Every message received so far, oldest first.
+    pub fn messages(&self) -> Vec<Value> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .expect("read sink dir")
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|path| {
+                serde_json::from_str(&std::fs::read_to_string(path).expect("read mail"))
+                    .expect("mail json")
+            })
+            .collect()
+    }
+
+    /// The messages to `to`, waiting up to 20 s until there are `count`.
+    pub async fn wait_for(&self, to: &str, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mails: Vec<Value> = self
+                .messages()
+                .into_iter()
+                .filter(|m| {
+                    m["to"]
+                        .as_array()
+                        .is_some_and(|to_list| to_list.iter().any(|t| t == to))
+                })
+                .collect();
+            if mails.len() >= count {
+                return mails;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{count} mails to {to} expected, {} arrived",
+                mails.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The newest mail to `to` (waiting for the `count`th) and the token of
+    /// the link in it to `page` (`reset-password`, `verify-email`).
+    pub async fn token_in_mail(&self, to: &str, count: usize, page: &str) -> String {
+        let mails = self.wait_for(to, count).await;
+        let body = mails[count - 1]["body"].as_str().expect("body").to_owned();
+        link_token(&body, page)
+    }
+}
+
+/// The token of the `<public_url>/<page>#token=…` link in `text`.
+pub fn link_token(text: &str, page: &str) -> String {
+    let marker = format!("/{page}#token=");
+    let start = text
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {page} link in {text:?}"))
+        + marker.len();
+    text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+        .collect()
+}
+
+impl Drop for MailSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

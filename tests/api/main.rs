@@ -24,6 +24,8 @@ mod mfa;
 mod oidc;
 mod operator_api;
 mod operator_users;
+mod passkeys;
+mod recovery;
 mod registration;
 mod sign_in_defences;
 mod social_login;

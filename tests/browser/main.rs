@@ -23,4 +23,6 @@ mod admin;
 mod apps;
 mod forward_auth;
 mod login;
+mod passkeys;
+mod recovery;
 mod social;

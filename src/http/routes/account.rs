@@ -7,13 +7,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use webauthn_rs::prelude::RegisterPublicKeyCredential;
+use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use crate::domain::{Password, SessionId};
 use crate::http::error::ApiError;
 use crate::http::extract::needs::{SessionsRead, SessionsWrite};
 use crate::http::extract::{
-    AccountScoped, AppJson, Client, EnrollingAccount, EnrollingSession, SessionOnly,
+    Account, AccountScoped, AppJson, Client, EnrollingAccount, EnrollingSession, SessionOnly,
 };
 use crate::http::state::AppState;
 use crate::http::wire::{Page, RecoveryCodes, Revoked};
@@ -22,6 +22,7 @@ use crate::service::step_up::Proof;
 use crate::service::totp::Enrollment;
 use crate::service::webauthn::{RegistrationOptions, WebauthnKeyView};
 use crate::service::ServiceError;
+use crate::store::WebauthnKind;
 
 /// The caller's profile and, for a session, what it may do: the UI learns
 /// from here whether this session may only enroll a second factor.
@@ -156,22 +157,36 @@ pub async fn mfa_verify(
 pub struct ProofBody {
     code: Option<String>,
     password: Option<Password>,
+    /// A passkey assertion answering `/webauthn/login/options`.
+    passkey: Option<PasskeyProof>,
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyProof {
+    ceremony_id: String,
+    credential: Box<PublicKeyCredential>,
 }
 
 /// A proof when the body carries one (adding a key to an account without
 /// a second factor needs none).
 fn optional_proof(body: ProofBody) -> Result<Option<Proof>, ApiError> {
-    if body.code.is_none() && body.password.is_none() {
+    if body.code.is_none() && body.password.is_none() && body.passkey.is_none() {
         return Ok(None);
     }
     proof_of(body).map(Some)
 }
 
 fn proof_of(body: ProofBody) -> Result<Proof, ApiError> {
-    match (body.code, body.password) {
-        (Some(code), None) => Ok(Proof::Code(code)),
-        (None, Some(password)) => Ok(Proof::Password(password)),
-        _ => Err(ServiceError::field("code", "send a current code or the password").into()),
+    match (body.code, body.password, body.passkey) {
+        (Some(code), None, None) => Ok(Proof::Code(code)),
+        (None, Some(password), None) => Ok(Proof::Password(password)),
+        (None, None, Some(passkey)) => Ok(Proof::Passkey {
+            ceremony_id: passkey.ceremony_id,
+            assertion: passkey.credential,
+        }),
+        _ => Err(
+            ServiceError::field("code", "send a current code, the password or a passkey").into(),
+        ),
     }
 }
 
@@ -212,18 +227,34 @@ pub async fn webauthn_keys(
     Ok(Json(Page::whole(items)))
 }
 
+#[derive(Deserialize)]
+pub struct RegistrationStart {
+    /// `security_key` (the default) or `passkey`.
+    #[serde(default)]
+    kind: WebauthnKind,
+    #[serde(flatten)]
+    proof: ProofBody,
+}
+
 /// `POST /api/account/webauthn/register`: creation options for the browser.
-/// With `{password}` or `{code}` when the account already has a second factor.
+/// With `{password}`, `{code}` or `{passkey}` when the account already has
+/// a second factor; `kind: "passkey"` for a discoverable credential that
+/// signs in alone.
 pub async fn webauthn_register_start(
     State(state): State<AppState>,
     EnrollingSession(session): EnrollingSession,
     Client(context): Client,
-    AppJson(body): AppJson<ProofBody>,
+    AppJson(body): AppJson<RegistrationStart>,
 ) -> Result<Json<RegistrationOptions>, ApiError> {
     Ok(Json(
         state
             .services
-            .add_security_key(session.user_id, optional_proof(body)?, &context)
+            .add_security_key(
+                session.user_id,
+                body.kind,
+                optional_proof(body.proof)?,
+                &context,
+            )
             .await?,
     ))
 }
@@ -313,4 +344,21 @@ pub async fn revoke_connected_app(
         .revoke_connected_app(caller.user_id(), client_id, &context)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/account/email/verify-request`: mails another verification
+/// link (202); 409 when the email is verified already or no mail is sent.
+pub async fn request_email_verification(
+    State(state): State<AppState>,
+    Account(caller): Account,
+    Client(context): Client,
+) -> Result<(StatusCode, Json<crate::http::wire::Status>), ApiError> {
+    state
+        .services
+        .request_email_verification(caller.user_id(), &context)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(crate::http::wire::Status { status: "sent" }),
+    ))
 }

@@ -177,8 +177,10 @@ pub async fn create_user(
     OrgScoped(caller, ..): OrgScoped<UsersWrite>,
     AppJson(body): AppJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserProfile>), ApiError> {
+    // Only the operator vouches for an email (it links upstream identities).
     let body = NewUser {
         org: Some(caller.org_id.to_string()),
+        email_verified: None,
         ..body
     };
     Ok((

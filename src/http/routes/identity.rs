@@ -1,5 +1,6 @@
 //! The identity endpoints a person's browser or app calls: `POST /register`,
-//! `POST /login`, and `GET /.well-known/jwks.json`.
+//! `POST /login`, `GET /.well-known/jwks.json`, and account recovery
+//! (`POST /password/forgot`, `POST /password/reset`, `POST /email/verify`).
 
 use crate::http::wire::Status;
 use axum::extract::State;
@@ -25,7 +26,11 @@ pub async fn register(
     Client(context): Client,
     AppJson(body): AppJson<NewUser>,
 ) -> Result<Response, ApiError> {
-    let body = NewUser { role: None, ..body };
+    let body = NewUser {
+        role: None,
+        email_verified: None,
+        ..body
+    };
     Ok(match state.services.register(body, &context).await? {
         Registered::Created(profile) => (StatusCode::CREATED, Json(profile)).into_response(),
         Registered::PendingApproval { approval_id: _ } => (
@@ -193,4 +198,65 @@ pub async fn webauthn_options(
         .ok_or_else(|| ApiError::from(ServiceError::field("mfa_token", "is required")))?;
     let options = state.services.webauthn_login_options(&token).await?;
     Ok(Json(options).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ForgotBody {
+    email: Option<String>,
+    org: Option<String>,
+}
+
+/// `POST /password/forgot {email, org?}`: 202 and the same body for every
+/// email; a reset link goes out by mail when the account may have one.
+pub async fn forgot_password(
+    State(state): State<AppState>,
+    Client(context): Client,
+    AppJson(body): AppJson<ForgotBody>,
+) -> Result<Response, ApiError> {
+    let answer = state
+        .services
+        .forgot_password(body.email, body.org, &context)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ResetBody {
+    token: Option<String>,
+    new_password: Option<Password>,
+}
+
+/// `POST /password/reset {token, new_password}`: 204; every session of the
+/// account has ended, so the person signs in again with the new password.
+pub async fn reset_password(
+    State(state): State<AppState>,
+    Client(context): Client,
+    AppJson(body): AppJson<ResetBody>,
+) -> Result<StatusCode, ApiError> {
+    let (Some(token), Some(new_password)) = (body.token, body.new_password) else {
+        return Err(ServiceError::field("token", "token and new_password are required").into());
+    };
+    state
+        .services
+        .reset_password(&token, new_password, &context)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct VerifyEmailBody {
+    token: Option<String>,
+}
+
+/// `POST /email/verify {token}`: the verification link's page confirms; 204.
+pub async fn verify_email(
+    State(state): State<AppState>,
+    Client(context): Client,
+    AppJson(body): AppJson<VerifyEmailBody>,
+) -> Result<StatusCode, ApiError> {
+    let token = body
+        .token
+        .ok_or_else(|| ApiError::from(ServiceError::field("token", "is required")))?;
+    state.services.confirm_email(&token, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod oidc;
 pub mod operator;
+pub mod passkeys;
 pub mod social;
 pub mod status;
 pub mod ui;

@@ -21,7 +21,9 @@ use crate::service::audit_log::parse_filters;
 use crate::service::audit_log::AuditQuery;
 use crate::service::clients::{ClientChanges, NewClient};
 use crate::service::orgs::{NewOrg, OrgChanges};
+use crate::service::passkey_enrollment::EnrollmentLink;
 use crate::service::user_admin::UserChanges;
+use crate::service::webauthn::WebauthnKeyView;
 use crate::service::ServiceError;
 
 const DEFAULT_PAGE: usize = 50;
@@ -70,14 +72,40 @@ pub async fn create_user(
     ))
 }
 
+/// A user as the operator sees them: the profile and their security keys
+/// and passkeys (names, kinds and dates; never key material).
+#[derive(Serialize)]
+pub struct UserDetail {
+    #[serde(flatten)]
+    profile: UserProfile,
+    webauthn: Vec<WebauthnKeyView>,
+}
+
 pub async fn get_user(
     _: Operator,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<UserProfile>, ApiError> {
-    Ok(Json(
-        state.services.user_profile(parse_user_id(&id)?).await?,
-    ))
+) -> Result<Json<UserDetail>, ApiError> {
+    let user_id = parse_user_id(&id)?;
+    Ok(Json(UserDetail {
+        profile: state.services.user_profile(user_id).await?,
+        webauthn: state.services.list_webauthn_keys(user_id).await?,
+    }))
+}
+
+/// `POST /v1/users/{id}/passkey-link`: a single-use link (shown once) with
+/// which the person adds a passkey, e.g. to an account without a password.
+pub async fn passkey_link(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<EnrollmentLink>), ApiError> {
+    let link = state
+        .services
+        .issue_passkey_link(parse_user_id(&id)?, &context)
+        .await?;
+    Ok((StatusCode::CREATED, Json(link)))
 }
 
 pub async fn update_user(
@@ -119,6 +147,25 @@ pub async fn unlock_user(
             .services
             .unlock_user(parse_user_id(&id)?, &context)
             .await?,
+    ))
+}
+
+/// `POST /v1/users/{id}/recovery-link`: a single-use password-reset link
+/// for a person who cannot receive mail, shown here once.
+pub async fn recovery_link(
+    _: Operator,
+    State(state): State<AppState>,
+    Client(context): Client,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<crate::service::recovery::RecoveryLink>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            state
+                .services
+                .operator_recovery_link(parse_user_id(&id)?, &context)
+                .await?,
+        ),
     ))
 }
 

@@ -103,7 +103,8 @@ pub struct InfoParams {
 }
 
 /// `GET /ui/api/info?org=`: what the sign-in page shows before anyone
-/// signs in (the org's name, whether it takes sign-ups, WebAuthn on or off).
+/// signs in (the org's name, whether it takes sign-ups, WebAuthn on or off,
+/// whether a forgotten password can be reset by mail).
 pub async fn info(
     State(state): State<AppState>,
     Query(params): Query<InfoParams>,
@@ -121,6 +122,7 @@ pub async fn info(
             registration: org.registration,
         },
         webauthn: state.services.webauthn().is_some(),
+        self_service_recovery: state.services.self_service_recovery(),
     }))
 }
 
@@ -158,6 +160,9 @@ pub struct Info {
     version: &'static str,
     org: OrgInfo,
     webauthn: bool,
+    /// Whether people can reset a forgotten password by mail (`[smtp]` is
+    /// configured); without it the page tells them to ask the operator.
+    self_service_recovery: bool,
 }
 
 #[derive(Serialize)]
@@ -178,7 +183,7 @@ struct SignedIn {
 
 /// The answer to a completed browser sign-in: the two cookies, the profile
 /// and the MFA prompts; never a token in the body.
-async fn signed_in(state: &AppState, tokens: TokenSet) -> Result<Response, ApiError> {
+pub(crate) async fn signed_in(state: &AppState, tokens: TokenSet) -> Result<Response, ApiError> {
     let cookie = tokens
         .browser_cookie
         .ok_or_else(|| ApiError::internal("a browser session without a cookie"))?;
