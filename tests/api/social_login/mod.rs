@@ -226,7 +226,9 @@ async fn a_google_sign_in_creates_the_account_and_the_next_one_finds_it() {
         )
         .await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
-    // No password was made up that anyone could type.
+    // No password was made up that anyone could type: the account has
+    // none at all (an empty hash, which the profile reports).
+    assert_eq!(account["passkeys_only"], true, "{account}");
     let password_login = server
         .login(json!({"email": "ada@example.com", "password": GOOD_PASSWORD}))
         .await;
