@@ -111,3 +111,133 @@ pub fn remove_every_factor(txn: &mut WriteTxn, user_id: &UserId) -> ServiceResul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{keep_a_way_to_sign_in, Removing};
+    use crate::domain::provider::Identity;
+    use crate::domain::user::UserStatus;
+    use crate::domain::{Email, User, UserId};
+    use crate::store::{Store, StoreError, WebauthnCredential, WebauthnKind};
+
+    fn user(password_hash: &str) -> User {
+        User {
+            id: UserId::random(),
+            email: Email::parse("ada@example.com").expect("email"),
+            name: None,
+            password_hash: password_hash.to_owned(),
+            password_history: Vec::new(),
+            memberships: Vec::new(),
+            status: UserStatus::Active,
+            failed_logins: 0,
+            failed_second_factors: 0,
+            locked_until: None,
+            mfa_enrolled: false,
+            email_verified: true,
+            created_at: 0,
+            password_changed_at: None,
+        }
+    }
+
+    /// Whether each removal is allowed for a user with `password_hash`,
+    /// `passkeys` and `identities` (ids `p0…`, `i0…`).
+    fn check(
+        password_hash: &str,
+        passkeys: usize,
+        identities: usize,
+        expected: &[(Removing<'static>, bool)],
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open(&dir.path().join("authd.redb"), 1 << 20, 0).expect("open");
+        let user = user(password_hash);
+        let stored = user.clone();
+        let expected: Vec<(Removing<'static>, bool)> = expected.to_vec();
+        store
+            .write(move |txn| -> Result<(), StoreError> {
+                txn.put_user(&stored)?;
+                for n in 0..passkeys {
+                    txn.put_webauthn_credential(&WebauthnCredential {
+                        id: format!("p{n}"),
+                        user_id: stored.id,
+                        kind: WebauthnKind::Passkey,
+                        name: "key".into(),
+                        created_at: 0,
+                        last_used_at: None,
+                        key: String::new(),
+                    })?;
+                }
+                for n in 0..identities {
+                    txn.put_identity(&Identity {
+                        id: format!("i{n}"),
+                        provider: "google".into(),
+                        subject: format!("s{n}"),
+                        user_id: stored.id,
+                        email: None,
+                        linked_at: 0,
+                        last_used_at: None,
+                    })?;
+                }
+                for (removing, allowed) in expected {
+                    let outcome = keep_a_way_to_sign_in(txn, &stored, removing);
+                    assert_eq!(outcome.is_ok(), allowed, "{removing:?}: {outcome:?}");
+                }
+                Ok(())
+            })
+            .expect("write");
+    }
+
+    #[test]
+    fn a_password_a_passkey_or_a_linked_identity_each_keep_the_account_reachable() {
+        // With a password, anything else may go.
+        check(
+            "$argon2id$x",
+            1,
+            1,
+            &[
+                (Removing::Identity("i0"), true),
+                (Removing::Credential("p0"), true),
+                (Removing::EveryFactor, true),
+            ],
+        );
+        // Without one, the only identity goes only while a passkey stays,
+        check(
+            "",
+            1,
+            1,
+            &[
+                (Removing::Identity("i0"), true),
+                (Removing::Credential("p0"), true),
+                (Removing::EveryFactor, true),
+            ],
+        );
+        check(
+            "",
+            0,
+            1,
+            &[
+                (Removing::Identity("i0"), false),
+                (Removing::EveryFactor, true),
+            ],
+        );
+        check("", 0, 2, &[(Removing::Identity("i0"), true)]);
+        // and the last passkey only while an identity stays.
+        check(
+            "",
+            1,
+            0,
+            &[
+                (Removing::Credential("p0"), false),
+                (Removing::EveryFactor, false),
+            ],
+        );
+        check(
+            "",
+            2,
+            0,
+            &[
+                (Removing::Credential("p0"), true),
+                (Removing::EveryFactor, false),
+            ],
+        );
+    }
+}
