@@ -272,7 +272,7 @@ function passwordSection(state) {
 /** In place of the password form: an account without a password has none to change. */
 function passkeysOnlySection() {
   const section = card('section-password', 'Password',
-    'This account has no password: it signs in with its passkeys (below). Keep more than one if you can.');
+    'This account has no password: it signs in with its passkeys or sign-in providers (below). Keep more than one if you can.');
   section.dataset.ready = 'true';
   return section;
 }

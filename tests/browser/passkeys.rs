@@ -118,8 +118,8 @@ async fn an_enrollment_link_gives_an_account_without_a_password_its_passkey() {
     b.wait_for("#section-webauthn[data-ready=\"true\"]").await;
     b.wait_text(
         "#section-password .card-lead",
-        "This account has no password: it signs in with its passkeys (below). \
-         Keep more than one if you can.",
+        "This account has no password: it signs in with its passkeys or sign-in \
+         providers (below). Keep more than one if you can.",
     )
     .await;
     let password_field = b.find("#webauthn-password").await.expect("field");
