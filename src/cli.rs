@@ -107,6 +107,9 @@ fn start_command(source: &ConfigSource) -> String {
     }
 }
 
+/// Enough for every core to wait on the disk a few times over.
+const MAX_BLOCKING_THREADS: usize = 32;
+
 fn serve(explicit: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (config, source) = load(explicit)?;
     let log_level = telemetry::init(&config.log);
@@ -116,6 +119,11 @@ fn serve(explicit: Option<&Path>) -> anyhow::Result<ExitCode> {
         // long exit and give their stacks back, instead of after tokio's
         // 10 s: an idle server holds only the threads it needs.
         .thread_keep_alive(std::time::Duration::from_secs(2))
+        // At most this many blocking-pool threads (store reads, signing,
+        // hashing within its own cap): a burst of requests queues for them
+        // instead of growing the pool towards tokio's 512, each thread
+        // with its own stack and allocator arena.
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()?;
     runtime.block_on(async {
