@@ -111,6 +111,19 @@ async function loadOrgs(fresh = false) {
   return orgCache;
 }
 
+/** Fills an org `<select>` with every org by slug and returns the orgs by
+ * id; a failure is shown in `message` and leaves an empty map. */
+async function fillOrgSelect(select, message) {
+  try {
+    const orgs = await loadOrgs();
+    select.replaceChildren(...[...orgs.values()].map((o) => el('option', { value: o.slug }, o.name || o.slug)));
+    return orgs;
+  } catch (err) {
+    showMessage(message, err.message);
+    return new Map();
+  }
+}
+
 function orgLabel(orgs, id) {
   if (!id) return el('span', { class: 'muted' }, '—');
   const org = orgs && orgs.get(id);
@@ -976,13 +989,7 @@ async function clients(ctx, content) {
     el('section', { class: 'card', id: 'admin-client-create' }, el('h2', null, 'New client'), message, secretBox, form),
     section);
 
-  let orgs = new Map();
-  try {
-    orgs = await loadOrgs();
-    org.replaceChildren(...[...orgs.values()].map((o) => el('option', { value: o.slug }, o.name || o.slug)));
-  } catch (err) {
-    showMessage(message, err.message);
-  }
+  const orgs = await fillOrgSelect(org, message);
 
   const edit = (client) => {
     const uris = el('textarea', { id: 'client-edit-redirect-uris', rows: '3', spellcheck: 'false' });
@@ -1158,5 +1165,5 @@ async function forwardAuth(ctx, content) {
 
 const VIEWS = {
   overview, users, orgs: orgsView, audit, events, keys, approvals, clients, 'forward-auth': forwardAuth,
-  providers: (ctx, content) => providersView(ctx, content, { call, loadOrgs, table, cell, emptyRow }),
+  providers: (ctx, content) => providersView(ctx, content, { call, fillOrgSelect, table, cell, emptyRow }),
 };

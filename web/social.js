@@ -122,9 +122,9 @@ export function identitiesSection(card, state) {
 
 /**
  * The console's "Sign-in providers" page. `tools` are the console's own
- * helpers: call (admin API), loadOrgs, table, cell, emptyRow.
+ * helpers: call (admin API), fillOrgSelect, table, cell, emptyRow.
  */
-export async function providersView(ctx, content, { call, loadOrgs, table, cell, emptyRow }) {
+export async function providersView(ctx, content, { call, fillOrgSelect, table, cell, emptyRow }) {
   const message = messageRegion('providers-message');
   const input = (id, attrs = {}) => el('input', { id, type: 'text', spellcheck: 'false', ...attrs });
   const name = input('provider-name', { required: true, maxlength: '40', pattern: '[a-z0-9][a-z0-9_-]*' });
@@ -169,13 +169,7 @@ export async function providersView(ctx, content, { call, loadOrgs, table, cell,
   const section = el('section', { class: 'card', id: 'admin-providers', 'data-ready': 'false' }, el('h2', null, 'Sign-in providers'), node);
   content.append(el('section', { class: 'card', id: 'admin-provider-create' }, el('h2', null, 'New provider'), message, form), section);
 
-  let orgs = new Map();
-  try {
-    orgs = await loadOrgs();
-    org.replaceChildren(...[...orgs.values()].map((o) => el('option', { value: o.slug }, o.name || o.slug)));
-  } catch (err) {
-    showMessage(message, err.message);
-  }
+  const orgs = await fillOrgSelect(org, message);
 
   const row = (provider) => {
     const toggle = el('button', { type: 'button', class: 'btn btn-small', 'data-test': 'provider-toggle' }, provider.enabled ? 'Disable' : 'Enable');
