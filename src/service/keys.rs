@@ -258,6 +258,12 @@ impl KeyRing {
         .map_err(internal)?
     }
 
+    /// Reads the keys again: another replica sharing the database changed
+    /// them (rotated, revoked or made the first one).
+    pub async fn reload(&self) -> ServiceResult<()> {
+        self.change(|_| Ok(())).await
+    }
+
     /// The current state, rebuilt first if a key's publication window ended.
     async fn current(&self) -> ServiceResult<Arc<KeyState>> {
         let now = self.clock.now();

@@ -36,8 +36,18 @@ fn base_config(data_dir: &Path, extra: &str) -> String {
     } else {
         "[server]\nlisten = \"127.0.0.1:0\"\n\n"
     };
+    // With AUTHD_TEST_STORAGE=postgres, every server gets a database of
+    // its own on the shared PostgreSQL server.
+    let postgres = if crate::pg_server::suite_on_postgres() {
+        format!(
+            "backend = \"postgres\"\npostgres_url = \"{}\"\n",
+            crate::pg_server::shared().new_database()
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{server}[storage]\ndata_dir = \"{}\"\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n{extra}\n",
+        "{server}[storage]\ndata_dir = \"{}\"\n{postgres}\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n{extra}\n",
         data_dir.display()
     )
 }
