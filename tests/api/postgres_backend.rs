@@ -62,6 +62,11 @@ fn fast() -> String {
 
 #[tokio::test]
 async fn an_account_made_on_one_replica_signs_in_on_the_other_with_the_same_admin_token() {
+    if !pg_server::installed(
+        "an_account_made_on_one_replica_signs_in_on_the_other_with_the_same_admin_token",
+    ) {
+        return;
+    }
     let (a, b) = pair(&fast()).await;
     a.register_ok("shared@example.com").await;
     let bearer = b.login_ok("shared@example.com").await;
@@ -89,6 +94,11 @@ async fn an_account_made_on_one_replica_signs_in_on_the_other_with_the_same_admi
 
 #[tokio::test]
 async fn a_refresh_token_presented_to_both_replicas_at_once_rotates_on_exactly_one() {
+    if !pg_server::installed(
+        "a_refresh_token_presented_to_both_replicas_at_once_rotates_on_exactly_one",
+    ) {
+        return;
+    }
     let (a, b) = pair(&fast()).await;
     a.register_ok("race@example.com").await;
     for round in 0..5 {
@@ -134,6 +144,10 @@ async fn list_tokens(server: &TestServer, pat: &str, org: &str) -> StatusCode {
 
 #[tokio::test]
 async fn a_logout_or_a_revoked_pat_on_one_replica_fails_on_the_other_at_once() {
+    if !pg_server::installed("a_logout_or_a_revoked_pat_on_one_replica_fails_on_the_other_at_once")
+    {
+        return;
+    }
     let (a, b) = pair(&fast()).await;
     a.register_ok("revoked@example.com").await;
     let bearer = a.login_ok("revoked@example.com").await;
@@ -192,6 +206,9 @@ async fn a_logout_or_a_revoked_pat_on_one_replica_fails_on_the_other_at_once() {
 
 #[tokio::test]
 async fn failed_logins_on_both_replicas_count_towards_one_lockout() {
+    if !pg_server::installed("failed_logins_on_both_replicas_count_towards_one_lockout") {
+        return;
+    }
     let extra = format!(
         "{FAST_HASHING}\n[limits]\nlogin_per_ip_per_min = 100000\nlogin_per_account_per_min = 100000\nlockout_threshold = 4\n"
     );
@@ -240,6 +257,9 @@ fn kid_of(token: &str) -> String {
 
 #[tokio::test]
 async fn a_key_rotated_on_one_replica_signs_and_is_published_on_both() {
+    if !pg_server::installed("a_key_rotated_on_one_replica_signs_and_is_published_on_both") {
+        return;
+    }
     let (a, b) = pair(&fast()).await;
     a.register_ok("keys@example.com").await;
     let before = jwks_kids(&b).await;
@@ -277,6 +297,11 @@ async fn a_key_rotated_on_one_replica_signs_and_is_published_on_both() {
 
 #[tokio::test]
 async fn the_audit_stream_of_one_replica_carries_the_others_events_and_one_replica_leads() {
+    if !pg_server::installed(
+        "the_audit_stream_of_one_replica_carries_the_others_events_and_one_replica_leads",
+    ) {
+        return;
+    }
     let (a, b) = pair(&fast()).await;
     let response = b
         .get(&format!("/v1/events/stream?token={}", b.admin_token()))
@@ -321,6 +346,11 @@ async fn the_audit_stream_of_one_replica_carries_the_others_events_and_one_repli
 
 #[tokio::test]
 async fn a_stopped_database_gives_503_and_everything_acknowledged_is_there_after_it_returns() {
+    if !pg_server::installed(
+        "a_stopped_database_gives_503_and_everything_acknowledged_is_there_after_it_returns",
+    ) {
+        return;
+    }
     let postgres = PostgresServer::start();
     let url = postgres.new_database();
     let server = replica(&fast(), &url).await;
@@ -388,6 +418,9 @@ fn migrate(config: &Path, to: &str, env: &[(&str, &str)]) -> (bool, String) {
 
 #[tokio::test]
 async fn migrate_storage_copies_a_file_into_postgres_and_back() {
+    if !pg_server::installed("migrate_storage_copies_a_file_into_postgres_and_back") {
+        return;
+    }
     if pg_server::suite_on_postgres() {
         return; // This test starts from a file on purpose.
     }
