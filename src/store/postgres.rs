@@ -289,6 +289,13 @@ impl Postgres {
         if config.get_application_name().is_none() {
             config.application_name("authd");
         }
+        if config.get_options().is_none() {
+            // A replica that stops answering mid-transaction (paused, cut
+            // off) must not hold the write lock for ever: its session ends
+            // and the lock goes with it.
+            config
+                .options("-c idle_in_transaction_session_timeout=60000 -c statement_timeout=60000");
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
