@@ -185,6 +185,9 @@ fn backup(explicit: Option<&Path>, out: &Path, server: Option<&str>) -> anyhow::
     let report = crate::backup::backup(&config, out, server, &start_command(&source))?;
     let how = match report.through_server {
         Some(url) => format!("through the running server at {url}"),
+        None if config.storage.backend == crate::config::StorageBackend::Postgres => {
+            "from one snapshot of the PostgreSQL database".to_owned()
+        }
         None => "from the database file (no server held it)".to_owned(),
     };
     let counts = report.info.counts;

@@ -400,10 +400,14 @@ async fn a_stopped_database_gives_503_and_everything_acknowledged_is_there_after
 }
 
 fn migrate(config: &Path, to: &str, env: &[(&str, &str)]) -> (bool, String) {
+    authd_cli(config, &["migrate-storage", "--to", to], env)
+}
+
+fn authd_cli(config: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let output = std::process::Command::new(crate::helpers::AUTHD)
         .arg("--config")
         .arg(config)
-        .args(["migrate-storage", "--to", to])
+        .args(args)
         .envs(env.iter().copied())
         .env_remove("AUTHD_TOKEN")
         .output()
@@ -464,4 +468,36 @@ async fn migrate_storage_copies_a_file_into_postgres_and_back() {
     let on_file = TestServer::start(dir, config, &[]).await;
     on_file.login_ok("made-on-postgres@example.com").await;
     on_file.login_ok("moved1@example.com").await;
+}
+
+#[tokio::test]
+async fn a_backup_is_one_snapshot_of_the_database_and_a_restore_points_to_migrate_storage() {
+    if !pg_server::installed("a_backup_is_one_snapshot_of_the_database") {
+        return;
+    }
+    let url = pg_server::shared().new_database();
+    let server = replica(&fast(), &url).await;
+    server.register_ok("backed-up@example.com").await;
+    let env = postgres_env(&url);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = server.dir.path().join("snapshot.redb");
+    let (ok, output) = authd_cli(
+        &server.config_path,
+        &["backup", out.to_str().expect("path")],
+        &env,
+    );
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("snapshot of the PostgreSQL database"),
+        "{output}"
+    );
+    assert!(output.contains("1 users"), "{output}");
+    assert_eq!(crate::helpers::mode_of(&out) & 0o777, 0o600);
+    let (ok, output) = authd_cli(
+        &server.config_path,
+        &["restore", out.to_str().expect("path")],
+        &env,
+    );
+    assert!(!ok, "{output}");
+    assert!(output.contains("migrate-storage"), "{output}");
 }
