@@ -21,7 +21,9 @@ lint:
 # rotations, access-token/PAT/JWKS GETs), apps (code exchanges vs sign and
 # commit limits, client_credentials, userinfo; forward-auth checks vs /healthz
 # and their p99 under a login storm), scale (login, refresh and PAT
-# throughput and file size from 1,000 to 1,000,000 users). Run on an idle
+# throughput and file size from 1,000 to 1,000,000 users), postgres (the
+# same logins, rotations and PAT GETs on one redb server, one replica and
+# two replicas over PostgreSQL; a PostgreSQL commit and read alone). Run on an idle
 # machine; `just bench --quick` is a smoke run of a few seconds per bench
 # (in the dev profile `cargo test` already built: it proves the harness only).
 bench *ARGS:

@@ -20,6 +20,6 @@ else
   source scripts/musl-env.sh
   cargo build --release --target x86_64-unknown-linux-musl
 fi
-for bench in footprint login tokens apps scale summary; do
+for bench in footprint login tokens apps scale postgres summary; do
   cargo bench "${profile[@]}" --bench "$bench" -- "$@"
 done

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::admin_token::{self, AdminTokenVerifier, TokenSource};
 use crate::clock::Clock;
-use crate::config::{CacheMib, Config, ConfigSource};
+use crate::config::{CacheMib, Config, ConfigSource, StorageBackend};
 use crate::http::{self, AppState, Shared};
 use crate::live_config::Reloader;
 use crate::service::Services;
@@ -63,12 +63,22 @@ impl Application {
         }
         ensure_data_dir(&config.storage.data_dir)?;
 
-        let database_path = config.database_path();
-        let cache_bytes = page_cache_bytes(config.storage.cache_mib);
-        let (store, report) = Store::open(&database_path, cache_bytes, clock.now())?;
+        let (store, report) = match config.storage.backend {
+            StorageBackend::Redb => {
+                let cache_bytes = page_cache_bytes(config.storage.cache_mib);
+                let opened = Store::open(&config.database_path(), cache_bytes, clock.now())?;
+                tracing::info!(cache_mib = cache_bytes >> 20, "page cache");
+                opened
+            }
+            StorageBackend::Postgres => {
+                let url = config.storage.postgres_url.clone();
+                let now = clock.now();
+                tokio::task::spawn_blocking(move || Store::open_postgres(&url, now)).await??
+            }
+        };
         tracing::info!(
-            path = %database_path.display(),
-            cache_mib = cache_bytes >> 20,
+            backend = store.backend_status().kind,
+            location = %store.backend_status().location,
             created = report.created,
             schema_version = report.schema_version,
             migrated_from = report.migrated_from,
@@ -93,6 +103,7 @@ impl Application {
         };
 
         let server_secret = crate::server_secret::load_or_create(&config.storage.data_dir)?;
+        crate::server_secret::check_matches_store(&store, &server_secret)?;
         let store = crate::service::keys::seal_keys_at_rest(store, &server_secret, clock.now())?;
         let store = Arc::new(store);
         let services =
@@ -136,6 +147,10 @@ impl Application {
             stop_receiver.clone(),
         ));
         let reloads = tokio::spawn(reload_on_hangup(self.state.clone(), stop_receiver.clone()));
+        let key_changes = tokio::spawn(follow_key_changes(
+            self.state.services.clone(),
+            stop_receiver.clone(),
+        ));
         let backups = tokio::spawn(scheduled_backups(
             self.state.services.clone(),
             stop_receiver.clone(),
@@ -227,6 +242,7 @@ impl Application {
         let _ = watcher.await;
         let _ = housekeeping.await;
         let _ = reloads.await;
+        let _ = key_changes.await;
         let _ = backups.await;
         if let Some(metrics_server) = metrics_server {
             let _ = metrics_server.await;
@@ -255,7 +271,7 @@ async fn scheduled_backups(services: Arc<Services>, mut stop: watch::Receiver<bo
             _ = stop.changed() => return,
         }
         let backup = services.config().backup.clone();
-        if backup.dir.is_empty() {
+        if backup.dir.is_empty() || !services.store.runs_background_work() {
             continue;
         }
         match services
@@ -420,6 +436,27 @@ fn load_admin_token(config: &Config) -> anyhow::Result<AdminTokenVerifier> {
     Ok(AdminTokenVerifier::new(&token, source))
 }
 
+/// Reloads the signing keys when another replica sharing the database
+/// changed them, so that every replica signs with the active key and
+/// publishes every key still in its window.
+async fn follow_key_changes(services: Arc<Services>, mut stop: watch::Receiver<bool>) {
+    let mut changes = services.store.subscribe_keys_changed();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                match services.keys.reload().await {
+                    Ok(()) => tracing::info!("reloaded the signing keys another replica changed"),
+                    Err(error) => tracing::warn!(%error, "could not reload the signing keys"),
+                }
+            }
+        }
+    }
+}
+
 /// Periodic upkeep: session `last_active` and retired signing keys (every
 /// minute), and sweeping ended sessions and audit records past retention (at
 /// start, then hourly).
@@ -438,6 +475,9 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
                 if let Err(error) = services.flush_pat_activity().await {
                     tracing::warn!(%error, "could not record token use");
                 }
+                if !services.store.runs_background_work() {
+                    continue;
+                }
                 match services.keys.delete_retired().await {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "deleted signing keys past their publication window"),
@@ -445,6 +485,9 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
                 }
             }
             _ = sweep.tick() => {
+                if !services.store.runs_background_work() {
+                    continue;
+                }
                 for (sweep, swept) in [
                     (Sweep::EndedSessions, "ended sessions"),
                     (Sweep::ExpiredRefreshTokens, "expired refresh tokens"),

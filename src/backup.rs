@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 
 use crate::admin_token;
-use crate::config::Config;
+use crate::config::{Config, StorageBackend};
 use crate::store::{self, BackupInfo, StoreError};
 
 /// Writes a backup of the database of `config` to `out`. Returns how it
@@ -29,6 +29,20 @@ pub fn backup(
 ) -> anyhow::Result<BackupReport> {
     if out.exists() {
         bail!("{} already exists; choose a new name", out.display());
+    }
+    if config.storage.backend == StorageBackend::Postgres {
+        // Replicas do not hold PostgreSQL the way a server holds its file:
+        // a snapshot read is consistent while they keep writing.
+        #[allow(clippy::disallowed_methods)] // Opening a store records its creation time.
+        let now = crate::clock::Clock::system().now();
+        let (database, _) = store::Store::open_postgres(&config.storage.postgres_url, now)?;
+        database.backup_to(out)?;
+        let info = store::inspect_backup(out)
+            .with_context(|| format!("the backup written to {} does not open", out.display()))?;
+        return Ok(BackupReport {
+            info,
+            through_server: None,
+        });
     }
     match store::backup_closed_file(&config.database_path(), out) {
         Ok(info) => Ok(BackupReport {
@@ -68,6 +82,13 @@ pub fn restore(
 ) -> anyhow::Result<(BackupInfo, Option<PathBuf>)> {
     if !input.is_file() {
         bail!("{} is not a file", input.display());
+    }
+    if config.storage.backend == StorageBackend::Postgres {
+        bail!(
+            "storage.backend is postgres: restore a backup file into an empty database with \
+             'authd migrate-storage --to postgres://…' run with a redb config naming the file, \
+             or use PostgreSQL's own backups (pg_dump, base backups)"
+        );
     }
     fs::create_dir_all(&config.storage.data_dir)
         .with_context(|| format!("cannot create {}", config.storage.data_dir.display()))?;

@@ -57,6 +57,16 @@ enum Command {
         /// The backup file (from `authd backup` or `[backup]`).
         input: PathBuf,
     },
+    /// Copy every table from the configured storage to another backend, and
+    /// check each table's row count there. `--to postgres://…` copies into an
+    /// empty PostgreSQL database; `--to FILE.redb` into a new redb file (from
+    /// PostgreSQL, or from the file as a plain copy). Stop the server(s)
+    /// first; then set `storage.backend` and start them on the copy.
+    MigrateStorage {
+        /// `postgres://user:password@host:port/database` or a new file's path.
+        #[arg(long, value_name = "URL|FILE")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +93,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig => check_config(cli.config.as_deref()),
         Command::Backup { out, server } => backup(cli.config.as_deref(), &out, server.as_deref()),
         Command::Restore { input } => restore(cli.config.as_deref(), &input),
+        Command::MigrateStorage { to } => migrate_storage(cli.config.as_deref(), &to),
     };
     match result {
         Ok(code) => code,
@@ -174,6 +185,9 @@ fn backup(explicit: Option<&Path>, out: &Path, server: Option<&str>) -> anyhow::
     let report = crate::backup::backup(&config, out, server, &start_command(&source))?;
     let how = match report.through_server {
         Some(url) => format!("through the running server at {url}"),
+        None if config.storage.backend == crate::config::StorageBackend::Postgres => {
+            "from one snapshot of the PostgreSQL database".to_owned()
+        }
         None => "from the database file (no server held it)".to_owned(),
     };
     let counts = report.info.counts;
@@ -216,6 +230,75 @@ fn restore(explicit: Option<&Path>, input: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     println!("start the server: {}", start_command(&source));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn migrate_storage(explicit: Option<&Path>, to: &str) -> anyhow::Result<ExitCode> {
+    use crate::config::StorageBackend;
+    let (config, _) = load(explicit)?;
+    #[allow(clippy::disallowed_methods)] // Opening a store records its creation time.
+    let now = crate::clock::Clock::system().now();
+    let (store, from) = match config.storage.backend {
+        StorageBackend::Redb => {
+            let path = config.database_path();
+            anyhow::ensure!(
+                path.exists(),
+                "there is no database file at {} to copy (storage.data_dir)",
+                path.display()
+            );
+            let (store, _) = crate::store::Store::open(&path, 16 << 20, now)?;
+            (store, path.display().to_string())
+        }
+        StorageBackend::Postgres => {
+            let (store, _) = crate::store::Store::open_postgres(&config.storage.postgres_url, now)?;
+            (store, crate::config::mask_url(&config.storage.postgres_url))
+        }
+    };
+    let to_postgres = to.starts_with("postgres://") || to.starts_with("postgresql://");
+    let shown_to = if to_postgres {
+        crate::config::mask_url(to)
+    } else {
+        to.to_owned()
+    };
+    let copies = if to_postgres {
+        anyhow::ensure!(
+            config.storage.backend == StorageBackend::Redb,
+            "--to postgres://… copies a redb file; storage.backend is already postgres"
+        );
+        store.copy_to_postgres(to)?
+    } else {
+        store.copy_to_file(Path::new(to))?
+    };
+    println!("copied {from} to {shown_to}:");
+    let mut mismatched = Vec::new();
+    for copy in &copies {
+        println!(
+            "  {:<24} {:>10} rows{}",
+            copy.table,
+            copy.copied_rows,
+            if copy.matches() {
+                String::new()
+            } else {
+                format!(" (the source had {})", copy.source_rows)
+            }
+        );
+        if !copy.matches() {
+            mismatched.push(copy.table);
+        }
+    }
+    anyhow::ensure!(
+        mismatched.is_empty(),
+        "row counts differ in {}: do not use the copy",
+        mismatched.join(", ")
+    );
+    println!("every table's row count matches");
+    if to_postgres {
+        println!(
+            "next: set storage.backend = \"postgres\" and storage.postgres_url, copy the data dir's server.secret (and admin token) to every replica, and start them"
+        );
+    } else {
+        println!("next: put the file at <storage.data_dir>/authd.redb and set storage.backend = \"redb\"");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -309,8 +309,24 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
+    /// Still holds the server secret and the admin token with PostgreSQL.
     pub data_dir: PathBuf,
     pub cache_mib: CacheMib,
+    /// `redb` (one file in `data_dir`) or `postgres` (shared by replicas).
+    pub backend: StorageBackend,
+    /// `postgres://user:password@host:port/database[?sslmode=require]`;
+    /// better set through `AUTHD_STORAGE__POSTGRES_URL`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub postgres_url: String,
+}
+
+/// `storage.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    #[default]
+    Redb,
+    Postgres,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -423,6 +439,8 @@ impl Default for StorageConfig {
         Self {
             data_dir: PathBuf::from("./data"),
             cache_mib: CacheMib::Auto,
+            backend: StorageBackend::Redb,
+            postgres_url: String::new(),
         }
     }
 }
@@ -587,6 +605,25 @@ impl Config {
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             return invalid("storage.data_dir", "must not be empty");
+        }
+        let postgres_url = &self.storage.postgres_url;
+        match self.storage.backend {
+            StorageBackend::Postgres if postgres_url.is_empty() => {
+                return invalid(
+                    "storage.postgres_url",
+                    "must be set when storage.backend = \"postgres\" (postgres://user:password@host:port/database)",
+                );
+            }
+            StorageBackend::Postgres
+                if !(postgres_url.starts_with("postgres://")
+                    || postgres_url.starts_with("postgresql://")) =>
+            {
+                return invalid(
+                    "storage.postgres_url",
+                    "must start with postgres:// or postgresql://",
+                );
+            }
+            _ => {}
         }
         if self.server.max_connections > CONNECTIONS_CEILING {
             return invalid(
@@ -830,6 +867,7 @@ impl Config {
         if !self.smtp.password.is_empty() {
             effective.smtp.password = "[redacted]".to_owned();
         }
+        effective.storage.postgres_url = mask_url(&self.storage.postgres_url);
         for webhook in &mut effective.webhooks {
             webhook.url = mask_url(&webhook.url);
             if webhook.secret.is_some() {

@@ -28,3 +28,64 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
         .with_context(|| format!("server secret {} is not 64 hex characters", path.display()))?;
     Ok(secret)
 }
+
+/// The `meta` key of the secret's fingerprint.
+const FINGERPRINT_KEY: &str = "server_secret_fingerprint";
+
+/// A value derived from the secret (HKDF, one way) that tells whether two
+/// copies are the same without revealing either.
+fn fingerprint(secret: &[u8; 32]) -> String {
+    let mut derived = [0_u8; 16];
+    let _ = hkdf::Hkdf::<sha2::Sha256>::new(None, secret)
+        .expand(b"authd server secret fingerprint", &mut derived);
+    hex::encode(derived)
+}
+
+/// Refuses to go on with a secret other than the one the database was first
+/// used with: its sealed keys and TOTP seeds would be unreadable, and with
+/// PostgreSQL every replica must hold the same secret. Records the
+/// fingerprint on first use.
+pub fn check_matches_store(store: &crate::store::Store, secret: &[u8; 32]) -> anyhow::Result<()> {
+    use crate::store::{Queries, StoreError};
+    let ours = fingerprint(secret);
+    let recorded: Option<String> = store.read(|txn| txn.meta(FINGERPRINT_KEY))?;
+    let recorded = match recorded {
+        Some(recorded) => recorded,
+        // Recorded under the write lock, so that of two replicas starting
+        // together on a new database, the second sees the first's.
+        None => store.write(move |txn| {
+            let recorded: Option<String> = txn.meta(FINGERPRINT_KEY)?;
+            match recorded {
+                Some(recorded) => Ok::<_, StoreError>(recorded),
+                None => {
+                    txn.put_meta(FINGERPRINT_KEY, &ours)?;
+                    Ok(ours)
+                }
+            }
+        })?,
+    };
+    if recorded != fingerprint(secret) {
+        anyhow::bail!(
+            "this server.secret is not the one the database was first used with; \
+             copy server.secret from the data dir of the first server (every replica of a \
+             PostgreSQL backend needs the same file), or restore the one backed up with this database"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_accepts_only_the_secret_it_first_saw() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) =
+            crate::store::Store::open(&dir.path().join("authd.redb"), 1 << 20, 0).expect("open");
+        check_matches_store(&store, &[1; 32]).expect("first use records it");
+        check_matches_store(&store, &[1; 32]).expect("the same secret");
+        let error = check_matches_store(&store, &[2; 32]).expect_err("another secret");
+        assert!(error.to_string().contains("copy server.secret"), "{error}");
+    }
+}

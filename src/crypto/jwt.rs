@@ -738,6 +738,11 @@ impl Verifier {
     }
 }
 
+/// The `kid` a token's header names, unverified: only to pick a key.
+pub fn header_kid(token: &str) -> Option<String> {
+    jsonwebtoken::decode_header(token).ok()?.kid
+}
+
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut keys: Vec<(&str, KeyAlgorithm)> = self

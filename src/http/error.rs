@@ -334,6 +334,16 @@ impl From<ServiceError> for ApiError {
                 code,
                 description,
             ),
+            ServiceError::Unavailable(cause) => {
+                let mut error = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is unavailable; try again shortly",
+                );
+                error.retry_after_seconds = Some(5);
+                error.cause = Some(cause.as_str().into());
+                error
+            }
             ServiceError::Internal(cause) => ApiError::internal(format!("{cause:#}")),
         }
     }

@@ -535,7 +535,7 @@ impl Services {
     ) -> ServiceResult<(ClientAccessClaims, Option<Session>)> {
         let now = self.clock.now();
         let digest = crate::crypto::sha256(token.as_bytes());
-        let verifier = self.keys.verifier().await?;
+        let verifier = self.keys.verifier_for(token).await?;
         let remembered = self
             .verified_client_tokens
             .get(&digest, now, |kid| verifier.knows(kid));
@@ -629,7 +629,7 @@ impl Services {
         let peek = unverified_claims(token)?;
         let audience = peek.get("aud")?.as_str()?.to_owned();
         let exp = peek.get("exp")?.as_i64()?;
-        let verifier = self.keys.verifier().await.ok()?;
+        let verifier = self.keys.verifier_for(token).await.ok()?;
         // An expired hint still says who signed in where; only the
         // signature, issuer, type and audience matter here.
         let now = self.clock.now().min(exp - 1);

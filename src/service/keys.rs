@@ -78,6 +78,8 @@ pub struct KeyRing {
     /// built from an older read must never replace a newer one (it could
     /// drop a new signer, or bring a revoked key back).
     changes: Arc<Mutex<()>>,
+    /// When a token naming an unknown key last made the keys be read again.
+    last_unknown_kid_reload: std::sync::atomic::AtomicI64,
     clock: Clock,
 }
 
@@ -205,6 +207,7 @@ impl KeyRing {
             ready,
             overlap_seconds,
             changes: Arc::default(),
+            last_unknown_kid_reload: std::sync::atomic::AtomicI64::new(0),
             clock,
         })
     }
@@ -256,6 +259,36 @@ impl KeyRing {
         })
         .await
         .map_err(internal)?
+    }
+
+    /// Reads the keys again: another replica sharing the database changed
+    /// them (rotated, revoked or made the first one).
+    pub async fn reload(&self) -> ServiceResult<()> {
+        self.change(|_| Ok(())).await
+    }
+
+    /// The verifier for `token`. With replicas on one database a token may
+    /// name a key another replica made a moment ago, before its
+    /// announcement arrived here: an unknown `kid` then reads the keys
+    /// again, at most once a second, before the token is judged.
+    pub async fn verifier_for(&self, token: &str) -> ServiceResult<Arc<Verifier>> {
+        let verifier = self.verifier().await?;
+        if !self.store.is_postgres() {
+            return Ok(verifier);
+        }
+        let unknown =
+            crate::crypto::jwt::header_kid(token).is_some_and(|kid| !verifier.knows(&kid));
+        let now = self.clock.now();
+        let last = self
+            .last_unknown_kid_reload
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if !unknown || now <= last {
+            return Ok(verifier);
+        }
+        self.last_unknown_kid_reload
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+        self.reload().await?;
+        self.verifier().await
     }
 
     /// The current state, rebuilt first if a key's publication window ended.
@@ -649,6 +682,7 @@ mod tests {
             ready,
             overlap_seconds: 60,
             changes: Arc::default(),
+            last_unknown_kid_reload: std::sync::atomic::AtomicI64::new(0),
             clock: Clock::manual(1_700_000_000),
         };
         (dir, ring)

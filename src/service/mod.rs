@@ -135,6 +135,10 @@ pub enum ServiceError {
         code: &'static str,
         description: String,
     },
+    /// The database cannot be reached just now (a PostgreSQL backend that
+    /// is down or restarting); the cause is for the log only.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// Something that should not fail did; its whole chain of causes is
     /// kept for the one log line the HTTP layer writes.
     #[error("internal: {0:#}")]
@@ -176,7 +180,11 @@ impl ServiceError {
 
 impl From<StoreError> for ServiceError {
     fn from(error: StoreError) -> Self {
-        ServiceError::internal(error)
+        if error.is_unavailable() {
+            ServiceError::Unavailable(error.to_string())
+        } else {
+            ServiceError::internal(error)
+        }
     }
 }
 
@@ -335,10 +343,18 @@ impl Services {
     /// the reads themselves (a context switch each way: `scripts/profile.sh`
     /// showed that hop as the largest cost of an authenticated GET). Scans
     /// and anything unbounded go through [`Services::store_read`].
+    /// With PostgreSQL the reads are a round trip to the database, so the
+    /// worker thread hands its other tasks on meanwhile (`block_in_place`).
     pub fn store_lookup<T>(
         &self,
         work: impl FnOnce(&ReadTxn) -> ServiceResult<T>,
     ) -> ServiceResult<T> {
+        let on_worker_pool = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+            runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        if self.store.is_postgres() && on_worker_pool {
+            return tokio::task::block_in_place(|| self.store.read(work));
+        }
         self.store.read(work)
     }
 

@@ -6,12 +6,14 @@ use serde::Serialize;
 
 use super::{ServiceError, ServiceResult, Services};
 use crate::audit::AuditRecord;
-use crate::store::CacheStatus;
 pub use crate::store::TableCounts;
+use crate::store::{BackendStatus, CacheStatus};
 
 /// The database as `/v1/status` shows it.
 #[derive(Debug, Serialize)]
 pub struct DatabaseStatus {
+    /// Which backend, where, and whether it answers.
+    pub backend: BackendStatus,
     pub path: String,
     pub size_bytes: u64,
     pub schema_version: u64,
@@ -32,6 +34,7 @@ impl Services {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             Ok(DatabaseStatus {
+                backend: store.backend_status(),
                 path: store.path().display().to_string(),
                 size_bytes: store.file_size_bytes(),
                 schema_version: store.schema_version()?,

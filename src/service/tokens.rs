@@ -339,7 +339,7 @@ impl Services {
         now: UnixSeconds,
     ) -> ServiceResult<AccessClaims> {
         let digest = crypto::sha256(token.as_bytes());
-        let verifier = self.keys.verifier().await?;
+        let verifier = self.keys.verifier_for(token).await?;
         if let Some(claims) = self
             .verified_tokens
             .get(&digest, now, |kid| verifier.knows(kid))

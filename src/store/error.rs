@@ -27,6 +27,49 @@ pub enum StoreError {
     /// The write could not be made durable, or the writer thread is gone.
     #[error("database write failed: {0}")]
     Writer(String),
+    /// The PostgreSQL database cannot be reached (or refused the
+    /// connection); the request may be retried once it is back.
+    #[error("{what} is unavailable: {reason}")]
+    Unavailable { what: String, reason: String },
+    /// PostgreSQL answered with an error.
+    #[error("database error: {0}")]
+    Postgres(String),
+}
+
+impl StoreError {
+    /// Whether this failure is the database being out of reach (or out of
+    /// space), which a client may retry, rather than a fault.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        let reason = match error.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => error.to_string(),
+        };
+        let lost = error.is_closed()
+            || error.as_db_error().is_none()
+            || matches!(
+                error.code(),
+                Some(code) if *code == SqlState::ADMIN_SHUTDOWN
+                    || *code == SqlState::CANNOT_CONNECT_NOW
+                    || *code == SqlState::DISK_FULL
+                    || *code == SqlState::TOO_MANY_CONNECTIONS
+                    || code.code().starts_with("08")
+            );
+        if lost {
+            StoreError::Unavailable {
+                what: "the PostgreSQL database".into(),
+                reason,
+            }
+        } else {
+            StoreError::Postgres(reason)
+        }
+    }
 }
 
 macro_rules! from_redb {

@@ -9,6 +9,7 @@ use super::tables::{
     read_json, write_json, ALL_TABLES, META, MFA_CHALLENGES, MFA_FACTORS, ORGS, ORG_SLUGS, PATS,
     PAT_IDS, USER_PATS, WEBAUTHN_CEREMONIES, WEBAUTHN_CREDENTIALS,
 };
+use super::txn::WriteTxn;
 use crate::clock::UnixSeconds;
 use crate::domain::org::DEFAULT_ORG_SLUG;
 use crate::domain::{MfaPolicy, Org, OrgId, PasswordPolicy, RegistrationMode};
@@ -56,21 +57,36 @@ fn to_v2_accounts_and_default_org(txn: &WriteTransaction, now: UnixSeconds) -> S
     }
     let mut slugs = txn.open_table(ORG_SLUGS)?;
     if read_json::<OrgId>(&slugs, DEFAULT_ORG_SLUG)?.is_none() {
-        let org = Org {
-            id: OrgId::random(),
-            slug: DEFAULT_ORG_SLUG.to_owned(),
-            name: "Default".to_owned(),
-            registration: RegistrationMode::Open,
-            mfa_policy: MfaPolicy::Optional,
-            password_policy: PasswordPolicy::default(),
-            max_sessions_per_user: None,
-            allow_passwordless: false,
-            created_at: now,
-        };
+        let org = default_org(now);
         write_json(&mut slugs, DEFAULT_ORG_SLUG, &org.id)?;
         write_json(&mut txn.open_table(ORGS)?, org.id.as_str(), &org)?;
     }
     Ok(())
+}
+
+/// The org every new database starts with.
+fn default_org(now: UnixSeconds) -> Org {
+    Org {
+        id: OrgId::random(),
+        slug: DEFAULT_ORG_SLUG.to_owned(),
+        name: "Default".to_owned(),
+        registration: RegistrationMode::Open,
+        mfa_policy: MfaPolicy::Optional,
+        password_policy: PasswordPolicy::default(),
+        max_sessions_per_user: None,
+        allow_passwordless: false,
+        created_at: now,
+    }
+}
+
+/// What a new PostgreSQL database holds before its first use, as a new
+/// file after every step above: when and as which instance it was made,
+/// the `default` org, and the current version.
+pub(crate) fn initialise(txn: &WriteTxn, now: UnixSeconds) -> StoreResult<()> {
+    txn.put_meta(CREATED_AT_KEY, &now)?;
+    txn.put_meta(INSTANCE_ID_KEY, &uuid::Uuid::new_v4().to_string())?;
+    txn.put_org(&default_org(now))?;
+    txn.put_meta(SCHEMA_VERSION_KEY, &CURRENT_SCHEMA_VERSION)
 }
 
 /// v3 adds personal access tokens.

@@ -11,10 +11,12 @@
 //! `tokio::task::spawn_blocking` and never hold a transaction across `.await`.
 
 mod backup;
+mod copy;
 mod due;
 mod error;
 mod group_commit;
 mod migrations;
+mod postgres;
 mod reader;
 mod records;
 mod sweep;
@@ -28,6 +30,7 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use backup::{backup_closed_file, inspect_backup, restore, BackupInfo};
+pub use copy::TableCopy;
 pub use due::Sweep;
 pub use error::{StoreError, StoreResult};
 pub use migrations::CURRENT_SCHEMA_VERSION;
@@ -38,6 +41,7 @@ pub use records::{
 };
 pub use sweep::SweepPage;
 pub use txn::{Queries, ReadTxn, WriteTxn};
+use txn::{ReadInner, WriteInner};
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -53,14 +57,39 @@ use tables::{read_json, ALL_TABLES, META};
 const AUDIT_FEED_CAPACITY: usize = 1024;
 
 pub struct Store {
-    database: Arc<Database>,
+    engine: Backend,
     writer: group_commit::Writer,
     path: PathBuf,
     audit_feed: broadcast::Sender<Arc<AuditRecord>>,
+    /// Counts changes of the signing keys announced by other replicas.
+    keys_changed: tokio::sync::watch::Sender<u64>,
     cache_bytes: usize,
     /// Bytes of rows `warm_cache` has read so far.
     warmed_bytes: AtomicU64,
     warm_phase: AtomicU8,
+}
+
+/// Where the tables are.
+enum Backend {
+    /// One redb file, this process's alone.
+    Redb(Arc<Database>),
+    /// A PostgreSQL database that several replicas may share.
+    Postgres(Arc<postgres::Postgres>),
+}
+
+/// Which backend a store runs on, and how it is, for `/v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BackendStatus {
+    /// `"redb"` or `"postgres"`.
+    pub kind: &'static str,
+    /// The file, or the database URL without its password.
+    pub location: String,
+    /// Whether the last attempt to reach the database succeeded (always
+    /// true for a file).
+    pub reachable: bool,
+    /// Whether this replica runs the background work (always true for a
+    /// file; with PostgreSQL, exactly one replica does).
+    pub leader: bool,
 }
 
 const WARM_NOT_STARTED: u8 = 0;
@@ -158,10 +187,11 @@ impl Store {
         }
         let database = Arc::new(database);
         let store = Store {
-            writer: group_commit::Writer::start(database.clone())?,
-            database,
+            writer: group_commit::Writer::start(group_commit::Engine::Redb(database.clone()))?,
+            engine: Backend::Redb(database),
             path: path.to_path_buf(),
             audit_feed: broadcast::channel(AUDIT_FEED_CAPACITY).0,
+            keys_changed: tokio::sync::watch::channel(0).0,
             cache_bytes,
             warmed_bytes: AtomicU64::new(0),
             warm_phase: AtomicU8::new(WARM_NOT_STARTED),
@@ -177,10 +207,99 @@ impl Store {
         ))
     }
 
+    /// Opens the PostgreSQL database at `url` (as `storage.postgres_url`
+    /// gives it), creating authd's table in it on first use, and starts
+    /// listening for the other replicas' announcements. The records are the
+    /// same as in a file, so an empty database gets what a new file gets:
+    /// the instance id and the `default` org.
+    pub fn open_postgres(url: &str, now: UnixSeconds) -> StoreResult<(Store, OpenReport)> {
+        let postgres = Arc::new(postgres::Postgres::new(url)?);
+        let created = postgres.prepare_schema()?;
+        let store = Store {
+            writer: group_commit::Writer::start(group_commit::Engine::Postgres(postgres.clone()))?,
+            engine: Backend::Postgres(postgres.clone()),
+            path: PathBuf::from(crate::config::mask_url(url)),
+            audit_feed: broadcast::channel(AUDIT_FEED_CAPACITY).0,
+            keys_changed: tokio::sync::watch::channel(0).0,
+            cache_bytes: 0,
+            warmed_bytes: AtomicU64::new(0),
+            warm_phase: AtomicU8::new(WARM_DONE),
+        };
+        let location = store.path.clone();
+        let found = store.write(move |txn| {
+            let found: u64 = txn.meta(migrations::SCHEMA_VERSION_KEY)?.unwrap_or(0);
+            if found == 0 {
+                migrations::initialise(txn, now)?;
+            } else if found > CURRENT_SCHEMA_VERSION {
+                return Err(StoreError::SchemaTooNew {
+                    path: location,
+                    found,
+                    supported: CURRENT_SCHEMA_VERSION,
+                });
+            }
+            Ok(found)
+        })?;
+        if found != 0 && found < CURRENT_SCHEMA_VERSION {
+            // Databases are made at the current version (and by
+            // `migrate-storage` from an up-to-date file); record changes
+            // after this one must come with a step for both backends.
+            return Err(StoreError::Writer(format!(
+                "the PostgreSQL database is at schema version {found}, older than {CURRENT_SCHEMA_VERSION}; \
+                 migrate it with `authd migrate-storage` from an up-to-date file"
+            )));
+        }
+        let feed = store.audit_feed.clone();
+        let keys_changed = store.keys_changed.clone();
+        let reader = postgres.clone();
+        postgres.listen(move |announcement| match announcement {
+            postgres::Announcement::KeysChanged => {
+                keys_changed.send_modify(|count| *count += 1);
+            }
+            postgres::Announcement::Audit { record } => {
+                match postgres::decode_announced(&reader, &record) {
+                    Ok(Some(record)) => {
+                        let _ = feed.send(Arc::new(record));
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(error = %error, "could not read an audit record another replica announced");
+                    }
+                }
+            }
+        });
+        Ok((
+            store,
+            OpenReport {
+                created,
+                migrated_from: if created { 0 } else { found },
+                schema_version: CURRENT_SCHEMA_VERSION,
+                rewritten: false,
+            },
+        ))
+    }
+
+    #[cfg(test)]
+    fn redb(&self) -> &Database {
+        match &self.engine {
+            Backend::Redb(database) => database,
+            Backend::Postgres(_) => panic!("a redb store was expected"),
+        }
+    }
+
     /// Closes the file (finishing queued writes) and opens it again, which
     /// carries out a rewrite asked for meanwhile. For start-up only: the
     /// store must not be shared yet.
     pub fn reopen(self, now: UnixSeconds) -> StoreResult<(Store, OpenReport)> {
+        if let Backend::Postgres(_) = self.engine {
+            // Nothing to rewrite: PostgreSQL's own vacuum reclaims rows.
+            let report = OpenReport {
+                created: false,
+                migrated_from: CURRENT_SCHEMA_VERSION,
+                schema_version: CURRENT_SCHEMA_VERSION,
+                rewritten: false,
+            };
+            return Ok((self, report));
+        }
         let (path, cache_bytes) = (self.path.clone(), self.cache_bytes);
         // Dropping stops the writer thread, which holds the other handle, so
         // the file and its lock are released before it is opened again.
@@ -202,8 +321,8 @@ impl Store {
     {
         let (answer, answered) = std::sync::mpsc::sync_channel::<Result<T, E>>(1);
         let feed = self.audit_feed.clone();
-        let job: group_commit::Job = Box::new(move |database, durability| {
-            let outcome = run_write(database, durability, work);
+        let job: group_commit::Job = Box::new(move |slot| {
+            let outcome = run_write(slot, work);
             let committed = outcome.is_ok();
             let finish: group_commit::Finisher = Box::new(move |durable| {
                 let result = match (outcome, durable) {
@@ -214,7 +333,7 @@ impl Store {
                         }
                         Ok(value)
                     }
-                    (Ok(_), Err(reason)) => Err(E::from(StoreError::Writer(reason))),
+                    (Ok(_), Err(failure)) => Err(E::from(StoreError::from(failure))),
                     (Err(error), _) => Err(error),
                 };
                 let _ = answer.send(result);
@@ -239,8 +358,66 @@ impl Store {
         &self,
         work: impl FnOnce(&ReadTxn) -> Result<T, E>,
     ) -> Result<T, E> {
-        let txn = self.database.begin_read().map_err(StoreError::from)?;
-        work(&ReadTxn(txn))
+        match &self.engine {
+            Backend::Redb(database) => {
+                let txn = database.begin_read().map_err(StoreError::from)?;
+                work(&ReadTxn(ReadInner::Redb(txn)))
+            }
+            Backend::Postgres(postgres) => {
+                let conn = postgres.take().inspect_err(|e| postgres.note_failure(e))?;
+                if let Err(error) = conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") {
+                    postgres.note_failure(&error);
+                    return Err(error.into());
+                }
+                let txn = ReadTxn(ReadInner::Postgres(conn));
+                let outcome = work(&txn);
+                let ReadTxn(ReadInner::Postgres(conn)) = txn else {
+                    unreachable!("built as a PostgreSQL read above")
+                };
+                // Read-only: ending it cannot lose anything, so a failure
+                // here only costs the connection.
+                let _ = conn.batch("COMMIT");
+                postgres.give_back(conn);
+                outcome
+            }
+        }
+    }
+
+    /// Changes of the signing keys made by other replicas (PostgreSQL only:
+    /// a file has one writer, whose own key ring already knows).
+    pub fn subscribe_keys_changed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.keys_changed.subscribe()
+    }
+
+    /// Whether this process is to run the background work (sweeps, pruning,
+    /// scheduled backups): always with a file; with PostgreSQL, only the
+    /// replica that holds the leader lock, so the work runs once.
+    pub fn runs_background_work(&self) -> bool {
+        match &self.engine {
+            Backend::Redb(_) => true,
+            Backend::Postgres(postgres) => postgres.is_leader(),
+        }
+    }
+
+    pub fn backend_status(&self) -> BackendStatus {
+        match &self.engine {
+            Backend::Redb(_) => BackendStatus {
+                kind: "redb",
+                location: self.path.display().to_string(),
+                reachable: true,
+                leader: true,
+            },
+            Backend::Postgres(postgres) => BackendStatus {
+                kind: "postgres",
+                location: self.path.display().to_string(),
+                reachable: postgres.is_reachable(),
+                leader: postgres.is_leader(),
+            },
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.engine, Backend::Postgres(_))
     }
 
     /// Audit records as they are committed.
@@ -253,7 +430,12 @@ impl Store {
     }
 
     pub fn schema_version(&self) -> StoreResult<u64> {
-        migrations::read_version(&self.database)
+        match &self.engine {
+            Backend::Redb(database) => migrations::read_version(database),
+            Backend::Postgres(_) => Ok(self
+                .read(|txn| txn.meta::<u64>(migrations::SCHEMA_VERSION_KEY))?
+                .unwrap_or(0)),
+        }
     }
 
     /// Reads the tables on the request path (users, orgs, sessions, tokens,
@@ -272,7 +454,11 @@ impl Store {
 
     fn read_request_path_tables(&self, keep_going: impl Fn() -> bool) -> StoreResult<u64> {
         let budget = (self.cache_bytes / 2) as u64;
-        let txn = self.database.begin_read()?;
+        // PostgreSQL keeps its own cache, beside this process.
+        let Backend::Redb(database) = &self.engine else {
+            return Ok(0);
+        };
+        let txn = database.begin_read()?;
         let mut read = 0_u64;
         for definition in tables::REQUEST_PATH_TABLES {
             let table = match txn.open_table(*definition) {
@@ -312,33 +498,90 @@ impl Store {
     /// How many rows the main tables hold (redb keeps each table's length,
     /// so this reads no rows).
     pub fn counts(&self) -> StoreResult<TableCounts> {
-        counts_of(&self.database)
+        match &self.engine {
+            Backend::Redb(database) => counts_of(database),
+            Backend::Postgres(_) => self.read(|txn| {
+                let len = |table| txn.count_rows(table);
+                Ok(TableCounts {
+                    orgs: len(tables::ORGS)?,
+                    users: len(tables::USERS)?,
+                    sessions: len(tables::SESSIONS)?,
+                    refresh_tokens: len(tables::REFRESH_TOKENS)?,
+                    personal_access_tokens: len(tables::PATS)?,
+                    audit_events: len(tables::AUDIT)?,
+                })
+            }),
+        }
     }
 
-    /// Proves the file is readable: used by `/healthz`.
+    /// Proves the database is readable: used by `/healthz`.
     pub fn ping(&self) -> StoreResult<()> {
-        let txn = self.database.begin_read()?;
-        let meta = txn.open_table(META)?;
-        read_json::<u64>(&meta, migrations::SCHEMA_VERSION_KEY)?;
-        Ok(())
+        match &self.engine {
+            Backend::Redb(database) => {
+                let txn = database.begin_read()?;
+                let meta = txn.open_table(META)?;
+                read_json::<u64>(&meta, migrations::SCHEMA_VERSION_KEY)?;
+                Ok(())
+            }
+            Backend::Postgres(_) => self
+                .read(|txn| txn.meta::<u64>(migrations::SCHEMA_VERSION_KEY))
+                .map(|_| ()),
+        }
     }
 
+    /// The size of the file, or of the PostgreSQL database.
     pub fn file_size_bytes(&self) -> u64 {
-        fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+        match &self.engine {
+            Backend::Redb(_) => fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+            Backend::Postgres(postgres) => postgres.database_size().unwrap_or(0),
+        }
     }
 
     pub fn instance_id(&self) -> StoreResult<Option<String>> {
-        let txn = self.database.begin_read()?;
-        let meta = txn.open_table(META)?;
-        read_json(&meta, migrations::INSTANCE_ID_KEY)
+        self.read(|txn| txn.meta(migrations::INSTANCE_ID_KEY))
     }
 
     /// Writes a consistent copy of every table to a new database file at
     /// `destination` (mode 0600). The copy is taken from one read snapshot,
     /// so writes that land meanwhile are either wholly in it or wholly not.
     pub fn backup_to(&self, destination: &Path) -> StoreResult<()> {
-        copy_into(&self.database, destination)
+        match &self.engine {
+            Backend::Redb(database) => copy_into(database, destination),
+            Backend::Postgres(_) => self.read(|txn| copy_rows_into_file(txn, destination)),
+        }
     }
+}
+
+/// Copies every table of a snapshot into a new redb file at `destination`
+/// (mode 0600), committed durably.
+fn copy_rows_into_file(txn: &ReadTxn, destination: &Path) -> StoreResult<()> {
+    let copy = create_copy_file(destination)?;
+    let target = copy.begin_write()?;
+    for definition in ALL_TABLES {
+        let mut table = target.open_table(*definition)?;
+        txn.each_raw_row(*definition, |key, value| {
+            table.insert(key, value)?;
+            Ok(())
+        })?;
+    }
+    target.open_table(META)?.remove(txn::REWRITE_PENDING_KEY)?;
+    target.commit()?;
+    Ok(())
+}
+
+/// A new, empty redb file at `destination`, mode 0600; refuses to replace
+/// one that exists.
+fn create_copy_file(destination: &Path) -> StoreResult<Database> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(destination)
+        .map_err(|source| StoreError::Open {
+            path: destination.to_path_buf(),
+            source,
+        })?;
+    Database::create(destination).map_err(|e| StoreError::Database(e.into()))
 }
 
 fn counts_of(database: &Database) -> StoreResult<TableCounts> {
@@ -364,16 +607,7 @@ fn counts_of(database: &Database) -> StoreResult<TableCounts> {
 /// Copies every table of `database`, from one read snapshot, into a new
 /// file at `destination` (mode 0600), committed durably.
 fn copy_into(database: &Database, destination: &Path) -> StoreResult<()> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(destination)
-        .map_err(|source| StoreError::Open {
-            path: destination.to_path_buf(),
-            source,
-        })?;
-    let copy = Database::create(destination).map_err(|e| StoreError::Database(e.into()))?;
+    let copy = create_copy_file(destination)?;
     let snapshot = database.begin_read()?;
     let txn = copy.begin_write()?;
     for definition in ALL_TABLES {
@@ -434,21 +668,54 @@ fn rewrite_file(database: Database, path: &Path) -> StoreResult<()> {
 /// durability the run asks for.
 #[allow(clippy::type_complexity)]
 fn run_write<T, E: From<StoreError>>(
-    database: &Database,
-    durability: redb::Durability,
+    slot: &group_commit::Slot<'_>,
     work: impl FnOnce(&mut WriteTxn) -> Result<T, E>,
 ) -> Result<(T, Vec<AuditRecord>), E> {
-    let mut txn = database.begin_write().map_err(StoreError::from)?;
-    txn.set_durability(durability)
-        .map_err(|error| StoreError::Writer(error.to_string()))?;
-    let mut write = WriteTxn {
-        txn,
-        audit: Vec::new(),
-    };
-    let value = work(&mut write)?;
-    let WriteTxn { txn, audit } = write;
-    txn.commit().map_err(StoreError::from)?;
-    Ok((value, audit))
+    match slot {
+        group_commit::Slot::Redb {
+            database,
+            durability,
+        } => {
+            let mut txn = database.begin_write().map_err(StoreError::from)?;
+            txn.set_durability(*durability)
+                .map_err(|error| StoreError::Writer(error.to_string()))?;
+            let mut write = WriteTxn {
+                txn: WriteInner::Redb(txn),
+                audit: Vec::new(),
+                keys_changed: Default::default(),
+            };
+            let value = work(&mut write)?;
+            let WriteTxn { txn, audit, .. } = write;
+            if let WriteInner::Redb(txn) = txn {
+                txn.commit().map_err(StoreError::from)?;
+            }
+            Ok((value, audit))
+        }
+        group_commit::Slot::Postgres { conn, replica_id } => {
+            let mut write = WriteTxn {
+                txn: WriteInner::Postgres(Arc::clone(conn)),
+                audit: Vec::new(),
+                keys_changed: Default::default(),
+            };
+            let value = work(&mut write)?;
+            // Announced on commit, to every replica's live feed.
+            for record in &write.audit {
+                let json = serde_json::to_string(record).map_err(|error| StoreError::Corrupt {
+                    key: record.id.clone(),
+                    message: error.to_string(),
+                })?;
+                let payload = postgres::audit_payload(replica_id, &record.id, &json);
+                conn.notify(postgres::AUDIT_CHANNEL, &payload)?;
+            }
+            if write.keys_changed.get() {
+                conn.notify(postgres::KEYS_CHANNEL, "")?;
+            }
+            Ok((value, write.audit))
+        }
+        group_commit::Slot::Failed(failure) => {
+            Err(StoreError::from(group_commit::WriteFailure::clone(failure)).into())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -494,7 +761,7 @@ mod tests {
         assert!(!report.created);
         assert_eq!(report.migrated_from, 0);
         assert_eq!(report.schema_version, CURRENT_SCHEMA_VERSION);
-        let txn = store.database.begin_read().expect("read");
+        let txn = store.redb().begin_read().expect("read");
         let meta = txn.open_table(META).expect("meta");
         let created_at: Option<i64> = read_json(&meta, migrations::CREATED_AT_KEY).expect("read");
         assert_eq!(created_at, Some(1_600_000_000), "old data is kept");
@@ -803,7 +1070,7 @@ mod tests {
 
     /// Every row of `sweep_due`, to check it against the swept tables.
     fn sweep_due_keys(store: &Store) -> Vec<String> {
-        let txn = store.database.begin_read().expect("read");
+        let txn = store.redb().begin_read().expect("read");
         let table = txn.open_table(tables::SWEEP_DUE).expect("table");
         let keys = table
             .iter()
@@ -931,7 +1198,7 @@ mod tests {
                 })
                 .expect("write");
             // As v5 left it: the rows without their index.
-            let txn = store.database.begin_write().expect("txn");
+            let txn = store.redb().begin_write().expect("txn");
             txn.delete_table(tables::SWEEP_DUE).expect("drop");
             write_json(
                 &mut txn.open_table(META).expect("meta"),

@@ -152,16 +152,19 @@ pub(crate) fn read_json<T: DeserializeOwned>(
     }
 }
 
+pub(crate) fn encode<T: Serialize>(key: &str, value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|error| StoreError::Corrupt {
+        key: key.to_owned(),
+        message: error.to_string(),
+    })
+}
+
 pub(crate) fn write_json<T: Serialize>(
     table: &mut redb::Table<&'static str, &'static [u8]>,
     key: &str,
     value: &T,
 ) -> StoreResult<()> {
-    let bytes = serde_json::to_vec(value).map_err(|error| StoreError::Corrupt {
-        key: key.to_owned(),
-        message: error.to_string(),
-    })?;
-    table.insert(key, bytes.as_slice())?;
+    table.insert(key, encode(key, value)?.as_slice())?;
     Ok(())
 }
 

@@ -2,11 +2,14 @@
 //! available in both kinds) and [`WriteTxn`] (typed writes that keep every
 //! index in step with its record, plus audit records committed with them).
 
-use redb::ReadableTable;
+use std::sync::Arc;
+
+use redb::{ReadableTable, TableHandle};
 use serde::Serialize;
 
 use super::due::{due_key, session_due_key, Sweep};
 use super::error::StoreResult;
+use super::postgres::PgConn;
 use super::reader::{ReaderInner, TableReader};
 use super::records::*;
 use super::tables::*;
@@ -48,6 +51,25 @@ pub trait Queries {
             .into_iter()
             .map(|(_, org)| org)
             .collect())
+    }
+
+    /// One `meta` value (schema version, instance id, …).
+    fn meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> StoreResult<Option<T>> {
+        self.reader().get(META, key)
+    }
+
+    /// How many rows `table` holds.
+    fn count_rows(&self, table: JsonTable) -> StoreResult<u64> {
+        self.reader().count(table)
+    }
+
+    /// Every row of `table` as stored (key and JSON bytes), in key order.
+    fn each_raw_row(
+        &self,
+        table: JsonTable,
+        visit: impl FnMut(&str, &[u8]) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        self.reader().each_raw(table, visit)
     }
 
     fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
@@ -383,34 +405,76 @@ pub(crate) const ACTIVE_KID_KEY: &str = "active_signing_kid";
 /// Set when the file is to be rewritten into a fresh one at the next open.
 pub(crate) const REWRITE_PENDING_KEY: &str = "rewrite_pending";
 
-pub struct ReadTxn(pub(crate) redb::ReadTransaction);
+/// A read transaction: a redb snapshot, or a PostgreSQL `REPEATABLE READ`
+/// transaction on a pooled connection.
+pub struct ReadTxn(pub(crate) ReadInner);
+
+pub(crate) enum ReadInner {
+    Redb(redb::ReadTransaction),
+    Postgres(PgConn),
+}
 
 impl Queries for ReadTxn {
     fn reader(&self) -> TableReader<'_> {
-        TableReader(ReaderInner::Read(&self.0))
+        match &self.0 {
+            ReadInner::Redb(txn) => TableReader(ReaderInner::Read(txn)),
+            ReadInner::Postgres(conn) => TableReader(ReaderInner::Postgres(conn)),
+        }
     }
 }
 
 /// A write transaction: typed writes, committed by [`super::Store::write`]
 /// only if the closure returns `Ok`.
 pub struct WriteTxn {
-    pub(crate) txn: redb::WriteTransaction,
+    pub(crate) txn: WriteInner,
     pub(crate) audit: Vec<AuditRecord>,
+    /// Whether the signing keys changed (other replicas reload them).
+    pub(crate) keys_changed: std::cell::Cell<bool>,
+}
+
+/// Where a write transaction's changes go: a redb transaction, or a
+/// savepoint in the write run open on the PostgreSQL writer connection.
+/// (One lives at a time, on the writer thread: its size does not matter.)
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum WriteInner {
+    Redb(redb::WriteTransaction),
+    Postgres(Arc<PgConn>),
 }
 
 impl Queries for WriteTxn {
     fn reader(&self) -> TableReader<'_> {
-        TableReader(ReaderInner::Write(&self.txn))
+        match &self.txn {
+            WriteInner::Redb(txn) => TableReader(ReaderInner::Write(txn)),
+            WriteInner::Postgres(conn) => TableReader(ReaderInner::Postgres(conn)),
+        }
     }
 }
 
 impl WriteTxn {
     fn put<T: Serialize>(&self, table: JsonTable, key: &str, value: &T) -> StoreResult<()> {
-        write_json(&mut self.txn.open_table(table)?, key, value)
+        match &self.txn {
+            WriteInner::Redb(txn) => write_json(&mut txn.open_table(table)?, key, value),
+            WriteInner::Postgres(conn) => conn.put(table.name(), key, &encode(key, value)?),
+        }
     }
 
     fn remove(&self, table: JsonTable, key: &str) -> StoreResult<bool> {
-        Ok(self.txn.open_table(table)?.remove(key)?.is_some())
+        match &self.txn {
+            WriteInner::Redb(txn) => Ok(txn.open_table(table)?.remove(key)?.is_some()),
+            WriteInner::Postgres(conn) => conn.remove(table.name(), key),
+        }
+    }
+
+    /// The greatest key in `table`.
+    fn last_key(&self, table: JsonTable) -> StoreResult<Option<String>> {
+        match &self.txn {
+            WriteInner::Redb(txn) => {
+                let table = txn.open_table(table)?;
+                let last = table.last()?;
+                Ok(last.map(|(key, _)| key.value().to_owned()))
+            }
+            WriteInner::Postgres(conn) => conn.last_key(table.name()),
+        }
     }
 
     pub fn put_org(&self, org: &Org) -> StoreResult<()> {
@@ -553,16 +617,24 @@ impl WriteTxn {
     }
 
     pub fn put_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
+        self.keys_changed.set(true);
         self.put(SIGNING_KEYS, &key.key.kid, key)
     }
 
     pub fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
+        self.keys_changed.set(true);
         self.remove(SIGNING_KEYS, kid)?;
         Ok(())
     }
 
     pub fn set_active_signing_kid(&self, kid: &str) -> StoreResult<()> {
+        self.keys_changed.set(true);
         self.put(META, ACTIVE_KID_KEY, &kid)
+    }
+
+    /// Writes one `meta` value (schema version, instance id, …).
+    pub(crate) fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> StoreResult<()> {
+        self.put(META, key, value)
     }
 
     /// Writes a signing key record exactly as given: how tests make the
@@ -797,11 +869,9 @@ impl WriteTxn {
     /// in commit order even within one second, and the log reads back in the
     /// order things happened.
     pub fn audit(&mut self, mut record: AuditRecord) -> StoreResult<()> {
-        let newest = {
-            let table = self.txn.open_table(AUDIT)?;
-            let last = table.last()?;
-            last.and_then(|(key, _)| ulid::Ulid::from_string(key.value()).ok())
-        };
+        let newest = self
+            .last_key(AUDIT)?
+            .and_then(|key| ulid::Ulid::from_string(&key).ok());
         let at_millis = u64::try_from(record.at).unwrap_or(0).saturating_mul(1000);
         let candidate = ulid::Ulid::from_parts(at_millis, 0);
         record.id = match newest {

@@ -57,6 +57,11 @@ async fn writer(
 
 #[tokio::test]
 async fn a_backup_under_write_load_restores_everything_acknowledged_before_it() {
+    if crate::helpers::redb_file_only(
+        "a_backup_under_write_load_restores_everything_acknowledged_before_it",
+    ) {
+        return;
+    }
     let server = Arc::new(TestServer::spawn_fast().await);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -143,6 +148,9 @@ async fn a_backup_under_write_load_restores_everything_acknowledged_before_it() 
 
 #[tokio::test]
 async fn without_a_server_the_file_is_copied_and_restored_directly() {
+    if crate::helpers::redb_file_only("without_a_server_the_file_is_copied_and_restored_directly") {
+        return;
+    }
     let server = TestServer::spawn_fast().await;
     server.register_ok("kim@example.com").await;
     let (dir, config_path) = server.stop();

@@ -36,10 +36,56 @@ fn base_config(data_dir: &Path, extra: &str) -> String {
     } else {
         "[server]\nlisten = \"127.0.0.1:0\"\n\n"
     };
+    // With AUTHD_TEST_STORAGE=postgres, every server gets a database of
+    // its own on the shared PostgreSQL server.
+    let postgres = if crate::pg_server::suite_on_postgres() {
+        format!(
+            "backend = \"postgres\"\npostgres_url = \"{}\"\n",
+            crate::pg_server::shared().new_database()
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{server}[storage]\ndata_dir = \"{}\"\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n{extra}\n",
+        "{server}[storage]\ndata_dir = \"{}\"\n{postgres}\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n{extra}\n",
         data_dir.display()
     )
+}
+
+/// Everything a server stored, as bytes to search for what must not be
+/// there: its redb file, or with the PostgreSQL backend (the server's
+/// config names the database) every stored value of its rows.
+pub fn stored_bytes(data_dir: &Path) -> Vec<u8> {
+    let config = data_dir
+        .parent()
+        .map(|dir| std::fs::read_to_string(dir.join("config.toml")).unwrap_or_default())
+        .unwrap_or_default();
+    let url = config
+        .lines()
+        .find_map(|line| line.strip_prefix("postgres_url = \""))
+        .map(|rest| rest.trim_end_matches('"').to_owned());
+    match url {
+        Some(url) => {
+            let output = Command::new("psql")
+                .args([url.as_str(), "-At", "-c"])
+                .arg("SELECT tbl, key, convert_from(value, 'UTF8') FROM authd_rows")
+                .output()
+                .expect("run psql");
+            assert!(output.status.success(), "psql: {output:?}");
+            output.stdout
+        }
+        None => std::fs::read(data_dir.join("authd.redb")).expect("database file"),
+    }
+}
+
+/// True (and says so) when the suite runs on PostgreSQL: for the few tests
+/// about the redb file itself.
+pub fn redb_file_only(test: &str) -> bool {
+    let on_postgres = crate::pg_server::suite_on_postgres();
+    if on_postgres {
+        eprintln!("{test}: about the redb file; skipped on PostgreSQL");
+    }
+    on_postgres
 }
 
 /// Cheap argon2 parameters so that tests exercising many logins stay fast;

@@ -8,6 +8,11 @@ use crate::helpers::{mode_of, run, wait_with_timeout, TestServer, AUTHD};
 
 #[tokio::test]
 async fn first_start_creates_owner_only_files_and_logs_where_they_are() {
+    if crate::helpers::redb_file_only(
+        "first_start_creates_owner_only_files_and_logs_where_they_are",
+    ) {
+        return;
+    }
     let server = TestServer::spawn().await;
     let data = server.data_dir();
     assert_eq!(mode_of(&data), 0o700);
@@ -99,6 +104,9 @@ async fn sigterm_exits_zero_and_a_restart_keeps_the_token() {
 
 #[tokio::test]
 async fn a_second_instance_on_the_same_data_dir_fails_at_once() {
+    if crate::helpers::redb_file_only("a_second_instance_on_the_same_data_dir_fails_at_once") {
+        return;
+    }
     let server = TestServer::spawn().await;
     let started = Instant::now();
     let mut command = std::process::Command::new(AUTHD);

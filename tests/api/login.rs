@@ -298,7 +298,7 @@ async fn data_survives_a_restart_and_tokens_are_stored_only_as_hashes() {
     server.register_ok("dave@example.com").await;
     let tokens = server.login_ok("dave@example.com").await;
     let (dir, config) = server.stop();
-    let database = std::fs::read(dir.path().join("data/authd.redb")).expect("database file");
+    let database = crate::helpers::stored_bytes(&dir.path().join("data"));
     let contains = |needle: &str| {
         database
             .windows(needle.len())
@@ -330,9 +330,9 @@ async fn a_hash_made_with_older_parameters_is_upgraded_on_the_next_good_login() 
     let server = TestServer::spawn_with(&format!("{FAST_HASHING}\n{RELAXED_LIMITS}")).await;
     server.register_ok("erin@example.com").await;
     let (dir, config) = server.stop();
-    let database = dir.path().join("data/authd.redb");
+    let data = dir.path().join("data");
     let count = |needle: &str| {
-        let bytes = std::fs::read(&database).expect("read");
+        let bytes = crate::helpers::stored_bytes(&data);
         bytes
             .windows(needle.len())
             .filter(|w| *w == needle.as_bytes())
@@ -347,7 +347,7 @@ async fn a_hash_made_with_older_parameters_is_upgraded_on_the_next_good_login() 
     let server = TestServer::start(dir, config, &[]).await;
     server.login_ok("erin@example.com").await;
     let (dir, config) = server.stop();
-    let bytes = std::fs::read(dir.path().join("data/authd.redb")).expect("read");
+    let bytes = crate::helpers::stored_bytes(&dir.path().join("data"));
     let needle = b"m=2048,t=2,p=1";
     assert!(
         bytes.windows(needle.len()).any(|w| w == needle),

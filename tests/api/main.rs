@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::disallowed_methods)]
 
 mod helpers;
+mod pg_server;
 
 mod account;
 mod approvals;
@@ -25,6 +26,7 @@ mod oidc;
 mod operator_api;
 mod operator_users;
 mod passkeys;
+mod postgres_backend;
 mod recovery;
 mod registration;
 mod sign_in_defences;

@@ -147,7 +147,7 @@ async fn enrollment_is_inactive_until_a_code_confirms_it() {
 
     // The seed is sealed at rest, under a key that is not in the database.
     let (dir, _) = server.stop();
-    let database = std::fs::read(dir.path().join("data/authd.redb")).expect("db");
+    let database = crate::helpers::stored_bytes(&dir.path().join("data"));
     assert!(!database
         .windows(secret.len())
         .any(|w| w == secret.as_bytes()));

@@ -1711,7 +1711,7 @@ async fn clients_are_validated_managed_and_their_secrets_shown_once() {
     .await;
     assert_eq!(new.status(), StatusCode::OK);
     // The secret is stored only as a digest.
-    let file = std::fs::read(server.data_dir().join("authd.redb")).expect("db");
+    let file = crate::helpers::stored_bytes(&server.data_dir());
     assert!(!file
         .windows(new_secret.len())
         .any(|w| w == new_secret.as_bytes()));

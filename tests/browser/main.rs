@@ -15,6 +15,9 @@
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../api/pg_server.rs"]
+#[allow(dead_code)]
+mod pg_server;
 mod support;
 mod webdriver;
 

@@ -788,7 +788,7 @@ async fn providers_are_managed_with_write_only_secrets_and_checked_per_kind() {
     for text in &everything {
         assert!(!text.contains("very-secret-value"), "{text}");
     }
-    let raw = std::fs::read(server.data_dir().join("authd.redb")).expect("db");
+    let raw = crate::helpers::stored_bytes(&server.data_dir());
     assert!(
         !raw.windows(17).any(|w| w == b"very-secret-value"),
         "sealed at rest"
