@@ -365,10 +365,7 @@ impl Store {
             }
             Backend::Postgres(postgres) => {
                 let conn = postgres.take().inspect_err(|e| postgres.note_failure(e))?;
-                if let Err(error) = conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") {
-                    postgres.note_failure(&error);
-                    return Err(error.into());
-                }
+                conn.begin_read();
                 let txn = ReadTxn(ReadInner::Postgres(conn));
                 let outcome = work(&txn);
                 let ReadTxn(ReadInner::Postgres(conn)) = txn else {
@@ -376,7 +373,7 @@ impl Store {
                 };
                 // Read-only: ending it cannot lose anything, so a failure
                 // here only costs the connection.
-                let _ = conn.batch("COMMIT");
+                let _ = conn.end_read();
                 postgres.give_back(conn);
                 outcome
             }

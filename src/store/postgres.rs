@@ -58,9 +58,15 @@ pub(crate) enum Upper<'a> {
     Before(&'a str),
 }
 
+/// The statement that starts a read: one snapshot for all its queries.
+const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
 /// One connection to the database.
 pub(crate) struct PgConn {
     client: Client,
+    /// A read transaction is to begin with the next query, sent in the same
+    /// round trip (`begin_read`).
+    begin_pending: AtomicBool,
 }
 
 impl PgConn {
@@ -84,7 +90,40 @@ impl PgConn {
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> StoreResult<Vec<tokio_postgres::Row>> {
+        if self.begin_pending.swap(false, Ordering::Relaxed) {
+            // Pipelined: both are sent before either answer is awaited.
+            let (begun, rows) = self.wait_both(
+                self.client.batch_execute(BEGIN_READ),
+                self.client.query_typed(sql, params),
+            );
+            begun?;
+            return rows;
+        }
         self.wait(self.client.query_typed(sql, params))
+    }
+
+    fn wait_both<A, B>(
+        &self,
+        first: impl Future<Output = Result<A, tokio_postgres::Error>>,
+        second: impl Future<Output = Result<B, tokio_postgres::Error>>,
+    ) -> (StoreResult<A>, StoreResult<B>) {
+        let (a, b) = futures_executor::block_on(futures_util::future::join(first, second));
+        (a.map_err(StoreError::from), b.map_err(StoreError::from))
+    }
+
+    /// Starts a read transaction with the first query that needs it: a
+    /// read costs no round trip of its own to begin, and none at all to end
+    /// if it made no query (`end_read`).
+    pub(crate) fn begin_read(&self) {
+        self.begin_pending.store(true, Ordering::Relaxed);
+    }
+
+    /// Ends a read begun with `begin_read`.
+    pub(crate) fn end_read(&self) -> StoreResult<()> {
+        if self.begin_pending.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.batch("COMMIT")
     }
 
     pub(crate) fn get(&self, table: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
@@ -348,7 +387,10 @@ impl Postgres {
             })
             .and_then(|result| result.map_err(StoreError::from));
         self.reachable.store(outcome.is_ok(), Ordering::Relaxed);
-        outcome.map(|client| PgConn { client })
+        outcome.map(|client| PgConn {
+            client,
+            begin_pending: AtomicBool::new(false),
+        })
     }
 
     /// A connection from the pool, or a new one.
@@ -494,7 +536,10 @@ impl Postgres {
                 reason: "no answer to a connection attempt".into(),
             })?
             .map_err(StoreError::from)?;
-        let conn = PgConn { client };
+        let conn = PgConn {
+            client,
+            begin_pending: AtomicBool::new(false),
+        };
         conn.batch(&format!("LISTEN {AUDIT_CHANNEL}; LISTEN {KEYS_CHANNEL}"))?;
         loop {
             if alive.strong_count() <= 1 {
