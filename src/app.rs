@@ -488,6 +488,7 @@ async fn housekeeping(services: Arc<Services>, mut stop: watch::Receiver<bool>) 
                 if !services.store.runs_background_work() {
                     continue;
                 }
+                services.limiter.forget_old_shared_windows(services.clock.now());
                 for (sweep, swept) in [
                     (Sweep::EndedSessions, "ended sessions"),
                     (Sweep::ExpiredRefreshTokens, "expired refresh tokens"),

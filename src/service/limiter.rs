@@ -28,6 +28,7 @@ use crate::clock::UnixSeconds;
 use crate::config::LimitsConfig;
 use crate::domain::{OrgId, UserId};
 use crate::metrics::METRICS;
+use crate::store::SharedCounts;
 
 pub const MAX_TRACKED_KEYS: usize = 100_000;
 const WINDOW_SECONDS: UnixSeconds = 60;
@@ -199,6 +200,18 @@ pub struct LoginLimiter {
     recoveries_per_account_per_hour: AtomicU32,
     recoveries_by_ip: Mutex<Table>,
     recoveries_by_account: Mutex<Table>,
+    /// With replicas on PostgreSQL: login failures are also counted there,
+    /// so that the per-address and per-account limits hold across replicas.
+    shared: std::sync::OnceLock<SharedCounts>,
+}
+
+/// The shared counts' kinds.
+const SHARED_BY_IP: &str = "login_ip";
+const SHARED_BY_ACCOUNT: &str = "login_account";
+
+/// The fixed one-minute window `now` falls in, as the shared counts keep it.
+fn shared_window(now: UnixSeconds) -> UnixSeconds {
+    now - now.rem_euclid(WINDOW_SECONDS)
 }
 
 /// Why a login may not even be tried.
@@ -235,6 +248,55 @@ impl LoginLimiter {
             recoveries_per_account_per_hour: AtomicU32::new(config.recovery_per_account_per_hour),
             recoveries_by_ip: Mutex::new(Table::with_window(RECOVERY_WINDOW_SECONDS)),
             recoveries_by_account: Mutex::new(Table::with_window(RECOVERY_WINDOW_SECONDS)),
+            shared: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Counts login failures in `counts` too, which every replica sharing
+    /// the database reads.
+    pub fn share_with(&self, counts: SharedCounts) {
+        let _ = self.shared.set(counts);
+    }
+
+    /// `Some` when the shared count of `key` is at `limit` in this window.
+    fn shared_over(
+        &self,
+        kind: &str,
+        key: &Key,
+        limit: u32,
+        now: UnixSeconds,
+    ) -> Option<Throttled> {
+        let shared = self.shared.get()?;
+        let window = shared_window(now);
+        match shared.get(kind, key, window) {
+            Ok(count) if count >= limit => Some(Throttled {
+                retry_after_seconds: u64::try_from(window + WINDOW_SECONDS - now)
+                    .unwrap_or(1)
+                    .max(1),
+            }),
+            Ok(_) => None,
+            Err(error) => {
+                // The replica's own counts still hold.
+                tracing::warn!(%error, "could not read the shared login counts");
+                None
+            }
+        }
+    }
+
+    fn shared_record(&self, kind: &str, key: &Key, now: UnixSeconds) {
+        if let Some(shared) = self.shared.get() {
+            if let Err(error) = shared.add(kind, key, shared_window(now)) {
+                tracing::warn!(%error, "could not count a login failure in the shared counts");
+            }
+        }
+    }
+
+    /// Drops shared windows long past (housekeeping, on one replica).
+    pub fn forget_old_shared_windows(&self, now: UnixSeconds) {
+        if let Some(shared) = self.shared.get() {
+            if let Err(error) = shared.forget_before(now - 5 * WINDOW_SECONDS) {
+                tracing::warn!(%error, "could not drop old shared login counts");
+            }
         }
     }
 
@@ -259,13 +321,16 @@ impl LoginLimiter {
         account: AccountKey,
         now: UnixSeconds,
     ) -> Result<(), Throttled> {
-        let ip_over =
-            lock(&self.by_ip).over(&ip.0, self.per_ip_per_minute.load(Ordering::Relaxed), now);
-        let account_over = lock(&self.by_account).over(
-            &account.0,
+        let (ip_limit, account_limit) = (
+            self.per_ip_per_minute.load(Ordering::Relaxed),
             self.per_account_per_minute.load(Ordering::Relaxed),
-            now,
         );
+        let ip_over = lock(&self.by_ip)
+            .over(&ip.0, ip_limit, now)
+            .or_else(|| self.shared_over(SHARED_BY_IP, &ip.0, ip_limit, now));
+        let account_over = lock(&self.by_account)
+            .over(&account.0, account_limit, now)
+            .or_else(|| self.shared_over(SHARED_BY_ACCOUNT, &account.0, account_limit, now));
         if ip_over.is_some() {
             METRICS.rate_limited.inc("login_per_ip");
         }
@@ -313,6 +378,8 @@ impl LoginLimiter {
     pub fn record_failure(&self, ip: AddressKey, account: AccountKey, now: UnixSeconds) {
         lock(&self.by_ip).record(ip.0, now);
         lock(&self.by_account).record(account.0, now);
+        self.shared_record(SHARED_BY_IP, &ip.0, now);
+        self.shared_record(SHARED_BY_ACCOUNT, &account.0, now);
     }
 
     /// A failure that named no account (an over-long email).

@@ -298,6 +298,10 @@ impl Services {
             .and_then(|url| url.host_str().map(str::to_owned))
             .unwrap_or_else(|| "localhost".to_owned());
         let mailer = mail::Mailer::start(&config.smtp, &public_host, store.clone(), clock.clone())?;
+        let limiter = LoginLimiter::new(&config.limits);
+        if let Some(counts) = store.shared_counts() {
+            limiter.share_with(counts);
+        }
         Ok(Services {
             mailer,
             verified_tokens: tokens::VerifiedTokens::default(),
@@ -310,7 +314,7 @@ impl Services {
                 server_secret,
                 "authd/browser-session/v1",
             ),
-            limiter: LoginLimiter::new(&config.limits),
+            limiter,
             activity: SessionActivity::default(),
             pat_activity: pats::PatActivity::default(),
             mfa_key: Arc::new(totp::sealing_key(server_secret)),

@@ -34,6 +34,7 @@ pub use copy::TableCopy;
 pub use due::Sweep;
 pub use error::{StoreError, StoreResult};
 pub use migrations::CURRENT_SCHEMA_VERSION;
+pub use postgres::SharedCounts;
 pub use records::{
     Approval, AuditQuery, AuthorizationCode, CeremonyKind, Consent, DeviceAuthorization,
     DeviceStatus, MfaChallenge, MfaFactors, PersonalAccessToken, RecoveryPurpose, RecoveryToken,
@@ -410,6 +411,15 @@ impl Store {
                 reachable: postgres.is_reachable(),
                 leader: postgres.is_leader(),
             },
+        }
+    }
+
+    /// Rate-limit counts every replica shares (PostgreSQL); `None` with a
+    /// file, whose one process counts in memory.
+    pub fn shared_counts(&self) -> Option<SharedCounts> {
+        match &self.engine {
+            Backend::Redb(_) => None,
+            Backend::Postgres(postgres) => Some(postgres.shared_counts()),
         }
     }
 

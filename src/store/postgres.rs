@@ -45,12 +45,23 @@ const MAX_IDLE: usize = 16;
 /// The SQL schema, one step per version (`authd_schema` records how far a
 /// database has come). The records inside are the same JSON as in redb, so
 /// their own versioning (`super::migrations`) applies to both backends.
-const SCHEMA_STEPS: &[&str] = &["CREATE TABLE authd_rows (
+const SCHEMA_STEPS: &[&str] = &[
+    "CREATE TABLE authd_rows (
         tbl text NOT NULL,
         key text COLLATE \"C\" NOT NULL,
         value bytea NOT NULL,
         PRIMARY KEY (tbl, key)
-    )"];
+    )",
+    // Rate-limit windows every replica counts in (not copied by
+    // migrate-storage: they are minutes long).
+    "CREATE TABLE authd_limits (
+        kind text NOT NULL,
+        key bytea NOT NULL,
+        window_start bigint NOT NULL,
+        count integer NOT NULL,
+        PRIMARY KEY (kind, key, window_start)
+    )",
+];
 
 /// How far a key range reaches.
 pub(crate) enum Upper<'a> {
@@ -236,6 +247,55 @@ impl PgConn {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    /// Adds one to a rate-limit window and returns its count.
+    pub(crate) fn add_to_window(
+        &self,
+        kind: &str,
+        key: &[u8],
+        window_start: i64,
+    ) -> StoreResult<u32> {
+        let rows = self.rows(
+            "INSERT INTO authd_limits (kind, key, window_start, count) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (kind, key, window_start) DO UPDATE SET count = authd_limits.count + 1 \
+             RETURNING count",
+            &[
+                (&kind, Type::TEXT),
+                (&key, Type::BYTEA),
+                (&window_start, Type::INT8),
+            ],
+        )?;
+        let count: i32 = rows.first().map(|row| row.get(0)).unwrap_or(0);
+        Ok(u32::try_from(count).unwrap_or(0))
+    }
+
+    /// The count of a rate-limit window.
+    pub(crate) fn window_count(
+        &self,
+        kind: &str,
+        key: &[u8],
+        window_start: i64,
+    ) -> StoreResult<u32> {
+        let rows = self.rows(
+            "SELECT count FROM authd_limits WHERE kind = $1 AND key = $2 AND window_start = $3",
+            &[
+                (&kind, Type::TEXT),
+                (&key, Type::BYTEA),
+                (&window_start, Type::INT8),
+            ],
+        )?;
+        let count: i32 = rows.first().map(|row| row.get(0)).unwrap_or(0);
+        Ok(u32::try_from(count).unwrap_or(0))
+    }
+
+    /// Drops rate-limit windows that started before `before`.
+    pub(crate) fn forget_windows_before(&self, before: i64) -> StoreResult<()> {
+        self.rows(
+            "DELETE FROM authd_limits WHERE window_start < $1",
+            &[(&before, Type::INT8)],
+        )?;
+        Ok(())
+    }
+
     /// Announces `payload` on `channel` when the transaction commits.
     pub(crate) fn notify(&self, channel: &str, payload: &str) -> StoreResult<()> {
         self.rows(
@@ -257,6 +317,40 @@ impl PgConn {
         let rows = self.rows("SELECT pg_database_size(current_database())", &[])?;
         let size: i64 = rows.first().map(|row| row.get(0)).unwrap_or(0);
         Ok(u64::try_from(size).unwrap_or(0))
+    }
+}
+
+/// Rate-limit counts shared by every replica on one database.
+#[derive(Clone)]
+pub struct SharedCounts(Arc<Postgres>);
+
+impl SharedCounts {
+    fn on_a_connection<T>(&self, work: impl FnOnce(&PgConn) -> StoreResult<T>) -> StoreResult<T> {
+        let conn = self.0.take()?;
+        let outcome = work(&conn);
+        self.0.give_back(conn);
+        outcome
+    }
+
+    /// Counts one more in `kind`'s window for `key` that started at
+    /// `window_start`; returns the window's count.
+    pub fn add(&self, kind: &str, key: &[u8], window_start: i64) -> StoreResult<u32> {
+        self.on_a_connection(|conn| conn.add_to_window(kind, key, window_start))
+    }
+
+    pub fn get(&self, kind: &str, key: &[u8], window_start: i64) -> StoreResult<u32> {
+        self.on_a_connection(|conn| conn.window_count(kind, key, window_start))
+    }
+
+    /// Drops windows that started before `before` (housekeeping).
+    pub fn forget_before(&self, before: i64) -> StoreResult<()> {
+        self.on_a_connection(|conn| conn.forget_windows_before(before))
+    }
+}
+
+impl Postgres {
+    pub(crate) fn shared_counts(self: &Arc<Self>) -> SharedCounts {
+        SharedCounts(self.clone())
     }
 }
 

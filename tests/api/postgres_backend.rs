@@ -233,6 +233,42 @@ async fn failed_logins_on_both_replicas_count_towards_one_lockout() {
     }
 }
 
+#[tokio::test]
+async fn the_per_account_login_limit_counts_failures_on_every_replica() {
+    if !pg_server::installed("the_per_account_login_limit_counts_failures_on_every_replica") {
+        return;
+    }
+    let extra = format!(
+        "{FAST_HASHING}\n[limits]\nlogin_per_ip_per_min = 100000\nlogin_per_account_per_min = 4\nlockout_threshold = 1000\n"
+    );
+    let (a, b) = pair(&extra).await;
+    a.register_ok("limited@example.com").await;
+    // The shared counts keep whole minutes: start well inside one.
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        % 60;
+    if second > 45 {
+        tokio::time::sleep(Duration::from_secs(61 - second)).await;
+    }
+    for n in 0..4 {
+        let replica = if n % 2 == 0 { &a } else { &b };
+        let response = replica
+            .login(json!({"email": "limited@example.com", "password": "Wrong-password-1"}))
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {n}");
+    }
+    // Each replica saw two failures; together they are at the limit.
+    for replica in [&a, &b] {
+        let response = replica
+            .login(json!({"email": "limited@example.com", "password": GOOD_PASSWORD}))
+            .await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(response.headers().contains_key("retry-after"));
+    }
+}
+
 async fn jwks_kids(server: &TestServer) -> Vec<String> {
     let jwks = server.get_json("/.well-known/jwks.json").await;
     jwks["keys"]
