@@ -22,6 +22,12 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 
+# libfuzzer-sys compiles libFuzzer, which is C++.
+if ! command -v c++ >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing a C++ compiler for libFuzzer"
+  apt-get update -qq && apt-get install -y -qq g++ >/dev/null
+fi
+
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "== installing cargo-fuzz"
   cargo install cargo-fuzz --locked
