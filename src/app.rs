@@ -129,6 +129,12 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// What `http::router` is built from: lets the fuzz targets (`fuzz/`)
+    /// drive the real router in-process, without the socket.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// Serves until `shutdown` resolves, then lets in-flight requests finish
     /// (for at most `server.shutdown_grace`) and closes the database.
     pub async fn run_until_stopped(

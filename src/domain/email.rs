@@ -473,4 +473,63 @@ mod tests {
         assert!(serde_json::from_str::<Email>("\"not-an-email\"").is_err());
         assert!(serde_json::from_str::<Email>("42").is_err());
     }
+
+    mod properties {
+        //! Parsing never panics, is idempotent, ignores ASCII case and
+        //! surrounding whitespace, and accepts every address of the
+        //! documented syntax, as its lowercase self.
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const ATOM: &str = "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]";
+
+        /// Addresses of the documented accepted syntax.
+        fn valid_address() -> impl Strategy<Value = String> {
+            let local = format!("{ATOM}{{1,20}}(\\.{ATOM}{{1,10}}){{0,2}}");
+            let label = "[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?";
+            let domain = format!("({label}\\.){{1,3}}[a-zA-Z][a-zA-Z0-9]{{1,6}}");
+            let regex = |text: &str| proptest::string::string_regex(text).expect("a regex");
+            (regex(&local), regex(&domain)).prop_map(|(local, domain)| format!("{local}@{domain}"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn parsing_any_text_is_idempotent_and_normalised(input in any::<String>()) {
+                if let Ok(email) = Email::parse(&input) {
+                    prop_assert_eq!(Email::parse(email.as_str()), Ok(email.clone()));
+                    prop_assert_eq!(email.as_str(), email.as_str().to_lowercase());
+                    prop_assert!(email.as_str().len() <= MAX_EMAIL_LENGTH);
+                    prop_assert_eq!(email.as_str().matches('@').count(), 1);
+                    prop_assert_eq!(format!("{}@{}", email.local_part(), email.domain()), email.as_str());
+                    prop_assert_eq!(Email::parse(&input.to_ascii_uppercase()), Ok(email.clone()));
+                    let json = serde_json::to_string(&email).unwrap();
+                    prop_assert_eq!(serde_json::from_str::<Email>(&json).unwrap(), email);
+                }
+            }
+
+            #[test]
+            fn addresses_of_the_documented_syntax_are_accepted_as_their_lowercase(
+                address in valid_address(),
+                padding in "[ \t\n]{0,3}",
+            ) {
+                let email = Email::parse(&format!("{padding}{address}{padding}"));
+                prop_assert_eq!(email.map(Email::into_string), Ok(address.to_ascii_lowercase()));
+            }
+
+            #[test]
+            fn a_second_at_sign_or_a_space_inside_is_refused(
+                address in valid_address(),
+                at in any::<prop::sample::Index>(),
+                inserted in prop::sample::select(vec!["@", " ", "\u{0}", "\u{e9}", ".."]),
+            ) {
+                let at = at.index(address.len() - 1) + 1;
+                let altered = format!("{}{inserted}{}", &address[..at], &address[at..]);
+                prop_assert!(Email::parse(&altered).is_err(), "{:?}", altered);
+            }
+        }
+    }
 }

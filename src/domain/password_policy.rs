@@ -607,4 +607,101 @@ mod tests {
         };
         assert_eq!(widest_allowed.validate(), Ok(()));
     }
+
+    mod properties {
+        //! Any policy that validates, any password, any user: the answer
+        //! keeps its documented shape, and turning a rule off never adds a
+        //! violation.
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn policy() -> impl Strategy<Value = PasswordPolicy> {
+            (
+                1_usize..20,
+                0_usize..100,
+                any::<[bool; 6]>(),
+                0..=MAX_HISTORY_COUNT,
+            )
+                .prop_map(|(min_length, extra, rules, history_count)| PasswordPolicy {
+                    min_length,
+                    max_length: min_length + extra,
+                    require_uppercase: rules[0],
+                    require_lowercase: rules[1],
+                    require_digit: rules[2],
+                    require_special: rules[3],
+                    reject_common: rules[4],
+                    reject_user_info: rules[5],
+                    history_count,
+                })
+        }
+
+        /// Passwords: arbitrary text, and text close to what people type.
+        fn password() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "[a-zA-Z0-9 !-]{0,40}",
+                "(password|qwerty|alice|Alice|example)[0-9]{0,3}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn violations_keep_their_documented_shape(
+                policy in policy(),
+                password in password(),
+                name in proptest::option::of("[a-zA-Z ]{0,20}"),
+            ) {
+                prop_assert_eq!(policy.validate(), Ok(()));
+                let user = UserInfo { email: "alice.smith@example.com", name: name.as_deref() };
+                let violations = policy.violations(&password, &user);
+                let positions: Vec<usize> = violations
+                    .iter()
+                    .map(|v| Violation::ALL.iter().position(|a| a == v).unwrap())
+                    .collect();
+                prop_assert!(positions.windows(2).all(|w| w[0] < w[1]), "declaration order, once each: {:?}", violations);
+                prop_assert!(!violations.contains(&Violation::ReusedPassword));
+                prop_assert_eq!(violations.contains(&Violation::ContainsNul), password.contains('\0'));
+                let length = password.chars().count();
+                let too_long = length > policy.max_length;
+                prop_assert_eq!(violations.contains(&Violation::TooLong), too_long);
+                if too_long {
+                    prop_assert!(violations.iter().all(|v| matches!(v, Violation::TooLong | Violation::ContainsNul)));
+                } else {
+                    prop_assert_eq!(violations.contains(&Violation::TooShort), length < policy.min_length);
+                }
+                if violations.is_empty() {
+                    prop_assert!(!policy.require_uppercase || password.chars().any(char::is_uppercase));
+                    prop_assert!(!policy.require_lowercase || password.chars().any(char::is_lowercase));
+                    prop_assert!(!policy.require_digit || password.chars().any(char::is_numeric));
+                    prop_assert!(!policy.reject_common || !common_passwords::contains(&password));
+                    prop_assert!(!policy.reject_user_info || !password.to_lowercase().contains("alice.smith"));
+                }
+            }
+
+            #[test]
+            fn turning_a_rule_off_never_adds_a_violation(
+                policy in policy(),
+                password in password(),
+            ) {
+                let strictest = PasswordPolicy {
+                    require_uppercase: true,
+                    require_lowercase: true,
+                    require_digit: true,
+                    require_special: true,
+                    reject_common: true,
+                    reject_user_info: true,
+                    ..policy.clone()
+                };
+                let user = UserInfo { email: "alice@example.com", name: Some("Alice Smith") };
+                let strict = strictest.violations(&password, &user);
+                for violation in policy.violations(&password, &user) {
+                    prop_assert!(strict.contains(&violation), "{:?} only under the laxer policy", violation);
+                }
+            }
+        }
+    }
 }

@@ -571,6 +571,156 @@ mod tests {
         assert!(limiter.admit_recovery(ip("8.8.8.8"), account("y"), 3_610));
     }
 
+    mod properties {
+        //! Never more than the limit per window, whatever the order and
+        //! timing of attempts; tables never past their bound.
+
+        use std::collections::HashMap;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// One attempt: which address and account (of a few, so that they
+        /// collide), and how many seconds after the previous one.
+        fn attempts() -> impl Strategy<Value = Vec<(u8, u8, i64)>> {
+            proptest::collection::vec((0_u8..4, 0_u8..4, 0_i64..40), 1..200)
+        }
+
+        /// The limiter's windows as the module documents them: a key's
+        /// window opens at its first counted attempt and lasts
+        /// `window` seconds; counts how many were let through in each.
+        #[derive(Default)]
+        struct Windows(HashMap<u8, (UnixSeconds, u32)>);
+
+        impl Windows {
+            /// Counts a let-through attempt; returns the count in its window.
+            fn count(&mut self, key: u8, now: UnixSeconds, window: UnixSeconds) -> u32 {
+                let entry = self.0.entry(key).or_insert((now, 0));
+                if now >= entry.0 + window {
+                    *entry = (now, 0);
+                }
+                entry.1 += 1;
+                entry.1
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+            #[test]
+            fn login_failures_let_through_never_pass_either_limit(
+                per_ip in 1_u32..6,
+                per_account in 1_u32..6,
+                attempts in attempts(),
+            ) {
+                let limiter = limiter(per_ip, per_account);
+                let (mut by_ip, mut by_account) = (Windows::default(), Windows::default());
+                let mut now = 1_000;
+                for (address, account_number, after) in attempts {
+                    now += after;
+                    let ip = ip(&format!("10.0.0.{address}"));
+                    let account = account(&format!("user{account_number}"));
+                    if limiter.check(ip, account, now).is_ok() {
+                        limiter.record_failure(ip, account, now);
+                        prop_assert!(by_ip.count(address, now, WINDOW_SECONDS) <= per_ip);
+                        prop_assert!(by_account.count(account_number, now, WINDOW_SECONDS) <= per_account);
+                    } else {
+                        // Refused only when a limit is really used up.
+                        let ip_full = by_ip.0.get(&address).is_some_and(|&(start, n)| now < start + WINDOW_SECONDS && n >= per_ip);
+                        let account_full = by_account.0.get(&account_number).is_some_and(|&(start, n)| now < start + WINDOW_SECONDS && n >= per_account);
+                        prop_assert!(ip_full || account_full, "refused with room left");
+                    }
+                }
+            }
+
+            #[test]
+            fn sign_ups_admitted_never_pass_the_limit(
+                per_ip in 1_u32..6,
+                attempts in attempts(),
+            ) {
+                let limiter = LoginLimiter::new(&LimitsConfig {
+                    register_per_ip_per_min: per_ip,
+                    ..LimitsConfig::default()
+                });
+                let mut windows = Windows::default();
+                let mut now = 1_000;
+                for (address, _, after) in attempts {
+                    now += after;
+                    if limiter.admit_registration(ip(&format!("10.0.0.{address}")), now).is_ok() {
+                        prop_assert!(windows.count(address, now, WINDOW_SECONDS) <= per_ip);
+                    }
+                }
+            }
+
+            #[test]
+            fn recovery_requests_admitted_never_pass_the_hourly_limits(
+                per_ip in 1_u32..6,
+                per_account in 1_u32..6,
+                attempts in proptest::collection::vec((0_u8..4, 0_u8..4, 0_i64..1_200), 1..200),
+            ) {
+                let limiter = LoginLimiter::new(&LimitsConfig {
+                    recovery_per_ip_per_hour: per_ip,
+                    recovery_per_account_per_hour: per_account,
+                    ..LimitsConfig::default()
+                });
+                let (mut by_ip, mut by_account) = (HashMap::<u8, Vec<UnixSeconds>>::new(), HashMap::<u8, Vec<UnixSeconds>>::new());
+                let mut now = 1_000;
+                for (address, account_number, after) in attempts {
+                    now += after;
+                    if limiter.admit_recovery(ip(&format!("10.0.0.{address}")), account(&format!("user{account_number}")), now) {
+                        // Windows are fixed, not sliding: at most twice the
+                        // limit in any hour, at most the limit in a window.
+                        let ip_times = by_ip.entry(address).or_default();
+                        ip_times.push(now);
+                        let recent = ip_times.iter().filter(|&&t| t > now - RECOVERY_WINDOW_SECONDS).count();
+                        prop_assert!(recent <= 2 * per_ip as usize);
+                        let account_times = by_account.entry(account_number).or_default();
+                        account_times.push(now);
+                        let recent = account_times.iter().filter(|&&t| t > now - RECOVERY_WINDOW_SECONDS).count();
+                        prop_assert!(recent <= 2 * per_account as usize);
+                    }
+                }
+            }
+
+            #[test]
+            fn the_delay_never_passes_its_ceiling_and_a_success_clears_it(
+                failures in 0_u32..40,
+                after in 0_i64..2_000,
+            ) {
+                let limiter = limiter(1_000, 1_000);
+                for _ in 0..failures {
+                    limiter.record_failure(ip("1.2.3.4"), account("a"), 0);
+                }
+                let delay = limiter.delay_for(account("a"), after);
+                prop_assert!(delay <= MAX_DELAY);
+                prop_assert_eq!(delay.is_zero(), failures < FREE_FAILURES || after >= 15 * WINDOW_SECONDS);
+                limiter.record_success(account("a"));
+                prop_assert_eq!(limiter.delay_for(account("a"), after), Duration::ZERO);
+            }
+        }
+
+        proptest! {
+            // Each case writes past MAX_TRACKED_KEYS keys: few cases.
+            #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
+
+            #[test]
+            fn a_table_never_holds_more_than_its_bound(
+                extra in 1_usize..5_000,
+                spread in 0_i64..1_000,
+            ) {
+                let mut table = Table::default();
+                for i in 0..(MAX_TRACKED_KEYS + extra) {
+                    let mut key = [0; 16];
+                    key[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                    // Some keys go idle (older than five windows), some not.
+                    table.record(key, (i as i64 * spread) / 1_000);
+                    prop_assert!(table.entries.len() <= MAX_TRACKED_KEYS);
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_flood_of_distinct_keys_stays_bounded() {
         let limiter = limiter(10, 5);

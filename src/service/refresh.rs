@@ -432,3 +432,298 @@ impl From<ServiceError> for RefreshError {
         RefreshError::Service(error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The refresh family as a state machine, against a real store in a temp
+    //! dir on a manual clock: whatever interleaving of rotations, replays
+    //! (also two presentations racing), logouts and time passing, a family
+    //! has exactly one live token (its newest) or none, and once a replay
+    //! or a logout has ended it, none ever again.
+
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::{Config, HumanDuration};
+    use crate::crypto::jwt::KeyAlgorithm;
+    use crate::domain::Password;
+    use crate::service::accounts::NewUser;
+    use crate::service::login::{LoginOutcome, LoginRequest};
+    use crate::service::sessions::SessionKind;
+    use crate::service::tokens::TokenGrant;
+    use crate::store::Store;
+
+    const REFRESH_TTL_SECONDS: u64 = 600;
+    const PASSWORD: &str = "Correct-Horse-42";
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Present the family's newest token.
+        Rotate(usize),
+        /// Present the newest token twice at once.
+        RaceRotate(usize),
+        /// Present an older, spent token of the family (the n-th, modulo).
+        Replay(usize, usize),
+        Logout(usize),
+        /// Let time pass (the refresh tokens live 600 s).
+        Wait(i64),
+    }
+
+    fn step(families: usize) -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0..families).prop_map(Step::Rotate),
+            1 => (0..families).prop_map(Step::RaceRotate),
+            2 => (0..families, any::<usize>()).prop_map(|(f, n)| Step::Replay(f, n)),
+            1 => (0..families).prop_map(Step::Logout),
+            2 => (0_i64..400).prop_map(Step::Wait),
+        ]
+    }
+
+    /// What the model knows of one family: every token issued in it, oldest
+    /// first, and whether a replay or a logout ended it.
+    struct Family {
+        tokens: Vec<String>,
+        ended: bool,
+    }
+
+    struct Harness {
+        runtime: tokio::runtime::Runtime,
+        services: Services,
+        clock: Clock,
+        next_user: AtomicU32,
+        _dir: tempfile::TempDir,
+    }
+
+    fn context() -> RequestContext {
+        RequestContext {
+            ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            user_agent: "proptest".into(),
+            request_id: "proptest".into(),
+        }
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let clock = Clock::manual(1_800_000_000);
+            let mut config = Config::default();
+            config.storage.data_dir = dir.path().to_path_buf();
+            config.passwords.memory_kib = 1024;
+            config.passwords.iterations = 1;
+            config.passwords.parallelism = 1;
+            config.limits.login_per_ip_per_min = 1_000_000;
+            config.limits.login_per_account_per_min = 1_000_000;
+            config.limits.register_per_ip_per_min = 1_000_000;
+            config.tokens.refresh_ttl = HumanDuration::from_secs(REFRESH_TTL_SECONDS);
+            config.tokens.signing_alg = KeyAlgorithm::EdDSA;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let (store, _) = Store::open(&dir.path().join("authd.redb"), 1 << 20, clock.now())
+                .expect("open the store");
+            let services = runtime
+                .block_on(Services::build(
+                    Arc::new(config),
+                    Arc::new(store),
+                    &[9; 32],
+                    clock.clone(),
+                ))
+                .expect("services");
+            Harness {
+                runtime,
+                services,
+                clock,
+                next_user: AtomicU32::new(0),
+                _dir: dir,
+            }
+        }
+
+        /// A new user with `count` sessions: one refresh family each.
+        fn families(&self, count: usize) -> Vec<Family> {
+            let n = self.next_user.fetch_add(1, Ordering::Relaxed);
+            let email = format!("family{n}@example.com");
+            self.runtime.block_on(async {
+                self.services
+                    .register(
+                        NewUser {
+                            email: Some(email.clone()),
+                            password: Some(Password::new(PASSWORD.into())),
+                            name: None,
+                            org: None,
+                            role: None,
+                            email_verified: None,
+                        },
+                        &context(),
+                    )
+                    .await
+                    .expect("register");
+                let mut families = Vec::new();
+                for _ in 0..count {
+                    let outcome = self
+                        .services
+                        .login(
+                            LoginRequest {
+                                email: email.clone(),
+                                password: Password::new(PASSWORD.into()),
+                                org: None,
+                                grant: TokenGrant::default(),
+                            },
+                            SessionKind::Refreshable,
+                            &context(),
+                        )
+                        .await
+                        .expect("login");
+                    let LoginOutcome::Tokens(tokens) = outcome else {
+                        panic!("no second factor was enrolled");
+                    };
+                    families.push(Family {
+                        tokens: vec![tokens.refresh_token.expect("a refresh token")],
+                        ended: false,
+                    });
+                }
+                families
+            })
+        }
+
+        fn refresh(&self, token: &str) -> Result<String, RefreshRefusal> {
+            self.runtime.block_on(refresh_once(&self.services, token))
+        }
+
+        /// Two presentations of `token` at once.
+        fn race(&self, token: &str) -> [Result<String, RefreshRefusal>; 2] {
+            self.runtime.block_on(async {
+                let (a, b) = tokio::join!(
+                    refresh_once(&self.services, token),
+                    refresh_once(&self.services, token)
+                );
+                [a, b]
+            })
+        }
+
+        fn is_live(&self, token: &str) -> bool {
+            self.runtime
+                .block_on(self.services.introspect(token, &TokenCaller::Operator))
+                .expect("introspect")
+                .active
+        }
+
+        /// The family's tokens that introspection calls live.
+        fn live(&self, family: &Family) -> Vec<usize> {
+            (0..family.tokens.len())
+                .filter(|&i| self.is_live(&family.tokens[i]))
+                .collect()
+        }
+    }
+
+    /// The new refresh token, or why there is none.
+    async fn refresh_once(services: &Services, token: &str) -> Result<String, RefreshRefusal> {
+        match services.refresh(token, None, &context()).await {
+            Ok(RefreshedTokens::FirstParty(set)) => {
+                Ok(set.refresh_token.expect("a rotated refresh token"))
+            }
+            Ok(RefreshedTokens::App(_)) => panic!("a first-party family"),
+            Err(RefreshError::Refused(why)) => Err(why),
+            Err(RefreshError::Service(error)) => panic!("refresh failed: {error}"),
+        }
+    }
+
+    fn harness() -> &'static Harness {
+        static HARNESS: std::sync::OnceLock<Harness> = std::sync::OnceLock::new();
+        HARNESS.get_or_init(Harness::new)
+    }
+
+    fn check_family(harness: &Harness, family: &Family, after: &Step) {
+        let live = harness.live(family);
+        assert!(
+            live.len() <= 1,
+            "after {after:?}: {} live tokens in one family",
+            live.len()
+        );
+        if let Some(&index) = live.first() {
+            assert_eq!(
+                index,
+                family.tokens.len() - 1,
+                "after {after:?}: a spent token is live"
+            );
+            assert!(!family.ended, "after {after:?}: an ended family lives");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 24,
+            max_shrink_iters: 64,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn a_refresh_family_has_one_live_token_or_none(
+            count in 1_usize..=3,
+            steps in proptest::collection::vec(step(3), 1..24),
+        ) {
+            let harness = harness();
+            let mut families = harness.families(count);
+            for family in &families {
+                prop_assert_eq!(harness.live(family), vec![0], "a fresh family lives");
+            }
+            for step in steps {
+                match step {
+                    Step::Rotate(f) => {
+                        let family = &mut families[f % count];
+                        let newest = family.tokens.last().expect("a token").clone();
+                        let was_live = harness.is_live(&newest);
+                        let answer = harness.refresh(&newest);
+                        prop_assert_eq!(answer.is_ok(), was_live, "rotation of the newest token: {:?}", answer);
+                        if let Ok(token) = answer {
+                            family.tokens.push(token);
+                        }
+                    }
+                    Step::RaceRotate(f) => {
+                        let family = &mut families[f % count];
+                        let newest = family.tokens.last().expect("a token").clone();
+                        let was_live = harness.is_live(&newest);
+                        let answers = harness.race(&newest);
+                        let won: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().ok()).collect();
+                        prop_assert!(won.len() <= 1, "two presentations of one token both rotated");
+                        if was_live {
+                            // One wins, the other is the replay it looks like,
+                            // which ends the family, the winner's new token too.
+                            prop_assert_eq!(won.len(), 1);
+                            prop_assert!(answers.contains(&Err(RefreshRefusal::Replayed)));
+                            family.tokens.push(won[0].clone());
+                            family.ended = true;
+                        }
+                    }
+                    Step::Replay(f, n) => {
+                        let family = &mut families[f % count];
+                        if family.tokens.len() < 2 {
+                            continue;
+                        }
+                        let spent = family.tokens[n % (family.tokens.len() - 1)].clone();
+                        prop_assert_eq!(harness.refresh(&spent), Err(RefreshRefusal::Replayed));
+                        family.ended = true;
+                    }
+                    Step::Logout(f) => {
+                        let family = &mut families[f % count];
+                        let newest = family.tokens.last().expect("a token").clone();
+                        harness
+                            .runtime
+                            .block_on(harness.services.logout_refresh_token(&newest, "logout", &context()))
+                            .expect("logout");
+                        family.ended = true;
+                    }
+                    Step::Wait(seconds) => harness.clock.advance(seconds),
+                }
+                for family in &families {
+                    check_family(harness, family, &step);
+                }
+            }
+        }
+    }
+}
