@@ -14,6 +14,14 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
 
+# The crash harness (tests/crash, docs/reliability.md): kill -9 the real
+# binary N times under a mixed write load (and during a key rotation, a
+# backup, a migration and a sweep at start), restart it, check every
+# acknowledged write; lost must be 0. AUTHD_CRASH_SEED=… reruns a seed.
+# `cargo test` runs it with 10 kills.
+crash N="100":
+    AUTHD_CRASH_KILLS={{N}} cargo test --test crash
+
 # Benchmarks, then one headline table (target/bench/summary.json): footprint
 # (binary size, startup, idle RSS, audit database size and query latency),
 # login (argon2id limit vs logins, logins + TOTP, registrations; burst RSS;

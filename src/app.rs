@@ -74,6 +74,15 @@ impl Application {
             migrated_from = report.migrated_from,
             "database open"
         );
+        // Holding the file now, no other server is making a download copy.
+        match crate::service::backup::remove_abandoned_download_copies(&config.storage.data_dir) {
+            Ok(0) => {}
+            Ok(removed) => tracing::warn!(
+                removed,
+                "removed the temporary copies of backups a stopped process was making"
+            ),
+            Err(error) => tracing::warn!(%error, "could not look for abandoned backup copies"),
+        }
 
         let admin_token = load_admin_token(&config)?;
 
