@@ -35,6 +35,12 @@ crash N="100":
 bench *ARGS:
     bash scripts/bench.sh {{ARGS}}
 
+# The soak (not in CI): mixed traffic from 1,000 kept-alive clients against
+# the release binary for MINUTES (default 30); per minute requests, errors
+# and p99, RSS at start, after warm-up and at the end (target/bench/soak.json).
+soak MINUTES="30":
+    AUTHD_SOAK_MINUTES={{MINUTES}} cargo bench --bench soak
+
 # Where an authenticated GET spends its time: perf samples of the server
 # under wrk load, grouped by component (`pat`, `access` or `healthz`).
 profile SCENARIO="pat" SECONDS="5":

@@ -24,6 +24,9 @@ use serde_json::{Map, Value};
 
 use crate::service::ServiceError;
 
+/// What a 503 for a full disk asks a client to wait.
+const STORAGE_RETRY_AFTER_SECONDS: u64 = 30;
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
@@ -334,6 +337,15 @@ impl From<ServiceError> for ApiError {
                 code,
                 description,
             ),
+            ServiceError::StorageUnavailable(cause) => ApiError {
+                cause: Some(Arc::from(format!("{cause:#}"))),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the server cannot write to its database (is the disk full?); nothing was changed, try again later",
+                )
+                .with_retry_after(STORAGE_RETRY_AFTER_SECONDS)
+            },
             ServiceError::Internal(cause) => ApiError::internal(format!("{cause:#}")),
         }
     }
@@ -366,7 +378,11 @@ pub async fn render_error_bodies(request: Request, next: Next) -> Response {
         None => ApiError::from_status(response.status()),
     };
     if let Some(cause) = &error.cause {
-        tracing::error!(%cause, "internal error");
+        if error.status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(%cause, "storage unavailable: free space on the data dir's volume");
+        } else {
+            tracing::error!(%cause, "internal error");
+        }
     }
     if family == ErrorFamily::Identity && response.extensions().get::<ApiError>().is_some() {
         return response;

@@ -135,6 +135,10 @@ pub enum ServiceError {
         code: &'static str,
         description: String,
     },
+    /// The database cannot be written: its volume is full (or failing).
+    /// Nothing was changed; the cause is kept for the log.
+    #[error("storage unavailable: {0:#}")]
+    StorageUnavailable(anyhow::Error),
     /// Something that should not fail did; its whole chain of causes is
     /// kept for the one log line the HTTP layer writes.
     #[error("internal: {0:#}")]
@@ -148,9 +152,21 @@ pub struct FieldError {
 }
 
 impl ServiceError {
-    /// An internal failure, keeping `error` and its sources.
+    /// An internal failure, keeping `error` and its sources; a store that
+    /// cannot write for want of space is [`ServiceError::StorageUnavailable`]
+    /// wherever it is wrapped, so that a full disk is never a bare 500.
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
-        ServiceError::Internal(error.into())
+        let error = error.into();
+        let storage_full = error.chain().any(|cause| {
+            cause
+                .downcast_ref::<StoreError>()
+                .is_some_and(StoreError::is_storage_full)
+        });
+        if storage_full {
+            ServiceError::StorageUnavailable(error)
+        } else {
+            ServiceError::Internal(error)
+        }
     }
 
     pub fn oauth(code: &'static str, description: impl Into<String>) -> Self {
