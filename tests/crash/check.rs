@@ -81,9 +81,19 @@ pub async fn check(target: &Target, rng: &mut StdRng, full: bool) -> CheckReport
             chosen.extend(older.choose_multiple(rng, SAMPLE));
             chosen
         };
+        // An account whose TOTP confirmation was in flight is settled by
+        // its own job first: until then nobody knows whether it needs a code.
+        let enrolling: Vec<String> = ledger
+            .enrollments_in_flight
+            .iter()
+            .map(|(account, _, _)| account.email.clone())
+            .collect();
         let writes: Vec<Writes> = ledger.accounts.iter().map(|(_, w)| *w).collect();
         for index in pick(&writes, &|_| false, rng) {
-            jobs.push(Job::Account(index, ledger.accounts[index].0.clone()));
+            let account = &ledger.accounts[index].0;
+            if !enrolling.contains(&account.email) {
+                jobs.push(Job::Account(index, account.clone()));
+            }
         }
         let writes: Vec<Writes> = ledger.chains.iter().map(|(_, w)| *w).collect();
         let states: Vec<ChainState> = ledger.chains.iter().map(|(c, _)| c.state).collect();
@@ -139,7 +149,9 @@ fn apply(target: &Target, results: Vec<(Outcome, Verdict, bool)>, report: &mut C
         }
         let writes = match &outcome {
             Outcome::Account(index, account) => {
-                ledger.accounts[*index].0 = account.clone();
+                // Only what the check changed: the TOTP step it spent.
+                let known = &mut ledger.accounts[*index].0;
+                known.last_totp_step = known.last_totp_step.max(account.last_totp_step);
                 Some(&mut ledger.accounts[*index].1)
             }
             Outcome::Chain(index, chain) => {
@@ -160,7 +172,8 @@ fn apply(target: &Target, results: Vec<(Outcome, Verdict, bool)>, report: &mut C
             }
             Outcome::Enrolled(account) => {
                 if let Some((known, _)) = ledger.account_mut(&account.email) {
-                    *known = account.clone();
+                    known.totp = account.totp.clone();
+                    known.last_totp_step = known.last_totp_step.max(account.last_totp_step);
                 }
                 None
             }
