@@ -3,7 +3,8 @@
 //! binary for `AUTHD_SOAK_MINUTES` (default 30). Per minute it prints the
 //! requests, errors (any answer but the expected one, or none) and p99,
 //! and the RSS (`VmRSS`) at start, after the first minute (warm-up) and at
-//! the end. The mix: profile reads with an access token, PAT reads of the
+//! the end, with the database file's size (redb's page cache, part of the
+//! RSS, grows with the file the sign-ups grow). The mix: profile reads with an access token, PAT reads of the
 //! control plane, refresh rotations, sign-ins (cheap argon2id, as the
 //! crash harness: this is about staying flat, not about hashing), and
 //! sign-ups. It fails if any request failed.
@@ -39,6 +40,8 @@ struct Credentials {
 struct Phase {
     histogram: hdrhistogram::Histogram<u64>,
     errors: u64,
+    /// The errors by the status they got (0: no answer).
+    error_statuses: std::collections::BTreeMap<u16, u64>,
 }
 
 fn main() {
@@ -112,6 +115,7 @@ async fn soak(server: &BenchServer, minutes: u64, connections: usize) -> bool {
                     histogram: hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
                         .expect("histogram"),
                     errors: 0,
+                    error_statuses: Default::default(),
                 })
             })
             .collect(),
@@ -133,24 +137,28 @@ async fn soak(server: &BenchServer, minutes: u64, connections: usize) -> bool {
             while !stop.load(Ordering::Relaxed) {
                 iteration += 1;
                 let sent = Instant::now();
-                let ok = one_request(&client, &base, &own, iteration, &sign_ups).await;
+                let outcome = one_request(&client, &base, &own, iteration, &sign_ups).await;
                 let phase = (started.elapsed().as_secs() / 60) as usize;
                 let Some(phase) = phases.get(phase) else {
                     break;
                 };
                 let mut phase = phase.lock().expect("phase");
-                if ok {
-                    let micros = sent.elapsed().as_micros().clamp(1, 60_000_000) as u64;
-                    let _ = phase.histogram.record(micros);
-                } else {
-                    phase.errors += 1;
+                match outcome {
+                    Ok(()) => {
+                        let micros = sent.elapsed().as_micros().clamp(1, 60_000_000) as u64;
+                        let _ = phase.histogram.record(micros);
+                    }
+                    Err(status) => {
+                        phase.errors += 1;
+                        *phase.error_statuses.entry(status).or_default() += 1;
+                    }
                 }
             }
         }));
     }
 
     let mut warm_rss = 0.0;
-    println!("soak: minute  requests  errors   p50 ms   p99 ms   RSS MiB");
+    println!("soak: minute  requests  errors   p50 ms   p99 ms   RSS MiB   file MiB");
     for minute in 0..minutes {
         let end_of_minute = Duration::from_secs((minute + 1) * 60);
         tokio::time::sleep(end_of_minute.saturating_sub(started.elapsed())).await;
@@ -165,13 +173,14 @@ async fn soak(server: &BenchServer, minutes: u64, connections: usize) -> bool {
         // stragglers land in the next.
         let phase = phases[minute as usize].lock().expect("phase");
         println!(
-            "soak:   {:>4}  {:>8}  {:>6}  {:>7.2}  {:>7.2}  {:>8.1}",
+            "soak:   {:>4}  {:>8}  {:>6}  {:>7.2}  {:>7.2}  {:>8.1}  {:>9.1}",
             minute + 1,
             phase.histogram.len(),
             phase.errors,
             phase.histogram.value_at_quantile(0.5) as f64 / 1000.0,
             phase.histogram.value_at_quantile(0.99) as f64 / 1000.0,
             rss,
+            common::mib(server.database_bytes()),
         );
     }
     for worker in workers {
@@ -179,22 +188,34 @@ async fn soak(server: &BenchServer, minutes: u64, connections: usize) -> bool {
     }
     let end_rss = server.rss_mib().0;
     let mut errors = 0;
+    let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
     let mut table = Vec::new();
     for minute in 0..minutes as usize {
         let phase = phases[minute].lock().expect("phase");
         errors += phase.errors;
+        for (status, n) in &phase.error_statuses {
+            *statuses.entry(*status).or_default() += n;
+        }
         table.push(json!({
             "minute": minute + 1,
             "requests": phase.histogram.len(),
             "errors": phase.errors,
             "p50_ms": phase.histogram.value_at_quantile(0.5) as f64 / 1000.0,
             "p99_ms": phase.histogram.value_at_quantile(0.99) as f64 / 1000.0,
+            "error_statuses": phase
+                .error_statuses
+                .iter()
+                .map(|(status, n)| (status.to_string(), json!(n)))
+                .collect::<serde_json::Map<String, Value>>(),
         }));
     }
     println!(
         "soak: {minutes} min, {connections} clients: RSS {start_rss:.1} MiB at start, {warm_rss:.1} MiB after the first minute, {end_rss:.1} MiB at the end; {} sign-ups; errors {errors}",
         sign_ups.load(Ordering::Relaxed)
     );
+    if errors > 0 {
+        println!("soak: errors by status (0: no answer): {statuses:?}");
+    }
     save(
         "soak",
         &json!({
@@ -268,30 +289,39 @@ async fn set_up_client(client: &reqwest::Client, base: &str, n: usize) -> Creden
     }
 }
 
-/// One request of the mix; whether it got the answer it should.
+/// One request of the mix: `Err` with the status it got instead of the
+/// one it should (0 when no answer came).
 async fn one_request(
     client: &reqwest::Client,
     base: &str,
     own: &Credentials,
     iteration: u64,
     sign_ups: &AtomicU64,
-) -> bool {
+) -> Result<(), u16> {
+    let expected = |status: u16, wanted: u16| {
+        if status == wanted {
+            Ok(())
+        } else {
+            Err(status)
+        }
+    };
     let status = |response: Result<reqwest::Response, reqwest::Error>| {
         response.map(|r| r.status().as_u16()).unwrap_or(0)
     };
     match iteration % 20 {
         // 45 %: the profile with an access token.
-        0..=8 => {
+        0..=8 => expected(
             status(
                 client
                     .get(format!("{base}/api/account"))
                     .bearer_auth(&own.access_token)
                     .send()
                     .await,
-            ) == 200
-        }
+            ),
+            200,
+        ),
         // 20 %: a PAT on the control plane.
-        9..=12 => {
+        9..=12 => expected(
             status(
                 client
                     .get(format!("{base}/api/v1/sessions"))
@@ -299,33 +329,43 @@ async fn one_request(
                     .header("X-Active-Org-Id", &own.org_id)
                     .send()
                     .await,
-            ) == 200
-        }
+            ),
+            200,
+        ),
         // 15 %: a refresh rotation (a signature and a durable commit).
-        13..=15 => common::rotate(client, base, &own.refresh_token)
-            .await
-            .is_ok_and(|status| status == 200),
+        13..=15 => expected(
+            common::rotate(client, base, &own.refresh_token)
+                .await
+                .unwrap_or(0),
+            200,
+        ),
         // 10 %: a sign-in.
         16 | 17 => {
             let email = format!("signin{}@soak.test", iteration % SIGN_IN_ACCOUNTS as u64);
-            status(
-                client
-                    .post(format!("{base}/login"))
-                    .json(&json!({"email": email, "password": PASSWORD}))
-                    .send()
-                    .await,
-            ) == 200
+            expected(
+                status(
+                    client
+                        .post(format!("{base}/login"))
+                        .json(&json!({"email": email, "password": PASSWORD}))
+                        .send()
+                        .await,
+                ),
+                200,
+            )
         }
         // 10 %: a sign-up.
         _ => {
             let n = sign_ups.fetch_add(1, Ordering::Relaxed);
-            status(
-                client
-                    .post(format!("{base}/register"))
-                    .json(&json!({"email": format!("new{n}@soak.test"), "password": PASSWORD}))
-                    .send()
-                    .await,
-            ) == 201
+            expected(
+                status(
+                    client
+                        .post(format!("{base}/register"))
+                        .json(&json!({"email": format!("new{n}@soak.test"), "password": PASSWORD}))
+                        .send()
+                        .await,
+                ),
+                201,
+            )
         }
     }
 }
