@@ -24,6 +24,14 @@ lint:
 fuzz SECONDS="60":
     bash scripts/fuzz.sh {{SECONDS}}
 
+# The crash harness (tests/crash, docs/reliability.md): kill -9 the real
+# binary N times under a mixed write load (and during a key rotation, a
+# backup, a migration and a sweep at start), restart it, check every
+# acknowledged write; lost must be 0. AUTHD_CRASH_SEED=… reruns a seed.
+# `cargo test` runs it with 10 kills.
+crash N="100":
+    AUTHD_CRASH_KILLS={{N}} cargo test --test crash
+
 # Benchmarks, then one headline table (target/bench/summary.json): footprint
 # (binary size, startup, idle RSS, audit database size and query latency),
 # login (argon2id limit vs logins, logins + TOTP, registrations; burst RSS;
@@ -38,6 +46,12 @@ fuzz SECONDS="60":
 # (in the dev profile `cargo test` already built: it proves the harness only).
 bench *ARGS:
     bash scripts/bench.sh {{ARGS}}
+
+# The soak (not in CI): mixed traffic from 1,000 kept-alive clients against
+# the release binary for MINUTES (default 30); per minute requests, errors
+# and p99, RSS at start, after warm-up and at the end (target/bench/soak.json).
+soak MINUTES="30":
+    AUTHD_SOAK_MINUTES={{MINUTES}} cargo bench --bench soak
 
 # Where an authenticated GET spends its time: perf samples of the server
 # under wrk load, grouped by component (`pat`, `access` or `healthz`).

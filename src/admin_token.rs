@@ -30,6 +30,8 @@ pub enum AdminTokenError {
     Write { path: PathBuf, source: io::Error },
     #[error("{ENV_TOKEN} is set but empty")]
     EmptyEnvironment,
+    #[error("{path} is owned by uid {owner}, but authd runs as uid {uid}: whoever owns it can change it (fix: chown {uid} {path} && chmod 600 {path})", path = .path.display())]
+    WrongOwner { path: PathBuf, owner: u32, uid: u32 },
 }
 
 /// Where the effective token came from.
@@ -110,10 +112,13 @@ pub fn write_file(path: &Path, token: &str) -> Result<(), AdminTokenError> {
 }
 
 /// Creates the token file with a fresh token if there is none. Returns whether
-/// it was created.
+/// it was created. The server's start calls it: a file another user owns is
+/// refused (that user could swap the secret), one readable by others is
+/// tightened to 0600.
 pub fn ensure_file(path: &Path) -> Result<bool, AdminTokenError> {
     match read_file(path) {
         Ok(_) => {
+            check_owner(path)?;
             tighten_permissions(path);
             Ok(false)
         }
@@ -132,6 +137,29 @@ pub fn ensure_file(path: &Path) -> Result<bool, AdminTokenError> {
             Ok(true)
         }
         Err(other) => Err(other),
+    }
+}
+
+/// A secret file must belong to the user authd runs as (as SSH asks of its
+/// keys).
+fn check_owner(path: &Path) -> Result<(), AdminTokenError> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = fs::metadata(path)
+        .map_err(|source| AdminTokenError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .uid();
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if owner == uid {
+        Ok(())
+    } else {
+        Err(AdminTokenError::WrongOwner {
+            path: path.to_path_buf(),
+            owner,
+            uid,
+        })
     }
 }
 

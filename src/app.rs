@@ -19,7 +19,7 @@ use crate::config::{CacheMib, Config, ConfigSource, StorageBackend};
 use crate::http::{self, AppState, Shared};
 use crate::live_config::Reloader;
 use crate::service::Services;
-use crate::store::{Store, Sweep};
+use crate::store::{Store, StoreError, Sweep};
 use crate::telemetry::LogLevel;
 
 /// How often the server looks at the admin token file for a rotation.
@@ -66,7 +66,8 @@ impl Application {
         let (store, report) = match config.storage.backend {
             StorageBackend::Redb => {
                 let cache_bytes = page_cache_bytes(config.storage.cache_mib);
-                let opened = Store::open(&config.database_path(), cache_bytes, clock.now())?;
+                let opened = Store::open(&config.database_path(), cache_bytes, clock.now())
+                    .map_err(|error| explain_open_failure(error, &config))?;
                 tracing::info!(cache_mib = cache_bytes >> 20, "page cache");
                 opened
             }
@@ -84,6 +85,15 @@ impl Application {
             migrated_from = report.migrated_from,
             "database open"
         );
+        // Holding the file now, no other server is making a download copy.
+        match crate::service::backup::remove_abandoned_download_copies(&config.storage.data_dir) {
+            Ok(0) => {}
+            Ok(removed) => tracing::warn!(
+                removed,
+                "removed the temporary copies of backups a stopped process was making"
+            ),
+            Err(error) => tracing::warn!(%error, "could not look for abandoned backup copies"),
+        }
 
         let admin_token = load_admin_token(&config)?;
 
@@ -397,6 +407,27 @@ pub fn ensure_data_dir(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("storage.data_dir: cannot create {}", path.display()))?;
     tracing::info!(path = %path.display(), "created data dir");
     Ok(())
+}
+
+/// A database that does not open, with what the operator can do about it.
+fn explain_open_failure(error: StoreError, config: &Config) -> anyhow::Error {
+    let path = config.database_path();
+    let data_dir = config.storage.data_dir.display();
+    let fix = if error.is_corrupt() {
+        format!(
+            "fix: the database file is damaged; keep it aside (mv {path} {path}.damaged) and restore the newest backup with 'authd restore BACKUP', then start again",
+            path = path.display()
+        )
+    } else if error.is_storage_full() {
+        format!("fix: free space on the volume of {data_dir}, then start again")
+    } else if error.is_not_writable() {
+        format!(
+            "fix: authd must write to {data_dir}: mount it read-write and make it and its files belong to the user authd runs as (e.g. chown -R authd {data_dir})"
+        )
+    } else {
+        return error.into();
+    };
+    anyhow::anyhow!("{error}\n{fix}")
 }
 
 /// Checks, without creating anything, that the server could use `path` as

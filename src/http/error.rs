@@ -24,6 +24,12 @@ use serde_json::{Map, Value};
 
 use crate::service::ServiceError;
 
+/// What a 503 for a full disk asks a client to wait.
+const STORAGE_RETRY_AFTER_SECONDS: u64 = 30;
+/// What a client is told to wait while the PostgreSQL database is away (a
+/// restart or a failover takes seconds).
+const DATABASE_RETRY_AFTER_SECONDS: u64 = 5;
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
@@ -334,16 +340,24 @@ impl From<ServiceError> for ApiError {
                 code,
                 description,
             ),
-            ServiceError::Unavailable(cause) => {
-                let mut error = ApiError::new(
+            ServiceError::Unavailable(cause) => ApiError {
+                cause: Some(Arc::from(cause.as_str())),
+                ..ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "the database is unavailable; try again shortly",
-                );
-                error.retry_after_seconds = Some(5);
-                error.cause = Some(cause.as_str().into());
-                error
-            }
+                )
+                .with_retry_after(DATABASE_RETRY_AFTER_SECONDS)
+            },
+            ServiceError::StorageUnavailable(cause) => ApiError {
+                cause: Some(Arc::from(format!("{cause:#}"))),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the server cannot write to its database (is the disk full?); nothing was changed, try again later",
+                )
+                .with_retry_after(STORAGE_RETRY_AFTER_SECONDS)
+            },
             ServiceError::Internal(cause) => ApiError::internal(format!("{cause:#}")),
         }
     }
@@ -376,7 +390,11 @@ pub async fn render_error_bodies(request: Request, next: Next) -> Response {
         None => ApiError::from_status(response.status()),
     };
     if let Some(cause) = &error.cause {
-        tracing::error!(%cause, "internal error");
+        if error.status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(%cause, "storage unavailable: free space on the data dir's volume");
+        } else {
+            tracing::error!(%cause, "internal error");
+        }
     }
     if family == ErrorFamily::Identity && response.extensions().get::<ApiError>().is_some() {
         return response;

@@ -12,6 +12,11 @@ use super::{ServiceError, ServiceResult, Services};
 const SCHEDULED_PREFIX: &str = "authd-";
 const SCHEDULED_SUFFIX: &str = ".redb";
 
+/// The prefix of a download's temporary copy in the data dir; its name is
+/// removed as soon as the copy is open, so one that is still there was
+/// being made when the process died.
+const DOWNLOAD_COPY_PREFIX: &str = ".backup-";
+
 impl Services {
     /// A consistent copy of the database, as an open file whose name is
     /// already gone (the copy is removed when the file is closed). Made in
@@ -21,7 +26,10 @@ impl Services {
         let store = self.store.clone();
         let dir = self.config().storage.data_dir.clone();
         tokio::task::spawn_blocking(move || {
-            let path = dir.join(format!(".backup-{}.redb", ulid::Ulid::new()));
+            let path = dir.join(format!(
+                "{DOWNLOAD_COPY_PREFIX}{}{SCHEDULED_SUFFIX}",
+                ulid::Ulid::new()
+            ));
             let copied = store.backup_to(&path).map_err(ServiceError::from);
             let opened =
                 copied.and_then(|()| fs::File::open(&path).map_err(ServiceError::internal));
@@ -49,6 +57,22 @@ impl Services {
     }
 }
 
+/// Removes the temporary copies of downloads a killed process left in the
+/// data dir (each as big as the database). Call it while holding the
+/// database, so that no running server is making one. Returns how many.
+pub fn remove_abandoned_download_copies(data_dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(data_dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(DOWNLOAD_COPY_PREFIX) && name.ends_with(SCHEDULED_SUFFIX) {
+            fs::remove_file(data_dir.join(name.as_ref()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Removes scheduled backups in `dir` beyond the newest `keep` (their names
 /// sort by time).
 fn prune(dir: &Path, keep: usize) -> std::io::Result<()> {
@@ -67,6 +91,24 @@ fn prune(dir: &Path, keep: usize) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_abandoned_download_copies_are_removed() {
+        let dir = tempfile::tempdir().expect("dir");
+        for name in [".backup-01ABC.redb", "authd.redb", "server.secret"] {
+            fs::write(dir.path().join(name), b"x").expect("write");
+        }
+        assert_eq!(
+            remove_abandoned_download_copies(dir.path()).expect("remove"),
+            1
+        );
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        left.sort();
+        assert_eq!(left, ["authd.redb", "server.secret"]);
+    }
 
     #[test]
     fn pruning_keeps_the_newest_and_touches_nothing_else() {

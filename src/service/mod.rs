@@ -136,9 +136,14 @@ pub enum ServiceError {
         description: String,
     },
     /// The database cannot be reached just now (a PostgreSQL backend that
-    /// is down or restarting); the cause is for the log only.
+    /// is down or restarting); the cause is for the log only. (Wrapped
+    /// anywhere, a store error of that kind becomes this: see `internal`.)
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database cannot be written: its volume is full (or failing).
+    /// Nothing was changed; the cause is kept for the log.
+    #[error("storage unavailable: {0:#}")]
+    StorageUnavailable(anyhow::Error),
     /// Something that should not fail did; its whole chain of causes is
     /// kept for the one log line the HTTP layer writes.
     #[error("internal: {0:#}")]
@@ -152,9 +157,28 @@ pub struct FieldError {
 }
 
 impl ServiceError {
-    /// An internal failure, keeping `error` and its sources.
+    /// An internal failure, keeping `error` and its sources; a store that
+    /// cannot write for want of space is [`ServiceError::StorageUnavailable`]
+    /// wherever it is wrapped, so that a full disk is never a bare 500.
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
-        ServiceError::Internal(error.into())
+        let error = error.into();
+        let storage_full = error.chain().any(|cause| {
+            cause
+                .downcast_ref::<StoreError>()
+                .is_some_and(StoreError::is_storage_full)
+        });
+        let unreachable = error.chain().any(|cause| {
+            cause
+                .downcast_ref::<StoreError>()
+                .is_some_and(StoreError::is_unavailable)
+        });
+        if storage_full {
+            ServiceError::StorageUnavailable(error)
+        } else if unreachable {
+            ServiceError::Unavailable(format!("{error:#}"))
+        } else {
+            ServiceError::Internal(error)
+        }
     }
 
     pub fn oauth(code: &'static str, description: impl Into<String>) -> Self {
@@ -180,11 +204,7 @@ impl ServiceError {
 
 impl From<StoreError> for ServiceError {
     fn from(error: StoreError) -> Self {
-        if error.is_unavailable() {
-            ServiceError::Unavailable(error.to_string())
-        } else {
-            ServiceError::internal(error)
-        }
+        ServiceError::internal(error)
     }
 }
 

@@ -72,6 +72,57 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// The volume is full (or a quota or file-size limit was hit), or redb
+    /// refuses writes after such a failure ("previous I/O error"): what an
+    /// operator fixes by freeing space, not a bug.
+    pub fn is_storage_full(&self) -> bool {
+        let full = |error: &std::io::Error| {
+            error.kind() == std::io::ErrorKind::StorageFull
+                || error.kind() == std::io::ErrorKind::QuotaExceeded
+                || error.kind() == std::io::ErrorKind::FileTooLarge
+        };
+        match self {
+            StoreError::Database(redb::Error::Io(error)) | StoreError::Io(error) => full(error),
+            StoreError::Database(redb::Error::PreviousIo) => true,
+            // The group commit's last fsync failed; its reason is text.
+            StoreError::Writer(reason) => {
+                reason.contains("No space left on device") || reason.contains("Previous I/O error")
+            }
+            _ => false,
+        }
+    }
+
+    /// The file is damaged: redb found its structure broken (truncated,
+    /// overwritten) or a record does not decode.
+    pub fn is_corrupt(&self) -> bool {
+        match self {
+            StoreError::Database(redb::Error::Corrupted(_)) | StoreError::Corrupt { .. } => true,
+            // redb's "not a database": the header is gone.
+            StoreError::Database(redb::Error::Io(error)) => {
+                error.kind() == std::io::ErrorKind::InvalidData
+            }
+            _ => false,
+        }
+    }
+
+    /// The file or its directory cannot be written: a read-only mount, or
+    /// files that belong to another user.
+    pub fn is_not_writable(&self) -> bool {
+        let refused = |error: &std::io::Error| {
+            matches!(
+                error.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            )
+        };
+        match self {
+            StoreError::Open { source, .. } | StoreError::Io(source) => refused(source),
+            StoreError::Database(redb::Error::Io(error)) => refused(error),
+            _ => false,
+        }
+    }
+}
+
 macro_rules! from_redb {
     ($($error:ty),*) => {$(
         impl From<$error> for StoreError {

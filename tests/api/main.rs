@@ -18,6 +18,7 @@ mod error_bodies;
 mod forward_auth;
 mod forward_auth_proxies;
 mod hardening;
+mod hostile_data_dir;
 mod lifecycle;
 mod login;
 mod metrics;

@@ -69,7 +69,11 @@ pub async fn login(
             access_token,
             expires_in,
         })),
-        Err(error @ ServiceError::Internal(_)) => Err(error.into()),
+        Err(
+            error @ (ServiceError::Internal(_)
+            | ServiceError::StorageUnavailable(_)
+            | ServiceError::Unavailable(_)),
+        ) => Err(error.into()),
         Err(_) => Err(auth_failed()),
     }
 }
