@@ -522,39 +522,58 @@ fn install_key(
     reason: &str,
     origin: &RequestOrigin,
 ) -> anyhow::Result<String> {
-    let kid = new_key.key.kid.clone();
     let (reason, origin) = (reason.to_owned(), origin.clone());
-    store.write(move |txn| {
-        let previous = txn.active_signing_kid()?;
-        if let Some(previous) = &previous {
-            if let Some(mut old) = txn
-                .signing_keys()?
-                .into_iter()
-                .find(|k| &k.key.kid == previous)
-            {
-                old.rotated_out_at = Some(now);
-                old.retire_after = Some(now + overlap_seconds);
-                txn.put_signing_key(&old)?;
+    store
+        .write(move |txn| {
+            let previous = txn.active_signing_kid()?;
+            // Start-up decided on an earlier read; replicas sharing a database
+            // start together, and the first to get here makes the key the
+            // others then use (a second first key, landing after an operator's
+            // rotation, would replace the rotated one).
+            let active = match &previous {
+                Some(kid) => txn.signing_keys()?.into_iter().find(|k| &k.key.kid == kid),
+                None => None,
+            };
+            let already_done = match reason.as_str() {
+                "first_start" => active.is_some(),
+                "algorithm_changed" => active
+                    .as_ref()
+                    .is_some_and(|k| k.key.algorithm == new_key.key.algorithm),
+                _ => false,
+            };
+            if let (true, Some(active)) = (already_done, &active) {
+                return Ok::<_, crate::store::StoreError>(active.key.kid.clone());
             }
-        }
-        txn.put_signing_key(&new_key)?;
-        txn.set_active_signing_kid(&new_key.key.kid)?;
-        let kind = if previous.is_some() {
-            AuditKind::KeyRotated
-        } else {
-            AuditKind::KeyCreated
-        };
-        txn.audit(
-            AuditRecord::new(kind, now, &origin)
-                .reason(&reason)
-                .details(serde_json::json!({
-                    "kid": new_key.key.kid,
-                    "alg": new_key.key.algorithm,
-                    "previous_kid": previous,
-                })),
-        )
-    })?;
-    Ok(kid)
+            if let Some(previous) = &previous {
+                if let Some(mut old) = txn
+                    .signing_keys()?
+                    .into_iter()
+                    .find(|k| &k.key.kid == previous)
+                {
+                    old.rotated_out_at = Some(now);
+                    old.retire_after = Some(now + overlap_seconds);
+                    txn.put_signing_key(&old)?;
+                }
+            }
+            txn.put_signing_key(&new_key)?;
+            txn.set_active_signing_kid(&new_key.key.kid)?;
+            let kind = if previous.is_some() {
+                AuditKind::KeyRotated
+            } else {
+                AuditKind::KeyCreated
+            };
+            txn.audit(
+                AuditRecord::new(kind, now, &origin)
+                    .reason(&reason)
+                    .details(serde_json::json!({
+                        "kid": new_key.key.kid,
+                        "alg": new_key.key.algorithm,
+                        "previous_kid": previous,
+                    })),
+            )?;
+            Ok(new_key.key.kid.clone())
+        })
+        .map_err(anyhow::Error::from)
 }
 
 /// Seals, in one transaction, every stored key an earlier version kept in
