@@ -113,11 +113,16 @@ impl Application {
         };
 
         let server_secret = crate::server_secret::load_or_create(&config.storage.data_dir)?;
-        crate::server_secret::check_matches_store(&store, &server_secret)?;
-        let store = crate::service::keys::seal_keys_at_rest(store, &server_secret, clock.now())?;
+        crate::server_secret::check_matches_store(&store, &server_secret)
+            .map_err(|error| explain_start_failure(error, &config))?;
+        let store = crate::service::keys::seal_keys_at_rest(store, &server_secret, clock.now())
+            .map_err(|error| explain_start_failure(error, &config))?;
         let store = Arc::new(store);
-        let services =
-            Arc::new(Services::build(config.clone(), store.clone(), &server_secret, clock).await?);
+        let services = Arc::new(
+            Services::build(config.clone(), store.clone(), &server_secret, clock)
+                .await
+                .map_err(|error| explain_start_failure(error, &config))?,
+        );
         let (stop_sender, stop_receiver) = watch::channel(false);
         let state = AppState::new(Shared {
             admin_token: Arc::new(admin_token),
@@ -411,6 +416,14 @@ pub fn ensure_data_dir(path: &Path) -> anyhow::Result<()> {
 
 /// A database that does not open, with what the operator can do about it.
 fn explain_open_failure(error: StoreError, config: &Config) -> anyhow::Error {
+    match fix_for(&error, config) {
+        Some(fix) => anyhow::anyhow!("{error}\n{fix}"),
+        None => error.into(),
+    }
+}
+
+/// What to do about a store error at start, if it is one an operator can fix.
+fn fix_for(error: &StoreError, config: &Config) -> Option<String> {
     let path = config.database_path();
     let data_dir = config.storage.data_dir.display();
     let fix = if error.is_corrupt() {
@@ -425,9 +438,23 @@ fn explain_open_failure(error: StoreError, config: &Config) -> anyhow::Error {
             "fix: authd must write to {data_dir}: mount it read-write and make it and its files belong to the user authd runs as (e.g. chown -R authd {data_dir})"
         )
     } else {
-        return error.into();
+        return None;
     };
-    anyhow::anyhow!("{error}\n{fix}")
+    Some(fix)
+}
+
+/// A start-up step after the open that failed on the store (a record the
+/// open did not read turned out damaged, say) gets the same advice as a
+/// failed open.
+fn explain_start_failure(error: anyhow::Error, config: &Config) -> anyhow::Error {
+    let fix = error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<StoreError>())
+        .find_map(|store_error| fix_for(store_error, config));
+    match fix {
+        Some(fix) => anyhow::anyhow!("{error:#}\n{fix}"),
+        None => error,
+    }
 }
 
 /// Checks, without creating anything, that the server could use `path` as
