@@ -481,33 +481,11 @@ pub const CHEAP_ARGON2: &str = "[passwords]\nmemory_kib = 1024\niterations = 1\n
 /// everything from one IP (the `[limits]` table of a config).
 pub const NO_LIMITS: &str = "[limits]\nlogin_per_ip_per_min = 100000000\nlogin_per_account_per_min = 100000000\nlockout_threshold = 100000000\nregister_per_ip_per_min = 100000000\n";
 
-/// RFC 6238 / RFC 4226 TOTP, written out independently of the server's:
-/// HMAC-SHA-1 over the big-endian 30 s step, dynamic truncation, 6 digits.
-pub fn totp_at(secret_base32: &str, step: u64) -> String {
-    use hmac::Mac;
-    let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_base32)
-        .expect("base32 secret");
-    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(&secret).expect("hmac key");
-    mac.update(&step.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = (digest[19] & 0x0f) as usize;
-    let value = u32::from_be_bytes([
-        digest[offset] & 0x7f,
-        digest[offset + 1],
-        digest[offset + 2],
-        digest[offset + 3],
-    ]);
-    format!("{:06}", value % 1_000_000)
-}
-
-/// The current TOTP time step (30 s).
-pub fn totp_step_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_secs()
-        / 30
-}
+#[path = "../../tests/shared/totp.rs"]
+mod totp;
+// Not every bench signs in with a second factor.
+#[allow(unused_imports)]
+pub use totp::{current_step as totp_step_now, totp_at};
 
 /// Percentiles (ms) of latencies given in ms: (p50, p99, max).
 pub fn percentiles(samples: &[f64]) -> (f64, f64, f64) {

@@ -6,7 +6,6 @@
 
 use std::io::{BufRead, BufReader};
 
-use hmac::{Hmac, Mac};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -549,32 +548,9 @@ pub fn mode_of(path: &Path) -> u32 {
         & 0o777
 }
 
-/// An independent TOTP (RFC 6238): the server's totp-rs is not what checks it.
-/// RFC 6238 / RFC 4226: HMAC-SHA-1 over the big-endian step, dynamic
-/// truncation, 6 digits.
-pub fn totp_at(secret_base32: &str, step: u64) -> String {
-    let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_base32)
-        .expect("base32 secret");
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&secret).expect("hmac key");
-    mac.update(&step.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = (digest[19] & 0x0f) as usize;
-    let value = u32::from_be_bytes([
-        digest[offset] & 0x7f,
-        digest[offset + 1],
-        digest[offset + 2],
-        digest[offset + 3],
-    ]);
-    format!("{:06}", value % 1_000_000)
-}
-
-pub fn current_step() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_secs()
-        / 30
-}
+#[path = "../shared/totp.rs"]
+mod totp;
+pub use totp::{current_step, totp_at};
 
 /// A client bound to one bearer credential and, optionally, an active org
 /// (`X-Active-Org-Id`).

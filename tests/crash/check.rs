@@ -278,7 +278,7 @@ async fn check_account(target: &Target, mut account: Account) -> (Account, Verdi
                             "/mfa/challenge",
                             json!({
                                 "mfa_token": step["mfa_token"],
-                                "code": crate::totp::code_at(secret, code_step),
+                                "code": crate::totp::totp_at(secret, code_step),
                             }),
                         )
                         .await;

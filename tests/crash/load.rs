@@ -349,7 +349,7 @@ async fn totp_story(target: &Target, email: &str) -> bool {
             "/api/account/mfa/verify",
             &session,
             None,
-            Some(json!({"code": crate::totp::code_at(secret, step)})),
+            Some(json!({"code": crate::totp::totp_at(secret, step)})),
         )
         .await;
     let mut ledger = target.ledger.lock().expect("ledger");

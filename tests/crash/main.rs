@@ -24,6 +24,7 @@ mod fixtures;
 mod ledger;
 mod load;
 mod server;
+#[path = "../shared/totp.rs"]
 mod totp;
 
 use std::process::ExitCode;

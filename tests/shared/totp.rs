@@ -1,10 +1,11 @@
 //! An independent TOTP (RFC 6238: HMAC-SHA-1 over the big-endian 30 s
 //! step, dynamic truncation, 6 digits), so the server's own code is not
-//! what checks it.
+//! what checks it. One copy for the API and browser tests, the crash
+//! harness and the benches (each includes it with `#[path]`).
 
 use hmac::{Hmac, Mac};
 
-pub fn code_at(secret_base32: &str, step: u64) -> String {
+pub fn totp_at(secret_base32: &str, step: u64) -> String {
     let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_base32)
         .expect("base32 secret");
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&secret).expect("hmac key");
