@@ -156,38 +156,24 @@ impl PgConn {
         limit: usize,
     ) -> StoreResult<Vec<(String, Vec<u8>)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = match (upper, descending) {
-            (Upper::Unbounded, false) => self.rows(
-                "SELECT key, value FROM authd_rows WHERE tbl = $1 AND key >= $2 \
-                 ORDER BY key LIMIT $3",
+        let order = if descending { "DESC" } else { "ASC" };
+        let rows = match upper {
+            Upper::Unbounded => self.rows(
+                &format!(
+                    "SELECT key, value FROM authd_rows WHERE tbl = $1 AND key >= $2 \
+                     ORDER BY key {order} LIMIT $3"
+                ),
                 &[
                     (&table, Type::TEXT),
                     (&start, Type::TEXT),
                     (&limit, Type::INT8),
                 ],
             )?,
-            (Upper::Unbounded, true) => self.rows(
-                "SELECT key, value FROM authd_rows WHERE tbl = $1 AND key >= $2 \
-                 ORDER BY key DESC LIMIT $3",
-                &[
-                    (&table, Type::TEXT),
-                    (&start, Type::TEXT),
-                    (&limit, Type::INT8),
-                ],
-            )?,
-            (Upper::Before(end), false) => self.rows(
-                "SELECT key, value FROM authd_rows WHERE tbl = $1 AND key >= $2 AND key < $3 \
-                 ORDER BY key LIMIT $4",
-                &[
-                    (&table, Type::TEXT),
-                    (&start, Type::TEXT),
-                    (&end, Type::TEXT),
-                    (&limit, Type::INT8),
-                ],
-            )?,
-            (Upper::Before(end), true) => self.rows(
-                "SELECT key, value FROM authd_rows WHERE tbl = $1 AND key >= $2 AND key < $3 \
-                 ORDER BY key DESC LIMIT $4",
+            Upper::Before(end) => self.rows(
+                &format!(
+                    "SELECT key, value FROM authd_rows WHERE tbl = $1 AND key >= $2 AND key < $3 \
+                     ORDER BY key {order} LIMIT $4"
+                ),
                 &[
                     (&table, Type::TEXT),
                     (&start, Type::TEXT),
