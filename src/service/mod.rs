@@ -373,10 +373,14 @@ impl Services {
         &self,
         work: impl FnOnce(&ReadTxn) -> ServiceResult<T>,
     ) -> ServiceResult<T> {
+        // redb's cached reads stay inline with no further question.
+        if !self.store.is_postgres() {
+            return self.store.read(work);
+        }
         let on_worker_pool = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
             runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
         });
-        if self.store.is_postgres() && on_worker_pool {
+        if on_worker_pool {
             return tokio::task::block_in_place(|| self.store.read(work));
         }
         self.store.read(work)
