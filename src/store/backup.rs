@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use redb::Database;
+use redb::{Database, ReadableDatabase};
 
 use super::{copy_into, counts_of, migrations, StoreError, StoreResult, TableCounts};
 
@@ -37,7 +37,7 @@ fn open_unheld(path: &Path) -> StoreResult<Database> {
 /// `destination` (0600). The source is read, never migrated or changed.
 pub fn backup_closed_file(source: &Path, destination: &Path) -> StoreResult<BackupInfo> {
     let database = open_unheld(source)?;
-    copy_into(&database, destination)?;
+    copy_into(database.begin_read()?, destination)?;
     drop(database);
     inspect_backup(destination)
 }
@@ -47,7 +47,7 @@ pub fn inspect_backup(path: &Path) -> StoreResult<BackupInfo> {
     let database = open_unheld(path)?;
     Ok(BackupInfo {
         schema_version: migrations::read_version(&database)?,
-        counts: counts_of(&database)?,
+        counts: counts_of(&database.begin_read()?)?,
     })
 }
 
@@ -79,7 +79,7 @@ pub fn restore(backup: &Path, live: &Path, now: i64) -> StoreResult<(BackupInfo,
     }
     {
         let source = open_unheld(backup)?;
-        copy_into(&source, &staged)?;
+        copy_into(source.begin_read()?, &staged)?;
     }
     fs::File::open(&staged)?.sync_all()?;
     let previous = match &held {

@@ -24,6 +24,7 @@ use redb::{Database, Durability};
 
 use super::error::StoreError;
 use super::postgres::{PgConn, Postgres};
+use super::redb_file::{RedbFile, REOPENING};
 
 /// Most transactions made durable by one fsync; bounds a caller's wait.
 const MAX_RUN: usize = 64;
@@ -83,7 +84,7 @@ pub(crate) type Job = Box<dyn FnOnce(&Slot<'_>) -> (Finisher, bool) + Send>;
 
 /// The database the writer writes to.
 pub(crate) enum Engine {
-    Redb(Arc<Database>),
+    Redb(Arc<RedbFile>),
     Postgres(Arc<Postgres>),
 }
 
@@ -134,10 +135,20 @@ impl Drop for Writer {
 
 fn run(engine: &Engine, queue: &mpsc::Receiver<Job>, runs: &std::sync::atomic::AtomicU64) {
     let mut connection: Option<Arc<PgConn>> = None;
+    // A run failed, perhaps for want of space: before the next one, see
+    // whether the file must be (and now can be) opened again.
+    let mut suspect = false;
     while let Ok(first) = queue.recv() {
         runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match engine {
-            Engine::Redb(database) => run_redb(database, first, queue),
+            Engine::Redb(file) => {
+                if suspect {
+                    suspect = file.recover_if_latched();
+                }
+                if !run_redb(file, first, queue) {
+                    suspect = file.recover_if_latched();
+                }
+            }
             Engine::Postgres(postgres) => run_postgres(postgres, &mut connection, first, queue),
         }
     }
@@ -158,7 +169,23 @@ fn run_job(job: Job, slot: &Slot<'_>) -> Option<(Finisher, bool)> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(slot))).ok()
 }
 
-fn run_redb(database: &Database, first: Job, queue: &mpsc::Receiver<Job>) {
+/// Runs `first` and what is queued behind it as one durable run; returns
+/// whether every transaction of it committed durably.
+fn run_redb(file: &RedbFile, first: Job, queue: &mpsc::Receiver<Job>) -> bool {
+    let Ok(database) = file.database() else {
+        // The file could not be opened again yet: the run fails as a full
+        // disk, and the next one tries again.
+        fail_run(
+            first,
+            queue,
+            &WriteFailure {
+                unavailable: false,
+                reason: REOPENING.into(),
+            },
+        );
+        return false;
+    };
+    let mut all_committed = true;
     let mut finishers = Vec::new();
     let mut undurable = false;
     let mut next = Some(first);
@@ -172,22 +199,43 @@ fn run_redb(database: &Database, first: Job, queue: &mpsc::Receiver<Job>) {
         if let Some((finisher, committed)) = run_job(
             job,
             &Slot::Redb {
-                database,
+                database: &database,
                 durability,
             },
         ) {
             if committed {
                 undurable = more.is_some();
             }
+            all_committed &= committed;
             finishers.push(finisher);
+        } else {
+            all_committed = false;
         }
         next = more;
     }
     // The last transaction of the run failed after earlier ones
     // committed without an fsync: an empty durable commit covers them.
-    let durable = if undurable { flush(database) } else { Ok(()) };
+    let durable = if undurable { flush(&database) } else { Ok(()) };
+    drop(database);
     for finish in finishers {
         finish(durable.clone());
+    }
+    all_committed && durable.is_ok()
+}
+
+/// Fails `first` and the jobs queued behind it (up to a run's length)
+/// with `failure`, writing nothing.
+fn fail_run(first: Job, queue: &mpsc::Receiver<Job>, failure: &WriteFailure) {
+    let mut finishers = Vec::new();
+    let mut next = Some(first);
+    while let Some(job) = next.take() {
+        next = next_job(queue, finishers.len());
+        if let Some((finisher, _)) = run_job(job, &Slot::Failed(failure)) {
+            finishers.push(finisher);
+        }
+    }
+    for finish in finishers {
+        finish(Err(failure.clone()));
     }
 }
 
@@ -226,17 +274,7 @@ fn run_postgres(
         Ok(conn) => conn,
         Err(error) => {
             postgres.note_failure(&error);
-            let failure = WriteFailure::of(&error);
-            let mut next = Some(first);
-            while let Some(job) = next.take() {
-                next = next_job(queue, finishers.len());
-                if let Some((finisher, _)) = run_job(job, &Slot::Failed(&failure)) {
-                    finishers.push(finisher);
-                }
-            }
-            for finish in finishers {
-                finish(Err(failure.clone()));
-            }
+            fail_run(first, queue, &WriteFailure::of(&error));
             return;
         }
     };

@@ -19,6 +19,7 @@ mod migrations;
 mod postgres;
 mod reader;
 mod records;
+mod redb_file;
 mod sweep;
 mod tables;
 mod txn;
@@ -27,7 +28,9 @@ use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
+
+use redb_file::RedbFile;
 
 pub use backup::{backup_closed_file, inspect_backup, restore, BackupInfo};
 pub use copy::TableCopy;
@@ -73,7 +76,7 @@ pub struct Store {
 /// Where the tables are.
 enum Backend {
     /// One redb file, this process's alone.
-    Redb(Arc<Database>),
+    Redb(Arc<RedbFile>),
     /// A PostgreSQL database that several replicas may share.
     Postgres(Arc<postgres::Postgres>),
 }
@@ -168,17 +171,7 @@ impl Store {
         if mode & 0o077 != 0 {
             fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(open_failed)?;
         }
-        let open_database = || {
-            Database::builder()
-                .set_cache_size(cache_bytes)
-                .create(path)
-                .map_err(|error| match error {
-                    redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
-                        path: path.to_path_buf(),
-                    },
-                    other => StoreError::Database(other.into()),
-                })
-        };
+        let open_database = || RedbFile::open_database(path, cache_bytes);
         let mut database = open_database()?;
         let (migrated_from, schema_version) = migrations::migrate(&database, path, now)?;
         let rewritten = rewrite_pending(&database)?;
@@ -186,7 +179,7 @@ impl Store {
             rewrite_file(database, path)?;
             database = open_database()?;
         }
-        let database = Arc::new(database);
+        let database = Arc::new(RedbFile::new(database, path, cache_bytes));
         let store = Store {
             writer: group_commit::Writer::start(group_commit::Engine::Redb(database.clone()))?,
             engine: Backend::Redb(database),
@@ -280,9 +273,9 @@ impl Store {
     }
 
     #[cfg(test)]
-    fn redb(&self) -> &Database {
+    fn redb(&self) -> redb_file::DatabaseGuard<'_> {
         match &self.engine {
-            Backend::Redb(database) => database,
+            Backend::Redb(file) => file.database().expect("open"),
             Backend::Postgres(_) => panic!("a redb store was expected"),
         }
     }
@@ -360,8 +353,8 @@ impl Store {
         work: impl FnOnce(&ReadTxn) -> Result<T, E>,
     ) -> Result<T, E> {
         match &self.engine {
-            Backend::Redb(database) => {
-                let txn = database.begin_read().map_err(StoreError::from)?;
+            Backend::Redb(file) => {
+                let txn = file.begin_read()?;
                 work(&ReadTxn(ReadInner::Redb(txn)))
             }
             Backend::Postgres(postgres) => {
@@ -438,7 +431,7 @@ impl Store {
 
     pub fn schema_version(&self) -> StoreResult<u64> {
         match &self.engine {
-            Backend::Redb(database) => migrations::read_version(database),
+            Backend::Redb(file) => migrations::read_version(&*file.database()?),
             Backend::Postgres(_) => Ok(self
                 .read(|txn| txn.meta::<u64>(migrations::SCHEMA_VERSION_KEY))?
                 .unwrap_or(0)),
@@ -462,10 +455,10 @@ impl Store {
     fn read_request_path_tables(&self, keep_going: impl Fn() -> bool) -> StoreResult<u64> {
         let budget = (self.cache_bytes / 2) as u64;
         // PostgreSQL keeps its own cache, beside this process.
-        let Backend::Redb(database) = &self.engine else {
+        let Backend::Redb(file) = &self.engine else {
             return Ok(0);
         };
-        let txn = database.begin_read()?;
+        let txn = file.begin_read()?;
         let mut read = 0_u64;
         for definition in tables::REQUEST_PATH_TABLES {
             let table = match txn.open_table(*definition) {
@@ -506,7 +499,7 @@ impl Store {
     /// so this reads no rows).
     pub fn counts(&self) -> StoreResult<TableCounts> {
         match &self.engine {
-            Backend::Redb(database) => counts_of(database),
+            Backend::Redb(file) => counts_of(&file.begin_read()?),
             Backend::Postgres(_) => self.read(|txn| {
                 let len = |table| txn.count_rows(table);
                 Ok(TableCounts {
@@ -524,8 +517,8 @@ impl Store {
     /// Proves the database is readable: used by `/healthz`.
     pub fn ping(&self) -> StoreResult<()> {
         match &self.engine {
-            Backend::Redb(database) => {
-                let txn = database.begin_read()?;
+            Backend::Redb(file) => {
+                let txn = file.begin_read()?;
                 let meta = txn.open_table(META)?;
                 read_json::<u64>(&meta, migrations::SCHEMA_VERSION_KEY)?;
                 Ok(())
@@ -553,7 +546,7 @@ impl Store {
     /// so writes that land meanwhile are either wholly in it or wholly not.
     pub fn backup_to(&self, destination: &Path) -> StoreResult<()> {
         match &self.engine {
-            Backend::Redb(database) => copy_into(database, destination),
+            Backend::Redb(file) => copy_into(file.begin_read()?, destination),
             Backend::Postgres(_) => self.read(|txn| copy_rows_into_file(txn, destination)),
         }
     }
@@ -591,9 +584,8 @@ fn create_copy_file(destination: &Path) -> StoreResult<Database> {
     Database::create(destination).map_err(|e| StoreError::Database(e.into()))
 }
 
-fn counts_of(database: &Database) -> StoreResult<TableCounts> {
+fn counts_of(txn: &ReadTransaction) -> StoreResult<TableCounts> {
     use redb::ReadableTableMetadata;
-    let txn = database.begin_read()?;
     let len = |definition| -> StoreResult<u64> {
         match txn.open_table(definition) {
             Ok(table) => Ok(table.len()?),
@@ -611,11 +603,10 @@ fn counts_of(database: &Database) -> StoreResult<TableCounts> {
     })
 }
 
-/// Copies every table of `database`, from one read snapshot, into a new
-/// file at `destination` (mode 0600), committed durably.
-fn copy_into(database: &Database, destination: &Path) -> StoreResult<()> {
+/// Copies every table of one read snapshot into a new file at
+/// `destination` (mode 0600), committed durably.
+fn copy_into(snapshot: ReadTransaction, destination: &Path) -> StoreResult<()> {
     let copy = create_copy_file(destination)?;
-    let snapshot = database.begin_read()?;
     let txn = copy.begin_write()?;
     for definition in ALL_TABLES {
         let source = match snapshot.open_table(*definition) {
@@ -660,7 +651,7 @@ fn rewrite_file(database: Database, path: &Path) -> StoreResult<()> {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(failed(error)),
         _ => {}
     }
-    copy_into(&database, &fresh)?;
+    copy_into(database.begin_read()?, &fresh)?;
     drop(database);
     fs::rename(&fresh, path).map_err(failed)?;
     if let Some(directory) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
