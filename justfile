@@ -58,6 +58,14 @@ soak MINUTES="30":
 profile SCENARIO="pat" SECONDS="5":
     bash scripts/profile.sh {{SCENARIO}} {{SECONDS}}
 
+# Rewrite scripts/hot-functions.txt: the functions requests run, found by
+# running the release build's copy with symbols under callgrind (then run
+# `just release` again to link with it); the x86_64 release link
+# (scripts/link-ordered.py) packs them together, which keeps the binary's
+# resident pages few. Needs valgrind (installed if missing).
+hot-functions:
+    bash scripts/hot-functions.sh
+
 # A static release binary at target/TRIPLE/release/authd, checked with `file`
 # (x86_64: also with ldd, and started); aarch64-unknown-linux-musl and
 # armv7-unknown-linux-musleabihf are for the Raspberry Pi.

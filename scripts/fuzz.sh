@@ -35,14 +35,21 @@ fi
 
 export RUSTC_BOOTSTRAP=1
 sanitizer="${FUZZ_SANITIZER:-address}"
+# FUZZ_BUILD=dev builds unoptimised: the build of every dependency with
+# the sanitizer takes a fraction of the release build's time, and the
+# targets run slower. CI's short smoke runs use it; long runs should not.
+build_flags=()
+if [ "${FUZZ_BUILD:-release}" = dev ]; then
+  build_flags=(--dev)
+fi
 if [ "$#" -gt 0 ]; then
   targets="$*"
 else
   targets="$(cargo fuzz list --fuzz-dir fuzz)"
 fi
 
-echo "== building the fuzz targets (sanitizer: $sanitizer)"
-cargo fuzz build --fuzz-dir fuzz --sanitizer "$sanitizer"
+echo "== building the fuzz targets (sanitizer: $sanitizer, ${FUZZ_BUILD:-release} build)"
+cargo fuzz build --fuzz-dir fuzz --sanitizer "$sanitizer" "${build_flags[@]}"
 
 failed=()
 summary=()
@@ -52,7 +59,7 @@ for target in $targets; do
   mkdir -p "$scratch" "fuzz/corpus/$target"
   log="target/fuzz-corpus/$target.log"
   # -timeout: an input slower than 10 s is a finding (a hang), not a wait.
-  if cargo fuzz run --fuzz-dir fuzz --sanitizer "$sanitizer" "$target" \
+  if cargo fuzz run --fuzz-dir fuzz --sanitizer "$sanitizer" "${build_flags[@]}" "$target" \
       "$scratch" "fuzz/corpus/$target" -- \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
       -print_final_stats=1 >"$log" 2>&1; then
