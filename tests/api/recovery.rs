@@ -618,9 +618,15 @@ async fn forgot_password_answers_alike_for_known_and_unknown_emails() {
             known_median.min(unknown_median),
             known_median.max(unknown_median),
         );
-        // Within 5%: a known email's real work (reading the account, the
-        // token, the mail) happens later and off the request path.
-        let close = (high - low) * 100 <= low * 5;
+        // Within 5%, or 250 µs: a known email's real work (reading the
+        // account, writing the token with its commit, the mail) happens
+        // later and off the request path; on the path it would add a
+        // commit (0.5 ms on PostgreSQL, an fsync on a file) or more. The
+        // floor is for CI, where this runs beside the rest of the suite
+        // on 2 cores: there a hit of the email index (against a miss)
+        // came out 100-200 µs slower in 3 attempts of 3, while idle the
+        // two are within 1-2 %.
+        let close = (high - low) * 100 <= low * 5 || high - low <= 250;
         if close {
             break;
         }
