@@ -17,6 +17,7 @@ discovery, JWKS and userinfo, a logout, and a few seconds of idling. Every funct
 the binary defines, goes in the list.
 """
 import collections
+import importlib.util
 import json
 import os
 import re
@@ -147,15 +148,11 @@ def called_functions(profile):
 
 def demangled_names(binary):
     """Mangled name -> demangled name without the LTO suffix, for the
-    functions the binary defines."""
-    run = lambda *flags: subprocess.run(["nm", "--defined-only", "-p", "-P", *flags, binary],
-                                        capture_output=True, text=True, check=True).stdout.splitlines()
-    out = {}
-    for raw, nice in zip(run(), run("-C")):
-        fields = raw.split()
-        if len(fields) >= 2 and fields[1] in ("t", "T", "w", "W"):
-            out[fields[0]] = LLVM_SUFFIX.sub("", nice.rsplit(" ", len(fields) - 1)[0])
-    return out
+    functions the binary defines (the pairing the linker wrapper uses)."""
+    spec = importlib.util.spec_from_file_location("link_ordered", os.path.join(HERE, "link-ordered.py"))
+    link_ordered = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(link_ordered)
+    return dict(link_ordered.text_symbols([binary]))
 
 
 def main():
