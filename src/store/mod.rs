@@ -1181,6 +1181,46 @@ mod tests {
     }
 
     #[test]
+    fn a_revoked_session_leaves_its_users_index_but_stays_until_its_sweep() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open(&dir.path().join("authd.redb"), CACHE, 0).expect("open");
+        let live = session(9_000, None);
+        let mut ended = Vec::new();
+        for _ in 0..20 {
+            let mut old = session(9_000, None);
+            old.user_id = live.user_id;
+            ended.push(old);
+        }
+        let (first, revoked) = (ended.clone(), ended.clone());
+        let kept = live.clone();
+        store
+            .write(move |txn| {
+                for session in &first {
+                    txn.put_session(session)?;
+                }
+                for mut session in revoked {
+                    session.revoked_at = Some(100);
+                    txn.put_session(&session)?;
+                }
+                txn.put_session(&kept)
+            })
+            .expect("write");
+        store
+            .read(|txn| {
+                let indexed = txn.sessions_of_user(&live.user_id)?;
+                assert_eq!(indexed.len(), 1, "only the live one is read by a sign-in");
+                assert_eq!(indexed[0].id, live.id);
+                for session in &ended {
+                    let stored = txn.session(&session.id)?.expect("kept for the record");
+                    assert_eq!(stored.revoked_at, Some(100));
+                }
+                Ok::<_, StoreError>(())
+            })
+            .expect("read");
+        assert_eq!(sweep_due_keys(&store).len(), 21, "each still due a sweep");
+    }
+
+    #[test]
     fn a_v5_file_gains_the_sweep_index_of_its_rows() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("authd.redb");

@@ -28,7 +28,11 @@ pub(crate) const USER_EMAILS: JsonTable = TableDefinition::new("user_emails");
 pub(crate) const ORG_MEMBERS: JsonTable = TableDefinition::new("org_members");
 /// `session_id` → `Session`.
 pub(crate) const SESSIONS: JsonTable = TableDefinition::new("sessions");
-/// `user_id/session_id` → expires_at.
+/// `user_id/session_id` → expires_at, for the sessions not revoked. A
+/// revoked session stays in `sessions` until its sweep, but not here: each
+/// sign-in reads its user's sessions to apply the cap, and a user signing
+/// in again and again would otherwise make every sign-in read all the
+/// sessions they ever ended (the soak found the writer's time growing so).
 pub(crate) const USER_SESSIONS: JsonTable = TableDefinition::new("user_sessions");
 /// SHA-256 (hex) of a refresh token → `RefreshToken`. The token itself is never stored.
 pub(crate) const REFRESH_TOKENS: JsonTable = TableDefinition::new("refresh_tokens");

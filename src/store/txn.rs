@@ -518,6 +518,9 @@ impl WriteTxn {
         self.put(USERS, &id, user)
     }
 
+    /// Removes the user and what hangs off them. Their revoked sessions,
+    /// out of the user index, go with the sweep a day after revocation, as
+    /// everyone's do.
     pub fn delete_user(&self, user: &User) -> StoreResult<()> {
         let id = user.id.to_string();
         for membership in &user.memberships {
@@ -557,20 +560,26 @@ impl WriteTxn {
     }
 
     /// Writes the session and its index rows; a rewrite that leaves the
-    /// owner and expiry as they were (recording activity, a rotation) writes
-    /// only the session.
+    /// owner, expiry and revocation as they were (recording activity, a
+    /// rotation) writes only the session. A revoked session leaves its
+    /// user's index (see `USER_SESSIONS`).
     pub fn put_session(&self, session: &Session) -> StoreResult<()> {
         let old = self.session(&session.id)?;
         self.move_sweep_due(old.as_ref().map(session_due_key), &session_due_key(session))?;
         let user_key = |s: &Session| format!("{}/{}", s.user_id, s.id);
+        let indexed = |s: &Session| s.revoked_at.is_none();
         match &old {
-            Some(old) if old.user_id == session.user_id && old.expires_at == session.expires_at => {
-            }
+            Some(old)
+                if old.user_id == session.user_id
+                    && old.expires_at == session.expires_at
+                    && indexed(old) == indexed(session) => {}
             _ => {
                 if let Some(old) = &old {
                     self.remove(USER_SESSIONS, &user_key(old))?;
                 }
-                self.put(USER_SESSIONS, &user_key(session), &session.expires_at)?;
+                if indexed(session) {
+                    self.put(USER_SESSIONS, &user_key(session), &session.expires_at)?;
+                }
             }
         }
         self.put(SESSIONS, &session.id.to_string(), session)
