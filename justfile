@@ -47,14 +47,19 @@ crash N="100":
 bench *ARGS:
     bash scripts/bench.sh {{ARGS}}
 
-# The soak (not in CI): mixed traffic from 1,000 kept-alive clients against
-# the release binary for MINUTES (default 30); per minute requests, errors
-# and p99, RSS at start, after warm-up and at the end (target/bench/soak.json).
+# The soak (not in CI): builds the static release binary, then runs mixed
+# traffic at 1,000 requests/s over 1,000 kept-alive connections against it
+# for MINUTES (default 30); per minute requests, errors, p50/p99, RSS and
+# file size, p99 per kind of request; fails on an error, an RSS that grows
+# past warm-up by more than 10 %, or an unstable p99 (target/bench/soak.json).
+# AUTHD_SOAK_RATE and AUTHD_SOAK_CONNECTIONS change the load.
 soak MINUTES="30":
+    bash scripts/release.sh
     AUTHD_SOAK_MINUTES={{MINUTES}} cargo bench --bench soak
 
 # Where an authenticated GET spends its time: perf samples of the server
-# under wrk load, grouped by component (`pat`, `access` or `healthz`).
+# under wrk load, grouped by component (`pat`, `access`, `healthz`, or
+# `forward-auth` / `forward-auth-pat`: nginx's check with a cookie / a PAT).
 profile SCENARIO="pat" SECONDS="5":
     bash scripts/profile.sh {{SCENARIO}} {{SECONDS}}
 

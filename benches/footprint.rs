@@ -19,7 +19,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,7 +40,7 @@ fn main() {
     let musl_bytes = size_of("target/x86_64-unknown-linux-musl/release/authd");
     let aarch64_bytes = size_of("target/aarch64-unknown-linux-musl/release/authd");
 
-    let (binary, _) = measured_binary();
+    let (binary, _) = common::measured_binary();
     let mut first_start = Vec::new();
     let mut first_key = Vec::new();
     let mut warm_start = Vec::new();
@@ -286,18 +286,6 @@ fn audit_database(quick: bool) -> serde_json::Value {
     })
 }
 
-/// The binary whose memory counts: the static one if `just release` built
-/// it (what a Pi runs; musl's allocator is not glibc's), else the release
-/// binary cargo built for the benches.
-fn measured_binary() -> (PathBuf, &'static str) {
-    let musl = PathBuf::from("target/x86_64-unknown-linux-musl/release/authd");
-    if musl.exists() {
-        (musl, "static musl")
-    } else {
-        (PathBuf::from(AUTHD), "glibc (musl not built)")
-    }
-}
-
 /// Resident memory through a life, each reading after 3 s idle: a first
 /// start, then a registration and a login with the default argon2
 /// parameters, then mixed load (logins, registrations, refresh rotations,
@@ -316,7 +304,7 @@ fn resident_memory(quick: bool) -> serde_json::Value {
         .and_then(|s| s.parse().ok())
         .map_or(load, Duration::from_secs);
     let idle = Duration::from_secs(3);
-    let (binary, binary_kind) = measured_binary();
+    let (binary, binary_kind) = common::measured_binary();
     // Idle connections must outlive the wait for a next request, and all of
     // them fit under the connection cap.
     let env = [

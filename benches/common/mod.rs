@@ -196,6 +196,18 @@ impl Drop for BenchServer {
     }
 }
 
+/// The binary whose memory counts: the static one if `just release` built
+/// it (what a Pi runs; musl's allocator is not glibc's), else the release
+/// binary cargo built for the benches.
+pub fn measured_binary() -> (PathBuf, &'static str) {
+    let musl = PathBuf::from("target/x86_64-unknown-linux-musl/release/authd");
+    if musl.exists() {
+        (musl, "static musl")
+    } else {
+        (PathBuf::from(AUTHD), "glibc (musl not built)")
+    }
+}
+
 /// One plain HTTP/1.1 `GET /healthz`; whether it answered 200.
 pub fn healthz_ok(port: u16) -> bool {
     use std::io::{Read, Write};
