@@ -5,7 +5,11 @@
 # works where hardware counters are not exposed) while wrk loads it, and
 # prints the share of each component and the top symbols.
 #
-#   scripts/profile.sh [pat|access|healthz] [seconds]     (default: pat 5)
+#   scripts/profile.sh [pat|access|healthz|forward-auth|forward-auth-pat] [seconds]
+#                                                        (default: pat 5)
+#
+# forward-auth asks `/forward-auth/nginx` about a protected host with the
+# UI's session cookie, forward-auth-pat with the PAT.
 #
 # Installs perf and wrk from Debian's packages if they are missing. Not run
 # by CI: a developer's tool for the figures in the benchmark notes.
@@ -35,6 +39,10 @@ level = "warn"
 memory_kib = 1024
 iterations = 1
 parallelism = 1
+[forward_auth]
+[[forward_auth.rules]]
+hosts = ["app.home.test"]
+policy = "one_factor"
 EOF
 "$binary" --config "$work/config.toml" &
 server=$!
@@ -52,11 +60,18 @@ pat="$(curl -sf "$base/api/v1/auth/api-tokens" -H "Authorization: Bearer $access
   -H "X-Active-Org-Id: $org" -H 'content-type: application/json' \
   -d '{"name":"profile","scopes":["sessions.read"],"expires_in_days":1}' | json '["token"]')"
 
+cookie="$(curl -si "$base/ui/api/login" -H 'content-type: application/json' \
+  -d '{"email":"profile@example.com","password":"Correct-Horse-42"}' |
+  sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | paste -sd ';' | sed 's/;/; /g')"
+original=(-H "X-Original-URL: https://app.home.test/dashboard")
+
 case "$scenario" in
   pat) args=(-H "Authorization: Bearer $pat" "$base/api/account") ;;
+  forward-auth) args=("${original[@]}" -H "Cookie: $cookie" "$base/forward-auth/nginx") ;;
+  forward-auth-pat) args=("${original[@]}" -H "Authorization: Bearer $pat" "$base/forward-auth/nginx") ;;
   access) args=(-H "Authorization: Bearer $access" "$base/api/account") ;;
   healthz) args=("$base/healthz") ;;
-  *) echo "unknown scenario $scenario (pat, access, healthz)" >&2; exit 2 ;;
+  *) echo "unknown scenario $scenario (pat, access, healthz, forward-auth, forward-auth-pat)" >&2; exit 2 ;;
 esac
 
 wrk -t1 -c32 -d1s "${args[@]}" >/dev/null # warm-up
@@ -94,4 +109,4 @@ for name, share in shares.most_common():
     print(f"{share:6.1f}%  {name}")
 '
 echo "== top symbols"
-report --sort sym | grep -E "^ +[0-9]" | head -20
+report --sort sym | grep -E "^ +[0-9]" | head -"${PROFILE_TOP:-20}"
