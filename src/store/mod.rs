@@ -15,6 +15,7 @@ mod copy;
 mod due;
 mod error;
 mod group_commit;
+mod memo;
 mod migrations;
 mod postgres;
 mod reader;

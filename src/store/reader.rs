@@ -6,6 +6,7 @@ use redb::{ReadableTable, TableHandle};
 use serde::de::DeserializeOwned;
 
 use super::error::StoreResult;
+use super::memo::decode_memoized;
 use super::postgres::{prefix_end, PgConn, Upper};
 use super::tables::*;
 
@@ -42,6 +43,27 @@ impl TableReader<'_> {
                 Some(bytes) => decode(key, &bytes).map(Some),
                 None => Ok(None),
             },
+        }
+    }
+
+    /// [`Self::get`] for the records nearly every request reads (sessions,
+    /// users, PATs): in a read transaction, decoded through the memo, which
+    /// serves the decoded record while its bytes are unchanged. A write
+    /// transaction decodes as usual: the single writer pays no copy.
+    pub(crate) fn get_memoized<T>(&self, table: JsonTable, key: &str) -> StoreResult<Option<T>>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        match &self.0 {
+            ReaderInner::Read(txn) => match txn.open_table(table) {
+                Ok(opened) => match opened.get(key)? {
+                    Some(guard) => decode_memoized(table.name(), key, guard.value()).map(Some),
+                    None => Ok(None),
+                },
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+                Err(other) => Err(other.into()),
+            },
+            ReaderInner::Write(_) | ReaderInner::Postgres(_) => self.get(table, key),
         }
     }
 

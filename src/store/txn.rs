@@ -73,7 +73,7 @@ pub trait Queries {
     }
 
     fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
-        self.reader().get(USERS, &id.to_string())
+        self.reader().get_memoized(USERS, &id.to_string())
     }
 
     fn user_id_by_email(&self, org: &OrgId, email: &Email) -> StoreResult<Option<UserId>> {
@@ -122,7 +122,7 @@ pub trait Queries {
     }
 
     fn session(&self, id: &SessionId) -> StoreResult<Option<Session>> {
-        self.reader().get(SESSIONS, &id.to_string())
+        self.reader().get_memoized(SESSIONS, &id.to_string())
     }
 
     /// Every session of a user (live or not), oldest first.
@@ -157,7 +157,7 @@ pub trait Queries {
     }
 
     fn pat(&self, digest_hex: &str) -> StoreResult<Option<PersonalAccessToken>> {
-        self.reader().get(PATS, digest_hex)
+        self.reader().get_memoized(PATS, digest_hex)
     }
 
     /// A token by its public id, with its digest.

@@ -98,6 +98,8 @@ async fn answer(
             // text on to the app.
             let identity = identity.unwrap_or_default();
             let headers = response.headers_mut();
+            // Room for the four at once, not a regrowth and rehash midway.
+            headers.reserve(4);
             for (name, value) in [
                 ("remote-user", identity.user),
                 ("remote-email", identity.email),
