@@ -48,6 +48,9 @@ pub struct BenchServer {
     pub dir: tempfile::TempDir,
     /// When `/healthz` first answered 200.
     pub ready_at: Instant,
+    /// From the spawn to that first 200 (on a seeded file: the open's
+    /// check of every page included).
+    pub started_in: Duration,
 }
 
 impl BenchServer {
@@ -83,6 +86,7 @@ impl BenchServer {
             ),
         )
         .expect("config");
+        let spawned = Instant::now();
         let child = Command::new(launch.binary.unwrap_or(Path::new(AUTHD)))
             .envs(launch.env.iter().copied())
             .arg("--config")
@@ -107,6 +111,7 @@ impl BenchServer {
             base,
             dir,
             ready_at: Instant::now(),
+            started_in: spawned.elapsed(),
         }
     }
 
