@@ -15,7 +15,7 @@
 
 use std::any::Any;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
 
@@ -28,7 +28,7 @@ struct Entry {
     table: Box<str>,
     key: Box<str>,
     bytes: Box<[u8]>,
-    value: Arc<dyn Any + Send + Sync>,
+    value: Box<dyn Any + Send + Sync>,
 }
 
 static MEMO: [Mutex<Option<Entry>>; SLOTS] = [const { Mutex::new(None) }; SLOTS];
@@ -61,7 +61,7 @@ where
         table: table.into(),
         key: key.into(),
         bytes: bytes.into(),
-        value: Arc::new(value.clone()),
+        value: Box::new(value.clone()),
     };
     if let Ok(mut slot) = slot.lock() {
         // The old entry is dropped after the lock is released.

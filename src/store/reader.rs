@@ -32,18 +32,7 @@ impl TableReader<'_> {
         table: JsonTable,
         key: &str,
     ) -> StoreResult<Option<T>> {
-        match &self.0 {
-            ReaderInner::Read(txn) => match txn.open_table(table) {
-                Ok(table) => read_json(&table, key),
-                Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
-                Err(other) => Err(other.into()),
-            },
-            ReaderInner::Write(txn) => read_json(&txn.open_table(table)?, key),
-            ReaderInner::Postgres(conn) => match conn.get(table.name(), key)? {
-                Some(bytes) => decode(key, &bytes).map(Some),
-                None => Ok(None),
-            },
-        }
+        self.get_decoded_by(table, key, decode)
     }
 
     /// [`Self::get`] for the records nearly every request reads (sessions,
@@ -54,16 +43,32 @@ impl TableReader<'_> {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
+        self.get_decoded_by(table, key, |key, bytes| {
+            decode_memoized(table.name(), key, bytes)
+        })
+    }
+
+    /// One point read; `in_read_txn` decodes what a read transaction finds.
+    fn get_decoded_by<T: DeserializeOwned>(
+        &self,
+        table: JsonTable,
+        key: &str,
+        in_read_txn: impl FnOnce(&str, &[u8]) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
         match &self.0 {
             ReaderInner::Read(txn) => match txn.open_table(table) {
                 Ok(opened) => match opened.get(key)? {
-                    Some(guard) => decode_memoized(table.name(), key, guard.value()).map(Some),
+                    Some(guard) => in_read_txn(key, guard.value()).map(Some),
                     None => Ok(None),
                 },
                 Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
                 Err(other) => Err(other.into()),
             },
-            ReaderInner::Write(_) | ReaderInner::Postgres(_) => self.get(table, key),
+            ReaderInner::Write(txn) => read_json(&txn.open_table(table)?, key),
+            ReaderInner::Postgres(conn) => match conn.get(table.name(), key)? {
+                Some(bytes) => decode(key, &bytes).map(Some),
+                None => Ok(None),
+            },
         }
     }
 
