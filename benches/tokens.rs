@@ -2,7 +2,9 @@
 //! EdDSA, all cores) and redb durable commits/s alone, vs refresh rotations/s
 //! over HTTP (one sign + one durable commit each), access-token GETs/s vs
 //! verifies/s alone, PAT GETs/s vs the same store reads alone, and JWKS
-//! GETs/s. `cargo bench --bench tokens` (`-- --quick` for a smoke run).
+//! GETs/s; and the server's CPU time per rotation, steadier than the ratio
+//! when two builds are compared. `cargo bench --bench tokens` (`-- --quick`
+//! for a smoke run).
 
 // A bench is a client: it reads the wall clock as one would.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::disallowed_methods)]
@@ -134,7 +136,10 @@ async fn over_http(algorithm: &str, duration: Duration, connections: usize) -> V
             async move { common::rotate(&client, &base, &chains[worker]).await }
         }
     };
+    let cpu_before = server.cpu_seconds();
     let rotations = closed_loop(connections, duration, 200, refresh).await;
+    let server_ms_per_rotation =
+        (server.cpu_seconds() - cpu_before) * 1000.0 / rotations.requests.max(1) as f64;
     let get = |path: &str, bearer: Option<&str>| {
         common::get_request(&client, format!("{base}{path}"), bearer.map(str::to_owned))
     };
@@ -156,6 +161,7 @@ async fn over_http(algorithm: &str, duration: Duration, connections: usize) -> V
     let floor = closed_loop(connections, duration, 200, get("/healthz", None)).await;
     json!({
         "refresh_rotations": rotations.json(),
+        "server_cpu_ms_per_rotation": server_ms_per_rotation,
         "access_token_gets": account_gets.json(),
         "pat_gets": pat_gets.json(),
         "jwks_gets": jwks_gets.json(),
@@ -231,6 +237,14 @@ async fn main() {
                 "ratio {:.2} of min(sign, commit) (>= 0.8)",
                 rotations / limit
             ),
+        );
+        row(
+            &format!("{name}:   server CPU per rotation"),
+            format!(
+                "{:.2} ms",
+                http["server_cpu_ms_per_rotation"].as_f64().unwrap_or(0.0)
+            ),
+            "steadier than the ratio: compare builds by this".into(),
         );
         row(
             &format!("{name}:   rotation latency"),

@@ -175,6 +175,26 @@ impl BenchServer {
         }
     }
 
+    /// CPU time the server has used so far (user and system, all its
+    /// threads), in seconds: the difference over a phase is what the phase
+    /// cost the server, whatever the client cost on the same cores.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // The command may hold spaces, so fields are counted from its
+        // closing `)`: utime and stime are the 14th and 15th of the line.
+        let after_command = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let ticks: f64 = after_command
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|field| field.parse::<f64>().ok())
+            .sum();
+        // SAFETY: sysconf only reads a system constant.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        ticks / per_second.max(1) as f64
+    }
+
     /// `VmRSS` and `VmHWM` (peak) in MiB.
     pub fn rss_mib(&self) -> (f64, f64) {
         let status =
