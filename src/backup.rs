@@ -64,6 +64,12 @@ pub fn backup(
                 through_server: Some(base),
             })
         }
+        Err(error) if error.is_corrupt() => bail!(
+            "{error}\nfix: the database file is damaged, so no backup can be taken from it; \
+             keep it aside (mv {path} {path}.damaged) and restore the newest backup with \
+             'authd restore BACKUP'",
+            path = config.database_path().display()
+        ),
         Err(error) => Err(error.into()),
     }
 }
@@ -96,6 +102,12 @@ pub fn restore(
         Err(StoreError::Locked { path }) => bail!(
             "{} is in use by a running authd; stop it first (e.g. systemctl stop authd), then restore",
             path.display()
+        ),
+        // A damaged live file is restored over; damage here is the backup's.
+        Err(error) if error.is_corrupt() => bail!(
+            "{error}\nfix: the backup {} is damaged and was not restored (the database file \
+             is as it was); restore another backup, an older one if need be",
+            input.display()
         ),
         other => Ok(other?),
     }

@@ -51,8 +51,9 @@ enum Command {
         server: Option<String>,
     },
     /// Put the backup IN in place of the database (the server must be
-    /// stopped). The replaced file is kept beside it. Keep the data dir's
-    /// server.secret: it unseals what the backup holds sealed.
+    /// stopped). Every page of the backup is verified first; a damaged
+    /// database is restored over. The replaced file is kept beside it. Keep
+    /// the data dir's server.secret: it unseals what the backup holds sealed.
     Restore {
         /// The backup file (from `authd backup` or `[backup]`).
         input: PathBuf,

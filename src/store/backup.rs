@@ -19,22 +19,28 @@ pub struct BackupInfo {
 }
 
 /// Opens `path` for reading its tables, refusing one a server holds.
+/// Like the server's own open, it first verifies the checksum of every
+/// page, so a damaged file is an error that says so ([`StoreError::is_corrupt`])
+/// rather than a panic inside redb when a damaged page is read.
 fn open_unheld(path: &Path) -> StoreResult<Database> {
-    Database::open(path).map_err(|error| match error {
-        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
-            path: path.to_path_buf(),
-        },
-        redb::DatabaseError::Storage(redb::StorageError::Io(source)) => StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        },
-        other => StoreError::Database(other.into()),
-    })
+    Database::builder()
+        .set_check_integrity_on_open(true)
+        .open(path)
+        .map_err(|error| match error {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+                path: path.to_path_buf(),
+            },
+            redb::DatabaseError::Storage(redb::StorageError::Io(source)) => StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
+            other => StoreError::Database(other.into()),
+        })
 }
 
 /// Copies the database at `source`, which no server may hold (else
 /// [`StoreError::Locked`]: ask the server instead), into a new file at
-/// `destination` (0600). The source is read, never migrated or changed.
+/// `destination` (0600). The source is read and verified, never migrated.
 pub fn backup_closed_file(source: &Path, destination: &Path) -> StoreResult<BackupInfo> {
     let database = open_unheld(source)?;
     copy_into(database.begin_read()?, destination)?;
@@ -67,11 +73,14 @@ pub fn restore(backup: &Path, live: &Path, now: i64) -> StoreResult<(BackupInfo,
         });
     }
     // Holding the live file open keeps a server from starting on it while
-    // it is swapped.
-    let held = if live.exists() {
-        Some(open_unheld(live)?)
-    } else {
-        None
+    // it is swapped. A damaged live file, the usual reason to restore, is
+    // not held: no server can start on it either.
+    let live_exists = live.exists();
+    let held = match live_exists.then(|| open_unheld(live)) {
+        Some(Ok(database)) => Some(database),
+        Some(Err(error)) if error.is_corrupt() => None,
+        Some(Err(error)) => return Err(error),
+        None => None,
     };
     let staged = live.with_extension("redb.restoring");
     if staged.exists() {
@@ -82,13 +91,12 @@ pub fn restore(backup: &Path, live: &Path, now: i64) -> StoreResult<(BackupInfo,
         copy_into(source.begin_read()?, &staged)?;
     }
     fs::File::open(&staged)?.sync_all()?;
-    let previous = match &held {
-        Some(_) => {
-            let kept = live.with_extension(format!("redb.before-restore-{now}"));
-            fs::rename(live, &kept)?;
-            Some(kept)
-        }
-        None => None,
+    let previous = if live_exists {
+        let kept = live.with_extension(format!("redb.before-restore-{now}"));
+        fs::rename(live, &kept)?;
+        Some(kept)
+    } else {
+        None
     };
     fs::rename(&staged, live)?;
     if let Some(directory) = live.parent().filter(|p| !p.as_os_str().is_empty()) {

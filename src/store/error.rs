@@ -99,7 +99,8 @@ impl StoreError {
         match self {
             StoreError::Database(redb::Error::Corrupted(_)) | StoreError::Corrupt { .. } => true,
             // redb's "not a database": the header is gone.
-            StoreError::Database(redb::Error::Io(error)) => {
+            StoreError::Database(redb::Error::Io(error))
+            | StoreError::Open { source: error, .. } => {
                 error.kind() == std::io::ErrorKind::InvalidData
             }
             _ => false,

@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    free_port, mode_of, TestServer, AUTHD, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS,
+    authd_with, free_port, mode_of, TestServer, AUTHD, FAST_HASHING, GOOD_PASSWORD, RELAXED_LIMITS,
 };
 
 /// A config on a fixed free port with the data dir `data_dir`.
@@ -159,10 +159,8 @@ async fn a_bit_flipped_database_refuses_to_start_with_a_fix_or_serves_as_before(
     let (dir, _config) = stopped_server_with_users(20).await;
     let pristine = std::fs::read(dir.path().join("data/authd.redb")).expect("file");
     let (mut refused, mut served) = (0, 0);
-    // Eight bytes inverted at offsets spread over the whole file: header,
-    // allocator state, table trees, records.
     for slot in 0..12 {
-        let offset = 64 + (pristine.len() - 128) * slot / 11;
+        let offset = flip_offset(pristine.len(), slot);
         let scratch = tempfile::tempdir().expect("dir");
         let data = scratch.path().join("data");
         std::fs::create_dir(&data).expect("data dir");
@@ -171,11 +169,7 @@ async fn a_bit_flipped_database_refuses_to_start_with_a_fix_or_serves_as_before(
         for name in ["admin.token", "server.secret"] {
             std::fs::copy(dir.path().join("data").join(name), data.join(name)).expect("copy");
         }
-        let mut damaged = pristine.clone();
-        for byte in &mut damaged[offset..offset + 8] {
-            *byte ^= 0xff;
-        }
-        std::fs::write(data.join("authd.redb"), &damaged).expect("write");
+        std::fs::write(data.join("authd.redb"), flipped(&pristine, slot)).expect("write");
         let (config, port) = write_config(scratch.path(), &data);
 
         let mut attempt = Attempt::start(&config);
@@ -214,6 +208,90 @@ async fn a_bit_flipped_database_refuses_to_start_with_a_fix_or_serves_as_before(
     }
     eprintln!("bit flips: {refused} refused at start with a fix, {served} served as before");
     assert!(refused > 0, "some damage is found at start");
+}
+
+/// The `slot`th of 12 offsets spread over a file of `length` bytes:
+/// header, allocator state, table trees, records.
+fn flip_offset(length: usize, slot: usize) -> usize {
+    64 + (length - 128) * slot / 11
+}
+
+/// `pristine` with eight bytes inverted at [`flip_offset`]`(slot)`.
+fn flipped(pristine: &[u8], slot: usize) -> Vec<u8> {
+    let offset = flip_offset(pristine.len(), slot);
+    let mut damaged = pristine.to_vec();
+    for byte in &mut damaged[offset..offset + 8] {
+        *byte ^= 0xff;
+    }
+    damaged
+}
+
+#[tokio::test]
+async fn backup_and_restore_refuse_a_damaged_file_with_a_fix_and_restore_over_a_damaged_live_file()
+{
+    if crate::helpers::redb_file_only(
+        "backup_and_restore_refuse_a_damaged_file_with_a_fix_and_restore_over_a_damaged_live_file",
+    ) {
+        return;
+    }
+    let (dir, config) = stopped_server_with_users(20).await;
+    let database = dir.path().join("data/authd.redb");
+    let path_text = |path: &Path| path.to_str().expect("utf-8").to_owned();
+    let good = dir.path().join("good.redb");
+    let (ok, said) = authd_with(&config, &["backup", &path_text(&good)]);
+    assert!(ok, "{said}");
+    let pristine = std::fs::read(&database).expect("file");
+
+    // A backup of the closed file verifies it first: damage is refused
+    // with a fix, never a panic; a file that verifies is copied whole.
+    let mut refused = None;
+    for slot in 0..12 {
+        let damaged = flipped(&pristine, slot);
+        std::fs::write(&database, &damaged).expect("write");
+        let out = dir.path().join(format!("from-damaged-{slot}.redb"));
+        let (ok, said) = authd_with(&config, &["backup", &path_text(&out)]);
+        assert!(!said.contains("panicked"), "slot {slot}: {said}");
+        if ok {
+            assert!(said.contains("20 users"), "slot {slot}: {said}");
+            continue;
+        }
+        assert!(
+            said.contains("fix: the database file is damaged"),
+            "slot {slot}: {said}"
+        );
+        assert!(!out.exists(), "slot {slot}: no backup is left behind");
+        refused.get_or_insert(damaged);
+    }
+    let damaged = refused.expect("some damage is found");
+
+    // A damaged backup is not restored, and the database stays in use.
+    std::fs::write(&database, &pristine).expect("write");
+    let bad_backup = dir.path().join("damaged-backup.redb");
+    std::fs::write(&bad_backup, &damaged).expect("write");
+    let (ok, said) = authd_with(&config, &["restore", &path_text(&bad_backup)]);
+    assert!(!ok, "{said}");
+    assert!(!said.contains("panicked"), "{said}");
+    assert!(said.contains("is damaged and was not restored"), "{said}");
+
+    // A damaged database, the reason to restore, is restored over and kept.
+    std::fs::write(&database, &damaged).expect("write");
+    let (ok, said) = authd_with(&config, &["restore", &path_text(&good)]);
+    assert!(ok, "{said}");
+    let kept = std::fs::read_dir(dir.path().join("data"))
+        .expect("data dir")
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("authd.redb.before-restore-")
+        })
+        .count();
+    assert_eq!(kept, 1, "the damaged file is kept beside the restored one");
+    let server = TestServer::start(dir, config, &[]).await;
+    for n in 0..20 {
+        server.login_ok(&format!("user{n}@example.com")).await;
+    }
 }
 
 #[tokio::test]
