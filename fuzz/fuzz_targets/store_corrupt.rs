@@ -3,7 +3,9 @@
 //! bytes flipped, overwritten or cut off where the fuzzer says, opened with
 //! `authd::store::Store::open` and read the way start-up and requests read
 //! it (schema, counts, the page-cache warm-up, signing keys, users, audit,
-//! a sweep, a write). Every step may fail with an error; none may panic.
+//! a sweep, a write), and first as `authd backup` and `authd restore` read
+//! a closed file (`inspect_backup`). Every step may fail with an error;
+//! none may panic.
 //!
 //! redb 4.6 panicked on some corrupted files (`unreachable!()` in
 //! `tree_store/btree_cursor.rs`, reached from `Database::create` when two
@@ -109,6 +111,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let path = fixture.dir.path().join("authd.redb");
     std::fs::write(&path, &file).expect("write the corrupted file");
+    // `authd backup` and `authd restore` open a closed file their own way;
+    // the check may repair what it opens, so the store gets a fresh copy.
+    let _ = authd::store::inspect_backup(&path);
+    std::fs::write(&path, &file).expect("write the corrupted file again");
     if let Ok((store, _report)) = Store::open(&path, 1 << 20, NOW) {
         let _ = read_everything(&store);
     }
