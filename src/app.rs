@@ -428,8 +428,8 @@ fn fix_for(error: &StoreError, config: &Config) -> Option<String> {
     let data_dir = config.storage.data_dir.display();
     let fix = if error.is_corrupt() {
         format!(
-            "fix: the database file is damaged; keep it aside (mv {path} {path}.damaged) and restore the newest backup with 'authd restore BACKUP', then start again",
-            path = path.display()
+            "fix: the database file is damaged; {}, then start again",
+            restore_over_damaged(&path)
         )
     } else if error.is_storage_full() {
         format!("fix: free space on the volume of {data_dir}, then start again")
@@ -441,6 +441,15 @@ fn fix_for(error: &StoreError, config: &Config) -> Option<String> {
         return None;
     };
     Some(fix)
+}
+
+/// What to do with the damaged database at `path`, said the same way
+/// wherever the damage is found (at start, by `authd backup`).
+pub(crate) fn restore_over_damaged(path: &Path) -> String {
+    format!(
+        "keep it aside (mv {path} {path}.damaged) and restore the newest backup with 'authd restore BACKUP'",
+        path = path.display()
+    )
 }
 
 /// A start-up step after the open that failed on the store (a record the

@@ -65,10 +65,8 @@ pub fn backup(
             })
         }
         Err(error) if error.is_corrupt() => bail!(
-            "{error}\nfix: the database file is damaged, so no backup can be taken from it; \
-             keep it aside (mv {path} {path}.damaged) and restore the newest backup with \
-             'authd restore BACKUP'",
-            path = config.database_path().display()
+            "{error}\nfix: the database file is damaged, so no backup can be taken from it; {}",
+            crate::app::restore_over_damaged(&config.database_path())
         ),
         Err(error) => Err(error.into()),
     }

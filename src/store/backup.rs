@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase};
 
+use super::redb_file::verifying_builder;
 use super::{copy_into, counts_of, migrations, StoreError, StoreResult, TableCounts};
 
 /// What a backup file holds.
@@ -18,24 +19,20 @@ pub struct BackupInfo {
     pub counts: TableCounts,
 }
 
-/// Opens `path` for reading its tables, refusing one a server holds.
-/// Like the server's own open, it first verifies the checksum of every
-/// page, so a damaged file is an error that says so ([`StoreError::is_corrupt`])
-/// rather than a panic inside redb when a damaged page is read.
+/// Opens `path` for reading its tables, refusing one a server holds. It
+/// is verified first, like the server's open: damage is an error
+/// ([`StoreError::is_corrupt`]), not a panic inside redb.
 fn open_unheld(path: &Path) -> StoreResult<Database> {
-    Database::builder()
-        .set_check_integrity_on_open(true)
-        .open(path)
-        .map_err(|error| match error {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
-                path: path.to_path_buf(),
-            },
-            redb::DatabaseError::Storage(redb::StorageError::Io(source)) => StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            },
-            other => StoreError::Database(other.into()),
-        })
+    verifying_builder().open(path).map_err(|error| match error {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+            path: path.to_path_buf(),
+        },
+        redb::DatabaseError::Storage(redb::StorageError::Io(source)) => StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => StoreError::Database(other.into()),
+    })
 }
 
 /// Copies the database at `source`, which no server may hold (else

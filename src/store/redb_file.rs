@@ -37,6 +37,21 @@ pub(crate) struct RedbFile {
     last_attempt: Mutex<Option<Instant>>,
 }
 
+/// How every open of a redb file starts, the server's and the CLI's
+/// (`authd backup`, `authd restore`): verifying the checksum of every page
+/// of the committed trees first. A plain open trusts a file redb closed
+/// cleanly, and on one damaged since (a bit flip, a bad copy) it panics in
+/// places instead of reporting the damage (docs/fuzzing.md, "redb
+/// panics"): with `panic = "abort"` that is a crash with no advice.
+/// Verified, the damage is [`StoreError`]'s corrupt case, and the caller
+/// says what to do. The price is reading the whole file at each open
+/// (figures in docs/performance.md).
+pub(crate) fn verifying_builder() -> redb::Builder {
+    let mut builder = Database::builder();
+    builder.set_check_integrity_on_open(true);
+    builder
+}
+
 impl RedbFile {
     pub(crate) fn new(database: Database, path: &Path, cache_bytes: usize) -> Self {
         RedbFile {
@@ -48,19 +63,9 @@ impl RedbFile {
     }
 
     /// Opens the file at `path` with the store's settings.
-    ///
-    /// Every open verifies the checksum of every page of the committed
-    /// trees first. A plain open trusts a file redb closed cleanly, and on
-    /// one damaged since (a bit flip, a bad copy) it panics in places
-    /// instead of reporting the damage (docs/fuzzing.md, "redb panics"):
-    /// with `panic = "abort"` that is a crash with no advice. Verified, the
-    /// damage is [`StoreError`]'s corrupt case, and the start says what to
-    /// do. The price is reading the whole file at each start (figures in
-    /// docs/performance.md).
     pub(crate) fn open_database(path: &Path, cache_bytes: usize) -> StoreResult<Database> {
-        Database::builder()
+        verifying_builder()
             .set_cache_size(cache_bytes)
-            .set_check_integrity_on_open(true)
             .create(path)
             .map_err(|error| match error {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
