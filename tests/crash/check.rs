@@ -46,7 +46,9 @@ enum Outcome {
     Pat(usize, Pat),
     Approval(usize, Approval),
     NewAccount(Account),
-    Enrolled(Account),
+    /// An account whose TOTP confirmation went unanswered signed in: with
+    /// its secret set if the confirmation took, without if not.
+    EnrollmentSettled(Account),
     Nothing,
 }
 
@@ -170,12 +172,18 @@ fn apply(target: &Target, results: Vec<(Outcome, Verdict, bool)>, report: &mut C
                 ledger.accounts.push((account.clone(), Writes::default()));
                 None
             }
-            Outcome::Enrolled(account) => {
-                if let Some((known, _)) = ledger.account_mut(&account.email) {
-                    known.totp = account.totp.clone();
-                    known.last_totp_step = known.last_totp_step.max(account.last_totp_step);
-                }
-                None
+            // The sign-in that settled the enrollment also checked the
+            // account's own writes, which its Account job skipped: counted
+            // here, else a kill during the last round's enrollment leaves
+            // them acknowledged and never checked.
+            Outcome::EnrollmentSettled(account) => {
+                ledger.account_mut(&account.email).map(|(known, writes)| {
+                    if account.totp.is_some() {
+                        known.totp = account.totp.clone();
+                        known.last_totp_step = known.last_totp_step.max(account.last_totp_step);
+                    }
+                    writes
+                })
             }
             Outcome::Nothing => None,
         };
@@ -538,11 +546,14 @@ async fn settle_enrollment(
     step: u64,
 ) -> (Outcome, Verdict) {
     match target.login(&account.email, &account.org_slug).await {
-        Some((200, tokens)) => (Outcome::Nothing, sign_out(target, &tokens).await),
+        Some((200, tokens)) => (
+            Outcome::EnrollmentSettled(account),
+            sign_out(target, &tokens).await,
+        ),
         Some((202, body)) if body["mfa_required"] == true => {
             account.totp = Some(secret);
             account.last_totp_step = step;
-            (Outcome::Enrolled(account), Ok(()))
+            (Outcome::EnrollmentSettled(account), Ok(()))
         }
         other => (
             Outcome::Nothing,
