@@ -16,10 +16,10 @@ lint:
     cargo clippy --all-targets -- -D warnings
     cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
-# Every fuzz target (fuzz/fuzz_targets: JWTs, token formats, signed links,
-# request bodies and cookies through the real router, WebAuthn answers,
-# config files, a corrupted database) for SECONDS each, with libFuzzer and
-# AddressSanitizer; installs cargo-fuzz if missing. docs/fuzzing.md has the
+# Every fuzz target (fuzz/fuzz_targets: JWTs, upstream ID tokens, token formats,
+# signed links, request bodies and cookies through the real router, WebAuthn
+# answers, config files, a corrupted database) for SECONDS each, with libFuzzer
+# and AddressSanitizer; installs cargo-fuzz if missing. docs/fuzzing.md has the
 # figures. `bash scripts/fuzz.sh SECONDS TARGET…` runs a few.
 fuzz SECONDS="60":
     bash scripts/fuzz.sh {{SECONDS}}

@@ -257,10 +257,11 @@ fn check_claims(
     }
     let number = |name: &str| claims.get(name).and_then(Value::as_i64);
     let expires = number("exp").ok_or(IdTokenError::Expired)?;
-    if expires + LEEWAY_SECONDS <= expected.now {
+    // Saturating: `exp` is the provider's number, and may be i64::MAX.
+    if expires.saturating_add(LEEWAY_SECONDS) <= expected.now {
         return Err(IdTokenError::Expired);
     }
-    if number("iat").is_some_and(|issued| issued > expected.now + LEEWAY_SECONDS) {
+    if number("iat").is_some_and(|issued| issued > expected.now.saturating_add(LEEWAY_SECONDS)) {
         return Err(IdTokenError::IssuedInFuture);
     }
     let nonce = text("nonce").ok_or(IdTokenError::Nonce)?;
@@ -361,6 +362,14 @@ mod tests {
             "several audiences need azp"
         );
         assert_eq!(with("exp", 900.into()), Err(IdTokenError::Expired));
+        // Found by fuzz/fuzz_targets/upstream_id_token.rs: `exp` near
+        // i64::MAX overflowed the leeway addition (a panic where overflow
+        // is checked, an expired token where it wraps).
+        assert_eq!(with("exp", i64::MAX.into()), Ok(()));
+        assert_eq!(
+            with("iat", i64::MAX.into()),
+            Err(IdTokenError::IssuedInFuture)
+        );
         assert_eq!(with("iat", 2_000.into()), Err(IdTokenError::IssuedInFuture));
         assert_eq!(with("nonce", "n-2".into()), Err(IdTokenError::Nonce));
         assert_eq!(with("sub", "".into()), Err(IdTokenError::Subject));

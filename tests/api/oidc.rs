@@ -1299,6 +1299,30 @@ async fn rp_initiated_logout_ends_the_sessions_and_returns_only_to_registered_ur
         .starts_with("/signout?"));
     assert_eq!(userinfo_status(&server, access).await, StatusCode::OK);
 
+    // A hint with forged claims (the earliest `exp` there is) ends nothing,
+    // and reading its unverified `exp` does not overflow.
+    let forged_hint = {
+        use base64::Engine;
+        let claims = json!({"aud": client_id, "exp": i64::MIN});
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&claims).expect("json"));
+        let segments: Vec<&str> = id_token.split('.').collect();
+        format!("{}.{claims}.{}", segments[0], segments[2])
+    };
+    let mut forged = url::Url::parse(&server.url("/oauth/end_session")).expect("url");
+    forged
+        .query_pairs_mut()
+        .append_pair("id_token_hint", &forged_hint)
+        .append_pair("post_logout_redirect_uri", AFTER_LOGOUT);
+    let kept = no_redirects()
+        .get(forged.as_str())
+        .header(COOKIE, &session.cookie_header)
+        .send()
+        .await
+        .expect("end");
+    assert!(!kept.status().is_server_error(), "{}", kept.status());
+    assert_eq!(userinfo_status(&server, access).await, StatusCode::OK);
+
     let mut good = url::Url::parse(&server.url("/oauth/end_session")).expect("url");
     good.query_pairs_mut()
         .append_pair("id_token_hint", id_token)
