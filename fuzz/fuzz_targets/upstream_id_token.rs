@@ -17,8 +17,7 @@ use authd::crypto::jwt::{KeyAlgorithm, KeyPair, TokenType};
 use authd::crypto::upstream::{
     names_unknown_key, verify_id_token, IdTokenExpectations, UpstreamKeys, LEEWAY_SECONDS,
 };
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use authd_fuzz::jws::edited_token;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 
@@ -79,31 +78,16 @@ fn expectations(issuer: &str) -> IdTokenExpectations<'_> {
     }
 }
 
-/// Replaces segment `index` of `token` with `segment`.
-fn splice(token: &str, index: usize, segment: &str) -> String {
-    let mut segments: Vec<&str> = token.split('.').collect();
-    segments[index] = segment;
-    segments.join(".")
-}
-
 fuzz_target!(|data: &[u8]| {
     let [mode, which, fuzz @ ..] = data else {
         return;
     };
     let provider = provider();
     let which = usize::from(*which);
-    let text = String::from_utf8_lossy(fuzz);
     let (genuine, genuine_claims) = &provider.genuine[which % provider.genuine.len()];
-    let encoded = URL_SAFE_NO_PAD.encode(fuzz);
     let token = match mode % 7 {
-        // The whole token.
-        0 => text.to_string(),
-        // One segment of a genuine token replaced, as base64url of the fuzz
-        // bytes (header, claims, signature) or as the fuzz text itself.
-        1 => splice(genuine, 0, &encoded),
-        2 => splice(genuine, 1, &encoded),
-        3 => splice(genuine, 2, &encoded),
-        4 => splice(genuine, which % 3, &text),
+        // A genuine token edited (authd_fuzz::jws).
+        mode @ 0..=4 => edited_token(genuine, mode, which, fuzz),
         5 => {
             // Claims of the fuzzer's choosing, signed with the provider's
             // key: the claim checks alone decide.

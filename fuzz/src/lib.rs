@@ -8,6 +8,8 @@
 //! (`src/http/error.rs`), except on the few pages that answer HTML; and
 //! nothing panics (a panic in a handler aborts the target: libFuzzer reports
 //! it as a crash).
+//!
+//! [`jws`] holds the edits of a genuine token the token targets share.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -16,6 +18,8 @@ use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+
+pub mod jws;
 
 /// Fast hashing and limits no fuzz input can trip on its own, so that the
 /// parsers behind them stay reachable; WebAuthn on for `localhost`.
